@@ -1,0 +1,47 @@
+# tradepipe: the two commands a newcomer needs are `make up` and `make test`.
+# Every target that runs code depends on the environment stamp, so a fresh clone
+# gets .venv created and the exact versions from requirements.lock installed first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+UV_VERSION := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements.lock)
+
+.PHONY: help up test lint bench lock clean-env
+
+help:
+	@echo "make up     set up the environment and database, start the platform"
+	@echo "make test   set up the environment and run the whole test suite"
+	@echo "make lint   ruff over the project, mypy over the kernel"
+	@echo "make bench  run the benchmarks in benchmarks/"
+	@echo "make lock   re-resolve requirements.lock from pyproject.toml"
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
+	touch $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/tradepipe up
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy tradepipe
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+lock:
+	test -x $(BIN)/uv || $(MAKE) $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--generate-hashes --no-header --quiet -o requirements.lock
+
+clean-env:
+	rm -rf $(VENV)

@@ -1,0 +1,7 @@
+"""tradepipe: the shared kernel that research, the live engine and the dashboard agree on.
+
+The kernel holds domain types, candle aggregation, configuration and the database; it never
+imports `research`, `live`, `dags` or `streamlit_app` (see ARCHITECTURE.md).
+"""
+
+__version__ = "0.1.0"

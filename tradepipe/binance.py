@@ -1,0 +1,87 @@
+"""Binance wire formats: combined-stream messages and REST kline rows.
+
+One parser for both sides: the research capture source and the live WebSocket feed read
+Binance's messages through these functions, so a capture replays exactly as it traded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from tradepipe.domain import Candle, Side, Trade
+from tradepipe.timeframes import Timeframe, parse_timeframe
+
+
+class MalformedMessageError(ValueError):
+    """A message that is not what Binance sends; callers count it and skip it."""
+
+
+def parse_combined_message(raw: str | bytes) -> tuple[str, dict[str, Any]]:
+    """Split a combined-stream message `{"stream": ..., "data": {...}}` into its parts."""
+    try:
+        message = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedMessageError(f"not JSON: {error}") from None
+    if not isinstance(message, dict):
+        raise MalformedMessageError("a combined-stream message is a JSON object")
+    stream, data = message.get("stream"), message.get("data")
+    if not isinstance(stream, str) or not isinstance(data, dict):
+        raise MalformedMessageError("a combined-stream message needs 'stream' and 'data'")
+    return stream, data
+
+
+def parse_trade(data: dict[str, Any]) -> Trade:
+    """A `<symbol>@trade` payload -> Trade. `m` true means the buyer was the maker, so the
+    taker (aggressor) sold."""
+    try:
+        if data["e"] != "trade":
+            raise MalformedMessageError(f"not a trade event: {data['e']!r}")
+        buyer_is_maker = data["m"]
+        if not isinstance(buyer_is_maker, bool):
+            raise MalformedMessageError("field 'm' must be a boolean")
+        return Trade(
+            symbol=str(data["s"]),
+            time_ms=int(data["T"]),
+            price=float(data["p"]),
+            quantity=float(data["q"]),
+            taker_side=Side.SELL if buyer_is_maker else Side.BUY,
+            trade_id=int(data["t"]),
+        )
+    except KeyError as error:
+        raise MalformedMessageError(f"trade message lacks field {error}") from None
+    except (TypeError, ValueError) as error:
+        if isinstance(error, MalformedMessageError):
+            raise
+        raise MalformedMessageError(f"trade message has a bad value: {error}") from None
+
+
+KLINE_ROW_FIELDS = 12
+
+
+def parse_kline_row(row: Sequence[Any], symbol: str, timeframe: Timeframe | str) -> Candle:
+    """One row of Binance's 12-column kline format (REST `klines`, data dumps) -> Candle.
+
+    Columns: open time, open, high, low, close, volume, close time, quote volume,
+    trade count, taker buy base volume, taker buy quote volume, ignore.
+    """
+    if len(row) != KLINE_ROW_FIELDS:
+        raise MalformedMessageError(
+            f"a kline row has {KLINE_ROW_FIELDS} columns, this one has {len(row)}"
+        )
+    try:
+        return Candle(
+            symbol=symbol,
+            timeframe=parse_timeframe(timeframe),
+            start_ms=int(row[0]),
+            open=float(row[1]),
+            high=float(row[2]),
+            low=float(row[3]),
+            close=float(row[4]),
+            volume=float(row[5]),
+            taker_buy_volume=float(row[9]),
+            trade_count=int(row[8]),
+        )
+    except (TypeError, ValueError) as error:
+        raise MalformedMessageError(f"kline row has a bad value: {error}") from None

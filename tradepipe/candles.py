@@ -1,0 +1,358 @@
+"""Trades to candles, streaming and batch, for any timeframe from 1 s up.
+
+Gap policy (the only one in the project): **an interval without trades produces no
+candle**. Exchanges deliver their own candle files that way (the gappy series in the shared
+data), so candles built here compare one to one with theirs; a consumer that needs a regular
+grid must say so explicitly instead of receiving invented flat candles.
+
+Intervals are half-open, [start, start + timeframe), aligned to the Unix epoch. Open is the
+first trade of the interval in arrival order, close the last; volumes are sums of quantities
+in arrival order with Kahan compensation, the same summation pandas uses for a groupby sum,
+so a candle is bit-for-bit what an independent pandas aggregation of the same trades gives.
+
+Streaming (`CandleAggregator`, `CandleResampler`) and batch (`aggregate_trades`,
+`resample_candles`) agree on every candle; tests prove it on real exchange data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from tradepipe.domain import Candle, Side, Trade
+from tradepipe.timeframes import Timeframe, parse_timeframe
+
+# Column layout of candle and trade frames across the project (store, CLI, research).
+CANDLE_COLUMNS = (
+    "start_ms",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "taker_buy_volume",
+    "trade_count",
+)
+TRADE_COLUMNS = ("time_ms", "trade_id", "price", "quantity", "taker_buy")
+
+
+class OutOfOrderError(ValueError):
+    """Input that goes back in time where time order is required."""
+
+
+@dataclass(slots=True)
+class _KahanSum:
+    total: float = 0.0
+    compensation: float = 0.0
+
+    def add(self, value: float) -> None:
+        # Same steps as pandas' group_sum, so both round identically.
+        corrected = value - self.compensation
+        running = self.total + corrected
+        self.compensation = (running - self.total) - corrected
+        self.total = running
+
+
+@dataclass(slots=True)
+class _CandleBuilder:
+    """The open (not yet closed) candle of one interval."""
+
+    start_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: _KahanSum = field(default_factory=_KahanSum)
+    # None once any input lacks the value: a partial sum would be silently too small.
+    taker_buy_volume: _KahanSum | None = field(default_factory=_KahanSum)
+    trade_count: int | None = 0
+
+    @classmethod
+    def starting(cls, start_ms: int, open_price: float) -> _CandleBuilder:
+        return cls(start_ms, open_price, open_price, open_price, open_price)
+
+    def add_trade(self, trade: Trade) -> None:
+        price = trade.price
+        if price > self.high:
+            self.high = price
+        if price < self.low:
+            self.low = price
+        self.close = price
+        self.volume.add(trade.quantity)
+        if trade.taker_side is Side.BUY and self.taker_buy_volume is not None:
+            self.taker_buy_volume.add(trade.quantity)
+        if self.trade_count is not None:
+            self.trade_count += 1
+
+    def add_candle(self, candle: Candle) -> None:
+        self.high = max(self.high, candle.high)
+        self.low = min(self.low, candle.low)
+        self.close = candle.close
+        self.volume.add(candle.volume)
+        if self.taker_buy_volume is not None:
+            if candle.taker_buy_volume is None:
+                self.taker_buy_volume = None
+            else:
+                self.taker_buy_volume.add(candle.taker_buy_volume)
+        if self.trade_count is not None:
+            if candle.trade_count is None:
+                self.trade_count = None
+            else:
+                self.trade_count += candle.trade_count
+
+    def build(self, symbol: str, timeframe: Timeframe) -> Candle:
+        taker = self.taker_buy_volume
+        return Candle(
+            symbol=symbol,
+            timeframe=timeframe,
+            start_ms=self.start_ms,
+            open=self.open,
+            high=self.high,
+            low=self.low,
+            close=self.close,
+            volume=self.volume.total,
+            taker_buy_volume=None if taker is None else taker.total,
+            trade_count=self.trade_count,
+        )
+
+
+class _StreamingBase:
+    """Interval bookkeeping shared by the trade aggregator and the candle resampler.
+
+    Inputs must arrive in time order across intervals; an input for an interval that is
+    already closed (or older than the open one) is late: it is counted in `late_inputs` and
+    dropped, because a closed candle has been handed on and cannot change.
+    """
+
+    def __init__(self, timeframe: Timeframe | str, symbol: str) -> None:
+        self.timeframe = parse_timeframe(timeframe)
+        self.symbol = symbol
+        self._open: _CandleBuilder | None = None
+        self._last_closed_start: int | None = None
+        self.late_inputs = 0
+
+    @property
+    def open_start_ms(self) -> int | None:
+        """Start of the interval being built, if any."""
+        return None if self._open is None else self._open.start_ms
+
+    def partial(self) -> Candle | None:
+        """The interval being built, as a candle so far (not closed, may still change)."""
+        return None if self._open is None else self._open.build(self.symbol, self.timeframe)
+
+    def _advance_to(self, start_ms: int) -> tuple[bool, Candle | None]:
+        """Make ready for an input of the interval at `start_ms`: (accepted, closed candle)."""
+        if self._open is not None:
+            if start_ms == self._open.start_ms:
+                return True, None
+            if start_ms > self._open.start_ms:
+                return True, self._close_open()
+        elif self._last_closed_start is None or start_ms > self._last_closed_start:
+            return True, None
+        self.late_inputs += 1
+        return False, None
+
+    def _close_open(self) -> Candle | None:
+        if self._open is None:
+            return None
+        candle = self._open.build(self.symbol, self.timeframe)
+        self._last_closed_start = self._open.start_ms
+        self._open = None
+        return candle
+
+    def close_until(self, time_ms: int) -> Candle | None:
+        """Close the open candle if its interval has ended by `time_ms` (a clock tick).
+
+        Lets a live engine close a candle on time when no later input arrives.
+        """
+        if self._open is not None and time_ms >= self._open.start_ms + self.timeframe.milliseconds:
+            return self._close_open()
+        return None
+
+    def flush(self) -> Candle | None:
+        """Close whatever is open (end of input)."""
+        return self._close_open()
+
+
+class CandleAggregator(_StreamingBase):
+    """Streaming trades -> candles of one symbol and timeframe, one trade at a time."""
+
+    def add(self, trade: Trade) -> Candle | None:
+        """Add a trade; return the candle it closed, if it starts a later interval."""
+        start = self.timeframe.floor_ms(trade.time_ms)
+        accepted, closed = self._advance_to(start)
+        if accepted:
+            if self._open is None:
+                self._open = _CandleBuilder.starting(start, trade.price)
+            self._open.add_trade(trade)
+        return closed
+
+
+class CandleResampler(_StreamingBase):
+    """Streaming closed candles of a finer timeframe -> candles of a coarser one."""
+
+    def add(self, candle: Candle) -> Candle | None:
+        """Add a closed finer candle; return the coarser candle it closed, if any."""
+        if not candle.timeframe.divides(self.timeframe):
+            raise ValueError(
+                f"cannot build {self.timeframe} candles from {candle.timeframe} candles"
+            )
+        start = self.timeframe.floor_ms(candle.start_ms)
+        accepted, closed = self._advance_to(start)
+        if accepted:
+            if self._open is None:
+                self._open = _CandleBuilder.starting(start, candle.open)
+            self._open.add_candle(candle)
+        return closed
+
+
+def candles_from_trades(
+    trades: Iterable[Trade], timeframe: Timeframe | str, symbol: str = ""
+) -> Iterator[Candle]:
+    """Stream every closed candle of `trades` (in time order), the last one included."""
+    aggregator: CandleAggregator | None = None
+    for trade in trades:
+        if aggregator is None:
+            aggregator = CandleAggregator(timeframe, symbol or trade.symbol)
+        closed = aggregator.add(trade)
+        if closed is not None:
+            yield closed
+    if aggregator is not None:
+        last = aggregator.flush()
+        if last is not None:
+            yield last
+
+
+def aggregate_trades(trades: pd.DataFrame, timeframe: Timeframe | str) -> pd.DataFrame:
+    """Batch trades -> candles (vectorised). `trades` has TRADE_COLUMNS in time order.
+
+    Returns a frame with CANDLE_COLUMNS, one row per interval that has trades.
+    """
+    frame = parse_timeframe(timeframe)
+    _require_columns(trades, ("time_ms", "price", "quantity", "taker_buy"), "trades")
+    times = trades["time_ms"].to_numpy(dtype=np.int64)
+    if len(times) and bool(np.any(np.diff(times) < 0)):
+        raise OutOfOrderError("trades must be sorted by time to aggregate them")
+    starts = times - times % frame.milliseconds
+    quantity = trades["quantity"].astype("float64")
+    work = pd.DataFrame(
+        {
+            "start_ms": starts,
+            "price": trades["price"].astype("float64").to_numpy(),
+            "quantity": quantity.to_numpy(),
+            "taker_buy_quantity": quantity.where(trades["taker_buy"].astype(bool), 0.0).to_numpy(),
+        }
+    )
+    grouped = work.groupby("start_ms", sort=True)
+    result = pd.DataFrame(
+        {
+            "open": grouped["price"].first(),
+            "high": grouped["price"].max(),
+            "low": grouped["price"].min(),
+            "close": grouped["price"].last(),
+            "volume": grouped["quantity"].sum(),
+            "taker_buy_volume": grouped["taker_buy_quantity"].sum(),
+            "trade_count": grouped["price"].size().astype("int64"),
+        }
+    ).reset_index()
+    return result.loc[:, list(CANDLE_COLUMNS)]
+
+
+def resample_candles(candles: pd.DataFrame, timeframe: Timeframe | str) -> pd.DataFrame:
+    """Batch finer candles (CANDLE_COLUMNS, in time order) -> coarser candles."""
+    frame = parse_timeframe(timeframe)
+    _require_columns(candles, ("start_ms", "open", "high", "low", "close", "volume"), "candles")
+    work = candles.copy()
+    work["start_ms"] = work["start_ms"].astype("int64")
+    work["start_ms"] -= work["start_ms"] % frame.milliseconds
+    grouped = work.groupby("start_ms", sort=True)
+    result = pd.DataFrame(
+        {
+            "open": grouped["open"].first(),
+            "high": grouped["high"].max(),
+            "low": grouped["low"].min(),
+            "close": grouped["close"].last(),
+            "volume": grouped["volume"].sum(),
+        }
+    )
+    for column in ("taker_buy_volume", "trade_count"):
+        if column in work:
+            # min_count=len keeps "unknown" when any finer candle lacks the value.
+            values = grouped[column]
+            result[column] = values.sum(min_count=1).where(values.count() == values.size())
+        else:
+            result[column] = np.nan
+    return result.reset_index().loc[:, list(CANDLE_COLUMNS)]
+
+
+def candles_to_frame(candles: Iterable[Candle]) -> pd.DataFrame:
+    """Candle objects -> a frame with CANDLE_COLUMNS (None becomes NaN)."""
+    rows = [
+        (
+            c.start_ms,
+            c.open,
+            c.high,
+            c.low,
+            c.close,
+            c.volume,
+            math.nan if c.taker_buy_volume is None else c.taker_buy_volume,
+            math.nan if c.trade_count is None else c.trade_count,
+        )
+        for c in candles
+    ]
+    frame = pd.DataFrame(rows, columns=list(CANDLE_COLUMNS))
+    frame["start_ms"] = frame["start_ms"].astype("int64")
+    return frame
+
+
+def frame_to_candles(frame: pd.DataFrame, symbol: str, timeframe: Timeframe | str) -> list[Candle]:
+    """A frame with CANDLE_COLUMNS -> Candle objects (NaN becomes None)."""
+    tf = parse_timeframe(timeframe)
+    rows = len(frame)
+
+    def optional(column: str) -> list[float]:
+        if column not in frame:
+            return [math.nan] * rows
+        return [float(value) for value in frame[column].to_numpy(dtype="float64")]
+
+    columns = zip(
+        frame["start_ms"].to_numpy(dtype="int64").tolist(),
+        *(frame[name].to_numpy(dtype="float64").tolist() for name in CANDLE_COLUMNS[1:6]),
+        optional("taker_buy_volume"),
+        optional("trade_count"),
+        strict=True,
+    )
+    return [
+        Candle(
+            symbol=symbol,
+            timeframe=tf,
+            start_ms=start,
+            open=open_,
+            high=high,
+            low=low,
+            close=close,
+            volume=volume,
+            taker_buy_volume=None if math.isnan(taker) else taker,
+            trade_count=None if math.isnan(count) else int(count),
+        )
+        for start, open_, high, low, close, volume, taker, count in columns
+    ]
+
+
+def trades_to_frame(trades: Iterable[Trade]) -> pd.DataFrame:
+    """Trade objects -> a frame with TRADE_COLUMNS."""
+    rows = [(t.time_ms, t.trade_id, t.price, t.quantity, t.taker_side is Side.BUY) for t in trades]
+    frame = pd.DataFrame(rows, columns=list(TRADE_COLUMNS))
+    return frame.astype(
+        {"time_ms": "int64", "price": "float64", "quantity": "float64", "taker_buy": "bool"}
+    )
+
+
+def _require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} frame lacks columns {missing}; it has {list(frame.columns)}")

@@ -1,0 +1,149 @@
+"""Configuration: one pydantic-settings object for the whole platform.
+
+Precedence, highest first: environment variables `TRADEPIPE_<FIELD>`, then the TOML file
+named by `TRADEPIPE_CONFIG` (default `tradepipe.toml` in the working directory, if present),
+then the embedded defaults below, which keep every piece of state under `var/`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "TRADEPIPE_"
+CONFIG_FILE_ENV = "TRADEPIPE_CONFIG"
+DEFAULT_CONFIG_FILE = Path("tradepipe.toml")
+
+Port = int
+
+
+class ConfigError(ValueError):
+    """A setting with a bad value; the message names the setting and how it was given."""
+
+
+def config_file_path() -> Path | None:
+    """The TOML file to read: TRADEPIPE_CONFIG if set (it must exist), else ./tradepipe.toml."""
+    named = os.environ.get(CONFIG_FILE_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_FILE_ENV}={named}: no such config file")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+class Settings(BaseSettings):
+    """Every knob of the platform. Paths that are relative resolve against `home`'s parent
+    working directory at load time, so all processes started from the project agree."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, validate_default=True
+    )
+
+    home: Path = Field(default=Path("var"), description="root of all local state")
+    database_url: str = Field(
+        default="", description="trading database; default SQLite at <home>/tradepipe.db"
+    )
+    mlflow_tracking_uri: str = Field(
+        default="", description="MLflow store; default SQLite at <home>/mlflow/mlflow.db"
+    )
+    mlflow_artifact_root: Path | None = Field(default=None, description="<home>/mlflow/artifacts")
+    airflow_home: Path | None = Field(default=None, description="default <home>/airflow")
+    market_data_dir: Path | None = Field(default=None, description="default <home>/market_data")
+    strategies_dir: Path = Field(default=Path("strategies"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    host: str = Field(default="127.0.0.1", description="address every local service binds")
+    mlflow_port: Port = 5000
+    airflow_port: Port = 8080
+    engine_api_port: Port = 8700
+    dashboard_port: Port = 8501
+    replay_port: Port = 8765
+
+    ccxt_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator(
+        "mlflow_port", "airflow_port", "engine_api_port", "dashboard_port", "replay_port"
+    )
+    @classmethod
+    def _port_in_range(cls, value: int) -> int:
+        if not 1 <= value <= 65_535:
+            raise ValueError("a port must be between 1 and 65535")
+        return value
+
+    @field_validator("database_url", "mlflow_tracking_uri")
+    @classmethod
+    def _looks_like_url(cls, value: str) -> str:
+        if value and "://" not in value:
+            raise ValueError("expected a SQLAlchemy URL such as sqlite:///var/x.db")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = config_file_path()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    # Derived locations: the embedded defaults all live under `home`.
+    @cached_property
+    def state_dir(self) -> Path:
+        return self.home.resolve()
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'tradepipe.db'}"
+
+    @cached_property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.state_dir / 'mlflow' / 'mlflow.db'}"
+
+    @cached_property
+    def resolved_mlflow_artifact_root(self) -> Path:
+        return (self.mlflow_artifact_root or self.state_dir / "mlflow" / "artifacts").resolve()
+
+    @cached_property
+    def resolved_airflow_home(self) -> Path:
+        return (self.airflow_home or self.state_dir / "airflow").resolve()
+
+    @cached_property
+    def resolved_market_data_dir(self) -> Path:
+        return (self.market_data_dir or self.state_dir / "market_data").resolve()
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "settings"
+        env_name = ENV_PREFIX + field.upper()
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown setting {field!r} (check the spelling in the config file)")
+        else:
+            problems.append(f"invalid setting {field} ({env_name}): {item['msg']}")
+    return "; ".join(problems)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Load and validate settings; a bad value raises ConfigError naming the setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
