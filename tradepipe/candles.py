@@ -7,8 +7,9 @@ grid must say so explicitly instead of receiving invented flat candles.
 
 Intervals are half-open, [start, start + timeframe), aligned to the Unix epoch. Open is the
 first trade of the interval in arrival order, close the last; volumes are sums of quantities
-in arrival order with Kahan compensation, the same summation pandas uses for a groupby sum,
-so a candle is bit-for-bit what an independent pandas aggregation of the same trades gives.
+correctly rounded (exact until the final rounding, as `math.fsum`), so they do not depend
+on the order of summation and match any exact aggregation of the same trades bit for bit.
+Resampled volumes are the correctly rounded sum of the finer candles' volumes.
 
 Streaming (`CandleAggregator`, `CandleResampler`) and batch (`aggregate_trades`,
 `resample_candles`) agree on every candle; tests prove it on real exchange data.
@@ -27,6 +28,8 @@ from tradepipe.domain import Candle, Side, Trade
 from tradepipe.timeframes import Timeframe, parse_timeframe
 
 # Column layout of candle and trade frames across the project (store, CLI, research).
+# start_ms is int64; every other candle column is float64, with NaN where a source does not
+# carry taker volume or trade counts (so one dtype serves complete and partial sources).
 CANDLE_COLUMNS = (
     "start_ms",
     "open",
@@ -37,6 +40,7 @@ CANDLE_COLUMNS = (
     "taker_buy_volume",
     "trade_count",
 )
+CANDLE_DTYPES = {"start_ms": "int64"} | {name: "float64" for name in CANDLE_COLUMNS[1:]}
 TRADE_COLUMNS = ("time_ms", "trade_id", "price", "quantity", "taker_buy")
 
 
@@ -44,17 +48,36 @@ class OutOfOrderError(ValueError):
     """Input that goes back in time where time order is required."""
 
 
-@dataclass(slots=True)
-class _KahanSum:
-    total: float = 0.0
-    compensation: float = 0.0
+class _ExactSum:
+    """Running sum that is exact until read, then correctly rounded (as `math.fsum`).
+
+    Shewchuk's partials: a handful of floats whose exact sum is the exact sum of every
+    input. Because the result does not depend on the order of the inputs, streaming and
+    batch aggregation, and any independent aggregation with `math.fsum`, agree bit for bit.
+    """
+
+    __slots__ = ("partials",)
+
+    def __init__(self) -> None:
+        self.partials: list[float] = []
 
     def add(self, value: float) -> None:
-        # Same steps as pandas' group_sum, so both round identically.
-        corrected = value - self.compensation
-        running = self.total + corrected
-        self.compensation = (running - self.total) - corrected
-        self.total = running
+        kept = 0
+        for partial in self.partials:
+            if abs(value) < abs(partial):
+                value, partial = partial, value
+            high = value + partial
+            low = partial - (high - value)
+            if low:
+                self.partials[kept] = low
+                kept += 1
+            value = high
+        del self.partials[kept:]
+        self.partials.append(value)
+
+    @property
+    def total(self) -> float:
+        return math.fsum(self.partials)
 
 
 @dataclass(slots=True)
@@ -66,9 +89,9 @@ class _CandleBuilder:
     high: float
     low: float
     close: float
-    volume: _KahanSum = field(default_factory=_KahanSum)
+    volume: _ExactSum = field(default_factory=_ExactSum)
     # None once any input lacks the value: a partial sum would be silently too small.
-    taker_buy_volume: _KahanSum | None = field(default_factory=_KahanSum)
+    taker_buy_volume: _ExactSum | None = field(default_factory=_ExactSum)
     trade_count: int | None = 0
 
     @classmethod
@@ -254,12 +277,12 @@ def aggregate_trades(trades: pd.DataFrame, timeframe: Timeframe | str) -> pd.Dat
             "high": grouped["price"].max(),
             "low": grouped["price"].min(),
             "close": grouped["price"].last(),
-            "volume": grouped["quantity"].sum(),
-            "taker_buy_volume": grouped["taker_buy_quantity"].sum(),
-            "trade_count": grouped["price"].size().astype("int64"),
+            "volume": grouped["quantity"].agg(math.fsum),
+            "taker_buy_volume": grouped["taker_buy_quantity"].agg(math.fsum),
+            "trade_count": grouped["price"].size().astype("float64"),
         }
     ).reset_index()
-    return result.loc[:, list(CANDLE_COLUMNS)]
+    return result.loc[:, list(CANDLE_COLUMNS)].astype(CANDLE_DTYPES)
 
 
 def resample_candles(candles: pd.DataFrame, timeframe: Timeframe | str) -> pd.DataFrame:
@@ -276,17 +299,16 @@ def resample_candles(candles: pd.DataFrame, timeframe: Timeframe | str) -> pd.Da
             "high": grouped["high"].max(),
             "low": grouped["low"].min(),
             "close": grouped["close"].last(),
-            "volume": grouped["volume"].sum(),
+            "volume": grouped["volume"].agg(math.fsum),
         }
     )
     for column in ("taker_buy_volume", "trade_count"):
+        # fsum propagates NaN: a coarser value is unknown when any finer candle lacks it.
         if column in work:
-            # min_count=len keeps "unknown" when any finer candle lacks the value.
-            values = grouped[column]
-            result[column] = values.sum(min_count=1).where(values.count() == values.size())
+            result[column] = grouped[column].agg(lambda values: math.fsum(values.astype(float)))
         else:
             result[column] = np.nan
-    return result.reset_index().loc[:, list(CANDLE_COLUMNS)]
+    return result.reset_index().loc[:, list(CANDLE_COLUMNS)].astype(CANDLE_DTYPES)
 
 
 def candles_to_frame(candles: Iterable[Candle]) -> pd.DataFrame:
@@ -305,8 +327,7 @@ def candles_to_frame(candles: Iterable[Candle]) -> pd.DataFrame:
         for c in candles
     ]
     frame = pd.DataFrame(rows, columns=list(CANDLE_COLUMNS))
-    frame["start_ms"] = frame["start_ms"].astype("int64")
-    return frame
+    return frame.astype(CANDLE_DTYPES)
 
 
 def frame_to_candles(frame: pd.DataFrame, symbol: str, timeframe: Timeframe | str) -> list[Candle]:
