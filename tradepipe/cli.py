@@ -53,14 +53,16 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from tradepipe.binance import MalformedMessageError
     from tradepipe.capture import CaptureFormatError
     from tradepipe.config import ConfigError
-    from tradepipe.db.session import DatabaseUnavailableError
+    from tradepipe.botconfig import BotConfigError
+    from tradepipe.db import DatabaseError
     from tradepipe.timeframes import InvalidTimeframeError
 
     return (
         UserError,
         ConfigError,
         InvalidTimeframeError,
-        DatabaseUnavailableError,
+        DatabaseError,
+        BotConfigError,
         CaptureFormatError,
         MalformedMessageError,
         FileNotFoundError,

@@ -1,0 +1,54 @@
+"""A bot's trading parameters: the frozen, validated model behind `bots.config`.
+
+The database stores the config as JSON so new optional fields need no migration; every
+write and read goes through `BotConfig`, so a bad value is refused with a message naming
+the field instead of surfacing later inside the engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = ["BotConfig", "BotConfigError", "parse_bot_config"]
+
+
+class BotConfigError(ValueError):
+    """A bot config that does not validate; the message names every bad field."""
+
+
+class BotConfig(BaseModel):
+    """How one bot sizes, exits and filters its trades."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    capital_per_trade: float = Field(gt=0, description="quote currency committed per entry")
+    take_profit_pct: float = Field(gt=0, description="exit above entry by this percentage")
+    stop_loss_pct: float = Field(gt=0, description="exit below entry by this percentage")
+    max_holding_seconds: float = Field(gt=0, description="close the position after this long")
+    maker_order_timeout_seconds: float = Field(
+        gt=0, description="cancel an unfilled maker entry order after this long"
+    )
+    max_open_positions: int = Field(default=1, ge=1)
+    confidence_threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="minimum model probability to enter"
+    )
+    model_name: str | None = Field(default=None, min_length=1, description="MLflow model")
+    model_alias: str = Field(default="champion", min_length=1)
+
+
+def parse_bot_config(data: Any, *, bot: str | None = None) -> BotConfig:
+    """Validate `data` (a mapping or a BotConfig); raise BotConfigError with one line per
+    bad field, e.g. `take_profit_pct: Input should be greater than 0`."""
+    if isinstance(data, BotConfig):
+        return data
+    try:
+        return BotConfig.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'config'}: {item['msg']}"
+            for item in error.errors()
+        )
+        owner = f"bot {bot!r}" if bot else "bot config"
+        raise BotConfigError(f"invalid {owner}: {problems}") from None

@@ -1,0 +1,1 @@
+"""Alembic environment and revisions of the trading database (run via tradepipe.db.migrate)."""
