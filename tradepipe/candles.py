@@ -250,6 +250,52 @@ def candles_from_trades(
             yield last
 
 
+def _interval_runs(starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index bounds [first, end) of each run of equal interval starts in sorted input."""
+    if len(starts) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    firsts = np.flatnonzero(np.r_[True, starts[1:] != starts[:-1]])
+    return firsts, np.r_[firsts[1:], len(starts)]
+
+
+def _exact_run_sums(values: np.ndarray, firsts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Correctly rounded sum of each run (NaN if the run has one), like `_ExactSum`."""
+    listed = values.tolist()
+    return np.array(
+        [math.fsum(listed[a:b]) for a, b in zip(firsts.tolist(), ends.tolist(), strict=True)],
+        dtype=np.float64,
+    )
+
+
+def _sorted_interval_starts(times: np.ndarray, frame: Timeframe, what: str) -> np.ndarray:
+    if len(times) and bool(np.any(np.diff(times) < 0)):
+        raise OutOfOrderError(f"{what} must be sorted by time to aggregate them")
+    starts: np.ndarray = times - times % frame.milliseconds
+    return starts
+
+
+def _ohlc_frame(
+    starts: np.ndarray,
+    firsts: np.ndarray,
+    ends: np.ndarray,
+    opens: np.ndarray,
+    highs: np.ndarray,
+    lows: np.ndarray,
+    closes: np.ndarray,
+    sums: dict[str, np.ndarray],
+) -> pd.DataFrame:
+    columns: dict[str, np.ndarray] = {
+        "start_ms": starts[firsts],
+        "open": opens[firsts],
+        "high": np.maximum.reduceat(highs, firsts) if len(firsts) else highs[:0],
+        "low": np.minimum.reduceat(lows, firsts) if len(firsts) else lows[:0],
+        "close": closes[ends - 1],
+    }
+    columns |= {name: _exact_run_sums(values, firsts, ends) for name, values in sums.items()}
+    return pd.DataFrame(columns).loc[:, list(CANDLE_COLUMNS)].astype(CANDLE_DTYPES)
+
+
 def aggregate_trades(trades: pd.DataFrame, timeframe: Timeframe | str) -> pd.DataFrame:
     """Batch trades -> candles (vectorised). `trades` has TRADE_COLUMNS in time order.
 
@@ -257,58 +303,41 @@ def aggregate_trades(trades: pd.DataFrame, timeframe: Timeframe | str) -> pd.Dat
     """
     frame = parse_timeframe(timeframe)
     _require_columns(trades, ("time_ms", "price", "quantity", "taker_buy"), "trades")
-    times = trades["time_ms"].to_numpy(dtype=np.int64)
-    if len(times) and bool(np.any(np.diff(times) < 0)):
-        raise OutOfOrderError("trades must be sorted by time to aggregate them")
-    starts = times - times % frame.milliseconds
-    quantity = trades["quantity"].astype("float64")
-    work = pd.DataFrame(
+    starts = _sorted_interval_starts(trades["time_ms"].to_numpy(dtype=np.int64), frame, "trades")
+    firsts, ends = _interval_runs(starts)
+    prices = trades["price"].to_numpy(dtype=np.float64)
+    quantities = trades["quantity"].to_numpy(dtype=np.float64)
+    taker_buy = trades["taker_buy"].to_numpy(dtype=bool)
+    return _ohlc_frame(
+        starts, firsts, ends, prices, prices, prices, prices,
         {
-            "start_ms": starts,
-            "price": trades["price"].astype("float64").to_numpy(),
-            "quantity": quantity.to_numpy(),
-            "taker_buy_quantity": quantity.where(trades["taker_buy"].astype(bool), 0.0).to_numpy(),
-        }
-    )
-    grouped = work.groupby("start_ms", sort=True)
-    result = pd.DataFrame(
-        {
-            "open": grouped["price"].first(),
-            "high": grouped["price"].max(),
-            "low": grouped["price"].min(),
-            "close": grouped["price"].last(),
-            "volume": grouped["quantity"].agg(math.fsum),
-            "taker_buy_volume": grouped["taker_buy_quantity"].agg(math.fsum),
-            "trade_count": grouped["price"].size().astype("float64"),
-        }
-    ).reset_index()
-    return result.loc[:, list(CANDLE_COLUMNS)].astype(CANDLE_DTYPES)
+            "volume": quantities,
+            "taker_buy_volume": np.where(taker_buy, quantities, 0.0),
+            "trade_count": np.ones(len(prices)),
+        },
+    )  # fmt: skip
 
 
 def resample_candles(candles: pd.DataFrame, timeframe: Timeframe | str) -> pd.DataFrame:
-    """Batch finer candles (CANDLE_COLUMNS, in time order) -> coarser candles."""
+    """Batch finer candles (CANDLE_COLUMNS, in time order) -> coarser candles.
+
+    Taker volume and trade count become unknown (NaN) for a coarser candle when any of its
+    finer candles lacks them, as in `CandleResampler`.
+    """
     frame = parse_timeframe(timeframe)
     _require_columns(candles, ("start_ms", "open", "high", "low", "close", "volume"), "candles")
-    work = candles.copy()
-    work["start_ms"] = work["start_ms"].astype("int64")
-    work["start_ms"] -= work["start_ms"] % frame.milliseconds
-    grouped = work.groupby("start_ms", sort=True)
-    result = pd.DataFrame(
-        {
-            "open": grouped["open"].first(),
-            "high": grouped["high"].max(),
-            "low": grouped["low"].min(),
-            "close": grouped["close"].last(),
-            "volume": grouped["volume"].agg(math.fsum),
-        }
-    )
-    for column in ("taker_buy_volume", "trade_count"):
-        # fsum propagates NaN: a coarser value is unknown when any finer candle lacks it.
-        if column in work:
-            result[column] = grouped[column].agg(lambda values: math.fsum(values.astype(float)))
-        else:
-            result[column] = np.nan
-    return result.reset_index().loc[:, list(CANDLE_COLUMNS)].astype(CANDLE_DTYPES)
+    starts = _sorted_interval_starts(candles["start_ms"].to_numpy(dtype=np.int64), frame, "candles")
+    firsts, ends = _interval_runs(starts)
+
+    def column(name: str) -> np.ndarray:
+        if name not in candles:
+            return np.full(len(candles), np.nan)
+        return candles[name].to_numpy(dtype=np.float64)
+
+    return _ohlc_frame(
+        starts, firsts, ends, column("open"), column("high"), column("low"), column("close"),
+        {name: column(name) for name in ("volume", "taker_buy_volume", "trade_count")},
+    )  # fmt: skip
 
 
 def candles_to_frame(candles: Iterable[Candle]) -> pd.DataFrame:

@@ -35,7 +35,8 @@ data_app = typer.Typer(help="Market data: ingest, list, build candles.", no_args
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 
-console = Console()
+# Piped output (CI logs, scripts) gets wide lines instead of tables wrapped at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
 error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -51,9 +52,9 @@ def fail(message: str) -> NoReturn:
 def _user_error_types() -> tuple[type[BaseException], ...]:
     """The exceptions that mean "bad input", not "bug": they end in one line."""
     from tradepipe.binance import MalformedMessageError
+    from tradepipe.botconfig import BotConfigError
     from tradepipe.capture import CaptureFormatError
     from tradepipe.config import ConfigError
-    from tradepipe.botconfig import BotConfigError
     from tradepipe.db import DatabaseError
     from tradepipe.timeframes import InvalidTimeframeError
 
