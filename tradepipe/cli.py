@@ -182,7 +182,9 @@ def data_ingest(
         )
         store = MarketDataStore(current.resolved_market_data_dir)
         columns = (BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=error_console, transient=True) as progress:
+        with Progress(
+            *columns, console=error_console, transient=True, disable=not error_console.is_terminal
+        ) as progress:
             task = progress.add_task(f"ingest {source}", total=None)
             report: Callable[[int, int], None] = lambda done, total: progress.update(  # noqa: E731
                 task, completed=done, total=total
