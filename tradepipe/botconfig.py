@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tradepipe.validation import describe_validation_error
+
 __all__ = ["BotConfig", "BotConfigError", "parse_bot_config"]
 
 
@@ -46,9 +48,6 @@ def parse_bot_config(data: Any, *, bot: str | None = None) -> BotConfig:
     try:
         return BotConfig.model_validate(data)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or 'config'}: {item['msg']}"
-            for item in error.errors()
-        )
+        problems = describe_validation_error(error, "config")
         owner = f"bot {bot!r}" if bot else "bot config"
         raise BotConfigError(f"invalid {owner}: {problems}") from None
