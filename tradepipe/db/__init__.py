@@ -8,19 +8,6 @@ The schema changes only through Alembic migrations (`upgrade_database`), never t
 
 from tradepipe.botconfig import BotConfig, BotConfigError, parse_bot_config
 from tradepipe.db.base import NAMING_CONVENTION, Base
-from tradepipe.db.enums import (
-    BotMode,
-    BotStatus,
-    ComponentKind,
-    ExitReason,
-    OrderRole,
-    OrderStatus,
-    OrderType,
-    PositionStatus,
-    PromotionDecision,
-    Side,
-    StrategyStatus,
-)
 from tradepipe.db.migrate import (
     MigrationError,
     SchemaNotCurrentError,
@@ -80,6 +67,19 @@ from tradepipe.db.views import (
     PromotionView,
     StrategyDetail,
     StrategyView,
+)
+from tradepipe.enums import (
+    BotMode,
+    BotStatus,
+    ComponentKind,
+    ExitReason,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    PositionStatus,
+    PromotionDecision,
+    Side,
+    StrategyStatus,
 )
 
 __all__ = [

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from tradepipe.botconfig import BotConfig, parse_bot_config
 from tradepipe.db.base import Base
-from tradepipe.db.enums import (
+from tradepipe.db.types import IdType, UTCDateTime, enum_column_type, utcnow
+from tradepipe.enums import (
     BotMode,
     BotStatus,
     ComponentKind,
@@ -32,7 +33,6 @@ from tradepipe.db.enums import (
     Side,
     StrategyStatus,
 )
-from tradepipe.db.types import IdType, UTCDateTime, enum_column_type, utcnow
 from tradepipe.timeframes import parse_timeframe
 
 __all__ = [

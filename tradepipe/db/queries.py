@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from tradepipe.db.enums import OrderRole, OrderStatus, PositionStatus
 from tradepipe.db.models import (
     Bot,
     DailyBotStats,
@@ -45,6 +44,7 @@ from tradepipe.db.views import (
     StrategyDetail,
     StrategyView,
 )
+from tradepipe.enums import OrderRole, OrderStatus, PositionStatus
 
 __all__ = [
     "DEFAULT_LIMIT",

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from tradepipe.botconfig import BotConfig
-from tradepipe.db.enums import (
+from tradepipe.enums import (
     BotMode,
     BotStatus,
     ComponentKind,

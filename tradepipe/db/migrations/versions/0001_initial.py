@@ -169,7 +169,9 @@ def upgrade() -> None:
             "rejected",
             "expired",
         ),
-        _one_of("orders", "role", "entry", "take_profit", "stop_loss", "timeout_exit"),
+        _one_of(
+            "orders", "role", "entry", "take_profit", "stop_loss", "timeout_exit", "market_exit"
+        ),
         sa.CheckConstraint("quantity > 0", name=op.f("ck_orders_quantity_positive")),
         sa.CheckConstraint(
             "filled_quantity >= 0", name=op.f("ck_orders_filled_quantity_not_negative")

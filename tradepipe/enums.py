@@ -1,8 +1,10 @@
-"""The closed vocabularies of the trading database.
+"""The closed vocabularies of trading, shared by the order state machine and the database.
 
-Each enum is stored as its string value in a VARCHAR guarded by a named CHECK constraint
-(see `tradepipe.db.types.enum_column_type`), so SQLite and PostgreSQL hold identical data
-and a new member is an ordinary Alembic migration rather than an `ALTER TYPE`.
+They live in the kernel's root, not in `tradepipe.db`, so pure code (orders, labels) can use
+them without importing SQLAlchemy. In the database each enum is stored as its string value
+in a VARCHAR guarded by a named CHECK constraint (see `tradepipe.db.types.enum_column_type`),
+so SQLite and PostgreSQL hold identical data and a new member is an ordinary Alembic
+migration rather than an `ALTER TYPE`.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class OrderRole(StrEnum):
     TAKE_PROFIT = "take_profit"
     STOP_LOSS = "stop_loss"
     TIMEOUT_EXIT = "timeout_exit"
+    MARKET_EXIT = "market_exit"  # a forced exit for any other reason (manual, error)
 
 
 class PositionStatus(StrEnum):

@@ -1,0 +1,125 @@
+"""The contract between strategy files and the engines that run them.
+
+A strategy is event-driven: `on_candle` is called once per closed candle with a read-only
+`DecisionContext` and answers `Enter(...)` or None. Exits are not the strategy's business:
+take-profit, stop-loss and the holding timeout come from the bot's config and are executed
+by the order state machine, exactly as the triple-barrier labels assume, so what a model
+learns is what the bot trades.
+
+Everything the strategy receives is immutable (frozen candle, frozen positions, a read-only
+feature mapping): it can never change the engine's state. Its own state, if any, survives a
+hot reload through `on_save` / `on_load`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from tradepipe.botconfig import BotConfig
+from tradepipe.domain import Candle
+from tradepipe.orders.types import Position
+from tradepipe.validation import describe_validation_error
+
+# Bump when the contract changes in a way old strategy files cannot follow.
+INTERFACE_VERSION = 1
+
+
+class StrategyParameters(BaseModel):
+    """Base of a strategy's parameter model: frozen, unknown keys refused, every field
+    with a default (a strategy must run without any configuration)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StrategyParameterError(ValueError):
+    """Parameters that do not validate against a strategy's model; names each field."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """A registered MLflow model a strategy consumes, by name and alias."""
+
+    name: str
+    alias: str = "champion"
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}@{self.alias}"
+
+
+@dataclass(frozen=True, slots=True)
+class Enter:
+    """Open a position: a market order at the next candle's open, or a limit order at
+    `limit_price` that waits up to the bot's maker-order timeout."""
+
+    limit_price: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionContext:
+    """What a strategy sees at a candle's close; all of it read-only."""
+
+    candle: Candle
+    features: Mapping[str, float]
+    model_probability: float | None
+    open_positions: tuple[Position, ...]
+    config: BotConfig
+
+    @property
+    def can_enter(self) -> bool:
+        """False when the bot already holds its maximum of open (and pending) positions."""
+        return len(self.open_positions) < self.config.max_open_positions
+
+
+ParametersT = TypeVar("ParametersT", bound=StrategyParameters)
+
+
+class Strategy(Generic[ParametersT]):
+    """Subclass this in a file under `strategies/` and implement `on_candle`; name the
+    parameter model twice, as type argument and class attribute, so both type checkers and
+    the loader know it: `class Dip(Strategy[DipParameters]): Parameters = DipParameters`.
+
+    Class attributes a subclass may set:
+    - `Parameters`: its `StrategyParameters` subclass (validated before the strategy exists);
+    - `required_features`: names of the features it reads (checked against the feature spec);
+    - `model`: the `ModelRef` it consumes, if any (a bot's config may name another).
+    """
+
+    INTERFACE_VERSION: ClassVar[int] = INTERFACE_VERSION
+    Parameters: ClassVar[type[StrategyParameters]] = StrategyParameters
+    required_features: ClassVar[tuple[str, ...]] = ()
+    model: ClassVar[ModelRef | None] = None
+
+    def __init__(self, parameters: ParametersT) -> None:
+        self.parameters = parameters
+
+    @classmethod
+    def create(cls, parameters: Mapping[str, Any] | StrategyParameters | None = None) -> Self:
+        """Validate `parameters` against `Parameters`, then build the strategy."""
+        if isinstance(parameters, cls.Parameters):
+            return cls(cast(ParametersT, parameters))
+        try:
+            validated = cls.Parameters.model_validate(dict(parameters or {}))
+        except ValidationError as error:
+            problems = describe_validation_error(error, "parameters")
+            raise StrategyParameterError(
+                f"invalid parameters for {cls.__name__}: {problems}"
+            ) from None
+        return cls(cast(ParametersT, validated))
+
+    def on_candle(self, context: DecisionContext) -> Enter | None:
+        """Decide at a closed candle: `Enter(...)` to open a position, None to wait."""
+        raise NotImplementedError
+
+    def on_save(self) -> dict[str, Any]:
+        """State to hand to the next version of this strategy on a hot reload (JSON-able)."""
+        return {}
+
+    def on_load(self, state: Mapping[str, Any]) -> None:
+        """Receive the state the previous version saved; ignore what is not understood."""
+        return None
