@@ -85,6 +85,13 @@ def read_candle_file(
     return clip_range(candles, start_ms, end_ms)
 
 
+def candle_file_interval_ms(path: Path) -> int | None:
+    """The interval between a candle file's candles (OHLCV or klines), as stored."""
+    path = require_file(path, "csv")
+    raw = _read_klines(path) if file_layout(path) == "klines" else _read_ohlcv(path)
+    return detect_interval_ms(raw["start_ms"].to_numpy())
+
+
 def read_trade_csv(path: Path) -> pd.DataFrame:
     """A `timestamp,id,side,price,amount` file -> TRADE_COLUMNS in time (then id) order."""
     try:
