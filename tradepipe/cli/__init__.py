@@ -1,0 +1,54 @@
+"""The `tradepipe` command: the one composition root.
+
+It wires the kernel to the research and live sides, importing them lazily inside commands so
+that `tradepipe --help` stays fast and the kernel never depends on them. Every error a user
+can cause ends in one line on stderr and exit status 1; usage errors exit 2 (Typer's own).
+One module per command group; `common` holds what they share.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from tradepipe import __version__
+from tradepipe.cli.common import console, error_console
+from tradepipe.cli.data import data_app
+from tradepipe.cli.platform import db_app, platform_app
+
+app = typer.Typer(
+    name="tradepipe",
+    help="Research-to-live crypto trading pipeline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db_app, name="db")
+app.add_typer(data_app, name="data")
+app.registered_commands.extend(platform_app.registered_commands)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        console.print(f"tradepipe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True)
+    ] = False,
+) -> None:
+    """Research-to-live crypto trading pipeline. State lives under var/ by default."""
+
+
+def main() -> None:
+    """Entry point of the `tradepipe` script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        error_console.print("interrupted")
+        sys.exit(130)

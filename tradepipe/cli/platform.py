@@ -1,0 +1,60 @@
+"""Commands for the platform itself: the database, local state, configuration."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from tradepipe.cli.common import console, settings, user_errors
+from tradepipe.config import Settings
+
+db_app = typer.Typer(help="The trading database.", no_args_is_help=True)
+# Top-level commands (`tradepipe up`, `tradepipe config`) are registered on the root app.
+platform_app = typer.Typer()
+
+
+def upgrade(current: Settings) -> str:
+    from tradepipe.db.migrate import upgrade_database
+
+    with user_errors():
+        return upgrade_database(current.resolved_database_url)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the trading database to the newest schema (SQLite or PostgreSQL)."""
+    current = settings()
+    revision = upgrade(current)
+    console.print(f"database at revision [bold]{revision}[/]: {_masked(current)}")
+
+
+def _masked(current: Settings) -> str:
+    from tradepipe.db.session import mask_url
+
+    return mask_url(current.resolved_database_url)
+
+
+@platform_app.command("up")
+def up() -> None:
+    """Set up local state and the database (the services arrive with the orchestration work)."""
+    from tradepipe.localstate import prepare_local_state
+
+    current = settings()
+    with user_errors():
+        report = prepare_local_state(current)
+    table = Table("part", "state", title="tradepipe is set up")
+    for part, state in report:
+        table.add_row(part, state)
+    console.print(table)
+
+
+@platform_app.command("config")
+def show_config() -> None:
+    """Print the effective settings (defaults, TOML file and TRADEPIPE_* variables)."""
+    current = settings()
+    table = Table("setting", "value")
+    for name, value in current.model_dump().items():
+        table.add_row(name, str(value))
+    table.add_row("(database)", _masked(current))
+    table.add_row("(mlflow store)", current.resolved_mlflow_tracking_uri)
+    console.print(table)
