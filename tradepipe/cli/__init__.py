@@ -17,6 +17,7 @@ from tradepipe import __version__
 from tradepipe.cli.common import console, error_console
 from tradepipe.cli.data import data_app
 from tradepipe.cli.platform import db_app, platform_app
+from tradepipe.cli.research import features_app
 
 app = typer.Typer(
     name="tradepipe",
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
+app.add_typer(features_app, name="features")
 app.registered_commands.extend(platform_app.registered_commands)
 
 
