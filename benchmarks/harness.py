@@ -34,4 +34,5 @@ def report(title: str, measured: Measurement, reference: Measurement) -> None:
     print(f"{title}")
     for item in (measured, reference):
         print(f"  {item.name:<44} {item.seconds * 1000:10.1f} ms  {item.rate:14,.0f} {item.unit}/s")
-    print(f"  ratio {measured.name} / {reference.name}: {ratio:.2f}x the reference's time")
+    speed = f"{1 / ratio:,.1f}x faster" if ratio < 1 else f"{ratio:,.1f}x slower"
+    print(f"  ratio {measured.name} / {reference.name}: {ratio:.3g} of the time ({speed})")
