@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     replay_port: Port = 8765
 
     ccxt_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Required when the dashboard listens on anything but loopback; never printed.
+    dashboard_password: SecretStr | None = None
 
     @field_validator(
         "mlflow_port", "airflow_port", "engine_api_port", "dashboard_port", "replay_port"
