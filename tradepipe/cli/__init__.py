@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from tradepipe import __version__
+from tradepipe.cli.bots import bots_app
 from tradepipe.cli.common import console, error_console
 from tradepipe.cli.data import data_app
 from tradepipe.cli.platform import db_app, platform_app
@@ -29,6 +30,7 @@ app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
+app.add_typer(bots_app, name="bots")
 app.registered_commands.extend(platform_app.registered_commands)
 
 

@@ -14,6 +14,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy.orm import Session
 
     from tradepipe.config import Settings
 
@@ -65,6 +66,22 @@ def settings() -> Settings:
 
     with user_errors():
         return load_settings()
+
+
+@contextmanager
+def database_session() -> Iterator[Session]:
+    """A session on the configured trading database, which must be migrated already."""
+    from tradepipe.db import create_engine_for, require_current_schema, session_scope
+
+    current = settings()
+    with user_errors():
+        require_current_schema(current.resolved_database_url)
+        engine = create_engine_for(current.resolved_database_url)
+    try:
+        with user_errors(), session_scope(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def parse_day(text: str | None, option: str) -> int | None:

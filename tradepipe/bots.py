@@ -1,0 +1,158 @@
+"""Bot management: the one place that creates, changes and removes bots in the database.
+
+The database is the single source of bot configuration: the CLI writes through here, the
+live engine reads the table and notices changes. Every check a bot must pass happens before
+anything is written, and each failure is a `BotError` naming the input and what to do.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from tradepipe.botconfig import BotConfig
+from tradepipe.db.models import Bot, Order, Position
+from tradepipe.db.models import Strategy as StrategyRow
+from tradepipe.db.queries import get_bot
+from tradepipe.db.views import BotView
+from tradepipe.enums import BotMode, PositionStatus, StrategyStatus
+from tradepipe.timeframes import InvalidTimeframeError, parse_timeframe
+
+# Client order ids embed the bot name and must fit Binance's 36 characters
+# (tradepipe.orders.types.client_order_id), hence the short alphabet and length.
+BOT_NAME = re.compile(r"^[A-Za-z0-9_]{1,20}$")
+SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
+# The intervals the live engine builds from its 1 s candles (Binance's kline intervals up
+# to a day, plus sub-minute ones for fast strategies).
+LIVE_TIMEFRAMES = ("1s", "5s", "15s", "30s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h",
+                   "6h", "8h", "12h", "1d")  # fmt: skip
+AVAILABLE_MODES = (BotMode.PAPER,)  # testnet and live arrive with the exchange broker
+
+
+class BotError(ValueError):
+    """A bot that cannot be created or changed as asked; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewBot:
+    name: str
+    strategy: str
+    symbol: str
+    timeframe: str
+    config: BotConfig
+    exchange: str = "binance"
+    mode: BotMode = BotMode.PAPER
+    enabled: bool = True
+
+
+def check_name(name: str) -> str:
+    if not BOT_NAME.match(name):
+        raise BotError(f"bot name {name!r}: use 1-20 letters, digits or _")
+    return name
+
+
+def check_symbol(symbol: str) -> str:
+    normalised = re.sub(r"[/\-_]", "", symbol.strip().upper())
+    if not SYMBOL.match(normalised):
+        raise BotError(f"symbol {symbol!r}: use the exchange's symbol, e.g. BTCUSDT or BTC/USDT")
+    return normalised
+
+
+def check_timeframe(timeframe: str) -> str:
+    try:
+        name = parse_timeframe(timeframe).name
+    except InvalidTimeframeError as error:
+        raise BotError(str(error)) from None
+    if name not in LIVE_TIMEFRAMES:
+        supported = ", ".join(LIVE_TIMEFRAMES)
+        raise BotError(f"timeframe {timeframe!r} is not supported live: use one of {supported}")
+    return name
+
+
+def check_strategy(session: Session, strategy: str, strategies_dir: Path) -> str:
+    """A strategy a bot may use: valid in the registry, or a file in the strategies folder
+    that loads (the registry may not have synced it yet)."""
+    row = session.scalars(sa.select(StrategyRow).where(StrategyRow.name == strategy)).one_or_none()
+    if row is not None and row.status is StrategyStatus.VALID:
+        return strategy
+    path = strategies_dir / f"{strategy}.py"
+    if path.is_file():
+        from tradepipe.strategy import StrategyLoadError, load_strategy
+
+        try:
+            load_strategy(path)
+        except StrategyLoadError as error:
+            raise BotError(f"strategy {strategy!r} does not load: {error}") from None
+        return strategy
+    if row is not None:
+        raise BotError(
+            f"strategy {strategy!r} is {row.status.value}: {row.error or 'see the registry'}"
+        )
+    known = sorted(p.stem for p in strategies_dir.glob("*.py")) if strategies_dir.is_dir() else []
+    raise BotError(
+        f"unknown strategy {strategy!r}: known strategies are {', '.join(known) or 'none'}"
+    )
+
+
+def add_bot(session: Session, bot: NewBot, strategies_dir: Path) -> BotView:
+    check_name(bot.name)
+    if get_bot(session, bot.name) is not None:
+        raise BotError(f"a bot called {bot.name!r} exists already")
+    if bot.mode not in AVAILABLE_MODES:
+        raise BotError(f"mode {bot.mode.value!r} is not available yet: bots trade in paper mode")
+    row = Bot(
+        name=bot.name,
+        strategy_name=check_strategy(session, bot.strategy, strategies_dir),
+        symbol=check_symbol(bot.symbol),
+        exchange=bot.exchange.strip().lower(),
+        timeframe=check_timeframe(bot.timeframe),
+        mode=bot.mode,
+        config=bot.config,
+        enabled=bot.enabled,
+    )
+    session.add(row)
+    session.flush()
+    return _view(session, bot.name)
+
+
+def set_enabled(session: Session, name: str, enabled: bool) -> BotView:
+    _row(session, name).enabled = enabled
+    session.flush()
+    return _view(session, name)
+
+
+def remove_bot(session: Session, name: str) -> None:
+    """Delete a bot that never traded. One with history is refused (disable it instead):
+    deleting would lose its orders and PnL."""
+    row = _row(session, name)
+    open_positions = session.scalar(
+        sa.select(sa.func.count(Position.id)).where(
+            Position.bot_id == row.id, Position.status != PositionStatus.CLOSED
+        )
+    )
+    if open_positions:
+        raise BotError(f"bot {name!r} has {open_positions} open position(s): disable it first")
+    orders = session.scalar(sa.select(sa.func.count(Order.id)).where(Order.bot_id == row.id))
+    if orders:
+        raise BotError(
+            f"bot {name!r} has trading history ({orders} orders): disable it instead of removing"
+        )
+    session.delete(row)
+    session.flush()
+
+
+def _row(session: Session, name: str) -> Bot:
+    row = session.scalars(sa.select(Bot).where(Bot.name == name)).one_or_none()
+    if row is None:
+        raise BotError(f"no bot called {name!r} (see `tradepipe bots list`)")
+    return row
+
+
+def _view(session: Session, name: str) -> BotView:
+    view = get_bot(session, name)
+    assert view is not None
+    return view

@@ -1,0 +1,172 @@
+"""Bot commands: the database is the single source of bot configuration."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from tradepipe.cli.common import UserError, console, database_session, settings, user_errors
+
+if TYPE_CHECKING:
+    from tradepipe.db import BotView
+
+bots_app = typer.Typer(help="Bots: add, list, show, enable, disable, remove.", no_args_is_help=True)
+
+
+def _bot_errors() -> tuple[type[BaseException], ...]:
+    from tradepipe.bots import BotError
+
+    return (BotError,)
+
+
+@bots_app.command("add")
+def bots_add(
+    name: Annotated[str, typer.Argument(help="1-20 letters, digits or _")],
+    strategy: Annotated[str, typer.Option(help="strategy name (file stem in strategies/)")],
+    symbol: Annotated[str, typer.Option(help="e.g. BTCUSDT")],
+    timeframe: Annotated[str, typer.Option(help="candle interval, e.g. 1m")],
+    capital: Annotated[float, typer.Option(help="quote currency per entry")],
+    take_profit_pct: Annotated[float, typer.Option(help="exit this % above entry")],
+    stop_loss_pct: Annotated[float, typer.Option(help="exit this % below entry")],
+    max_holding_seconds: Annotated[float, typer.Option(help="close after this long")],
+    maker_timeout_seconds: Annotated[
+        float, typer.Option(help="cancel an unfilled limit entry")
+    ] = 60.0,
+    max_open_positions: Annotated[int, typer.Option(help="pending + active at once")] = 1,
+    confidence_threshold: Annotated[float, typer.Option(help="model probability to enter")] = 0.5,
+    model: Annotated[str | None, typer.Option(help="registered MLflow model it consumes")] = None,
+    model_alias: Annotated[str, typer.Option(help="alias of that model")] = "champion",
+    exchange: Annotated[str, typer.Option()] = "binance",
+    mode: Annotated[str, typer.Option(help="paper (testnet and live come later)")] = "paper",
+    enabled: Annotated[bool, typer.Option("--enabled/--disabled")] = True,
+) -> None:
+    """Add a bot; every setting is validated before anything is written."""
+    from tradepipe.botconfig import BotConfigError, parse_bot_config
+    from tradepipe.bots import NewBot, add_bot
+    from tradepipe.enums import BotMode
+
+    current = settings()
+    with user_errors((*_bot_errors(), BotConfigError)):
+        config = parse_bot_config(
+            {
+                "capital_per_trade": capital,
+                "take_profit_pct": take_profit_pct,
+                "stop_loss_pct": stop_loss_pct,
+                "max_holding_seconds": max_holding_seconds,
+                "maker_order_timeout_seconds": maker_timeout_seconds,
+                "max_open_positions": max_open_positions,
+                "confidence_threshold": confidence_threshold,
+                "model_name": model,
+                "model_alias": model_alias,
+            },
+            bot=name,
+        )
+        if mode not in {m.value for m in BotMode}:
+            raise UserError(f"unknown mode {mode!r}: choose paper, testnet or live")
+        new = NewBot(name, strategy, symbol, timeframe, config, exchange, BotMode(mode), enabled)
+        with database_session() as session:
+            bot = add_bot(session, new, current.strategies_dir)
+    console.print(f"added bot {bot.name}: {bot.strategy_name} on {bot.symbol} {bot.timeframe}")
+
+
+@bots_app.command("list")
+def bots_list() -> None:
+    """Every bot with its state."""
+    from tradepipe.db import list_bots
+
+    with database_session() as session:
+        bots = list_bots(session)
+    if not bots:
+        console.print(
+            "no bots yet: add one with `tradepipe bots add NAME --strategy ema_rsi "
+            "--symbol BTCUSDT --timeframe 1m --capital 100 --take-profit-pct 1 "
+            "--stop-loss-pct 1 --max-holding-seconds 3600`"
+        )
+        return
+    table = Table("bot", "strategy", "symbol", "timeframe", "mode", "enabled", "status", "error")
+    for bot in bots:
+        problem = bot.last_error or bot.config_error or ""
+        table.add_row(
+            bot.name, bot.strategy_name, bot.symbol, bot.timeframe, bot.mode.value,
+            "yes" if bot.enabled else "no", bot.status.value, problem,
+        )  # fmt: skip
+    console.print(table)
+
+
+@bots_app.command("show")
+def bots_show(
+    name: str, orders: Annotated[int, typer.Option(help="latest orders shown")] = 20
+) -> None:
+    """One bot: its configuration, open positions and latest orders."""
+    from tradepipe.db import get_bot, list_orders, list_positions
+
+    with database_session() as session:
+        bot = get_bot(session, name)
+        if bot is None:
+            raise UserError(f"no bot called {name!r} (see `tradepipe bots list`)")
+        positions = list_positions(session, bot=name, status=("pending", "active"))
+        recent = list_orders(session, bot=name, limit=orders)
+    _print_bot(bot)
+    console.print(f"open positions: {len(positions)}")
+    if not recent:
+        console.print("no orders yet")
+        return
+    table = Table("time", "client order id", "role", "side", "type", "price", "quantity",
+                  "status", "strategy", "model", title="latest orders")  # fmt: skip
+    for order in recent:
+        table.add_row(
+            order.created_at.strftime("%Y-%m-%d %H:%M:%S"), order.client_order_id,
+            order.role.value, order.side.value, order.order_type.value,
+            "" if order.price is None else f"{order.price:g}", f"{order.quantity:g}",
+            order.status.value, order.strategy_hash[:12], order.model_version or "",
+        )  # fmt: skip
+    console.print(table)
+
+
+def _print_bot(bot: BotView) -> None:
+    table = Table("setting", "value", title=f"bot {bot.name}")
+    for key, value in (
+        ("strategy", bot.strategy_name), ("symbol", bot.symbol), ("exchange", bot.exchange),
+        ("timeframe", bot.timeframe), ("mode", bot.mode.value),
+        ("enabled", "yes" if bot.enabled else "no"), ("status", bot.status.value),
+        ("last error", bot.last_error or ""),
+    ):  # fmt: skip
+        table.add_row(key, value)
+    if bot.config is not None:
+        for key, value in bot.config.model_dump().items():
+            table.add_row(key, str(value))
+    else:
+        table.add_row("config", f"invalid: {bot.config_error}")
+    console.print(table)
+
+
+def _switch(name: str, enabled: bool) -> None:
+    from tradepipe.bots import set_enabled
+
+    with user_errors(_bot_errors()), database_session() as session:
+        set_enabled(session, name, enabled)
+    console.print(f"bot {name} {'enabled' if enabled else 'disabled'}")
+
+
+@bots_app.command("enable")
+def bots_enable(name: str) -> None:
+    """Let a bot trade (a running engine picks it up)."""
+    _switch(name, True)
+
+
+@bots_app.command("disable")
+def bots_disable(name: str) -> None:
+    """Stop a bot taking new entries (a running engine picks it up)."""
+    _switch(name, False)
+
+
+@bots_app.command("remove")
+def bots_remove(name: str) -> None:
+    """Delete a bot that never traded (one with history can only be disabled)."""
+    from tradepipe.bots import remove_bot
+
+    with user_errors(_bot_errors()), database_session() as session:
+        remove_bot(session, name)
+    console.print(f"bot {name} removed")
