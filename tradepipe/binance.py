@@ -7,6 +7,7 @@ Binance's messages through these functions, so a capture replays exactly as it t
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,27 +35,37 @@ def parse_combined_message(raw: str | bytes) -> tuple[str, dict[str, Any]]:
 
 def parse_trade(data: dict[str, Any]) -> Trade:
     """A `<symbol>@trade` payload -> Trade. `m` true means the buyer was the maker, so the
-    taker (aggressor) sold."""
+    taker (aggressor) sold.
+
+    Strict on purpose: one "NaN", negative or infinite price would poison every candle and
+    feature of the symbol, and a float time or id would be silently truncated.
+    """
     try:
         if data["e"] != "trade":
             raise MalformedMessageError(f"not a trade event: {data['e']!r}")
-        buyer_is_maker = data["m"]
-        if not isinstance(buyer_is_maker, bool):
-            raise MalformedMessageError("field 'm' must be a boolean")
-        return Trade(
-            symbol=str(data["s"]),
-            time_ms=int(data["T"]),
-            price=float(data["p"]),
-            quantity=float(data["q"]),
-            taker_side=Side.SELL if buyer_is_maker else Side.BUY,
-            trade_id=int(data["t"]),
-        )
+        buyer_is_maker, time_ms, trade_id = data["m"], data["T"], data["t"]
+        price, quantity = float(data["p"]), float(data["q"])
+        symbol = data["s"]
     except KeyError as error:
         raise MalformedMessageError(f"trade message lacks field {error}") from None
     except (TypeError, ValueError) as error:
-        if isinstance(error, MalformedMessageError):
-            raise
-        raise MalformedMessageError(f"trade message has a bad value: {error}") from None
+        raise MalformedMessageError(f"trade message has a bad number: {error}") from None
+    if not isinstance(buyer_is_maker, bool):
+        raise MalformedMessageError("field 'm' must be a boolean")
+    if type(time_ms) is not int or type(trade_id) is not int:
+        raise MalformedMessageError("fields 'T' and 't' must be integers")
+    if not isinstance(symbol, str) or not symbol:
+        raise MalformedMessageError("field 's' must be the symbol")
+    if not (0.0 < price < math.inf and 0.0 < quantity < math.inf):
+        raise MalformedMessageError(f"implausible price {price} or quantity {quantity}")
+    return Trade(
+        symbol=symbol,
+        time_ms=time_ms,
+        price=price,
+        quantity=quantity,
+        taker_side=Side.SELL if buyer_is_maker else Side.BUY,
+        trade_id=trade_id,
+    )
 
 
 KLINE_ROW_FIELDS = 12
