@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -24,7 +24,8 @@ ENV_PREFIX = "TRADEPIPE_"
 CONFIG_FILE_ENV = "TRADEPIPE_CONFIG"
 DEFAULT_CONFIG_FILE = Path("tradepipe.toml")
 
-Port = int
+# A TCP port; out-of-range values fail at startup naming the setting.
+Port = Annotated[int, Field(ge=1, le=65_535)]
 
 
 class ConfigError(ValueError):
@@ -69,19 +70,11 @@ class Settings(BaseSettings):
     engine_api_port: Port = 8700
     dashboard_port: Port = 8501
     replay_port: Port = 8765
+    replay_rest_port: Port = 8766  # the replay's Binance-style REST side (kline backfill)
 
     ccxt_timeout_seconds: float = Field(default=10.0, gt=0)
     # Required when the dashboard listens on anything but loopback; never printed.
     dashboard_password: SecretStr | None = None
-
-    @field_validator(
-        "mlflow_port", "airflow_port", "engine_api_port", "dashboard_port", "replay_port"
-    )
-    @classmethod
-    def _port_in_range(cls, value: int) -> int:
-        if not 1 <= value <= 65_535:
-            raise ValueError("a port must be between 1 and 65535")
-        return value
 
     @field_validator("database_url", "mlflow_tracking_uri")
     @classmethod

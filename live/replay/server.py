@@ -175,7 +175,8 @@ class ReplayServer:
                 self.record.add(message.trade)
             if self.on_publish is not None:
                 self.on_publish(message)
-            for session in self._by_stream.get(message.stream, ()):
+            # A copy: a client may leave while `put` awaits, which changes the set.
+            for session in tuple(self._by_stream.get(message.stream, ())):
                 if session.queue.full():
                     await session.queue.put(message.raw)  # a slow client slows the replay
                 else:

@@ -17,6 +17,7 @@ from tradepipe import __version__
 from tradepipe.cli.bots import bots_app
 from tradepipe.cli.common import console, error_console
 from tradepipe.cli.data import data_app
+from tradepipe.cli.live import feed_app
 from tradepipe.cli.platform import db_app, platform_app
 from tradepipe.cli.research import features_app
 
@@ -31,6 +32,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 app.add_typer(bots_app, name="bots")
+app.add_typer(feed_app, name="feed")
 app.registered_commands.extend(platform_app.registered_commands)
 
 

@@ -1,0 +1,47 @@
+"""Live-side commands: the replay feed (the engine itself joins with the live engine)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tradepipe.cli.common import UserError, console, parse_day, settings, user_errors
+
+feed_app = typer.Typer(help="Market data feeds for the live engine.", no_args_is_help=True)
+
+
+@feed_app.command("replay")
+def feed_replay(
+    source: Annotated[
+        str, typer.Option(help="'synthetic' or a Binance capture file")
+    ] = "synthetic",
+    speed: Annotated[float, typer.Option(help="times real time; 0 = as fast as possible")] = 1.0,
+    port: Annotated[int | None, typer.Option(help="WebSocket port (default: replay_port)")] = None,
+    rest_port: Annotated[int | None, typer.Option(help="REST port for kline backfill")] = None,
+    symbol: Annotated[list[str] | None, typer.Option(help="synthetic symbols (repeatable)")] = None,
+    seed: Annotated[int, typer.Option(help="synthetic market seed")] = 7,
+    loop: Annotated[bool, typer.Option(help="start over at the end of the capture")] = False,
+    start: Annotated[str | None, typer.Option(help="synthetic: first day, UTC")] = None,
+) -> None:
+    """Serve Binance's combined-stream protocol on loopback from a capture or the synthetic
+    market; the engine connects to it exactly as to Binance (only the base URL differs)."""
+    from live.replay import run_replay
+
+    current = settings()
+    with user_errors((ValueError,)):
+        if source != "synthetic" and symbol:
+            raise UserError("--symbol picks synthetic markets; a capture replays what it holds")
+        code = run_replay(
+            source,
+            host=current.host,
+            port=current.replay_port if port is None else port,
+            rest_port=current.replay_rest_port if rest_port is None else rest_port,
+            speed=speed,
+            symbols=tuple(s.upper() for s in symbol) if symbol else ("BTCUSDT",),
+            seed=seed,
+            loop=loop,
+            start_ms=parse_day(start, "--start"),
+            announce=console.print,
+        )
+    raise typer.Exit(code)
