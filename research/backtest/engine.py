@@ -1,0 +1,215 @@
+"""The fast backtester: the strategy and the kernel's PositionBook over history.
+
+There is no second implementation of fills here. A simulated clock walks the candles and,
+for candle i: (1) feeds candle i to the book (`on_candle`: fills and exits of orders placed
+earlier), then (2) asks the strategy at candle i's close and submits its entry to the book
+at candle i's end_ms, so by fill model rule 1 it acts on candle i+1. That is the order the
+live engine follows with a simulated book.
+
+Why it is fast:
+- features come precomputed (batch) and reach the strategy through a reused read-only view
+  (`research.backtest.decisions`); the candle object is built only if the strategy reads it;
+- the book is fed only the candles on which something can happen to it. With nothing open
+  it needs no candle. A pending entry gets every candle until it fills or times out. An
+  active position can only change on a candle where the kernel's own predicates
+  (`stop_touched`, `take_profit_touched`, vectorised over the coming candles) fire, or
+  whose end reaches its holding deadline; on every other candle `PositionBook.on_candle`
+  would return no events and change nothing, so it is skipped. The book still decides
+  everything on the candles it sees.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from research.backtest.decisions import Decider
+from research.backtest.errors import BacktestError
+from research.backtest.history import History, prepare_history
+from research.backtest.metrics import build_result
+from research.backtest.records import BacktestResult, Fill, TradeRecord, UnfilledEntry
+from tradepipe.botconfig import BotConfig
+from tradepipe.enums import OrderType, PositionStatus, Side
+from tradepipe.features import FeatureSpec
+from tradepipe.orders import (
+    Event,
+    FeeSchedule,
+    OrderFilled,
+    Position,
+    PositionBook,
+    PositionClosed,
+    stop_touched,
+    take_profit_touched,
+)
+from tradepipe.strategy import Strategy
+from tradepipe.timeframes import Timeframe
+
+__all__ = ["BACKTEST_BOT", "DEFAULT_FEES", "run_backtest", "starting_capital"]
+
+# Binance spot's base tier: 0.1 % for maker and taker alike (before any BNB discount).
+DEFAULT_FEES = FeeSchedule(maker_rate=0.001, taker_rate=0.001)
+BACKTEST_BOT = "backtest"  # the bot name in client order ids; one book per run
+_FIRST_SCAN = 32  # candles scanned at first for an active position's next event
+
+
+def starting_capital(config: BotConfig, initial_capital: float | None) -> float:
+    """`initial_capital`, or enough for every position slot: capital per trade times
+    max open positions (a bot can never commit more)."""
+    capital = (
+        config.capital_per_trade * config.max_open_positions
+        if initial_capital is None
+        else initial_capital
+    )
+    if not capital > 0:
+        raise BacktestError(f"initial_capital must be > 0, got {capital}")
+    return capital
+
+
+def run_backtest(
+    candles: pd.DataFrame,
+    strategy: Strategy[Any],
+    config: BotConfig,
+    *,
+    symbol: str = "",
+    timeframe: str | Timeframe,
+    features: pd.DataFrame | None = None,
+    feature_spec: FeatureSpec | None = None,
+    probabilities: npt.ArrayLike | None = None,
+    fees: FeeSchedule = DEFAULT_FEES,
+    strategy_hash: str = "",
+    model_version: str | None = None,
+    initial_capital: float | None = None,
+) -> BacktestResult:
+    """Backtest `strategy` on `candles` (the CANDLE_COLUMNS layout, one timeframe).
+
+    `features` (row-aligned with the candles) default to `compute_features(candles,
+    feature_spec or default_spec())`; `probabilities` (one per candle, NaN for none) are
+    the model's output the strategy sees as `model_probability`. Orders carry
+    `strategy_hash` and `model_version`. Positions still open after the last candle are
+    left open (see `BacktestResult`). Raises BacktestError for bad inputs and for a
+    strategy that fails (naming it and the candle).
+    """
+    capital = starting_capital(config, initial_capital)
+    history = prepare_history(
+        candles,
+        strategy,
+        symbol=symbol,
+        timeframe=timeframe,
+        features=features,
+        feature_spec=feature_spec,
+        probabilities=probabilities,
+    )
+    decider = Decider(
+        strategy, history, config, strategy_hash=strategy_hash, model_version=model_version
+    )
+    book = PositionBook.for_bot(BACKTEST_BOT, symbol, config, fees)
+    run = _Run(history)
+    decide, request, submit = decider.decide, decider.request, book.submit_entry
+    ready = history.ready.tolist()
+    end_ms = history.end_ms.tolist()
+    rows = len(history)
+    wake = rows  # the next row the book needs to see
+    positions: tuple[Position, ...] = ()
+    for row in range(rows):
+        if row >= wake:
+            run.record(row, book.on_candle(history.candle(row)))
+            positions = book.positions
+            wake = run.next_wake(row, positions)
+        if ready[row]:
+            decision = decide(row, positions)
+            if decision is not None:
+                run.record(row, submit(request(decision, row), end_ms[row]))
+                positions = book.positions
+                wake = run.next_wake(row, positions)
+    return build_result(history, run.fills, run.trades, run.unfilled, positions, capital)
+
+
+class _Run:
+    """What one run collects from the book's events, and when the book next needs a candle."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+        self.fills: list[Fill] = []
+        self.trades: list[TradeRecord] = []
+        self.unfilled: list[UnfilledEntry] = []
+        self._rows = len(history)
+        self._end_ms = history.end_ms
+        # a candle's open lies within [low, high] in valid data; widening by it keeps the
+        # scan a superset of the book's checks even on data that breaks that
+        self._low = np.minimum(history.low, history.open)
+        self._high = np.maximum(history.high, history.open)
+        self._wakes: dict[int, int] = {}  # active position seq -> row of its next event
+
+    def record(self, row: int, events: tuple[Event, ...]) -> None:
+        for event in events:
+            if isinstance(event, OrderFilled):
+                order = event.order
+                self.fills.append(
+                    Fill(
+                        row,
+                        event.time_ms,
+                        order.role.value,
+                        order.side is Side.BUY,
+                        event.price,
+                        event.quantity,
+                        event.fee,
+                    )
+                )
+            elif isinstance(event, PositionClosed):
+                position = event.position
+                self._wakes.pop(position.seq, None)
+                if position.quantity > 0:
+                    self.trades.append(TradeRecord.from_position(position))
+                else:
+                    assert position.closed_at_ms is not None
+                    assert position.entry.price is not None
+                    assert position.exit_reason is not None
+                    self.unfilled.append(
+                        UnfilledEntry(
+                            placed_at_ms=position.entry.placed_at_ms,
+                            cancelled_at_ms=position.closed_at_ms,
+                            limit_price=position.entry.price,
+                            reason=position.exit_reason.value,
+                        )
+                    )
+
+    def next_wake(self, row: int, positions: tuple[Position, ...]) -> int:
+        """The first row after `row` on which the book can change."""
+        wake = self._rows
+        for position in positions:
+            if position.status is not PositionStatus.ACTIVE or position.pending_exit:
+                return row + 1
+            if any(
+                order.is_working and order.order_type is OrderType.MARKET
+                for order in position.exits
+            ):
+                return row + 1
+            due = self._wakes.get(position.seq)
+            if due is None or due <= row:
+                due = self._wakes[position.seq] = self._scan(position, row + 1)
+            wake = min(wake, due)
+        return wake
+
+    def _scan(self, position: Position, first: int) -> int:
+        """The first row >= `first` on which a barrier is touched or the holding deadline
+        is reached (the end of history if none)."""
+        take_profit, stop_loss = position.take_profit_price, position.stop_loss_price
+        deadline = position.expires_at_ms
+        if take_profit is None or stop_loss is None or deadline is None:
+            raise BacktestError(f"active position {position.seq} has no barriers")  # kernel bug
+        side = position.side
+        last = int(np.searchsorted(self._end_ms, deadline, side="left"))
+        stop = min(last + 1, self._rows)
+        start, width = first, _FIRST_SCAN
+        while start < stop:
+            end = min(start + width, stop)
+            low, high = self._low[start:end], self._high[start:end]
+            touched = stop_touched(side, low, high, np.full(end - start, stop_loss))
+            touched |= take_profit_touched(side, low, high, np.full(end - start, take_profit))
+            if touched.any():
+                return start + int(np.argmax(touched))
+            start, width = end, width * 4
+        return max(first, min(last, self._rows))
