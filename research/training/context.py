@@ -1,0 +1,109 @@
+"""Everything one pipeline step needs, built once per CLI call or DAG task.
+
+A step is keyed by what determines its result: the spec's content hash, the candles'
+content hash and the consuming strategy's content hash (plus the LightGBM version, which can
+change the trees). Train, validate and promote all derive the same `train_key`, which is how
+validate and promote find the version `train` registered without being told its number, and
+why re-running a step on the same inputs finds its earlier result instead of repeating it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import lightgbm as lgb
+
+from research.marketdata import SourceError
+from research.marketdata.load import CandleData, load_candles
+from research.training.dataset import Dataset, build_dataset
+from research.training.errors import DatasetError
+from research.training.evaluate import load_consuming_strategy
+from research.training.spec import ModelSpec, load_spec
+from research.training.workspace import Workspace
+from tradepipe.strategy import LoadedStrategy
+
+__all__ = ["DataInput", "StepContext", "load_context"]
+
+DataInput = str | Path | CandleData | None
+
+
+@dataclass(frozen=True)
+class StepContext:
+    spec: ModelSpec
+    spec_path: Path | None
+    spec_text: str
+    data: CandleData
+    strategy: LoadedStrategy
+    workspace: Workspace
+    data_argument: str | None = None  # the --data the user gave, if any
+
+    def command(self, step: str) -> str:
+        """The CLI command that runs `step` on these inputs, for error messages."""
+        data = f" --data {self.data_argument}" if self.data_argument else ""
+        return f"tradepipe research {step} --spec {self.spec_path}{data}"
+
+    @cached_property
+    def dataset(self) -> Dataset:
+        return build_dataset(self.data.candles, self.spec, source=self.data.source)
+
+    @cached_property
+    def train_key(self) -> str:
+        parts = {
+            "spec": self.spec.content_hash,
+            "data": self.data.content_hash,
+            "strategy": self.strategy.content_hash,
+            "lightgbm": lgb.__version__,
+        }
+        canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def load_context(
+    spec_path: str | Path, data: DataInput = None, workspace: Workspace | None = None
+) -> StepContext:
+    """Spec, candles and strategy for a step; every failure is a one-line ResearchError.
+
+    `data` replaces the spec's data reference: a file path or store key (the spec's
+    start/end still apply), or CandleData already loaded.
+    """
+    path = Path(spec_path)
+    spec = load_spec(path)
+    chosen = workspace or Workspace.from_settings()
+    strategy = load_consuming_strategy(spec)
+    candles = data if isinstance(data, CandleData) else _load(spec, data, chosen)
+    return StepContext(
+        spec=spec,
+        spec_path=path,
+        spec_text=path.read_text(encoding="utf-8"),
+        data=candles,
+        strategy=strategy,
+        workspace=chosen,
+        data_argument=str(data) if isinstance(data, str | Path) else None,
+    )
+
+
+def _load(spec: ModelSpec, data: str | Path | None, workspace: Workspace) -> CandleData:
+    reference = str(data) if data is not None else spec.data.reference
+    try:
+        loaded = load_candles(
+            reference,
+            store=workspace.store,
+            timeframe=spec.timeframe,
+            symbol=spec.symbol,
+            start_ms=spec.data.start_ms,
+            end_ms=spec.data.end_ms,
+        )
+    except SourceError as error:
+        hint = ""
+        if "no such stored series" in str(error):
+            hint = " (ingest it first: tradepipe data ingest)"
+        raise DatasetError(f"{error}{hint}") from None
+    if loaded.symbol.upper() != spec.symbol:
+        raise DatasetError(
+            f"{reference}: holds {loaded.symbol} candles but the spec trains {spec.symbol}"
+        )
+    return loaded

@@ -1,0 +1,267 @@
+"""Promote step: gate a validated version and move `champion`, or record why not.
+
+The candidate and the current champion are backtested on the same window (the candidate's
+validation window, unseen by its training) with the same strategy, bot config and fees; each
+model sees features from its own feature spec. Walk-forward figures decide the absolute
+gates. Every decision is written in three places: a `model_promotions` row in the trading
+database (what the dashboard and API read), tags on the model version, and tags and metrics
+on its training run.
+
+Idempotent, and safe to resume: the database row is written first and is the record of the
+decision. Re-running finds it, re-applies the MLflow tags and, for a promotion, completes the
+alias move if it had not happened, but only while the champion is still the version the
+candidate beat; a newer decision is never undone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from mlflow import MlflowClient
+
+from research.training.context import StepContext
+from research.training.evaluate import Window, backtest_window
+from research.training.gates import (
+    ChampionComparison,
+    GateResult,
+    evaluate_gates,
+    failed_reasons,
+    jsonable,
+)
+from research.training.splits import holdout_split
+from research.training.tracking import TAG_PREFIX, metric_key
+from tradepipe.db import (
+    ModelPromotion,
+    PromotionDecision,
+    create_engine_for,
+    session_scope,
+    upgrade_database,
+)
+from tradepipe.registry import CHAMPION, ModelRegistry, ModelVersionInfo, RegistryError
+
+__all__ = ["PromotionOutcome", "promote_step"]
+
+_BEATEN = "champion_version"
+
+
+@dataclass(frozen=True)
+class PromotionOutcome:
+    model_name: str
+    version: str
+    run_id: str
+    promoted: bool
+    gates: tuple[GateResult, ...]
+    champion_before: str | None  # the champion the decision was measured against
+    champion: str | None  # the champion after this call
+    replayed: bool  # True when an earlier decision for this version was found
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Why it was refused (empty when promoted)."""
+        return tuple(failed_reasons(self.gates))
+
+    def summary(self) -> str:
+        name = f"{self.model_name} version {self.version}"
+        if self.promoted:
+            replaced = f" (replaces {self.champion_before})" if self.champion_before else ""
+            now = "" if self.champion == self.version else f"; champion is now {self.champion}"
+            return f"{name} promoted to {CHAMPION}{replaced}{now}"
+        return f"{name} refused: " + "; ".join(self.reasons)
+
+
+def promote_step(
+    context: StepContext,
+    client: MlflowClient,
+    *,
+    version: ModelVersionInfo,
+    run_id: str,
+    walk_forward: Mapping[str, float],
+) -> PromotionOutcome:
+    url = context.workspace.database_url
+    upgrade_database(url)
+    engine = create_engine_for(url)
+    registry = ModelRegistry(context.workspace.tracking_uri)
+    name = version.name
+    try:
+        with session_scope(engine) as session:
+            earlier = session.scalar(
+                sa.select(ModelPromotion).where(
+                    ModelPromotion.model_name == name,
+                    ModelPromotion.version == version.version,
+                    ModelPromotion.alias == CHAMPION,
+                )
+            )
+            record = None if earlier is None else (earlier.decision, dict(earlier.reasons))
+        if record is not None:
+            return _replay(registry, client, version, run_id, *record)
+
+        comparison = _compare(context, registry, version)
+        gates = evaluate_gates(context.spec.gates, walk_forward, comparison)
+        promoted = all(gate.passed for gate in gates)
+        decided_at = datetime.now(UTC)
+        reasons: dict[str, Any] = {gate.name: gate.to_dict() for gate in gates}
+        reasons["beats_champion"][_BEATEN] = comparison.champion_version
+        with session_scope(engine) as session:
+            session.add(
+                ModelPromotion(
+                    model_name=name,
+                    version=version.version,
+                    alias=CHAMPION,
+                    decision=PromotionDecision.PROMOTED if promoted else PromotionDecision.REFUSED,
+                    reasons=reasons,
+                    metrics=jsonable(
+                        {
+                            "walk_forward": dict(walk_forward),
+                            "candidate": dict(comparison.candidate),
+                            "champion": comparison.champion,
+                        }
+                    ),
+                    run_id=run_id,
+                    data_fingerprint=context.data.content_hash,
+                    feature_spec_hash=context.spec.features.content_hash,
+                    strategy_hash=context.strategy.content_hash,
+                    decided_at=decided_at,
+                )
+            )
+    finally:
+        engine.dispose()
+
+    _log_comparison(client, run_id, comparison)
+    _tag_decision(registry, client, version, run_id, promoted, gates, decided_at.isoformat())
+    champion = comparison.champion_version
+    if promoted:
+        registry.set_champion(name, version.version, at=decided_at)
+        champion = version.version
+    return PromotionOutcome(
+        model_name=name,
+        version=version.version,
+        run_id=run_id,
+        promoted=promoted,
+        gates=tuple(gates),
+        champion_before=comparison.champion_version,
+        champion=champion,
+        replayed=False,
+    )
+
+
+def _compare(
+    context: StepContext, registry: ModelRegistry, version: ModelVersionInfo
+) -> ChampionComparison:
+    spec, dataset = context.spec, context.dataset
+    split = holdout_split(
+        dataset.start_ms,
+        dataset.label_end_ms,
+        spec.training.validation_fraction,
+        purge_ms=round(spec.walk_forward.purge_seconds * 1000),
+        embargo_ms=round(spec.walk_forward.embargo_seconds * 1000),
+    )
+    window = Window.of_rows(dataset, split.test)
+    # The candidate as registered, not as fitted in memory: this also proves the artifact.
+    candidate_model = registry.load(version.name, version=version.version)
+    candidate = backtest_window(
+        dataset,
+        window,
+        spec,
+        context.strategy,
+        candidate_model.predict_proba,
+        model_version=version.version,
+    )
+    current = registry.champion(version.name)
+    if current is None:
+        return ChampionComparison(candidate, None, None)
+    if current.version == version.version:
+        return ChampionComparison(candidate, None, current.version, "it is the champion already")
+    try:
+        champion_model = registry.load(version.name, version=current.version)
+        champion = backtest_window(
+            dataset,
+            window,
+            spec,
+            context.strategy,
+            champion_model.predict_proba,
+            feature_spec=champion_model.feature_spec(),
+            model_version=current.version,
+        )
+    except RegistryError as error:
+        return ChampionComparison(candidate, None, current.version, str(error))
+    return ChampionComparison(candidate, champion, current.version)
+
+
+def _replay(
+    registry: ModelRegistry,
+    client: MlflowClient,
+    version: ModelVersionInfo,
+    run_id: str,
+    decision: PromotionDecision,
+    reasons: dict[str, Any],
+) -> PromotionOutcome:
+    gates = tuple(
+        GateResult(
+            name=gate_name,
+            passed=bool(result.get("passed")),
+            value=_number(result.get("value")),
+            threshold=_number(result.get("threshold")),
+            detail=str(result.get("detail", "")),
+        )
+        for gate_name, result in reasons.items()
+        if isinstance(result, dict)
+    )
+    beaten = reasons.get("beats_champion", {}).get(_BEATEN)
+    promoted = decision is PromotionDecision.PROMOTED
+    stamp = version.tags.get("promotion_decided_at") or datetime.now(UTC).isoformat()
+    _tag_decision(registry, client, version, run_id, promoted, list(gates), stamp)
+    current = registry.champion(version.name)
+    champion = current.version if current is not None else None
+    if promoted and (current is None or current.version == beaten):
+        registry.set_champion(version.name, version.version)
+        champion = version.version
+    return PromotionOutcome(
+        model_name=version.name,
+        version=version.version,
+        run_id=run_id,
+        promoted=promoted,
+        gates=gates,
+        champion_before=beaten,
+        champion=champion,
+        replayed=True,
+    )
+
+
+def _tag_decision(
+    registry: ModelRegistry,
+    client: MlflowClient,
+    version: ModelVersionInfo,
+    run_id: str,
+    promoted: bool,
+    gates: list[GateResult],
+    decided_at: str,
+) -> None:
+    decision = (PromotionDecision.PROMOTED if promoted else PromotionDecision.REFUSED).value
+    reasons = "; ".join(failed_reasons(gates)) or "all gates passed"
+    tags = {
+        "promotion_decision": decision,
+        "promotion_reasons": reasons,
+        "promotion_decided_at": decided_at,
+    }
+    registry.tag_version(version.name, version.version, tags)
+    for key, value in tags.items():
+        client.set_tag(run_id, f"{TAG_PREFIX}{key.replace('_', '.', 1)}", value)
+
+
+def _log_comparison(client: MlflowClient, run_id: str, comparison: ChampionComparison) -> None:
+    for side, figures in (("candidate", comparison.candidate), ("champion", comparison.champion)):
+        for name, value in (figures or {}).items():
+            client.log_metric(run_id, metric_key("promotion", side, name), value)
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,328 @@
+"""Model specs: one TOML file says what to train, how to validate it and when to promote it.
+
+A spec is the whole recipe of a registered model: data, features, label barriers, LightGBM
+parameters, walk-forward layout, the strategy that consumes the model with the bot config
+its backtests use, and the promotion gates. It is data, hashed canonically, so that a run is
+keyed by (spec, data, strategy) and re-running the same recipe finds the same model.
+
+Every section is a frozen pydantic model that refuses unknown keys: a misspelt LightGBM
+parameter (`num_leafs`) is an error naming the field and the file, never a silent default.
+Relative paths (the strategy file) resolve against the working directory, the project root,
+when used: the hash covers the path as written, the strategy's content hash covers its code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from datetime import UTC, date, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from research.training.errors import SpecError
+from tradepipe.botconfig import BotConfig
+from tradepipe.features import FeatureSpec, default_spec
+from tradepipe.orders import FeeSchedule
+from tradepipe.timeframes import InvalidTimeframeError, Timeframe, parse_timeframe
+
+__all__ = ["ModelSpec", "load_spec", "parse_spec"]
+
+_Fraction = Annotated[float, Field(gt=0, lt=1)]
+_Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataSection(_Section):
+    """Where the candles come from: a store key (exchange/SYMBOL/timeframe) or a file path,
+    and an optional [start, end) range in UTC (dates or date-times)."""
+
+    reference: str = Field(min_length=1)
+    start: date | datetime | None = None
+    end: date | datetime | None = None
+
+    @property
+    def start_ms(self) -> int | None:
+        return _to_ms(self.start)
+
+    @property
+    def end_ms(self) -> int | None:
+        return _to_ms(self.end)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DataSection:
+        if self.start_ms is not None and self.end_ms is not None and self.end_ms <= self.start_ms:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        return self
+
+
+class LabelSection(_Section):
+    """Triple-barrier label: 1 when a long opened at the next open hits take-profit first.
+    The bot config of the backtests uses the same barriers: what the model learns is what
+    the bot trades."""
+
+    take_profit_pct: float = Field(gt=0, lt=100)
+    stop_loss_pct: float = Field(gt=0, lt=100)
+    max_holding_seconds: float = Field(gt=0)
+
+
+class LightGBMParams(_Section):
+    """The LightGBM parameters a spec may set; the objective is always binary.
+
+    A closed list rather than a free mapping: a misspelt key must fail loudly.
+    """
+
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    num_leaves: int = Field(31, ge=2, le=131_072)
+    max_depth: int = Field(-1, ge=-1)
+    min_data_in_leaf: int = Field(20, ge=1)
+    feature_fraction: float = Field(1.0, gt=0, le=1)
+    bagging_fraction: float = Field(1.0, gt=0, le=1)
+    bagging_freq: int = Field(0, ge=0)
+    lambda_l1: float = Field(0.0, ge=0)
+    lambda_l2: float = Field(0.0, ge=0)
+    min_gain_to_split: float = Field(0.0, ge=0)
+    seed: int = 7
+    # One thread by default: on a shared machine LightGBM's OpenMP threads spin-wait for
+    # each other, and two threads on two busy cores ran a fit 8x slower than one.
+    num_threads: int = Field(1, ge=0, description="0 lets OpenMP decide")
+
+    def booster_params(self) -> dict[str, Any]:
+        """Parameters for `lightgbm.train`: deterministic, quiet, binary."""
+        return self.model_dump() | {
+            "objective": "binary",
+            "metric": ["binary_logloss", "auc"],
+            "verbosity": -1,
+            "deterministic": True,
+            "force_row_wise": True,
+        }
+
+
+class TrainingSection(_Section):
+    """The final model: trained on all rows before the validation window (the newest
+    `validation_fraction`), early-stopped on the newest `early_stopping_fraction` of its
+    own training rows so that the validation window stays unseen."""
+
+    validation_fraction: float = Field(0.2, ge=0.05, le=0.5)
+    early_stopping_fraction: float = Field(0.2, ge=0.05, le=0.5)
+    early_stopping_rounds: int = Field(50, ge=1)
+    num_boost_round: int = Field(500, ge=1, le=100_000)
+
+
+class WalkForwardSection(_Section):
+    """Rolling-origin validation: the rows split into `folds + 1` equal blocks in time; fold
+    i trains on everything before block i (purged and embargoed) and tests on block i."""
+
+    folds: int = Field(4, ge=1, le=50)
+    purge_seconds: float = Field(ge=0)
+    embargo_seconds: float = Field(ge=0)
+
+
+class BotSection(_Section):
+    """The bot config of every backtest, minus the barriers (they come from [labels])."""
+
+    capital_per_trade: float = Field(1_000.0, gt=0)
+    confidence_threshold: float = Field(0.5, gt=0, lt=1)
+    maker_order_timeout_seconds: float = Field(60.0, gt=0)
+    max_open_positions: int = Field(1, ge=1)
+
+
+class StrategySection(_Section):
+    """The strategy file that consumes the model, its parameters and the bot it runs as."""
+
+    file: Path
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    bot: BotSection = Field(default_factory=BotSection)
+
+    def resolved_file(self) -> Path:
+        return self.file if self.file.is_absolute() else Path.cwd() / self.file
+
+
+class FeeSection(_Section):
+    maker_rate: float = Field(0.0, ge=0, lt=1)
+    taker_rate: float = Field(0.0, ge=0, lt=1)
+
+
+class GatesSection(_Section):
+    """What a candidate must achieve to become champion.
+
+    Out-of-sample figures come from the walk-forward folds: trades summed over folds, Sharpe
+    and profit factor as the median fold (one lucky fold cannot carry a model), drawdown as
+    the worst fold. `compare_metric` must beat the current champion's by `min_improvement`
+    on the candidate's validation window, both backtested the same way.
+    """
+
+    min_trades: int = Field(10, ge=0)
+    min_sharpe: float | None = None
+    min_profit_factor: float | None = Field(None, ge=0)
+    max_drawdown: float = Field(0.25, gt=0, le=1)
+    min_improvement: float = Field(0.0, ge=0)
+    compare_metric: Literal["sharpe", "sortino", "total_return", "profit_factor"] = "sharpe"
+
+    @model_validator(mode="after")
+    def _has_performance_gate(self) -> GatesSection:
+        if self.min_sharpe is None and self.min_profit_factor is None:
+            raise ValueError("set min_sharpe or min_profit_factor (or both)")
+        return self
+
+
+class ModelSpec(_Section):
+    """A whole model recipe; see the module docstring and research/specs/btcusdt_1m.toml."""
+
+    name: _Name
+    registered_model: _Name
+    experiment: _Name | None = None
+    symbol: str = Field(min_length=1, pattern=r"^[A-Z0-9]+$")
+    timeframe: str
+    data: DataSection
+    features: FeatureSpec = Field(default_factory=default_spec)
+    labels: LabelSection
+    lightgbm: LightGBMParams = Field(default_factory=LightGBMParams)
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    walk_forward: WalkForwardSection
+    strategy: StrategySection
+    fees: FeeSection = Field(default_factory=FeeSection)
+    gates: GatesSection
+
+    @field_validator("timeframe")
+    @classmethod
+    def _known_timeframe(cls, value: str) -> str:
+        try:
+            return parse_timeframe(value).name
+        except InvalidTimeframeError as error:
+            raise ValueError(str(error)) from None
+
+    @model_validator(mode="after")
+    def _gaps_cover_the_label_horizon(self) -> ModelSpec:
+        # A training row's label looks max_holding_seconds past its decision: a shorter
+        # purge lets fold models train on prices inside their own test window.
+        horizon = self.labels.max_holding_seconds
+        for field in ("purge_seconds", "embargo_seconds"):
+            value = getattr(self.walk_forward, field)
+            if value < horizon:
+                raise ValueError(
+                    f"walk_forward.{field} = {value:g} is shorter than the label horizon "
+                    f"labels.max_holding_seconds = {horizon:g}: set it to at least {horizon:g}"
+                )
+        return self
+
+    @property
+    def experiment_name(self) -> str:
+        return self.experiment or self.registered_model
+
+    @property
+    def parsed_timeframe(self) -> Timeframe:
+        return parse_timeframe(self.timeframe)
+
+    @property
+    def fee_schedule(self) -> FeeSchedule:
+        return FeeSchedule(maker_rate=self.fees.maker_rate, taker_rate=self.fees.taker_rate)
+
+    @property
+    def bot_config(self) -> BotConfig:
+        """The bot every backtest of this spec runs as, barriers from [labels]."""
+        return BotConfig(
+            capital_per_trade=self.strategy.bot.capital_per_trade,
+            take_profit_pct=self.labels.take_profit_pct,
+            stop_loss_pct=self.labels.stop_loss_pct,
+            max_holding_seconds=self.labels.max_holding_seconds,
+            maker_order_timeout_seconds=self.strategy.bot.maker_order_timeout_seconds,
+            max_open_positions=self.strategy.bot.max_open_positions,
+            confidence_threshold=self.strategy.bot.confidence_threshold,
+            model_name=self.registered_model,
+        )
+
+    @cached_property
+    def content_hash(self) -> str:
+        """sha256 of the canonical JSON of the whole spec (feature spec by its own hash,
+        which also covers the feature implementation version)."""
+        body = self.model_dump(mode="json", exclude={"features"})
+        body["features"] = self.features.content_hash
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+    def flat_params(self) -> dict[str, str]:
+        """Every setting as a flat `section.key -> text` mapping, for MLflow params."""
+        flat: dict[str, str] = {}
+        body = self.model_dump(mode="json", exclude={"features"})
+        _flatten(body, "", flat)
+        flat["features.hash"] = self.features.content_hash
+        flat["features.count"] = str(len(self.features.feature_names))
+        return flat
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read and validate a spec file; SpecError names the file and every bad field."""
+    spec_path = Path(path)
+    try:
+        text = spec_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{spec_path}: no such spec file") from None
+    except OSError as error:
+        raise SpecError(f"{spec_path}: cannot read ({error.strerror or error})") from None
+    return parse_spec(text, source=str(spec_path))
+
+
+def parse_spec(text: str, *, source: str = "<spec>") -> ModelSpec:
+    """Validate spec TOML text; `source` names it in error messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(f"{source}: not valid TOML ({error})") from None
+    try:
+        return ModelSpec.model_validate(data)
+    except ValidationError as error:
+        raise SpecError(f"{source}: {_describe(error)}") from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            allowed = _allowed_fields(item["loc"][:-1])
+            hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+            problems.append(f"unknown field {where!r}{hint}")
+        elif item["type"] == "missing":
+            problems.append(f"missing field {where!r}")
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
+
+
+def _allowed_fields(location: tuple[int | str, ...]) -> list[str]:
+    """Field names of the model at `location` inside ModelSpec (empty if not a model)."""
+    model: Any = ModelSpec
+    for part in location:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _flatten(value: Any, prefix: str, into: dict[str, str]) -> None:
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}" if prefix else str(key), into)
+    else:
+        into[prefix] = json.dumps(value) if isinstance(value, list | dict) else str(value)
+
+
+def _to_ms(moment: date | datetime | None) -> int | None:
+    """UTC milliseconds; a date is its midnight, a naive date-time is taken as UTC."""
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime):
+        moment = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+    elif moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)

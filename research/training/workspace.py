@@ -1,0 +1,48 @@
+"""Where the research pipeline keeps its state: MLflow store and artifacts, trading
+database, market data. Built from Settings once, passed explicitly afterwards, so tests and
+DAG tasks can point one process at several stores without touching the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from research.marketdata import MarketDataStore
+from tradepipe.config import Settings, load_settings
+
+__all__ = ["Workspace"]
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    tracking_uri: str
+    artifact_root: Path
+    database_url: str
+    market_data_dir: Path
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Workspace:
+        """The embedded defaults: SQLite MLflow store and artifacts under var/mlflow,
+        the trading database and market data under var/ (TRADEPIPE_* override)."""
+        current = settings or load_settings()
+        return cls(
+            tracking_uri=current.resolved_mlflow_tracking_uri,
+            artifact_root=current.resolved_mlflow_artifact_root,
+            database_url=current.resolved_database_url,
+            market_data_dir=current.resolved_market_data_dir,
+        )
+
+    @classmethod
+    def under(cls, root: Path) -> Workspace:
+        """Everything in one folder: tests and throwaway experiments."""
+        root = root.resolve()
+        return cls(
+            tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
+            artifact_root=root / "mlflow" / "artifacts",
+            database_url=f"sqlite:///{root / 'tradepipe.db'}",
+            market_data_dir=root / "market_data",
+        )
+
+    @property
+    def store(self) -> MarketDataStore:
+        return MarketDataStore(self.market_data_dir)

@@ -1,0 +1,367 @@
+"""The model registry: the one kernel module that talks to MLflow's model registry.
+
+Research registers versions and promotes them; the live engine loads `champion` and swaps it
+when the alias moves. Both go through here, so the alias names, the tags a version carries
+and the way a version becomes a probability function are defined once.
+
+Promotion uses registry aliases (`models:/name@champion`), never MLflow's deprecated stages:
+- `champion`: the version bots trade; moved only by `set_champion`, which tags the version it
+  replaces (`previous_champion=true`, `demoted_at`, `demoted_by`) so history stays readable
+  in the registry itself, not only in the trading database.
+- `challenger`: the newest registered candidate, until it is promoted.
+
+Every call uses an explicit MlflowClient for one tracking/registry URI (never the process-
+wide `mlflow.set_tracking_uri`), so several registries can live in one process, and a
+version is always loaded by number after resolving the alias once: a promotion racing the
+load cannot hand back a model other than the version reported. mlflow is imported lazily:
+importing it costs seconds, and processes that never touch the registry should not pay.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from tradepipe.config import Settings, load_settings
+from tradepipe.features import FeatureSpec
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "FEATURE_SPEC_HASH_TAG",
+    "FEATURE_SPEC_TAG",
+    "PREVIOUS_CHAMPION_TAG",
+    "LoadedModel",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "ModelRegistry",
+    "ModelVersionInfo",
+    "RegistryError",
+    "get_champion",
+    "load_model",
+    "set_champion",
+]
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS_CHAMPION_TAG = "previous_champion"
+DEMOTED_AT_TAG = "demoted_at"
+DEMOTED_BY_TAG = "demoted_by"
+PROMOTED_AT_TAG = "promoted_at"
+# The features a version was trained on: the live engine computes them incrementally.
+FEATURE_SPEC_TAG = "feature_spec"
+FEATURE_SPEC_HASH_TAG = "feature_spec_hash"
+LOGGED_MODEL_TAG = "logged_model_id"
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class RegistryError(Exception):
+    """A registry problem a user or operator can act on; one line."""
+
+
+class ModelNotFoundError(RegistryError):
+    """No such registered model, version or alias."""
+
+
+class ModelLoadError(RegistryError):
+    """A version whose artifact cannot be loaded or does not return probabilities."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersionInfo:
+    name: str
+    version: str
+    run_id: str | None
+    source: str
+    aliases: tuple[str, ...]
+    tags: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered version ready to score features: `predict_proba(frame)` gives the
+    probability of the positive (take-profit) class per row."""
+
+    name: str
+    version: str
+    run_id: str | None
+    feature_names: tuple[str, ...]
+    tags: Mapping[str, str]
+    _pyfunc: Any = field(repr=False)
+
+    @property
+    def feature_spec_hash(self) -> str | None:
+        return self.tags.get(FEATURE_SPEC_HASH_TAG)
+
+    def feature_spec(self) -> FeatureSpec | None:
+        """The feature spec the version was trained on; None if it was not recorded.
+
+        Raises ModelLoadError when the recorded spec no longer hashes to the recorded hash
+        (the feature formulas changed since): its features cannot be reproduced.
+        """
+        text = self.tags.get(FEATURE_SPEC_TAG)
+        if text is None:
+            return None
+        try:
+            spec = FeatureSpec.from_dict(json.loads(text))
+        except ValueError as error:  # bad JSON or a spec this kernel no longer accepts
+            raise ModelLoadError(
+                f"{self.name} version {self.version}: unreadable {FEATURE_SPEC_TAG} tag "
+                f"({str(error).splitlines()[0]})"
+            ) from None
+        if self.feature_spec_hash is not None and spec.content_hash != self.feature_spec_hash:
+            raise ModelLoadError(
+                f"{self.name} version {self.version}: trained on features of another "
+                "implementation version; they cannot be reproduced, retrain the model"
+            )
+        return spec
+
+    def predict_proba(self, features: pd.DataFrame) -> FloatArray:
+        """P(label 1) per row of `features` (extra columns ignored, missing ones refused)."""
+        missing = [name for name in self.feature_names if name not in features.columns]
+        if missing:
+            raise ModelLoadError(
+                f"{self.name} version {self.version}: features lack columns {missing[:5]}"
+            )
+        frame = features[list(self.feature_names)] if self.feature_names else features
+        raw = np.asarray(self._pyfunc.predict(frame), dtype=np.float64)
+        if raw.ndim == 2 and raw.shape[1] in (1, 2):
+            raw = raw[:, -1]  # a two-column output is [P(0), P(1)]
+        if raw.shape != (len(frame),):
+            raise ModelLoadError(
+                f"{self.name} version {self.version}: returned shape {raw.shape} "
+                f"for {len(frame)} rows, not one probability per row"
+            )
+        finite = raw[np.isfinite(raw)]
+        if len(finite) != len(raw) or bool(((finite < 0) | (finite > 1)).any()):
+            raise ModelLoadError(
+                f"{self.name} version {self.version}: returns values outside [0, 1] "
+                "(classes or raw scores, not probabilities)"
+            )
+        return raw
+
+
+class ModelRegistry:
+    """Registered models in one MLflow registry (SQLite by default, see Settings)."""
+
+    def __init__(self, tracking_uri: str, registry_uri: str | None = None) -> None:
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        # Explicit, both: left None, MlflowClient falls back to the process-wide URI.
+        self._client = MlflowClient(
+            tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> ModelRegistry:
+        """The registry of the configured MLflow store (TRADEPIPE_MLFLOW_TRACKING_URI)."""
+        current = settings or load_settings()
+        return cls(current.resolved_mlflow_tracking_uri)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def version(self, name: str, version: str) -> ModelVersionInfo:
+        return self._info(self._call(self._client.get_model_version, name, str(version)))
+
+    def alias(self, name: str, alias: str) -> ModelVersionInfo | None:
+        """The version `alias` points to, or None when the alias (or model) is unset."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self._client.get_model_version_by_alias(name, alias)
+        except MlflowException as error:
+            # An unset alias is INVALID_PARAMETER_VALUE, an unknown model RESOURCE_DOES_NOT_
+            # EXIST; anything else (an unreachable store) must not read as "no champion".
+            if error.error_code in {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"}:
+                return None
+            raise RegistryError(str(error).splitlines()[0]) from error
+        return self._info(found)
+
+    def champion(self, name: str) -> ModelVersionInfo | None:
+        return self.alias(name, CHAMPION)
+
+    def versions_of_run(self, name: str, run_id: str) -> list[ModelVersionInfo]:
+        """Versions of `name` registered from `run_id`, oldest first."""
+        found = self._client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+        return sorted((self._info(item) for item in found), key=lambda item: int(item.version))
+
+    # --- writing --------------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        model_uri: str,
+        *,
+        run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        aliases: tuple[str, ...] = (CHALLENGER,),
+    ) -> ModelVersionInfo:
+        """A new version of `name` (created if new) from a logged model's `models:/<id>`
+        URI (or any artifact URI), tagged and given `aliases` (by default: challenger).
+
+        A logged model is registered by its artifact location: MLflow 3's SQL registry
+        would otherwise look the id up through the process-wide tracking URI, not this
+        registry's (a TODO in its own code), and find nothing in another store.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._client.get_registered_model(name)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise RegistryError(str(error).splitlines()[0]) from error
+            self._client.create_registered_model(name)
+        source, version_tags = model_uri, dict(tags or {})
+        model_id = _logged_model_id(model_uri)
+        if model_id is not None:
+            logged = self._call(self._client.get_logged_model, model_id)
+            source = str(logged.artifact_location)
+            run_id = run_id or logged.source_run_id
+            version_tags[LOGGED_MODEL_TAG] = model_id
+        created = self._client.create_model_version(
+            name, source=source, run_id=run_id, tags=version_tags
+        )
+        for alias in aliases:
+            self._client.set_registered_model_alias(name, alias, created.version)
+        return self.version(name, created.version)
+
+    def tag_version(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self._client.set_model_version_tag(name, str(version), key, value)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self._call(self._client.set_registered_model_alias, name, alias, str(version))
+
+    def set_champion(
+        self,
+        name: str,
+        version: str,
+        *,
+        previous_tag: str = PREVIOUS_CHAMPION_TAG,
+        at: datetime | None = None,
+    ) -> str | None:
+        """Point `champion` at `version`; return the version it pointed to before.
+
+        Idempotent: when `version` already is champion nothing changes. The replaced
+        champion keeps `previous_tag=true`, `demoted_at` and `demoted_by`; a challenger
+        alias on `version` is removed (it is no longer a candidate).
+        """
+        version = str(version)
+        self.version(name, version)  # refuse a version that does not exist, before any change
+        current = self.champion(name)
+        if current is not None and current.version == version:
+            return None
+        stamp = (at or datetime.now(UTC)).isoformat()
+        if current is not None:
+            self.tag_version(
+                name,
+                current.version,
+                {previous_tag: "true", DEMOTED_AT_TAG: stamp, DEMOTED_BY_TAG: version},
+            )
+        self._client.set_registered_model_alias(name, CHAMPION, version)
+        self.tag_version(name, version, {PROMOTED_AT_TAG: stamp})
+        challenger = self.alias(name, CHALLENGER)
+        if challenger is not None and challenger.version == version:
+            self._client.delete_registered_model_alias(name, CHALLENGER)
+        return current.version if current is not None else None
+
+    # --- loading --------------------------------------------------------------------------
+
+    def load(self, name: str, alias: str = CHAMPION, *, version: str | None = None) -> LoadedModel:
+        """Load `version`, or the version `alias` points to, as a probability model."""
+        if version is None:
+            found = self.alias(name, alias)
+            if found is None:
+                raise ModelNotFoundError(f"model {name!r} has no version with alias {alias!r}")
+        else:
+            found = self.version(name, version)
+        import mlflow.pyfunc
+
+        try:
+            pyfunc = mlflow.pyfunc.load_model(self._artifact_location(found))
+        except Exception as error:  # an unloadable artifact must not take the caller down
+            raise ModelLoadError(
+                f"{name} version {found.version}: cannot load ({type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else 'no detail'})"
+            ) from error
+        schema = pyfunc.metadata.get_input_schema()
+        names = tuple(schema.input_names()) if schema is not None else ()
+        return LoadedModel(
+            name=name,
+            version=found.version,
+            run_id=found.run_id,
+            feature_names=names,
+            tags=found.tags,
+            _pyfunc=pyfunc,
+        )
+
+    def _artifact_location(self, found: ModelVersionInfo) -> str:
+        """Where the version's files are, without the process-wide registry URI that a
+        `models:/` source would need."""
+        model_id = _logged_model_id(found.source)
+        if model_id is not None:
+            return str(self._client.get_logged_model(model_id).artifact_location)
+        return found.source
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _call(self, method: Any, *args: Any) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return method(*args)
+        except MlflowException as error:
+            if getattr(error, "error_code", "") in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}:
+                where = " version ".join(str(arg) for arg in args[:2])
+                raise ModelNotFoundError(f"no registered model {where}") from None
+            raise RegistryError(str(error).splitlines()[0]) from error
+
+    @staticmethod
+    def _info(version: Any) -> ModelVersionInfo:
+        return ModelVersionInfo(
+            name=str(version.name),
+            version=str(version.version),
+            run_id=version.run_id or None,
+            source=str(version.source),
+            aliases=tuple(version.aliases or ()),
+            tags=dict(version.tags or {}),
+        )
+
+
+def _logged_model_id(uri: str) -> str | None:
+    """The id in a logged model's URI `models:/<id>` (not `models:/<name>/<version>`)."""
+    rest = uri.removeprefix("models:/")
+    return rest if rest != uri and rest and "/" not in rest and "@" not in rest else None
+
+
+def get_champion(name: str, *, registry: ModelRegistry | None = None) -> ModelVersionInfo | None:
+    """The champion version of `name`, or None (registry from Settings by default)."""
+    return (registry or ModelRegistry.from_settings()).champion(name)
+
+
+def set_champion(
+    name: str,
+    version: str,
+    *,
+    previous_tag: str = PREVIOUS_CHAMPION_TAG,
+    registry: ModelRegistry | None = None,
+) -> str | None:
+    """See `ModelRegistry.set_champion`."""
+    chosen = registry or ModelRegistry.from_settings()
+    return chosen.set_champion(name, version, previous_tag=previous_tag)
+
+
+def load_model(
+    name: str, alias: str = CHAMPION, *, registry: ModelRegistry | None = None
+) -> LoadedModel:
+    """`name@alias` as a LoadedModel with `predict_proba` (registry from Settings)."""
+    return (registry or ModelRegistry.from_settings()).load(name, alias)
