@@ -148,6 +148,33 @@ class LoadedModel:
             )
         return raw
 
+    def predict_defined(self, features: pd.DataFrame) -> FloatArray:
+        """`predict_proba` on the rows whose features are all defined; NaN on the others
+        (the warm-up of a history), so a strategy sees "no probability" there."""
+        columns = list(self.feature_names) or list(features.columns)
+        defined = features[columns].notna().all(axis=1).to_numpy()
+        result = np.full(len(features), np.nan)
+        if defined.any():
+            result[defined] = self.predict_proba(features.loc[defined])
+        return result
+
+
+def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """`models:/name@alias` -> (name, alias, None); `models:/name/3` -> (name, None, "3")."""
+    usage = f"model {uri!r}: use models:/<name>@<alias> or models:/<name>/<version>"
+    rest = uri.removeprefix("models:/")
+    if rest == uri or not rest:
+        raise RegistryError(usage)
+    if "@" in rest:
+        name, alias = rest.rsplit("@", 1)
+        if name and alias and "/" not in name:
+            return name, alias, None
+    elif rest.count("/") == 1:
+        name, version = rest.split("/")
+        if name and version.isdigit():
+            return name, None, version
+    raise RegistryError(usage)
+
 
 class ModelRegistry:
     """Registered models in one MLflow registry (SQLite by default, see Settings)."""
@@ -303,6 +330,11 @@ class ModelRegistry:
             tags=found.tags,
             _pyfunc=pyfunc,
         )
+
+    def load_uri(self, uri: str) -> LoadedModel:
+        """Load `models:/name@alias` or `models:/name/version`."""
+        name, alias, version = parse_model_uri(uri)
+        return self.load(name, alias or CHAMPION, version=version)
 
     def _artifact_location(self, found: ModelVersionInfo) -> str:
         """Where the version's files are, without the process-wide registry URI that a

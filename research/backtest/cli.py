@@ -29,7 +29,7 @@ from research.backtest.records import BacktestResult
 from research.marketdata.load import load_candles
 from research.marketdata.store import MarketDataStore
 from tradepipe.botconfig import BotConfig
-from tradepipe.features import compute_features, default_spec
+from tradepipe.features import FeatureSpec, compute_features, default_spec
 from tradepipe.orders import FeeSchedule
 from tradepipe.strategy import load_strategy
 from tradepipe.timeframes import Timeframe
@@ -63,11 +63,13 @@ def backtest_from_cli(
     timeframe: str | None = None,
     config: BotConfig | None = None,
     predict: Predict | None = None,
+    feature_spec: FeatureSpec | None = None,
     fees: FeeSchedule = DEFAULT_FEES,
     initial_capital: float | None = None,
 ) -> BacktestResult:
     """Backtest the strategy in `strategy_file` on `data` (a candle file or a store key
-    `exchange/SYMBOL/timeframe`, see `research.marketdata.load`)."""
+    `exchange/SYMBOL/timeframe`, see `research.marketdata.load`). Features follow
+    `feature_spec` (a model's own spec) or the default spec."""
     if engine not in ENGINES:
         raise BacktestError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     loaded = load_strategy(strategy_file)  # StrategyLoadError says file:line and why
@@ -80,7 +82,7 @@ def backtest_from_cli(
             "to backtest it with"
         )
     candles = load_candles(data, store=store, timeframe=timeframe)  # SourceError
-    features = compute_features(candles.candles, default_spec())
+    features = compute_features(candles.candles, feature_spec or default_spec())
     probabilities = None if predict is None else _predicted(predict, features)
     run = run_backtest
     if engine == "backtrader":  # imported only when asked for: backtrader is slow to import

@@ -8,6 +8,7 @@ One module per command group; `common` holds what they share.
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Annotated
 
@@ -19,7 +20,7 @@ from tradepipe.cli.common import console, error_console
 from tradepipe.cli.data import data_app
 from tradepipe.cli.live import feed_app
 from tradepipe.cli.platform import db_app, platform_app
-from tradepipe.cli.research import features_app
+from tradepipe.cli.research import backtest, features_app, research_app
 
 app = typer.Typer(
     name="tradepipe",
@@ -33,6 +34,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 app.add_typer(bots_app, name="bots")
 app.add_typer(feed_app, name="feed")
+app.add_typer(research_app, name="research")
+app.command("backtest")(backtest)
 app.registered_commands.extend(platform_app.registered_commands)
 
 
@@ -49,6 +52,10 @@ def main_options(
     ] = False,
 ) -> None:
     """Research-to-live crypto trading pipeline. State lives under var/ by default."""
+    # MLflow and Alembic announce routine work (table creation, migrations) at INFO on
+    # stderr; a command's own output says what happened.
+    for noisy in ("mlflow", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main() -> None:

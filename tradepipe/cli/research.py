@@ -1,12 +1,13 @@
-"""Research commands: features over a history (later also backtests, training, promotion)."""
+"""Research commands: features over a history, backtests, training and promotion."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.table import Table
 
 from tradepipe.cli.common import (
     UserError,
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
     from research.marketdata.load import CandleData
     from tradepipe.features import FeatureSpec
+    from tradepipe.registry import LoadedModel
 
 features_app = typer.Typer(help="Features over a candle history.", no_args_is_help=True)
 
@@ -114,3 +116,126 @@ def features_compute(
         f"wrote {len(features)} rows x {len(feature_spec.feature_names)} features "
         f"({mode.value}, spec {feature_spec.name} {feature_spec.content_hash[:12]}) to {out}"
     )
+
+
+# --- backtests --------------------------------------------------------------------------
+
+
+class Engine(StrEnum):
+    FAST = "fast"
+    BACKTRADER = "backtrader"
+
+
+def backtest(
+    strategy: Annotated[Path, typer.Option(help="strategy file, e.g. strategies/ema_rsi.py")],
+    data: Annotated[str, typer.Option(help=DATA_HELP)],
+    engine: Annotated[Engine, typer.Option(help="fast, or the backtrader reference")] = Engine.FAST,
+    params: Annotated[str | None, typer.Option(help="strategy parameters as JSON")] = None,
+    model: Annotated[str | None, typer.Option(help="models:/name@alias or models:/name/N")] = None,
+    timeframe: Annotated[
+        str | None, typer.Option(help="candle timeframe (for trade files)")
+    ] = None,
+    trades_out: Annotated[Path | None, typer.Option(help="write the trade list as CSV")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the metrics as one JSON object")
+    ] = (False),
+) -> None:
+    """Backtest a strategy file on history through the same state machine as live trading."""
+    import json
+
+    from research.backtest import BacktestError
+    from research.backtest.cli import backtest_from_cli
+    from research.marketdata import IngestError, MarketDataStore
+    from tradepipe.registry import ModelRegistry, RegistryError
+    from tradepipe.strategy import StrategyLoadError, StrategyParameterError
+
+    current = settings()
+    errors = (BacktestError, IngestError, RegistryError, StrategyLoadError, StrategyParameterError)
+    with user_errors(errors):
+        registry = ModelRegistry.from_settings(current)
+        loaded_model = None if model is None else registry.load_uri(model)
+        result = backtest_from_cli(
+            strategy,
+            data,
+            engine=engine.value,
+            params_json=params,
+            model_uri=None
+            if loaded_model is None
+            else f"{loaded_model.name}/{loaded_model.version}",
+            store=MarketDataStore(current.resolved_market_data_dir),
+            timeframe=timeframe,
+            predict=None if loaded_model is None else loaded_model.predict_defined,
+            feature_spec=None if loaded_model is None else loaded_model.feature_spec(),
+        )
+        if trades_out is not None:
+            try:
+                trades_out.parent.mkdir(parents=True, exist_ok=True)
+                result.trades_frame().to_csv(trades_out, index=False)
+            except OSError as error:
+                raise UserError(f"cannot write {trades_out}: {error.strerror}") from None
+    metrics = result.metrics.to_dict()
+    if as_json:
+        print(json.dumps(metrics, sort_keys=True))
+        return
+    table = Table("metric", "value", title=f"{strategy.stem} on {data} ({engine.value})")
+    for name, value in metrics.items():
+        table.add_row(name, "n/a" if value is None else f"{value:.6g}")
+    console.print(table)
+
+
+def model_label(model: LoadedModel) -> str:
+    """How orders and results name a model version: `name/version`."""
+    return f"{model.name}/{model.version}"
+
+
+# --- training and promotion -------------------------------------------------------------
+
+research_app = typer.Typer(help="Train, validate and promote models.", no_args_is_help=True)
+SPEC_HELP = "model spec TOML, e.g. research/specs/btcusdt_1m.toml"
+SPEC_DATA_HELP = DATA_HELP + " (instead of the spec's)"
+
+
+def _research_step(step: str, spec: Path, data: str | None) -> Any:
+    import research.training as training
+
+    with user_errors((training.ResearchError,)):
+        workspace = training.Workspace.from_settings(settings())
+        return getattr(training, step)(spec, data, workspace=workspace)
+
+
+@research_app.command("train")
+def research_train(
+    spec: Annotated[Path, typer.Option(help=SPEC_HELP)],
+    data: Annotated[str | None, typer.Option(help=SPEC_DATA_HELP)] = None,
+) -> None:
+    """Train a LightGBM model from a spec, log it to MLflow and register a version."""
+    console.print(_research_step("train", spec, data).summary())
+
+
+@research_app.command("validate")
+def research_validate(
+    spec: Annotated[Path, typer.Option(help=SPEC_HELP)],
+    data: Annotated[str | None, typer.Option(help=SPEC_DATA_HELP)] = None,
+) -> None:
+    """Walk-forward validation of the version `train` registered for this spec and data."""
+    console.print(_research_step("validate", spec, data).summary())
+
+
+@research_app.command("promote")
+def research_promote(
+    spec: Annotated[Path, typer.Option(help=SPEC_HELP)],
+    data: Annotated[str | None, typer.Option(help=SPEC_DATA_HELP)] = None,
+) -> None:
+    """Gate the validated version against the spec and the champion; promote or refuse."""
+    console.print(_research_step("promote", spec, data).summary())
+
+
+@research_app.command("run")
+def research_run(
+    spec: Annotated[Path, typer.Option(help=SPEC_HELP)],
+    data: Annotated[str | None, typer.Option(help=SPEC_DATA_HELP)] = None,
+) -> None:
+    """Train, validate and promote in one go; prints the outcome and the model version."""
+    outcome = _research_step("run", spec, data)
+    for line in (outcome.train.summary(), outcome.validation.summary(), outcome.summary()):
+        console.print(line)
