@@ -13,7 +13,7 @@ UV_VERSION := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements.lock)
 help:
 	@echo "make up     set up the environment and database, start the platform"
 	@echo "make test   set up the environment and run the whole test suite"
-	@echo "make lint   ruff over the project, mypy over the kernel"
+	@echo "make lint   ruff over the project, mypy (strict) over tradepipe, research and live"
 	@echo "make bench  run the benchmarks in benchmarks/"
 	@echo "make lock   re-resolve requirements.lock from pyproject.toml"
 
@@ -33,7 +33,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy tradepipe
+	$(BIN)/mypy tradepipe research live
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
