@@ -156,3 +156,11 @@ def test_offline_ccxt_fails_fast_with_one_line(monkeypatch: pytest.MonkeyPatch) 
          "--start", "2024-01-01", "--end", "2024-01-02"),
         "binance",
     )  # fmt: skip
+
+
+def test_dashboard_refuses_a_public_address_without_a_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRADEPIPE_HOST", "0.0.0.0")
+    code, _, stderr = invoke("dashboard")
+    assert code == 1 and stderr.startswith("error:") and "password" in stderr

@@ -58,3 +58,18 @@ def show_config() -> None:
     table.add_row("(database)", _masked(current))
     table.add_row("(mlflow store)", current.resolved_mlflow_tracking_uri)
     console.print(table)
+
+
+@platform_app.command("dashboard")
+def dashboard() -> None:
+    """Serve the Streamlit dashboard on host:dashboard_port until interrupted."""
+    import subprocess
+
+    from streamlit_app.launch import command
+
+    current = settings()
+    with user_errors():
+        argv = command(current)
+    console.print(f"dashboard on http://{current.host}:{current.dashboard_port}")
+    raise typer.Exit(subprocess.call(argv))
+
