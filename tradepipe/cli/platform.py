@@ -72,4 +72,3 @@ def dashboard() -> None:
         argv = command(current)
     console.print(f"dashboard on http://{current.host}:{current.dashboard_port}")
     raise typer.Exit(subprocess.call(argv))
-
