@@ -1,0 +1,199 @@
+"""Task bodies of the `model_lifecycle` DAG: one spec from candles to a promotion decision.
+
+The steps map onto research.training's own idempotent steps, one Airflow task each:
+
+    build_dataset -> train -> validate -> promote
+
+- build_dataset fixes the candles of the run: the spec's [start, end) with the end cut at
+  the run's data interval end, so a run (or a backfill of an old interval) never trains on
+  candles from after its interval. A spec with a fixed window in the past (the demo spec)
+  gets exactly its window; a spec without an end trains on everything stored up to the
+  interval. It builds features and labels once to refuse an unusable window early, and
+  passes on a reference (data key, range, content hash), not the candles.
+- train / validate are research.training.train / validate on those candles. Both are keyed
+  by (spec, candles, strategy) content hashes, so re-running an interval finds the version
+  it registered instead of training another one.
+- promote is research.training.promote: it backtests the candidate and the champion with
+  the consuming strategy on the same unseen window, applies the spec's gates, and moves the
+  `champion` alias or records the refusal (a model_promotions row either way). Backtest,
+  gate and decision are one task because research.training makes them one atomic,
+  replayable step: its decision row is written before the alias moves, and splitting it
+  would let a retry separate a gate verdict from its record.
+
+Every later task reloads the candles by reference and checks the content hash, so the three
+steps provably see the same data; candles rewritten in between (a late ingest) fail the task
+with a message saying to re-run the whole DAG run instead of silently mixing two data sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from research.marketdata import SourceError
+from research.marketdata.load import CandleData, load_candles
+from research.orchestration.common import DataInterval, json_safe
+from research.training import (
+    DatasetError,
+    ResearchError,
+    Workspace,
+    build_dataset,
+    load_spec,
+    promote,
+    train,
+    validate,
+)
+from research.training.evaluate import load_consuming_strategy
+
+__all__ = [
+    "build_spec_dataset",
+    "promote_model",
+    "train_model",
+    "validate_model",
+]
+
+# The train-step metrics worth showing in XCom (the run in MLflow has all of them).
+_TRAIN_METRICS = ("val/auc", "val/log_loss", "val/bt/sharpe", "val/bt/trades", "data/usable_rows")
+
+
+def build_spec_dataset(
+    spec_path: str, interval: DataInterval, workspace: Workspace | None = None
+) -> dict[str, Any]:
+    """Fix and check the run's candles for one spec; returns the data reference."""
+    chosen = workspace or Workspace.from_settings()
+    spec = load_spec(spec_path)
+    load_consuming_strategy(spec)  # a wrong strategy file fails here, not after the data
+    start_ms = spec.data.start_ms
+    spec_end = spec.data.end_ms
+    end_ms = interval.end_ms if spec_end is None else min(spec_end, interval.end_ms)
+    if start_ms is not None and start_ms >= end_ms:
+        raise DatasetError(
+            f"{spec_path}: its data starts at {spec.data.start} but this run's data interval "
+            f"ends at {interval.end.isoformat()}: nothing to train on yet"
+        )
+    reference = spec.data.reference
+    candles = _load(reference, spec.timeframe, spec.symbol, start_ms, end_ms, chosen)
+    dataset = build_dataset(candles.candles, spec, source=candles.source)
+    return {
+        "spec_path": spec_path,
+        "spec_name": spec.name,
+        "model_name": spec.registered_model,
+        "reference": reference,
+        "timeframe": spec.timeframe,
+        "symbol": spec.symbol,
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "candles": candles.rows,
+        "first_start_ms": candles.start_ms,
+        "last_end_ms": candles.end_ms,
+        "data_hash": candles.content_hash,
+        "dataset_rows": len(dataset),
+        "positive_rate": json_safe(dataset.positive_rate),
+        "interval": interval.to_dict(),
+    }
+
+
+def train_model(data_ref: Mapping[str, Any], workspace: Workspace | None = None) -> dict[str, Any]:
+    """Train and register (or find the version trained from the same inputs)."""
+    chosen = workspace or Workspace.from_settings()
+    trained = train(data_ref["spec_path"], _candles(data_ref, chosen), workspace=chosen)
+    metrics = {name: trained.metrics[name] for name in _TRAIN_METRICS if name in trained.metrics}
+    return {
+        **data_ref,
+        "version": trained.version,
+        "run_id": trained.run_id,
+        "train_key": trained.train_key,
+        "train_reused": trained.reused,
+        "train_metrics": json_safe(metrics),
+        "train_summary": trained.summary(),
+    }
+
+
+def validate_model(
+    trained: Mapping[str, Any], workspace: Workspace | None = None
+) -> dict[str, Any]:
+    """Walk-forward validation of the trained version (reads a recorded one on re-runs)."""
+    chosen = workspace or Workspace.from_settings()
+    result = validate(
+        trained["spec_path"],
+        _candles(trained, chosen),
+        workspace=chosen,
+        version=str(trained["version"]),
+    )
+    return {
+        **trained,
+        "walk_forward": json_safe(dict(result.aggregate)),
+        "validation_reused": result.reused,
+        "validation_summary": result.summary(),
+    }
+
+
+def promote_model(
+    validated: Mapping[str, Any], workspace: Workspace | None = None
+) -> dict[str, Any]:
+    """Backtest against the champion, gate, and promote or record the refusal."""
+    chosen = workspace or Workspace.from_settings()
+    outcome = promote(
+        validated["spec_path"],
+        _candles(validated, chosen),
+        workspace=chosen,
+        version=str(validated["version"]),
+    )
+    return {
+        "spec_name": validated["spec_name"],
+        "model_name": outcome.model_name,
+        "version": outcome.version,
+        "run_id": outcome.run_id,
+        "promoted": outcome.promoted,
+        "champion": outcome.champion,
+        "champion_before": outcome.champion_before,
+        "reasons": list(outcome.reasons),
+        "replayed": outcome.replayed,
+        "summary": outcome.summary(),
+    }
+
+
+def _candles(data_ref: Mapping[str, Any], workspace: Workspace) -> CandleData:
+    """The candles build_dataset fixed, reloaded by reference and checked by hash."""
+    candles = _load(
+        str(data_ref["reference"]),
+        str(data_ref["timeframe"]),
+        str(data_ref["symbol"]),
+        data_ref["start_ms"],
+        int(data_ref["end_ms"]),
+        workspace,
+    )
+    if candles.content_hash != data_ref["data_hash"]:
+        raise ResearchError(
+            f"{data_ref['reference']}: its candles in this run's window changed after "
+            "build_dataset (ingested meanwhile?): clear the whole run so every step uses "
+            "the same candles"
+        )
+    return candles
+
+
+def _load(
+    reference: str,
+    timeframe: str,
+    symbol: str,
+    start_ms: int | None,
+    end_ms: int,
+    workspace: Workspace,
+) -> CandleData:
+    try:
+        candles = load_candles(
+            reference,
+            store=workspace.store,
+            timeframe=timeframe,
+            symbol=symbol,
+            start_ms=start_ms,
+            end_ms=end_ms,
+        )
+    except SourceError as error:
+        hint = ""
+        if "no such stored series" in str(error) or "no candles" in str(error):
+            hint = " (ingest it first: the market_data DAG or `tradepipe data ingest`)"
+        raise DatasetError(f"{error}{hint}") from None
+    if candles.symbol.upper() != symbol.upper():
+        raise DatasetError(f"{reference}: holds {candles.symbol} candles, the spec trains {symbol}")
+    return candles
