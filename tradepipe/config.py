@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     ccxt_timeout_seconds: float = Field(default=10.0, gt=0)
     # Required when the dashboard listens on anything but loopback; never printed.
     dashboard_password: SecretStr | None = None
+    # Bearer token of the engine's control API; without it control routes are refused.
+    engine_api_token: SecretStr | None = None
 
     @field_validator("database_url", "mlflow_tracking_uri")
     @classmethod
