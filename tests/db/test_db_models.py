@@ -16,9 +16,11 @@ from tradepipe.db import (
     BotConfig,
     BotConfigError,
     BotMode,
+    BotState,
     BotStatus,
     ComponentKind,
     DailyBotStats,
+    EngineControl,
     Event,
     ExitReason,
     Fill,
@@ -190,6 +192,20 @@ def _one_of_each(session: Session) -> list[Base]:
             bot_name="alpha",
             payload={"position": position.id, "nested": {"pnl": [1, 2.5, None]}},
             created_at=WHEN,
+        ),
+        BotState(
+            bot_id=bot.id,
+            book={"version": 1, "bot": "alpha", "positions": [], "next_seq": 4},
+            strategy_state={"seen": 3},
+            strategy_name="dip",
+            strategy_hash=HASH_A,
+            updated_at=WHEN,
+        ),
+        EngineControl(
+            name="kill_switch",
+            value={"engaged": True, "reason": "test"},
+            updated_by="engine-1",
+            updated_at=WHEN,
         ),
     ]
     session.add_all(rows[4:])

@@ -8,6 +8,7 @@ The schema changes only through Alembic migrations (`upgrade_database`), never t
 
 from tradepipe.botconfig import BotConfig, BotConfigError, parse_bot_config
 from tradepipe.db.base import NAMING_CONVENTION, Base
+from tradepipe.db.engine_state import KILL_SWITCH, BotState, EngineControl
 from tradepipe.db.migrate import (
     MigrationError,
     SchemaNotCurrentError,
@@ -85,6 +86,7 @@ from tradepipe.enums import (
 __all__ = [
     "DEFAULT_LIMIT",
     "DEFAULT_STALE_AFTER",
+    "KILL_SWITCH",
     "NAMING_CONVENTION",
     "Base",
     "Bot",
@@ -92,6 +94,7 @@ __all__ = [
     "BotConfigError",
     "BotMode",
     "BotPnl",
+    "BotState",
     "BotStatus",
     "BotView",
     "ComponentKind",
@@ -100,6 +103,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseUnavailableError",
     "DatabaseUrlError",
+    "EngineControl",
     "Event",
     "EventView",
     "ExitReason",

@@ -1,0 +1,156 @@
+"""The `Broker` seam: what the engine needs from a venue, and what a venue tells it back.
+
+The engine owns the order state machine (`tradepipe.orders.PositionBook`); a broker only
+carries orders to a venue and reports what happened to them. Reports go to one sink (the
+engine), which applies each to the book of the bot named in the client order id, so a
+broker never needs to know about bots, positions or the database.
+
+Client order ids are the book's deterministic ids: placing an id the venue already holds is
+a no-op, never a second order. That is what lets the engine re-send an order after a crash
+without asking first whether the first send got through.
+
+Two implementations sit behind it: `PaperBroker` (fills simulated against the live trade
+stream, the default) and, later, a ccxt broker for Binance testnet and live. A real venue
+that is unreachable raises `BrokerUnavailableError` from `place`/`cancel`/`open_orders`
+(the engine retries); a venue that refuses an order reports `OrderRejectedReport`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from tradepipe.domain import Side, Trade
+from tradepipe.enums import OrderType
+from tradepipe.orders import Liquidity, OrderState
+
+__all__ = [
+    "Broker",
+    "BrokerError",
+    "BrokerOrder",
+    "BrokerReport",
+    "BrokerUnavailableError",
+    "OrderAcceptedReport",
+    "OrderCancelledReport",
+    "OrderFilledReport",
+    "OrderRejectedReport",
+    "ReportSink",
+]
+
+
+class BrokerError(Exception):
+    """A broker problem; the message names the order or the venue."""
+
+
+class BrokerUnavailableError(BrokerError):
+    """The venue could not be reached: the request may be retried as it is."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOrder:
+    """One order as a venue sees it. Exactly one of `quantity` (base currency) and
+    `quote_quantity` (a market buy sized in quote currency) is set."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    price: float | None
+    quantity: float | None
+    quote_quantity: float | None = None
+
+    @classmethod
+    def from_state(cls, symbol: str, order: OrderState) -> BrokerOrder:
+        """What is left to do of `order` (its remaining quantity, after partial fills)."""
+        if order.quantity is not None:
+            return cls(
+                order.client_order_id,
+                symbol,
+                order.side,
+                order.order_type,
+                order.price,
+                order.quantity - order.filled_quantity,
+            )
+        assert order.quote_quantity is not None  # a quote-sized market entry
+        spent = order.filled_quantity * (order.average_price or 0.0)
+        return cls(
+            order.client_order_id,
+            symbol,
+            order.side,
+            order.order_type,
+            order.price,
+            None,
+            order.quote_quantity - spent,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAcceptedReport:
+    client_order_id: str
+    time_ms: int
+    exchange_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilledReport:
+    """One execution. `fill_id` is the venue's trade id (unique per order), `fee` is in
+    quote currency, `complete` says the order has nothing left to fill."""
+
+    client_order_id: str
+    time_ms: int
+    price: float
+    quantity: float
+    fee: float
+    liquidity: Liquidity
+    fill_id: str
+    complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCancelledReport:
+    client_order_id: str
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejectedReport:
+    client_order_id: str
+    time_ms: int
+    message: str
+
+
+BrokerReport = OrderAcceptedReport | OrderFilledReport | OrderCancelledReport | OrderRejectedReport
+ReportSink = Callable[[BrokerReport], None]
+
+
+class Broker(Protocol):
+    """A venue for orders. Reports may arrive during `place`/`cancel`/`on_trade` or later,
+    from the venue's own connection; the sink must accept them at any time."""
+
+    @property
+    def name(self) -> str: ...
+
+    def bind(self, sink: ReportSink) -> None:
+        """Send every report to `sink` from now on."""
+        ...
+
+    async def place(self, order: BrokerOrder) -> None:
+        """Send `order`; a client order id the venue already holds is not sent twice."""
+        ...
+
+    async def cancel(self, symbol: str, client_order_id: str) -> None:
+        """Ask the venue to cancel; the outcome comes as a report (cancelled, or the fill
+        that beat the cancel)."""
+        ...
+
+    async def open_orders(self) -> list[BrokerOrder]:
+        """Every order working at the venue, for reconciliation at start."""
+        ...
+
+    def on_trade(self, trade: Trade) -> None:
+        """A public trade of the market. The paper broker fills against it; a real venue
+        ignores it."""
+        ...
+
+    async def close(self) -> None: ...

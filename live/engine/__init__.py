@@ -1,0 +1,38 @@
+"""The live engine: every enabled bot of the database in one asyncio process.
+
+Modules, one purpose each: `engine` (the `Engine`: wiring, lifecycle, status and control),
+`core` (steps: trades, ticks and broker reports applied to the books), `decisions` (batched
+predictions and guarded strategy calls), `features` (per-symbol candles and shared feature
+states), `bot` (one bot's runtime), `lifecycle` (bots following the bots table), `models`
+(the model watcher), `recorder` and `persistence` (write-behind to the database), `outbox`
+(orders to the broker after their intent), `recovery` (start = crash recovery),
+`heartbeats`, `clock` (the market clock that drives timeouts), `run` (the process entry).
+"""
+
+from live.engine.config import EngineConfig
+from live.engine.engine import Engine
+from live.engine.events import EngineEvent, EventBus
+from live.engine.run import run_engine, serve
+from live.engine.status import (
+    BotRunState,
+    BotStatusView,
+    DatabaseHealth,
+    EngineState,
+    EngineStatus,
+    KillSwitchState,
+)
+
+__all__ = [
+    "BotRunState",
+    "BotStatusView",
+    "DatabaseHealth",
+    "Engine",
+    "EngineConfig",
+    "EngineEvent",
+    "EngineState",
+    "EngineStatus",
+    "EventBus",
+    "KillSwitchState",
+    "run_engine",
+    "serve",
+]

@@ -1,0 +1,198 @@
+"""One bot inside the engine: its row, its strategy instance, its book, its lifecycle.
+
+The strategy is called only through `decide` and `save_state`, which turn anything the
+strategy raises (or returns that is not an `Enter`) into `StrategyFailure` with the file
+and line: the engine then puts this bot, and only this bot, in the error state. The
+strategy never sees the book itself, only the frozen positions a `DecisionContext` holds.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from live.engine.features import FeatureStream
+from live.engine.models import ModelSlot
+from live.engine.status import BotRunState
+from tradepipe.botconfig import BotConfig
+from tradepipe.domain import Candle
+from tradepipe.enums import PositionStatus
+from tradepipe.orders import PositionBook
+from tradepipe.strategy import DecisionContext, Enter, LoadedStrategy, Strategy
+
+__all__ = ["BotRow", "BotRuntime", "StrategyFailure"]
+
+
+class StrategyFailure(Exception):
+    """The strategy raised or answered nonsense; the message names file and line."""
+
+
+@dataclass(frozen=True, slots=True)
+class BotRow:
+    """A bot as the bots table describes it (the engine's only source of bot config)."""
+
+    id: int
+    name: str
+    strategy: str
+    symbol: str
+    timeframe: str
+    config: BotConfig
+    enabled: bool
+
+    def model_ref(self, loaded: LoadedStrategy | None) -> tuple[str, str] | None:
+        """The (model, alias) the bot consumes: its config's, else its strategy's."""
+        if self.config.model_name:
+            return self.config.model_name, self.config.model_alias
+        declared = loaded.cls.model if loaded is not None else None
+        return (declared.name, declared.alias) if declared is not None else None
+
+
+class BotRuntime:
+    def __init__(self, row: BotRow, loaded: LoadedStrategy, book: PositionBook) -> None:
+        self.row = row
+        self.loaded = loaded
+        self.strategy: Strategy[Any] = _create(loaded)
+        self.book = book
+        self.state = BotRunState.STARTING
+        self.last_error: str | None = None
+        self.slot: ModelSlot | None = None
+        self.features: FeatureStream | None = None
+        self.decisions = 0
+        self.entries = 0
+        self.last_candle_ms: int | None = None
+        self.saved_strategy_state: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.row.name
+
+    @property
+    def symbol(self) -> str:
+        return self.book.symbol
+
+    @property
+    def config(self) -> BotConfig:
+        return self.row.config
+
+    @property
+    def strategy_hash(self) -> str:
+        return self.loaded.content_hash
+
+    @property
+    def flat(self) -> bool:
+        return not self.book.positions
+
+    @property
+    def needs_model(self) -> bool:
+        return self.row.model_ref(self.loaded) is not None
+
+    @property
+    def deciding(self) -> bool:
+        """Whether candles reach the strategy at all (entries may still be blocked)."""
+        return self.state is BotRunState.RUNNING
+
+    def working_orders(self) -> int:
+        return sum(
+            1
+            for position in self.book.positions
+            for order in (position.entry, *position.exits)
+            if order.is_working
+        )
+
+    def pending_positions(self) -> int:
+        return sum(1 for p in self.book.positions if p.status is PositionStatus.PENDING)
+
+    # -- the strategy, guarded -------------------------------------------------------------
+
+    def decide(
+        self, candle: Candle, features: Mapping[str, float], probability: float | None
+    ) -> Enter | None:
+        context = DecisionContext(
+            candle=candle,
+            features=MappingProxyType(dict(features)),
+            model_probability=probability,
+            open_positions=self.book.positions,
+            config=self.config,
+        )
+        self.decisions += 1
+        try:
+            decision = self.strategy.on_candle(context)
+        except Exception as error:
+            raise StrategyFailure(self._describe(error, "on_candle")) from error
+        if decision is not None and not isinstance(decision, Enter):
+            raise StrategyFailure(
+                f"{self.loaded.path}: on_candle returned {type(decision).__name__}, "
+                "expected Enter or None"
+            )
+        return decision
+
+    def save_state(self) -> dict[str, Any]:
+        try:
+            state = self.strategy.on_save()
+        except Exception as error:
+            raise StrategyFailure(self._describe(error, "on_save")) from error
+        try:  # a copy in plain JSON: the database stores it, the strategy keeps its own
+            copied = json.loads(json.dumps(state, allow_nan=False))
+        except (TypeError, ValueError) as error:
+            raise StrategyFailure(
+                f"{self.loaded.path}: on_save must return a JSON object ({error})"
+            ) from None
+        if not isinstance(copied, dict):
+            raise StrategyFailure(f"{self.loaded.path}: on_save must return a dict")
+        return copied
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        try:
+            self.strategy.on_load(state)
+        except Exception as error:
+            raise StrategyFailure(self._describe(error, "on_load")) from error
+
+    def replace_strategy(self, loaded: LoadedStrategy) -> None:
+        """Run `loaded` from now on; a new version of the same strategy receives the old
+        one's state (`on_save` -> `on_load`), another strategy starts fresh."""
+        handover = self.save_state() if loaded.name == self.loaded.name else None
+        strategy = _create(loaded)
+        previous = self.strategy, self.loaded
+        self.strategy, self.loaded = strategy, loaded
+        if handover is not None:
+            try:
+                self.load_state(handover)
+            except StrategyFailure:
+                self.strategy, self.loaded = previous
+                raise
+
+    def _describe(self, error: BaseException, method: str) -> str:
+        path = str(self.loaded.path)
+        lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if f.filename == path]
+        where = f"{path}:{lines[-1]}" if lines else path
+        text = str(error).splitlines()[0] if str(error) else ""
+        return f"{where}: {method} raised {type(error).__name__}: {text}".rstrip(": ")
+
+
+def _create(loaded: LoadedStrategy) -> Strategy[Any]:
+    """An instance of the strategy with its default parameters (user code: guarded)."""
+    try:
+        return loaded.create()
+    except Exception as error:
+        raise StrategyFailure(
+            f"{loaded.path}: cannot be created: {type(error).__name__}: {error}"
+        ) from error
+
+
+class _Inert(Strategy[Any]):
+    """Stands in for a strategy that no longer loads, so the bot's saved positions are
+    still managed (the bot is in error and decides nothing)."""
+
+    def on_candle(self, context: DecisionContext) -> Enter | None:
+        return None
+
+
+def inert_strategy(name: str) -> LoadedStrategy:
+    return LoadedStrategy(
+        name=name, path=Path(f"<{name} does not load>"), cls=_Inert, content_hash=""
+    )

@@ -1,0 +1,142 @@
+"""The engine's own knobs, built from the platform Settings plus explicit overrides.
+
+Settings does not (yet) carry every engine knob; `EngineConfig.from_settings` reads each one
+from Settings when a field of the name in `SETTINGS_FIELDS` exists there and falls back to
+the default here otherwise, so adding the field to Settings later needs no change here.
+Tests and the `python -m live.engine` entry pass overrides directly.
+
+The default market data is the embedded one (ARCHITECTURE.md): the replay server on this
+machine (`ws://<host>:<replay_port>`, REST `http://<host>:<replay_rest_port>`). Production
+points `feed_url` at `wss://stream.binance.com:9443` and `rest_url` at
+`https://api.binance.com`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import uuid
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from tradepipe.config import Settings
+from tradepipe.orders import FeeSchedule
+
+__all__ = ["SETTINGS_FIELDS", "EngineConfig", "default_engine_id"]
+
+# EngineConfig field -> the Settings field that overrides its default, when Settings has it.
+SETTINGS_FIELDS = {
+    "feed_url": "feed_url",
+    "rest_url": "feed_rest_url",
+    "heartbeat_seconds": "engine_heartbeat_seconds",
+    "bot_reload_seconds": "engine_bot_reload_seconds",
+    "model_poll_seconds": "engine_model_poll_seconds",
+    "paper_slippage_bps": "paper_slippage_bps",
+    "maker_fee_rate": "paper_maker_fee_rate",
+    "taker_fee_rate": "paper_taker_fee_rate",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineConfig:
+    """Every interval is in seconds of wall time unless its name says otherwise."""
+
+    database_url: str
+    strategies_dir: Path
+    mlflow_tracking_uri: str = ""
+    feed_url: str = "ws://127.0.0.1:8765"
+    rest_url: str | None = None  # kline backfill (gap repair); None: no repair
+    engine_id: str | None = None  # default: <host>-<pid>
+    heartbeat_seconds: float = 5.0
+    bot_reload_seconds: float = 3.0
+    model_poll_seconds: float = 30.0
+    tick_seconds: float = 0.25
+    # A candle closes on the clock only this long after its end if no later trade came:
+    # trades of a second can arrive a little after the second is over.
+    candle_close_grace_seconds: float = 2.0
+    candle_history: int = 300  # recent candles per timeframe, to warm new feature states
+    # New timeframes ask the REST side for their earlier candles (features ready at once);
+    # the exchange is asked `warmup_settle_seconds` (market time) after the first complete
+    # interval began, so that it has indexed the last candle before it.
+    warmup_from_exchange: bool = True
+    warmup_settle_seconds: float = 2.0
+    warmup_timeout_seconds: float = 30.0
+    paper_slippage_bps: float = 2.0
+    maker_fee_rate: float = 0.001
+    taker_fee_rate: float = 0.001
+    db_retry_initial_seconds: float = 0.5
+    db_retry_max_seconds: float = 30.0
+    db_busy_timeout_ms: int = 2_000
+    db_batches_per_transaction: int = 256
+    # An entry whose intent is not durable by then is not sent at all (rejected locally).
+    entry_intent_timeout_seconds: float = 5.0
+    # Exits and cancels wait this long for their intent to be durable, then go anyway:
+    # protecting a position beats recording it first while the database is down.
+    exit_intent_wait_seconds: float = 1.0
+    broker_retry_initial_seconds: float = 0.5
+    broker_retry_max_seconds: float = 30.0
+    registry_timeout_seconds: float = 120.0
+    feed_silence_seconds: float = 60.0
+    stop_timeout_seconds: float = 15.0
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name.endswith(("_seconds", "_ms")) and not (
+                isinstance(value, int | float) and math.isfinite(value) and value >= 0
+            ):
+                raise ValueError(f"engine setting {item.name} must be a number >= 0: {value!r}")
+        for name in ("heartbeat_seconds", "bot_reload_seconds", "model_poll_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"engine setting {name} must be > 0")
+        if self.tick_seconds <= 0:
+            raise ValueError("engine setting tick_seconds must be > 0")
+        if self.candle_history < 1 or self.db_batches_per_transaction < 1:
+            raise ValueError("candle_history and db_batches_per_transaction must be >= 1")
+        self.fees  # noqa: B018 - validates the rates now, naming the bad one
+
+    def db_retry_delay(self, attempt: int) -> float:
+        """Seconds before database retry `attempt` (1, 2, ...): doubling, capped."""
+        return _doubling(attempt, self.db_retry_initial_seconds, self.db_retry_max_seconds)
+
+    def broker_retry_delay(self, attempt: int) -> float:
+        return _doubling(attempt, self.broker_retry_initial_seconds, self.broker_retry_max_seconds)
+
+    @property
+    def fees(self) -> FeeSchedule:
+        return FeeSchedule(maker_rate=self.maker_fee_rate, taker_rate=self.taker_fee_rate)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> EngineConfig:
+        """The config for `settings`; `overrides` (EngineConfig field names) win."""
+        values: dict[str, Any] = {
+            "database_url": settings.resolved_database_url,
+            "strategies_dir": settings.strategies_dir.resolve(),
+            "mlflow_tracking_uri": settings.resolved_mlflow_tracking_uri,
+            "feed_url": f"ws://{settings.host}:{settings.replay_port}",
+            "rest_url": f"http://{settings.host}:{settings.replay_rest_port}",
+        }
+        for name, setting in SETTINGS_FIELDS.items():
+            value = getattr(settings, setting, None)
+            if value not in (None, ""):
+                values[name] = value
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown engine settings {unknown}: known are {sorted(known)}")
+        values.update(overrides)
+        return cls(**values)
+
+    def with_changes(self, **changes: Any) -> EngineConfig:
+        return replace(self, **changes)
+
+
+def _doubling(attempt: int, initial: float, maximum: float) -> float:
+    return float(min(maximum, initial * 2 ** min(max(attempt, 1) - 1, 32)))
+
+
+def default_engine_id() -> str:
+    """<host>-<pid>-<random>: unique per process start, readable in heartbeats."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"

@@ -1,0 +1,78 @@
+"""The kill switch: one word that stops every new entry and cancels every pending one.
+
+It lives in the database (`engine_controls`, name `kill_switch`), so it survives restarts
+and reaches every engine that polls the table; the engine that flips it applies it at
+once. Open (filled) positions are not touched: their take-profit, stop-loss and timeout
+keep protecting them, which a blunt "close everything at market" would not do better.
+While this engine's own change is not yet written, the poll ignores the table, so a stale
+read can never undo a switch just flipped.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from live.engine.core import TradingCore
+from live.engine.persistence import ControlWrite
+from live.engine.status import KillSwitchState
+from tradepipe.db import KILL_SWITCH
+from tradepipe.enums import ExitReason, PositionStatus
+
+__all__ = ["KillSwitch"]
+
+
+class KillSwitch:
+    def __init__(self, core: TradingCore, engine_id: str) -> None:
+        self.core = core
+        self.engine_id = engine_id
+        self._write_seq = 0
+
+    @property
+    def state(self) -> KillSwitchState:
+        return self.core.kill_switch
+
+    def engage(self, reason: str) -> int:
+        """Block every new entry and cancel every pending one; returns how many."""
+        now = datetime.now(UTC)
+        value = {"engaged": True, "reason": reason, "at": now.isoformat()}
+        self._write_seq = self.core.recorder.submit(
+            ControlWrite(KILL_SWITCH, value, self.engine_id)
+        )
+        return self._engaged(KillSwitchState(True, reason, now))
+
+    def release(self) -> None:
+        write = ControlWrite(KILL_SWITCH, {"engaged": False}, self.engine_id)
+        self._write_seq = self.core.recorder.submit(write)
+        self._released()
+
+    def follow(self, wanted: KillSwitchState) -> None:
+        """Apply what the table says (another engine, the CLI, a restart)."""
+        if self.core.recorder.durable_seq < self._write_seq:
+            return  # our own change is not written yet: the table is behind us
+        if wanted.engaged and not self.state.engaged:
+            self._engaged(wanted)
+        elif not wanted.engaged and self.state.engaged:
+            self._released()
+
+    def _engaged(self, state: KillSwitchState) -> int:
+        core = self.core
+        core.kill_switch = state
+        cancelled = 0
+        with core.step() as step:
+            for bot in core.bots.values():
+                for position in bot.book.positions:
+                    if position.status is PositionStatus.PENDING:
+                        time_ms = core.clock.now_or(position.entry.updated_at_ms)
+                        events = bot.book.close_position(position.seq, time_ms, ExitReason.MANUAL)
+                        step.add(bot.name, events)
+                        cancelled += 1
+        core.emit(
+            "kill_switch_engaged",
+            f"kill switch engaged: {state.reason}",
+            data={"reason": state.reason, "pending_entries_cancelled": cancelled},
+        )
+        return cancelled
+
+    def _released(self) -> None:
+        self.core.kill_switch = KillSwitchState(False)
+        self.core.emit("kill_switch_released", "kill switch released")

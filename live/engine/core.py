@@ -1,0 +1,397 @@
+"""The trading core: every change to books happens here, in synchronous steps.
+
+A *step* is one input handled to the end: a trade, a clock tick, a broker report, a 1 s
+candle released by a backfill. Inside a step nothing awaits, so steps never interleave
+and need no locks; what a step produced (state machine events per bot, fills, closed
+candles) is collected in a `Step` and, at its end, decided upon (`decisions.decide`) and
+committed: one recorder write per bot touched (events, position snapshots, the book), then
+the broker commands those events call for, each after its write (see `outbox`).
+
+A trade, in this order: the paper broker matches it (fills are reports, applied at once),
+every book of the symbol sees its price and time (stops, maker and holding timeouts), then
+the 1 s candle aggregator takes it; candles it closes run the per-candle pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from live.brokers import (
+    Broker,
+    BrokerOrder,
+    BrokerReport,
+    OrderAcceptedReport,
+    OrderCancelledReport,
+    OrderFilledReport,
+)
+from live.engine.bot import BotRuntime, StrategyFailure
+from live.engine.clock import MarketClock
+from live.engine.config import EngineConfig
+from live.engine.decisions import decide
+from live.engine.events import EngineEvent, EventBus
+from live.engine.features import ClosedRow, SymbolPipeline, TimeframeStream
+from live.engine.outbox import BrokerCommand, Outbox
+from live.engine.persistence import BotBatch, BotStatusWrite, EventWrite, FillRecord
+from live.engine.recorder import Recorder
+from live.engine.status import BotRunState, BotStatusView, KillSwitchState
+from live.feeds import CandleBackfill, FeedStatus, Gap, SecondCandles
+from tradepipe.domain import Candle, Trade
+from tradepipe.enums import OrderRole
+from tradepipe.orders import (
+    Event,
+    OrderCancelRequested,
+    OrderFilled,
+    OrderPlaced,
+    Position,
+    parse_client_order_id,
+)
+
+__all__ = ["CoreMetrics", "Step", "TradingCore"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Step:
+    time_ms: int
+    events: dict[str, list[Event]] = field(default_factory=dict)
+    fills: dict[str, list[FillRecord]] = field(default_factory=dict)
+    exchange_ids: dict[str, dict[str, str]] = field(default_factory=dict)
+    rows: list[ClosedRow] = field(default_factory=list)
+
+    def add(self, bot: str, events: Iterable[Event]) -> None:
+        events = list(events)
+        if events:
+            self.events.setdefault(bot, []).extend(events)
+
+
+@dataclass(slots=True)
+class CoreMetrics:
+    trades: int = 0
+    seconds: int = 0
+    decisions: int = 0
+    entries: int = 0
+    entries_blocked: int = 0
+    predict_calls: int = 0
+    predicted_rows: int = 0
+    reports: int = 0
+    unknown_reports: int = 0
+
+
+class TradingCore:
+    """Books, pipelines and the steps that change them (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        broker: Broker,
+        recorder: Recorder,
+        bus: EventBus,
+        seconds: Callable[[Callable[[Candle], None]], SecondCandles],
+        warmup: CandleBackfill | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = MarketClock()
+        self.broker = broker
+        self.recorder = recorder
+        self.bus = bus
+        self.outbox = Outbox(broker, recorder, config, on_not_sent=self._not_sent)
+        self.seconds = seconds(self._on_second)
+        self.symbols: dict[str, SymbolPipeline] = {}
+        self.bots: dict[str, BotRuntime] = {}
+        self.kill_switch = KillSwitchState(False)
+        self.trading = False  # False while starting, reconciling, degraded or stopping
+        self.feed_status: FeedStatus | None = None
+        self.metrics = CoreMetrics()
+        self.candle_listeners: list[Callable[[Candle], None]] = []
+        self.stopped_bots: list[BotStatusView] = []  # stopped since the last heartbeat
+        self._step: Step | None = None
+        self._warmup_source = warmup
+        self.warmups: set[asyncio.Task[None]] = set()
+        broker.bind(self.on_report)
+
+    # -- inputs: the feed -----------------------------------------------------------------
+
+    def on_trade(self, trade: Trade) -> None:
+        pipeline = self.symbols.get(trade.symbol)
+        if pipeline is None:
+            return
+        self.clock.observe(trade.time_ms)
+        pipeline.last_price = trade.price
+        self.metrics.trades += 1
+        with self.step(trade.time_ms) as step:
+            self.broker.on_trade(trade)
+            for name in pipeline.bots:
+                bot = self.bots.get(name)
+                if bot is not None:
+                    step.add(name, bot.book.on_tick(trade.time_ms, trade.price))
+            self.seconds.on_trade(trade)
+
+    def on_gap(self, gap: Gap) -> None:
+        log.warning(
+            "feed gap in %s: %d trades missed, repairing candles",
+            gap.symbol,
+            gap.missing_trades,
+            extra={"symbol": gap.symbol, "missing_trades": gap.missing_trades},
+        )
+        self.seconds.on_gap(gap)
+
+    def on_status(self, status: FeedStatus) -> None:
+        self.feed_status = status
+        self.seconds.on_status(status)
+
+    def _on_second(self, candle: Candle) -> None:
+        pipeline = self.symbols.get(candle.symbol)
+        if pipeline is None:
+            return
+        self.metrics.seconds += 1
+        for listener in self.candle_listeners:
+            listener(candle)
+        rows = pipeline.on_second(candle)
+        if rows:
+            with self.step() as step:
+                step.rows.extend(rows)
+
+    # -- inputs: the clock and the broker -------------------------------------------------
+
+    def tick(self) -> None:
+        """Time passed without a trade: timeouts, and candles whose interval is over."""
+        now = self.clock.now()
+        if now is None:
+            return
+        with self.step(now) as step:
+            for bot in self.bots.values():
+                step.add(bot.name, bot.book.on_tick(now))
+            closing = now - int(self.config.candle_close_grace_seconds * 1000)
+            self.seconds.close_until(closing)
+            repairing = self.seconds.pending_gaps()
+            for symbol, pipeline in self.symbols.items():
+                if symbol not in repairing:
+                    step.rows.extend(pipeline.close_until(closing))
+
+    def on_report(self, report: BrokerReport) -> None:
+        self.metrics.reports += 1
+        parsed = parse_client_order_id(report.client_order_id)
+        bot = self.bots.get(parsed[0]) if parsed is not None else None
+        if bot is None:
+            self.metrics.unknown_reports += 1
+            self.emit("anomaly", f"broker report for an order of no running bot: {report}")
+            return
+        with self.step(report.time_ms) as step:
+            order_id, time_ms = report.client_order_id, report.time_ms
+            if isinstance(report, OrderAcceptedReport):
+                events = bot.book.on_accepted(order_id, time_ms)
+                if report.exchange_order_id:
+                    step.exchange_ids.setdefault(bot.name, {})[order_id] = report.exchange_order_id
+            elif isinstance(report, OrderFilledReport):
+                events = bot.book.on_fill(
+                    order_id,
+                    report.price,
+                    time_ms,
+                    quantity=report.quantity,
+                    fee=report.fee,
+                    liquidity=report.liquidity,
+                    complete=report.complete,
+                )
+                if any(isinstance(event, OrderFilled) for event in events):
+                    fill = FillRecord(
+                        order_id, report.fill_id, report.price, report.quantity, report.fee, time_ms
+                    )
+                    step.fills.setdefault(bot.name, []).append(fill)
+            elif isinstance(report, OrderCancelledReport):
+                events = bot.book.on_cancelled(order_id, time_ms)
+            else:
+                events = bot.book.on_rejected(order_id, time_ms, report.message)
+            step.add(bot.name, events)
+
+    def _not_sent(self, command: BrokerCommand, reason: str) -> None:
+        bot = self.bots.get(command.bot)
+        if bot is None:
+            return
+        with self.step() as step:
+            time_ms = self.clock.now_or(step.time_ms)
+            step.add(bot.name, bot.book.on_rejected(command.client_order_id, time_ms, reason))
+
+    # -- steps ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def step(self, time_ms: int | None = None) -> Iterator[Step]:
+        """The current step, or a new one committed when the block ends."""
+        if self._step is not None:
+            yield self._step
+            return
+        step = self._step = Step(time_ms if time_ms is not None else self.clock.now_or(0))
+        try:
+            yield step
+            while step.rows:
+                rows, step.rows = step.rows, []
+                decide(self, rows, step)
+        finally:
+            self._step = None
+            self._commit(step)
+
+    def _commit(self, step: Step) -> None:
+        for name, events in step.events.items():
+            bot = self.bots.get(name)
+            if bot is None:
+                log.error("events of unknown bot %s dropped: %s", name, events)
+                continue
+            seq = self.recorder.submit(self.batch(bot, events, step))
+            for event in events:
+                if isinstance(event, OrderPlaced):
+                    order = BrokerOrder.from_state(bot.symbol, event.order)
+                    entry = event.order.role is OrderRole.ENTRY
+                    command = BrokerCommand(
+                        bot.name, bot.symbol, order.client_order_id, order, seq, entry
+                    )
+                    self.outbox.push(command)
+                elif isinstance(event, OrderCancelRequested):
+                    order_id = event.order.client_order_id
+                    self.outbox.push(BrokerCommand(bot.name, bot.symbol, order_id, None, seq))
+
+    def batch(self, bot: BotRuntime, events: list[Event], step: Step | None = None) -> BotBatch:
+        """The recorder write of `bot` after `events`: final snapshots of the positions
+        they touched, the fills, the serialized book and the strategy's state."""
+        closed: dict[int, Position] = {}
+        touched: list[int] = []
+        for event in events:
+            seq = event.position_seq if hasattr(event, "position_seq") else None
+            if seq is not None and seq not in touched:
+                touched.append(seq)
+            position = getattr(event, "position", None)
+            if isinstance(position, Position):
+                closed[position.seq] = position
+        positions = tuple(bot.book.position(seq) or closed[seq] for seq in touched)
+        pipeline = self.symbols.get(bot.symbol)
+        return BotBatch(
+            bot_id=bot.row.id,
+            bot=bot.name,
+            events=tuple(events),
+            positions=positions,
+            fills=tuple(step.fills.get(bot.name, ())) if step else (),
+            book=bot.book.to_dict(),
+            strategy_state=self.strategy_state(bot),
+            strategy_name=bot.loaded.name,
+            strategy_hash=bot.strategy_hash,
+            reference_price=pipeline.last_price if pipeline else None,
+            exchange_ids=dict(step.exchange_ids.get(bot.name, {})) if step else {},
+        )
+
+    def strategy_state(self, bot: BotRuntime) -> dict[str, object] | None:
+        if bot.state is BotRunState.ERROR:
+            return None  # a failed strategy's state is not trusted: keep the last saved one
+        try:
+            state = bot.save_state()
+        except StrategyFailure as failure:
+            self.fail_bot(bot, str(failure))
+            return None
+        bot.saved_strategy_state = state
+        return state
+
+    # -- feature warm-up from the exchange ---------------------------------------------
+
+    def new_pipeline(self, symbol: str) -> SymbolPipeline:
+        warm = self.warm_up if self._warmup_source is not None else None
+        return SymbolPipeline(symbol, self.config.candle_history, warm)
+
+    def warm_up(self, frame: TimeframeStream) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._warm(frame), name=f"warmup-{frame.symbol}-{frame.timeframe}"
+        )
+        self.warmups.add(task)
+        task.add_done_callback(self.warmups.discard)
+
+    async def _warm(self, frame: TimeframeStream) -> None:
+        """Ask the exchange for the candles before `frame`'s first complete one, once the
+        market is past it (plus settling time), and feed them to its states."""
+        assert frame.complete_from is not None and self._warmup_source is not None
+        ready_at = frame.complete_from + int(self.config.warmup_settle_seconds * 1000)
+        while self.clock.now_or(0) < ready_at:
+            await asyncio.sleep(0.05)
+        start = frame.complete_from - (frame.history.maxlen or 1) * frame.timeframe.milliseconds
+        what = f"{frame.symbol} {frame.timeframe}"
+        try:
+            async with asyncio.timeout(self.config.warmup_timeout_seconds):
+                candles = await self._warmup_source.fetch_candles(
+                    frame.symbol, frame.timeframe, start, frame.complete_from
+                )
+        except Exception as error:  # BackfillError, a timeout: warm up from live candles
+            frame.finish_warmup([])
+            self.emit("warmup_failed", f"{what}: features warm up from live candles ({error})")
+            return
+        taken = frame.finish_warmup(candles)
+        log.info(
+            "features of %s warmed up from %d exchange candles",
+            what,
+            taken,
+            extra={"symbol": frame.symbol, "timeframe": frame.timeframe.name},
+        )
+
+    # -- bots and events ------------------------------------------------------------------
+
+    def accepting_entries(self, bot: BotRuntime) -> bool:
+        return (
+            self.trading
+            and not self.kill_switch.engaged
+            and self.recorder.available
+            and bot.row.enabled
+            and bot.state is BotRunState.RUNNING
+        )
+
+    def set_state(self, bot: BotRuntime, state: BotRunState, error: str | None = None) -> None:
+        """Move `bot` to `state`; the bots table hears of it when its coarser status (or
+        the error text) changes."""
+        previous, previous_error = bot.state, bot.last_error
+        bot.state, bot.last_error = state, error
+        changed_status = previous.database_status is not state.database_status
+        if changed_status or error != previous_error:
+            write = BotStatusWrite(bot.row.id, state.database_status, error)
+            self.recorder.submit(write)
+        if previous is not state:
+            log.info(
+                "bot %s: %s -> %s",
+                bot.name,
+                previous.value,
+                state.value,
+                extra={"bot": bot.name, "state": state.value, "error": error},
+            )
+
+    def refresh_state(self, bot: BotRuntime) -> None:
+        """Derive a live bot's state from what it is waiting for, if anything."""
+        if bot.state in (BotRunState.ERROR, BotRunState.STOPPED):
+            return
+        if not bot.row.enabled or bot.row.symbol != bot.symbol:
+            # disabled, or moving to another symbol once flat: no new entries meanwhile
+            target = BotRunState.DISABLED
+        elif bot.needs_model and (bot.slot is None or bot.slot.active is None):
+            target = BotRunState.WAITING_FOR_MODEL
+        elif bot.features is None or not bot.features.ready:
+            target = BotRunState.WARMING_UP
+        else:
+            target = BotRunState.RUNNING
+        if target is not bot.state:
+            self.set_state(bot, target)
+
+    def fail_bot(self, bot: BotRuntime, message: str) -> None:
+        """Isolate a bot whose strategy failed: no more decisions; open positions are still
+        managed by the book (their exits do not depend on the strategy)."""
+        self.set_state(bot, BotRunState.ERROR, message)
+        self.emit("bot_error", message, bot.name, {"strategy_hash": bot.strategy_hash})
+
+    def emit(
+        self,
+        kind: str,
+        message: str,
+        bot: str | None = None,
+        data: Mapping[str, object] | None = None,
+    ) -> None:
+        event = EngineEvent(kind, message, bot, dict(data or {}))
+        level = logging.ERROR if kind.endswith(("error", "refused")) else logging.INFO
+        log.log(level, "%s: %s", kind, message, extra={"event": kind, "bot": bot})
+        self.recorder.submit(EventWrite(event))
+        self.bus.publish(event)

@@ -1,0 +1,117 @@
+"""Closed candles to decisions: batched model predictions, guarded strategy calls, entries.
+
+Everything a step closed is decided together. Bots that share a model get one
+`predict_proba` call per step for all of them, on a frame of one row per distinct feature
+state (bots on the same symbol, timeframe and spec share a row; bots on other timeframes
+or symbols closing in the same step add rows). A model that fails on live rows does not
+stop the strategies: they see `model_probability=None` (the shipped model strategy then
+stays out), and the failure is an event.
+
+A decision is taken at the candle's close on the market clock (the step's time, never
+before the candle's end); `EntryRequest.from_config` copies the bot's current config, the
+strategy's content hash and the model version into the position for its whole life.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from live.engine.bot import BotRuntime, StrategyFailure
+from live.engine.features import ClosedRow
+from live.engine.models import ModelSlot
+from tradepipe.orders import EntryRequest, InvalidOrderError, OrderPlaced
+from tradepipe.strategy import Enter
+
+if TYPE_CHECKING:
+    from live.engine.core import Step, TradingCore
+
+__all__ = ["decide"]
+
+
+def decide(core: TradingCore, rows: list[ClosedRow], step: Step) -> None:
+    work: list[tuple[BotRuntime, ClosedRow]] = []
+    for closed in rows:
+        for name in sorted(closed.stream.bots):
+            bot = core.bots.get(name)
+            if bot is None or bot.features is not closed.stream:
+                continue
+            bot.last_candle_ms = closed.candle.start_ms
+            core.refresh_state(bot)
+            if bot.deciding:
+                work.append((bot, closed))
+    if not work:
+        return
+    probabilities = _predict(core, work)
+    for bot, closed in work:
+        if not bot.deciding:  # an earlier decision of this step failed it
+            continue
+        core.metrics.decisions += 1
+        probability = probabilities.get((id(bot.slot), id(closed.stream))) if bot.slot else None
+        features = dict(zip(closed.stream.spec.feature_names, closed.row, strict=True))
+        try:
+            decision = bot.decide(closed.candle, features, probability)
+        except StrategyFailure as failure:
+            core.fail_bot(bot, str(failure))
+            continue
+        if decision is not None:
+            _enter(core, bot, decision, closed, step)
+
+
+def _predict(
+    core: TradingCore, work: list[tuple[BotRuntime, ClosedRow]]
+) -> dict[tuple[int, int], float]:
+    """One predict_proba per model slot over the distinct feature rows its bots need."""
+    wanted: dict[int, tuple[ModelSlot, dict[int, ClosedRow]]] = {}
+    for bot, closed in work:
+        if bot.slot is not None and bot.slot.active is not None:
+            _, streams = wanted.setdefault(id(bot.slot), (bot.slot, {}))
+            streams.setdefault(id(closed.stream), closed)
+    found: dict[tuple[int, int], float] = {}
+    for slot_id, (slot, streams) in wanted.items():
+        active = slot.active
+        assert active is not None
+        frame = pd.DataFrame(
+            [closed.row for closed in streams.values()], columns=list(active.spec.feature_names)
+        )
+        try:
+            probabilities = active.model.predict_proba(frame)
+        except Exception as error:
+            core.emit(
+                "model_error",
+                f"{slot.ref} version {active.version} failed on live features: {error}",
+                data={"model": slot.ref, "version": active.version},
+            )
+            continue
+        core.metrics.predict_calls += 1
+        core.metrics.predicted_rows += len(frame)
+        for stream_id, probability in zip(streams, probabilities.tolist(), strict=True):
+            found[(slot_id, stream_id)] = float(probability)
+    return found
+
+
+def _enter(
+    core: TradingCore, bot: BotRuntime, decision: Enter, closed: ClosedRow, step: Step
+) -> None:
+    if not core.accepting_entries(bot):
+        core.metrics.entries_blocked += 1
+        return
+    version = bot.slot.active.version if bot.slot and bot.slot.active else None
+    try:
+        request = EntryRequest.from_config(
+            bot.config,
+            limit_price=decision.limit_price,
+            strategy_hash=bot.strategy_hash,
+            model_version=version,
+            reason=decision.reason or None,
+        )
+    except InvalidOrderError as error:
+        core.fail_bot(bot, f"{bot.loaded.path}: on_candle asked for an invalid entry: {error}")
+        return
+    time_ms = max(step.time_ms, closed.candle.end_ms)
+    events = bot.book.submit_entry(request, time_ms)
+    if any(isinstance(event, OrderPlaced) for event in events):
+        bot.entries += 1
+        core.metrics.entries += 1
+    step.add(bot.name, events)

@@ -1,0 +1,406 @@
+"""The live engine: many bots in one asyncio process, configured by the bots table only.
+
+`Engine` wires the parts (feed, trading core, recorder, outbox, broker, model watcher, bot
+manager) and owns their lifecycle; it holds no global state, so several engines can run in
+one process (tests do). `start` always reconciles first, whether the last stop was clean or
+a crash: database up and migrated, bots and their saved books loaded, working orders agreed
+with the broker; only then does it subscribe to market data and trade. `stop` takes no new
+entries, stops the feed, flushes every write and marks bots and engine stopped.
+
+What the control API needs is here: `status()` / `bot_status(name)` (frozen snapshots),
+`metrics()` (flat counters), `start_bot` / `stop_bot` (written to the bots table, applied
+at once), the kill switch (`engage_kill_switch` cancels every pending entry and blocks new
+ones, in every engine that reads the table, until `release_kill_switch`), and `bus` (the
+in-process event bus: subscribe, or read `bus.recent()`). All of them are called from the
+engine's own event loop (an API served by uvicorn in the same loop). An instance is started
+once and stopped once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+from live.brokers import Broker, PaperBroker, PaperConfig
+from live.engine.config import EngineConfig, default_engine_id
+from live.engine.control import KillSwitch
+from live.engine.core import TradingCore
+from live.engine.events import EventBus
+from live.engine.features import NoBackfill
+from live.engine.heartbeats import bot_status_view, engine_metrics, heartbeat_rows
+from live.engine.lifecycle import BotManager, FeedSubscriptions
+from live.engine.models import ModelSource, ModelWatcher
+from live.engine.recorder import EngineDatabase, Recorder
+from live.engine.recovery import BotsSnapshot, read_saved, read_snapshot, reconcile_orders
+from live.engine.status import (
+    BotRunState,
+    BotStatusView,
+    DatabaseHealth,
+    EngineState,
+    EngineStatus,
+)
+from live.engine.strategies import StrategyLibrary
+from live.feeds import (
+    BinanceRestBackfill,
+    CallbackConsumer,
+    CandleBackfill,
+    Feed,
+    FeedState,
+    FeedStatus,
+    SecondCandles,
+)
+from tradepipe.db import DatabaseUrlError, upgrade_database
+from tradepipe.domain import Candle
+
+__all__ = ["Engine"]
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        feed: Feed,
+        broker: Broker | None = None,
+        backfill: CandleBackfill | None = None,
+        models: Callable[[], ModelSource] | None = None,
+    ) -> None:
+        self.config = config
+        self.engine_id = (config.engine_id or default_engine_id())[:64]
+        self.feed = feed
+        self.bus = EventBus()
+        self.state = EngineState.STOPPED
+        self.started_at: datetime | None = None
+        self.database = EngineDatabase(
+            config.database_url, busy_timeout_ms=config.db_busy_timeout_ms
+        )
+        self.recorder = Recorder(self.database, config, on_health=self._on_database_health)
+        broker = broker or PaperBroker(
+            PaperConfig(config.paper_slippage_bps, config.fees), clock=self._market_now
+        )
+        repair = backfill or (
+            BinanceRestBackfill(config.rest_url) if config.rest_url else NoBackfill()
+        )
+        self.core = TradingCore(
+            config,
+            broker=broker,
+            recorder=self.recorder,
+            bus=self.bus,
+            seconds=lambda on_candle: SecondCandles(on_candle, repair),
+            warmup=None
+            if isinstance(repair, NoBackfill) or not config.warmup_from_exchange
+            else repair,
+        )
+        consumer = CallbackConsumer(self.core.on_trade, self.core.on_gap, self._on_feed_status)
+        self.watcher = ModelWatcher(
+            models or self._registry,
+            sample=self._model_sample,
+            on_swap=lambda slot, previous: self.bots.on_swap(slot, previous),
+            on_refused=lambda slot, version, reason: self.bots.on_refused(slot, version, reason),
+            timeout_seconds=config.registry_timeout_seconds,
+        )
+        self.bots = BotManager(
+            self.core,
+            StrategyLibrary(config.strategies_dir),
+            self.watcher,
+            FeedSubscriptions(feed, consumer),
+            lambda ids: self.recorder.read(lambda session: read_saved(session, ids)),
+        )
+        self.kill_switch = KillSwitch(self.core, self.engine_id)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._recorder_task: asyncio.Task[None] | None = None
+        self._poll_lock = asyncio.Lock()
+        self._broker_open_orders = 0
+        self._stopped = asyncio.Event()
+        self._stopping = False
+        self._trading_started = False
+
+    @property
+    def broker(self) -> Broker:
+        return self.core.broker
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Reconcile, then trade. Waits (retrying) for a database that is not there yet."""
+        self.state = EngineState.STARTING
+        self.started_at = datetime.now(UTC)
+        self._stopped.clear()
+        snapshot = await self._wait_for_database()
+        self._recorder_task = asyncio.create_task(self.recorder.run(), name="recorder")
+        self.state = EngineState.RECONCILING
+        await self.bots.apply(snapshot, first=True)
+        report = await reconcile_orders(
+            [bot.book for bot in self.core.bots.values()], self.broker, self.core.outbox
+        )
+        # engaged while this engine was away: cancel the pending entries just re-registered
+        self.kill_switch.follow(snapshot.kill_switch)
+        self.core.emit(
+            "engine_reconciled",
+            f"engine {self.engine_id}: {len(report.resumed)} positions resumed, "
+            f"{len(report.resent)} orders sent again, {len(report.orphans)} unknown cancelled",
+            data={
+                "engine_id": self.engine_id,
+                "resumed": list(report.resumed),
+                "resent": list(report.resent),
+                "cancels": list(report.cancels),
+                "orphans": list(report.orphans),
+                "bots": sorted(self.core.bots),
+            },
+        )
+        await self.feed.start()
+        self._spawn(self._every(self.config.tick_seconds, self._tick), "ticker")
+        self._spawn(self._every(self.config.heartbeat_seconds, self._beat), "heartbeats")
+        self._spawn(self._every(self.config.bot_reload_seconds, self.poll_bots), "bot-poll")
+        self._spawn(self._every(self.config.model_poll_seconds, self.watcher.poll), "models")
+        self._trading_started = True
+        self._update_state()
+        await self._beat()
+        log.info(
+            "engine %s running %d bots",
+            self.engine_id,
+            len(self.core.bots),
+            extra={"engine_id": self.engine_id},
+        )
+
+    async def stop(self) -> None:
+        """Graceful stop: no new entries, feed closed, state and bots flushed to the database."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        self.state = EngineState.STOPPING
+        self.core.trading = False
+        try:
+            await self._shut_down()
+        finally:
+            self.state = EngineState.STOPPED
+            self._stopped.set()
+
+    async def _shut_down(self) -> None:
+        deadline = self.config.stop_timeout_seconds
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.feed.stop(), deadline / 3)
+        await self.bots.close()
+        for warming in list(self.core.warmups):
+            warming.cancel()
+        await self.core.outbox.idle(min(2.0, deadline / 3))
+        await self.core.outbox.close()
+        for bot in list(self.core.bots.values()):
+            self.recorder.submit(self.core.batch(bot, []))
+            if bot.state is not BotRunState.ERROR:
+                self.core.set_state(bot, BotRunState.STOPPED)
+        self.core.emit(
+            "engine_stopped", f"engine {self.engine_id} stopped", data={"engine_id": self.engine_id}
+        )
+        self.state = EngineState.STOPPED  # what the last heartbeat says
+        self._set_heartbeats()
+        flushed = await self.recorder.close(deadline)
+        if self._recorder_task is not None:
+            if not flushed:
+                self._recorder_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._recorder_task, 1.0)
+        await self.broker.close()
+        await self.core.seconds.aclose()
+        self.database.dispose()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def _wait_for_database(self) -> BotsSnapshot:
+        """Migrate (idempotent) and read the bots, retrying with backoff while the database
+        is unreachable; a URL that can never work is an error at once."""
+        attempt = 0
+        while True:
+            try:
+                await asyncio.to_thread(upgrade_database, self.config.database_url)
+                return await self.recorder.read(read_snapshot)
+            except DatabaseUrlError:
+                raise
+            except Exception as error:
+                attempt += 1
+                delay = self.config.db_retry_delay(attempt)
+                log.error(
+                    "database not ready (%s); retrying in %.1f s",
+                    error,
+                    delay,
+                    extra={"attempt": attempt},
+                )
+                await asyncio.sleep(delay)
+
+    # -- loops -----------------------------------------------------------------------------
+
+    def _spawn(self, loop: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(loop, name=f"{name}-{self.engine_id}"))
+
+    async def _every(self, seconds: float, action: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                result = action()
+                if asyncio.iscoroutine(result):
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "engine loop %s failed; it goes on", getattr(action, "__name__", action)
+                )
+
+    def _tick(self) -> None:
+        self.core.tick()
+
+    async def poll_bots(self) -> None:
+        """Read the bots table (and the kill switch) and apply what changed."""
+        async with self._poll_lock:
+            try:
+                snapshot = await self.recorder.read(read_snapshot)
+            except Exception as error:
+                log.warning("cannot read the bots table: %s", error)
+                return
+            self.kill_switch.follow(snapshot.kill_switch)
+            await self.bots.apply(snapshot)
+
+    async def _beat(self) -> None:
+        with contextlib.suppress(Exception):
+            self._broker_open_orders = len(await self.broker.open_orders())
+        for bot in list(self.core.bots.values()):
+            before = bot.saved_strategy_state
+            batch = self.core.batch(bot, [])  # takes the strategy's state (on_save)
+            if batch.strategy_state is not None and batch.strategy_state != before:
+                self.recorder.submit(batch)
+        self._set_heartbeats()
+
+    def _set_heartbeats(self) -> None:
+        metrics = self.core.metrics
+        extra = {
+            "trades": metrics.trades,
+            "decisions": metrics.decisions,
+            "entries": metrics.entries,
+            "predict_calls": metrics.predict_calls,
+        }
+        status = self.status()
+        started = self.started_at or datetime.now(UTC)
+        stopped, self.core.stopped_bots = self.core.stopped_bots, []
+        rows = heartbeat_rows(status, started, datetime.now(UTC), extra, stopped)
+        self.recorder.set_heartbeats(rows)
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> EngineStatus:
+        recorder = self.recorder
+        return EngineStatus(
+            engine_id=self.engine_id,
+            state=self.state,
+            started_at=self.started_at,
+            market_time_ms=self.core.clock.now(),
+            feed=self.feed.status(),
+            database=DatabaseHealth(
+                recorder.available, recorder.pending, recorder.last_error, recorder.failing_since
+            ),
+            kill_switch=self.core.kill_switch,
+            broker=self.broker.name,
+            broker_open_orders=self._broker_open_orders,
+            bots=tuple(bot_status_view(self.core, bot) for bot in self.core.bots.values()),
+        )
+
+    def metrics(self) -> dict[str, float]:
+        """Counters and gauges for /metrics (names without a prefix; totals end in _total)."""
+        return engine_metrics(self.core, self.feed.metrics(), self.recorder)
+
+    def bot_status(self, name: str) -> BotStatusView | None:
+        bot = self.core.bots.get(name)
+        return None if bot is None else bot_status_view(self.core, bot)
+
+    def add_candle_listener(self, listener: Callable[[Candle], None]) -> None:
+        """Every 1 s candle the engine builds, as it builds it (taps for tests, metrics)."""
+        self.core.candle_listeners.append(listener)
+
+    def _update_state(self) -> None:
+        if self._stopping or not self._trading_started:
+            return
+        feed = self.feed.status()
+        reasons = []
+        if not self.recorder.available:
+            reasons.append(f"database: {self.recorder.last_error}")
+        if feed.state is not FeedState.CONNECTED:
+            reasons.append(f"feed {feed.state.value}: {feed.last_error or 'not connected'}")
+        state = EngineState.DEGRADED if reasons else EngineState.RUNNING
+        self.core.trading = not reasons
+        previous, self.state = self.state, state
+        if previous in (EngineState.RUNNING, EngineState.DEGRADED) and state is not previous:
+            # only changes while trading are events (the feed still connecting at start is not)
+            message = "; ".join(reasons) or "database and feed available"
+            self.core.emit(f"engine_{state.value}", message, data={"reasons": reasons})
+
+    def _on_database_health(self, available: bool, error: str | None) -> None:
+        self._update_state()
+        kind = "database_recovered" if available else "database_unavailable"
+        log.log(logging.INFO if available else logging.ERROR, "%s: %s", kind, error or "ok")
+        self.core.emit(
+            kind,
+            error or "database writes succeed again",
+            data={"pending_writes": self.recorder.pending},
+        )
+
+    def _on_feed_status(self, status: FeedStatus) -> None:
+        self.core.on_status(status)
+        self._update_state()
+
+    def _market_now(self) -> int | None:
+        return self.core.clock.now()
+
+    # -- control ---------------------------------------------------------------------------
+
+    async def start_bot(self, name: str) -> BotStatusView | None:
+        """Enable `name` in the bots table and start it now (BotError if unknown)."""
+        return await self._set_enabled(name, True)
+
+    async def stop_bot(self, name: str) -> BotStatusView | None:
+        """Disable `name`: no new entries; its open positions are managed until flat."""
+        return await self._set_enabled(name, False)
+
+    async def _set_enabled(self, name: str, enabled: bool) -> BotStatusView | None:
+        from tradepipe.bots import set_enabled
+
+        await self.recorder.read(lambda session: set_enabled(session, name, enabled))
+        await self.poll_bots()
+        return self.bot_status(name)
+
+    async def engage_kill_switch(self, reason: str) -> int:
+        """Block every new entry and cancel every pending one (in every engine reading the
+        table) until released; returns how many pending entries were cancelled."""
+        return self.kill_switch.engage(reason)
+
+    async def release_kill_switch(self) -> None:
+        self.kill_switch.release()
+
+    # -- models ----------------------------------------------------------------------------
+
+    def _registry(self) -> ModelSource:
+        from tradepipe.registry import ModelRegistry
+
+        return ModelRegistry(self.config.mlflow_tracking_uri)
+
+    def _model_sample(self, slot: object) -> list[Candle]:
+        """Recent candles of the bots that use `slot`, for the check of a new version."""
+        for bot in self.core.bots.values():
+            if bot.slot is slot:
+                pipeline = self.core.symbols.get(bot.symbol)
+                frame = pipeline.timeframes.get(bot.row.timeframe) if pipeline else None
+                if frame is not None and frame.history:
+                    return list(frame.history)
+        return []

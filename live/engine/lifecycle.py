@@ -1,0 +1,334 @@
+"""Bots coming, changing and going, as the bots table says, without restarting the engine.
+
+`BotManager.apply(snapshot)` runs at start (through reconciliation) and on every poll of the
+bots table, and moves the running bots towards what the table says:
+- an enabled bot that is not running starts (its saved book and strategy state restored);
+- a disabled bot takes no new entries; its open positions are managed until it is flat,
+  then it stops; a bot deleted from the table is treated the same way;
+- a changed config applies to new entries at once (open positions keep their barriers);
+  a new timeframe, model or strategy re-attaches the bot (its book is untouched); a new
+  symbol waits until the bot is flat (its positions are on the old one);
+- an edited strategy file is reloaded (state handed over through on_save/on_load); a file
+  that no longer loads leaves the previous version running and is reported once;
+- a bot in the error state is retried when its row or its strategy file changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import fields
+
+from live.engine.bot import BotRow, BotRuntime, StrategyFailure, inert_strategy
+from live.engine.core import TradingCore
+from live.engine.heartbeats import bot_status_view
+from live.engine.models import ActiveModel, ModelSlot, ModelWatcher
+from live.engine.persistence import BotBatch, BotStatusWrite
+from live.engine.recovery import BotsSnapshot, SavedState, restore_book
+from live.engine.status import BotRunState
+from live.engine.strategies import StrategyLibrary
+from live.feeds import Feed, FeedConsumer, Subscription
+from tradepipe.enums import BotStatus
+from tradepipe.features import FeatureSpec, default_spec
+from tradepipe.orders import PositionBook, StateError
+from tradepipe.strategy import StrategyLoadError
+
+__all__ = ["BotManager", "FeedSubscriptions"]
+
+log = logging.getLogger(__name__)
+
+
+class FeedSubscriptions:
+    """One feed subscription per traded symbol, dropped when no bot trades it any more."""
+
+    def __init__(self, feed: Feed, consumer: FeedConsumer) -> None:
+        self.feed = feed
+        self.consumer = consumer
+        self._subscriptions: dict[str, Subscription] = {}
+
+    async def ensure(self, symbol: str) -> None:
+        if symbol not in self._subscriptions:
+            self._subscriptions[symbol] = await self.feed.subscribe([symbol], self.consumer)
+
+    async def release(self, symbol: str) -> None:
+        subscription = self._subscriptions.pop(symbol, None)
+        if subscription is not None:
+            await self.feed.unsubscribe(subscription)
+
+
+class BotManager:
+    def __init__(
+        self,
+        core: TradingCore,
+        library: StrategyLibrary,
+        watcher: ModelWatcher,
+        subscriptions: FeedSubscriptions,
+        read_saved: Callable[[list[int]], Awaitable[dict[int, SavedState]]],
+    ) -> None:
+        self.core = core
+        self.library = library
+        self.watcher = watcher
+        self.subscriptions = subscriptions
+        self._read_saved = read_saved
+        self._reported: dict[str, str] = {}  # bot -> last problem reported (report once)
+        self._loading: set[asyncio.Task[None]] = set()
+
+    # -- the table --------------------------------------------------------------------------
+
+    async def apply(self, snapshot: BotsSnapshot, *, first: bool = False) -> None:
+        """Bring the running bots in line with `snapshot`; `first` at start, when every bot
+        not started is also marked stopped in the table (it may say running from a crash)."""
+        core = self.core
+        rows = {row.name: row for row in snapshot.bots}
+        unusable = {bot.name for bot in snapshot.invalid}  # kept running (in error) if running
+        starting = [row for row in snapshot.bots if row.name not in core.bots]
+        saved = await self._read_saved([row.id for row in starting]) if starting else {}
+        for row in starting:
+            state = saved.get(row.id)
+            # a disabled bot still owns its open positions: manage them until flat
+            if row.enabled or (state is not None and state.has_open_positions):
+                await self.start(row, state)
+            elif first:
+                core.recorder.submit(BotStatusWrite(row.id, BotStatus.STOPPED, None))
+        new = {row.name for row in starting}
+        for row in snapshot.bots:
+            bot = core.bots.get(row.name)
+            if bot is not None and row.name not in new:
+                await self._update(bot, row)
+        for name in list(core.bots):
+            bot = core.bots[name]
+            gone = name not in rows and name not in unusable
+            if (gone or not bot.row.enabled) and bot.flat:
+                await self.stop(name, "deleted from the bots table" if gone else "disabled")
+        for invalid in snapshot.invalid:
+            self._report_once(invalid.name, "bot_error", invalid.message, invalid.id)
+        self.watcher.release_unused(
+            {(s.name, s.alias) for s in (b.slot for b in core.bots.values()) if s is not None}
+        )
+
+    async def start(self, row: BotRow, saved: SavedState | None) -> None:
+        core = self.core
+        try:
+            loaded = self.library.load(row.strategy)
+        except StrategyLoadError as error:
+            if saved is None or not saved.has_open_positions:
+                message = f"strategy does not load: {error}"
+                self._report_once(row.name, "bot_error", message, row.id)
+                return
+            loaded = None  # manage the saved positions with an inert strategy, in error
+            failure: str | None = f"strategy does not load: {error}"
+        else:
+            failure = None
+        try:
+            book = restore_book(row, saved, core.config.fees)
+        except StateError as error:
+            self._report_once(row.name, "bot_error", f"saved state unreadable: {error}", row.id)
+            return
+        try:
+            bot = BotRuntime(row, loaded or inert_strategy(row.strategy), book)
+        except StrategyFailure as error:
+            bot = BotRuntime(row, inert_strategy(row.strategy), book)
+            loaded, failure = None, str(error)
+        core.bots[row.name] = bot
+        self._reported.pop(row.name, None)
+        if saved is not None and loaded is not None and saved.strategy_name == loaded.name:
+            try:
+                bot.load_state(saved.strategy_state)
+            except StrategyFailure as error:
+                failure = str(error)
+        await self._attach(bot)
+        if failure is not None:
+            core.fail_bot(bot, failure)
+        else:
+            core.refresh_state(bot)
+        positions = [p.seq for p in book.positions]
+        core.emit(
+            "bot_started",
+            f"bot {row.name} started",
+            row.name,
+            {"strategy_hash": bot.strategy_hash, "open_positions": positions},
+        )
+
+    async def stop(self, name: str, reason: str) -> None:
+        core = self.core
+        bot = core.bots.pop(name, None)
+        if bot is None:
+            return
+        await self._detach(bot)
+        core.recorder.submit(
+            BotBatch(
+                bot.row.id,
+                bot.name,
+                book=bot.book.to_dict(),
+                strategy_state=core.strategy_state(bot),
+                strategy_name=bot.loaded.name,
+                strategy_hash=bot.strategy_hash,
+            )
+        )
+        core.set_state(bot, BotRunState.STOPPED, bot.last_error)
+        core.stopped_bots.append(bot_status_view(core, bot))  # its last heartbeat
+        core.emit("bot_stopped", f"bot {name} stopped: {reason}", name)
+
+    # -- changes ----------------------------------------------------------------------------
+
+    async def _update(self, bot: BotRuntime, row: BotRow) -> None:
+        old = bot.row
+        loaded = bot.loaded
+        try:  # every poll: the library executes a file only when its bytes are new
+            loaded = self.library.load(row.strategy)
+        except StrategyLoadError as error:
+            self._report_once(bot.name, "strategy_reload_failed", str(error))
+        changed = [f.name for f in fields(BotRow) if getattr(old, f.name) != getattr(row, f.name)]
+        new_strategy = loaded is not bot.loaded
+        if not changed and not new_strategy:
+            await self._maybe_move(bot)
+            return
+        bot.row = row
+        bot.book.max_open_positions = row.config.max_open_positions
+        if new_strategy:
+            try:
+                bot.replace_strategy(loaded)
+            except StrategyFailure as error:
+                self._report_once(bot.name, "strategy_reload_failed", str(error))
+        if bot.state is BotRunState.ERROR:
+            bot.state = BotRunState.STARTING  # a change is the operator's retry
+        if {"timeframe", "strategy", "config"} & set(changed) or new_strategy:
+            await self._attach(bot)
+        await self._maybe_move(bot)
+        self.core.refresh_state(bot)
+        details = {"changed": changed, "strategy_hash": bot.strategy_hash}
+        self.core.emit(
+            "bot_updated",
+            f"bot {bot.name} updated: {changed or 'strategy file'}",
+            bot.name,
+            details,
+        )
+
+    async def _maybe_move(self, bot: BotRuntime) -> None:
+        """Apply a new symbol once the bot holds nothing on the old one."""
+        if bot.row.symbol == bot.symbol:
+            return
+        if not bot.flat:
+            self._report_once(
+                bot.name,
+                "bot_symbol_change_deferred",
+                f"symbol {bot.row.symbol} applies once the positions on {bot.symbol} are closed",
+            )
+            return
+        await self._detach(bot)
+        book = bot.book
+        bot.book = PositionBook(
+            book.bot,
+            bot.row.symbol,
+            max_open_positions=book.max_open_positions,
+            fees=book.fees,
+            simulated=False,
+            next_seq=book.next_seq,
+        )
+        await self._attach(bot)
+
+    # -- pipelines and models ------------------------------------------------------------
+
+    async def _attach(self, bot: BotRuntime) -> None:
+        core = self.core
+        pipeline = core.symbols.get(bot.symbol)
+        if pipeline is None:
+            pipeline = core.symbols[bot.symbol] = core.new_pipeline(bot.symbol)
+        pipeline.bots.add(bot.name)
+        await self.subscriptions.ensure(bot.symbol)
+        ref = bot.row.model_ref(bot.loaded)
+        bot.slot = self.watcher.slot(*ref) if ref is not None else None
+        if bot.slot is not None and bot.slot.active is not None:
+            self._join(bot, bot.slot.active.spec)
+        else:
+            # without a model yet: the default spec keeps the timeframe's candles coming, so
+            # the model's own features are warm from them the moment it arrives
+            self._join(bot, default_spec())
+            if bot.slot is not None:
+                self._load_soon(bot.slot)
+
+    def _join(self, bot: BotRuntime, spec: FeatureSpec) -> None:
+        pipeline = self.core.symbols[bot.symbol]
+        bot.features = pipeline.join(bot.name, bot.row.timeframe, spec)
+        missing = [n for n in bot.loaded.cls.required_features if n not in spec.feature_names]
+        if missing:
+            self.core.fail_bot(
+                bot,
+                f"{bot.loaded.path}: needs features {missing} that the "
+                f"feature spec {spec.name!r} does not compute",
+            )
+
+    async def _detach(self, bot: BotRuntime) -> None:
+        pipeline = self.core.symbols.get(bot.symbol)
+        if pipeline is None:
+            return
+        pipeline.leave(bot.name)
+        bot.features = None
+        if not pipeline.bots:
+            del self.core.symbols[bot.symbol]
+            await self.subscriptions.release(bot.symbol)
+
+    def _load_soon(self, slot: ModelSlot) -> None:
+        task = asyncio.get_running_loop().create_task(self.watcher.poll_slot(slot))
+        self._loading.add(task)
+        task.add_done_callback(self._loading.discard)
+
+    def on_swap(self, slot: ModelSlot, previous: ActiveModel | None) -> None:
+        """A checked version is active: re-key its bots' features if its spec differs."""
+        active = slot.active
+        assert active is not None
+        users = [b for b in self.core.bots.values() if b.slot is slot]
+        for bot in users:
+            if bot.features is None or bot.features.spec.content_hash != active.spec.content_hash:
+                self._join(bot, active.spec)
+            self.core.refresh_state(bot)
+        kind = "model_loaded" if previous is None else "model_swapped"
+        before = previous.version if previous else None
+        self.core.emit(
+            kind,
+            f"{slot.ref}: version {active.version} active (was {before})",
+            data={
+                "model": slot.ref,
+                "version": active.version,
+                "previous": before,
+                "bots": [b.name for b in users],
+            },
+        )
+
+    def on_refused(self, slot: ModelSlot, version: str, reason: str) -> None:
+        users = [b.name for b in self.core.bots.values() if b.slot is slot]
+        running = slot.active.version if slot.active else None
+        self.core.emit(
+            "model_refused",
+            f"{slot.ref} version {version} refused: {reason}",
+            data={
+                "model": slot.ref,
+                "version": version,
+                "reason": reason,
+                "running_version": running,
+                "bots": users,
+            },
+        )
+
+    async def close(self) -> None:
+        for task in list(self._loading):
+            task.cancel()
+        for task in list(self._loading):
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                log.debug("model load cancelled at stop")
+
+    def _report_once(self, bot: str, kind: str, message: str, bot_id: int | None = None) -> None:
+        """Report a problem that persists across polls once, not every few seconds."""
+        if self._reported.get(bot) == message:
+            return
+        self._reported[bot] = message
+        running = self.core.bots.get(bot)
+        if kind == "bot_error" and running is not None:
+            self.core.fail_bot(running, message)
+            return
+        if kind == "bot_error" and bot_id is not None:
+            self.core.recorder.submit(BotStatusWrite(bot_id, BotStatus.ERROR, message))
+        self.core.emit(kind, message, bot)

@@ -1,0 +1,276 @@
+"""The recorder: the engine's only way to the database, write-behind, ordered, never lossy.
+
+The event loop only enqueues (`submit` returns a sequence number at once); one writer task
+applies the queue in order, up to `db_batches_per_transaction` writes per transaction, in a
+single worker thread. Heartbeats are a latest-value slot written with the next transaction,
+so a database that is away for an hour does not leave an hour of beats behind.
+
+When a transaction fails the writes stay queued, in order, and are retried with
+exponential backoff for as long as it takes; meanwhile `available` is False (the engine
+reports itself degraded and takes no new entries) and `wait_durable` lets the outbox hold
+an order until its intent is written. A write that fails on its own while the database
+is otherwise fine (a bug, a constraint) is set aside in `dead_letters` and logged with
+its content, so it can never block every later write; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Engine as SqlEngine
+from sqlalchemy.orm import Session
+
+from live.engine.config import EngineConfig
+from live.engine.persistence import HeartbeatWrite, Write, apply_writes, write_heartbeats
+from tradepipe.db import DatabaseUnavailableError, create_engine_for, mask_url, session_scope
+
+__all__ = ["EngineDatabase", "Recorder", "describe", "is_unavailable"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+STATEMENT_TIMEOUT_MS = 30_000
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Is this the database being away (locked, down, unreachable) rather than a bad write?"""
+    return isinstance(
+        error,
+        DatabaseUnavailableError
+        | exc.OperationalError
+        | exc.InterfaceError
+        | exc.TimeoutError
+        | sqlite3.OperationalError
+        | OSError
+        | TimeoutError,
+    ) or (isinstance(error, exc.DBAPIError) and error.connection_invalidated)
+
+
+def describe(error: BaseException) -> str:
+    """One line: the driver's own error when SQLAlchemy wraps one (it names the cause)."""
+    cause = error.orig if isinstance(error, exc.DBAPIError) and error.orig else error
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0] if text else 'no detail'}"
+
+
+class EngineDatabase:
+    """The trading database as the engine uses it: one SQLAlchemy engine, a short SQLite
+    busy timeout (a locked database should be noticed, not waited out for long)."""
+
+    def __init__(self, url: str, *, busy_timeout_ms: int) -> None:
+        self.url = url
+        self.engine: SqlEngine = create_engine_for(url, verify=False)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _busy_timeout(busy_timeout_ms))
+        else:  # a stuck server must fail a write (to be retried), never hang the writer
+            event.listen(self.engine, "connect", _statement_timeout(STATEMENT_TIMEOUT_MS))
+
+    def read(self, function: Callable[[Session], T]) -> T:
+        with session_scope(self.engine) as session:
+            return function(session)
+
+    def write(self, writes: Sequence[Write], beats: Sequence[HeartbeatWrite]) -> None:
+        with session_scope(self.engine) as session:
+            apply_writes(session, writes)
+            write_heartbeats(session, beats)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"EngineDatabase({mask_url(self.url)!r})"
+
+
+def _statement_timeout(milliseconds: int) -> Callable[[Any, Any], None]:
+    def configure(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"SET statement_timeout = {int(milliseconds)}")
+        finally:
+            cursor.close()
+        dbapi_connection.commit()
+
+    return configure
+
+
+def _busy_timeout(milliseconds: int) -> Callable[[Any, Any], None]:
+    def configure(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={int(milliseconds)}")
+        finally:
+            cursor.close()
+
+    return configure
+
+
+class Recorder:
+    def __init__(
+        self,
+        database: EngineDatabase,
+        config: EngineConfig,
+        *,
+        on_health: Callable[[bool, str | None], None],
+    ) -> None:
+        self.database = database
+        self.config = config
+        self._on_health = on_health
+        self._queue: deque[tuple[int, Write]] = deque()
+        self._beats: list[HeartbeatWrite] = []
+        self._next_seq = 1
+        self.durable_seq = 0
+        self.available = True
+        self.last_error: str | None = None
+        self.failing_since: datetime | None = None
+        self.dead_letters: list[Write] = []
+        self._dead: set[int] = set()  # sequence numbers set aside: never durable
+        self.transactions = 0
+        self._wake = asyncio.Event()
+        self._durable = asyncio.Condition()
+        self._closing = False
+        # One thread: writes are applied strictly in order, one transaction at a time.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def submit(self, write: Write) -> int:
+        seq = self._next_seq
+        self._next_seq += 1
+        self._queue.append((seq, write))
+        self._wake.set()
+        return seq
+
+    def set_heartbeats(self, beats: list[HeartbeatWrite]) -> None:
+        self._beats = beats
+        self._wake.set()
+
+    async def wait_durable(self, seq: int, timeout: float) -> bool:
+        """True once write `seq` (and every one before it) is committed; False on timeout."""
+
+        def done() -> bool:
+            return self.durable_seq >= seq or seq in self._dead
+
+        if not done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    async with self._durable:
+                        await self._durable.wait_for(done)
+        return self.durable_seq >= seq and seq not in self._dead
+
+    async def run(self) -> None:
+        """The writer loop; returns when closed and the queue is empty."""
+        attempt = 0
+        while True:
+            if not self._queue and not self._beats:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            limit = self.config.db_batches_per_transaction
+            group = [write for _, write in itertools.islice(self._queue, limit)]
+            beats = self._beats
+            try:
+                await self._in_thread(self.database.write, group, beats)
+            except Exception as error:
+                if len(group) > 1 and not is_unavailable(error):
+                    await self._write_singly(group)
+                    continue
+                if not is_unavailable(error):
+                    self._dead_letter(group[0], error)
+                    continue
+                attempt += 1
+                self._failed(error)
+                if self._closing and attempt > 3:
+                    return  # stop() has a deadline; what is left is reported there
+                delay = self.config.db_retry_delay(attempt)
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            if beats is self._beats:
+                self._beats = []
+            await self._committed(len(group))
+
+    async def _write_singly(self, group: list[Write]) -> None:
+        """A group failed for a reason other than availability: find the culprit."""
+        for write in group:
+            try:
+                await self._in_thread(self.database.write, [write], [])
+            except Exception as error:
+                if is_unavailable(error):
+                    self._failed(error)
+                    return
+                self._dead_letter(write, error)
+                continue
+            await self._committed(1)
+
+    def _dead_letter(self, write: Write, error: BaseException) -> None:
+        self.dead_letters.append(write)
+        self._dead.add(self._queue[0][0])
+        log.error(
+            "database write refused, set aside: %s; write: %r",
+            describe(error),
+            write,
+            extra={"write": type(write).__name__},
+        )
+        self._queue.popleft()
+
+    async def _committed(self, count: int) -> None:
+        for _ in range(count):
+            self.durable_seq = self._queue.popleft()[0]
+        self.transactions += 1
+        if not self.available:
+            down_for = time.time() - (self.failing_since or datetime.now(UTC)).timestamp()
+            log.warning("database available again after %.1f s", down_for)
+            self.available, self.last_error, self.failing_since = True, None, None
+            self._on_health(True, None)
+        async with self._durable:
+            self._durable.notify_all()
+
+    def _failed(self, error: BaseException) -> None:
+        message = describe(error)
+        self.last_error = message
+        if self.available:
+            self.available = False
+            self.failing_since = datetime.now(UTC)
+            log.error(
+                "database unavailable, %d writes queued: %s",
+                len(self._queue),
+                message,
+                extra={"pending_writes": len(self._queue)},
+            )
+            self._on_health(False, message)
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    async def close(self, timeout: float) -> bool:
+        """Write what is queued (within `timeout`), then stop. False if writes remain."""
+        self._closing = True
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self._queue or self._beats:
+                    await asyncio.sleep(0.02)
+        left = len(self._queue)
+        if left:
+            log.error("stopping with %d database writes not done", left)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        return left == 0
+
+    async def read(self, function: Callable[[Session], T]) -> T:
+        """A read in a worker thread (not the writer's: reads must not queue behind it)."""
+        return await asyncio.to_thread(self.database.read, function)

@@ -1,0 +1,162 @@
+"""Running the engine as a process: `run_engine` for the CLI, `serve` for asyncio callers.
+
+`tradepipe live run` calls `run_engine(settings)`; `python -m live.engine` does the same
+with engine settings given on the command line (development and the crash tests). Both
+run until SIGTERM or SIGINT, then stop gracefully (no new entries, every write flushed,
+bots marked stopped) and return 0. A database that is not there is waited for, with
+backoff, inside the process: the engine never exits (and never crash-loops under systemd)
+because the database is late. It returns 1 only when it cannot start at all (a bug, a bad
+config), after logging why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from live.engine.config import EngineConfig
+from live.engine.engine import Engine
+from live.feeds import BackoffPolicy, BinanceFeed, BinanceFeedConfig, Feed
+from tradepipe.config import Settings, load_settings
+
+__all__ = ["configure_logging", "main", "run_engine", "serve"]
+
+log = logging.getLogger(__name__)
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+class KeyValueFormatter(logging.Formatter):
+    """`time level logger message key=value...`: the `extra` fields stay machine-readable."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        if extra:
+            text += " " + " ".join(f"{key}={value!r}" for key, value in sorted(extra.items()))
+        return text
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Log to stderr in key=value form, unless the caller configured logging already."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def make_feed(config: EngineConfig) -> Feed:
+    return BinanceFeed(
+        BinanceFeedConfig(
+            base_url=config.feed_url,
+            silence_seconds=config.feed_silence_seconds,
+            backoff=BackoffPolicy(initial_seconds=0.5, maximum_seconds=30.0),
+        )
+    )
+
+
+async def serve(config: EngineConfig, *, feed: Feed | None = None) -> int:
+    """Run an engine until SIGTERM/SIGINT; the exit status."""
+    engine = Engine(config, feed=feed or make_feed(config))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    code = 0
+    try:
+        starting = asyncio.create_task(engine.start(), name="engine-start")
+        stopping = asyncio.create_task(stop.wait(), name="engine-stop-signal")
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            error = starting.exception()
+            if error is not None:
+                log.error("engine failed to start: %r", error, exc_info=error)
+                code = 1
+            else:
+                await stopping
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        log.info("stopping engine %s", engine.engine_id)
+        await engine.stop()
+        stopping.cancel()
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    log.info("engine %s stopped", engine.engine_id)
+    return code
+
+
+def run_engine(settings: Settings | None = None, **overrides: Any) -> int:
+    """The `tradepipe live run` entry: Settings (plus EngineConfig overrides) to exit code.
+    Raises ValueError, naming the setting, for a config that cannot work."""
+    current = settings or load_settings()
+    configure_logging(current.log_level)
+    config = EngineConfig.from_settings(current, **overrides)
+    return asyncio.run(serve(config))
+
+
+def _parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    kinds: Mapping[str, Any] = {item.name: item.type for item in fields(EngineConfig)}
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or name not in kinds:
+            raise SystemExit(f"--set {pair!r}: use NAME=VALUE with NAME one of {sorted(kinds)}")
+        kind = str(kinds[name])
+        try:
+            if "bool" in kind:
+                values[name] = text.strip().lower() in ("1", "true", "yes", "on")
+            elif "float" in kind:
+                values[name] = float(text)
+            elif "int" in kind:
+                values[name] = int(text)
+            elif "Path" in kind:
+                values[name] = Path(text)
+            else:
+                values[name] = text
+        except ValueError:
+            raise SystemExit(f"--set {pair!r}: {name} takes a {kind}") from None
+    return values
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m live.engine [--database-url URL] [--feed-url WS] [--set NAME=VALUE ...]`;
+    other settings come from TRADEPIPE_* and the config file, as for `tradepipe`."""
+    parser = argparse.ArgumentParser(prog="python -m live.engine", description=__doc__)
+    parser.add_argument("--database-url")
+    parser.add_argument("--feed-url")
+    parser.add_argument("--rest-url")
+    parser.add_argument("--strategies-dir", type=Path)
+    parser.add_argument("--mlflow-tracking-uri")
+    parser.add_argument("--engine-id")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    args = parser.parse_args(argv)
+    overrides = _parse_overrides(args.set)
+    for name in (
+        "database_url",
+        "feed_url",
+        "rest_url",
+        "strategies_dir",
+        "mlflow_tracking_uri",
+        "engine_id",
+    ):
+        value = getattr(args, name)
+        if value is not None:
+            overrides[name] = value
+    try:
+        return run_engine(load_settings(), **overrides)
+    except ValueError as error:  # a setting out of range: one line, no traceback
+        raise SystemExit(f"python -m live.engine: {error}") from None

@@ -1,0 +1,110 @@
+"""Lifecycles and read-only status snapshots: what /health, the CLI and tests read.
+
+Snapshots are frozen and hold no reference into the engine, so a reader (the control API
+in another task, a test) can keep and compare them while the engine moves on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from live.feeds import FeedStatus
+from tradepipe.enums import BotStatus
+
+__all__ = [
+    "BotRunState",
+    "BotStatusView",
+    "DatabaseHealth",
+    "EngineState",
+    "EngineStatus",
+    "KillSwitchState",
+]
+
+
+class EngineState(StrEnum):
+    STARTING = "starting"
+    RECONCILING = "reconciling"  # loading state and agreeing with the broker; no trading
+    RUNNING = "running"
+    DEGRADED = "degraded"  # running, but the database or the feed is failing: no entries
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class BotRunState(StrEnum):
+    """A bot inside a running engine."""
+
+    STARTING = "starting"
+    WAITING_FOR_MODEL = "waiting_for_model"  # its model is not available (yet): no decisions
+    WARMING_UP = "warming_up"  # features not defined yet: no decisions
+    RUNNING = "running"
+    DISABLED = "disabled"  # no new entries; open positions are still managed until flat
+    ERROR = "error"  # its strategy raised: no decisions; open positions are still managed
+    STOPPED = "stopped"
+
+    @property
+    def database_status(self) -> BotStatus:
+        """The coarser word the bots table keeps (`bots.status`)."""
+        if self is BotRunState.ERROR:
+            return BotStatus.ERROR
+        if self in (BotRunState.STOPPED, BotRunState.DISABLED):
+            return BotStatus.STOPPED
+        return BotStatus.RUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class BotStatusView:
+    name: str
+    symbol: str
+    timeframe: str
+    strategy: str
+    strategy_hash: str | None
+    state: BotRunState
+    enabled: bool
+    accepting_entries: bool
+    open_positions: int
+    pending_positions: int
+    working_orders: int
+    model: str | None  # "name@alias"
+    model_version: str | None
+    last_candle_ms: int | None
+    decisions: int
+    entries: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseHealth:
+    available: bool
+    pending_writes: int
+    last_error: str | None
+    failing_since: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitchState:
+    engaged: bool
+    reason: str | None = None
+    engaged_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatus:
+    engine_id: str
+    state: EngineState
+    started_at: datetime | None
+    market_time_ms: int | None
+    feed: FeedStatus
+    database: DatabaseHealth
+    kill_switch: KillSwitchState
+    broker: str
+    broker_open_orders: int
+    bots: tuple[BotStatusView, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return self.state is EngineState.RUNNING
+
+    def bot(self, name: str) -> BotStatusView | None:
+        return next((bot for bot in self.bots if bot.name == name), None)

@@ -1,0 +1,188 @@
+"""The crash test: the engine as a real process (`python -m live.engine`) trading on a real
+replay server, SIGKILLed while it holds open positions and working orders, restarted: every
+position resumes (with its barriers and its deadline), every working order is sent to the
+broker again exactly once, no order is lost or duplicated; then SIGTERM stops it cleanly
+with exit status 0."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from live.replay import ReplayServer, SyntheticSource
+from tests.engine.helpers import START_MS, Aio, MarketTimes, add_bots, query
+
+SPEED = 100  # the market runs 100 times faster than the wall clock
+
+
+def engine_command(url: str, replay: ReplayServer, strategies: Path) -> list[str]:
+    fast = {
+        "heartbeat_seconds": 0.2,
+        "bot_reload_seconds": 0.5,
+        "tick_seconds": 0.05,
+        "candle_close_grace_seconds": 0.5,
+        "stop_timeout_seconds": 5,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "live.engine",
+        "--database-url",
+        url,
+        "--feed-url",
+        replay.url,
+        "--rest-url",
+        str(replay.rest_url),
+        "--strategies-dir",
+        str(strategies),
+        "--engine-id",
+        "crash-test",
+    ]
+    for name, value in fast.items():
+        command += ["--set", f"{name}={value}"]
+    return command
+
+
+def start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPIPE_")}
+    env["TRADEPIPE_HOME"] = str(log.parent / "var")
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=log.parent
+        )
+
+
+def books(url: str) -> dict[str, dict[str, Any]]:
+    rows = query(url, "SELECT b.name, s.book FROM bot_states s JOIN bots b ON b.id = s.bot_id")
+    return {
+        row.name: json.loads(row.book) if isinstance(row.book, str) else row.book for row in rows
+    }
+
+
+def open_positions(url: str) -> dict[tuple[str, int], dict[str, Any]]:
+    return {(name, p["seq"]): p for name, book in books(url).items() for p in book["positions"]}
+
+
+def working_orders(url: str) -> set[str]:
+    return {
+        order["client_order_id"]
+        for position in open_positions(url).values()
+        for order in (position["entry"], *position["exits"])
+        if order["status"] in ("new", "open", "partially_filled")
+    }
+
+
+def reconciled_after(url: str, last_id: int) -> dict[str, Any] | None:
+    rows = query(
+        url,
+        "SELECT id, payload FROM events WHERE kind = 'engine_reconciled' "
+        "AND id > :last ORDER BY id",
+        last=last_id,
+    )
+    if not rows:
+        return None
+    payload = rows[-1].payload
+    return json.loads(payload) if isinstance(payload, str) else payload
+
+
+def test_sigkill_with_open_positions_then_restart_resumes_everything(
+    aio: Aio, tmp_path: Path, database_url: str, strategies_dir: Path
+) -> None:
+    add_bots(
+        database_url,
+        strategies_dir,
+        [("mkt", "counting"), ("lim", "always_limit")],
+        take_profit_pct=0.3,
+        stop_loss_pct=0.3,
+        max_holding_seconds=300.0,
+        maker_order_timeout_seconds=300.0,
+        max_open_positions=2,
+    )
+    source = MarketTimes(SyntheticSource(["BTCUSDT"], start_ms=START_MS + 3_600_000))
+    log = tmp_path / "engine.log"
+    processes: list[subprocess.Popen[bytes]] = []
+
+    async def until(condition: Any, what: str, timeout: float = 30.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = await asyncio.to_thread(condition)
+            if found:
+                return found
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; engine log:\n{log.read_text()}")
+
+    async def scenario() -> None:
+        async with ReplayServer(source, speed=SPEED) as replay:
+            command = engine_command(database_url, replay, strategies_dir)
+            processes.append(start(command, log))
+
+            def trading() -> bool:
+                positions = open_positions(database_url).values()
+                active = [p for p in positions if p["status"] == "active"]
+                pending = [p for p in positions if p["status"] == "pending"]
+                return bool(active and pending)
+
+            await until(trading, "open positions and pending entries")
+            processes[0].send_signal(signal.SIGKILL)
+            assert await asyncio.to_thread(processes[0].wait, 10) == -signal.SIGKILL
+
+            at_kill = open_positions(database_url)
+            working = working_orders(database_url)
+            orders_at_kill = {
+                r.client_order_id: r.status
+                for r in query(database_url, "SELECT client_order_id, status FROM orders")
+            }
+            assert working and set(working) <= set(orders_at_kill)
+            last_event = query(database_url, "SELECT MAX(id) AS id FROM events")[0].id or 0
+
+            processes.append(start(command, log))
+            event = await until(lambda: reconciled_after(database_url, last_event), "restart")
+            resumed = {(item["bot"], item["seq"]) for item in event["resumed"]}
+            assert resumed == set(at_kill)  # every open position resumed
+            assert set(event["resent"]) == working  # every working order sent again, once
+            assert event["orphans"] == []
+            for key, item in ((k, i) for i in event["resumed"] for k in [(i["bot"], i["seq"])]):
+                # the deadline is the persisted one, measured from the persisted open time
+                assert item["expires_at_ms"] == at_kill[key]["expires_at_ms"]
+
+            def agreed() -> bool:
+                rows = query(database_url, "SELECT detail FROM heartbeats WHERE kind = 'engine'")
+                detail = (
+                    json.loads(rows[0].detail)
+                    if isinstance(rows[0].detail, str)
+                    else (rows[0].detail)
+                )
+                return (
+                    detail["trades"] > 20
+                    and detail["broker_open_orders"] == detail["book_working_orders"]
+                )
+
+            await until(agreed, "the broker and the books to agree after trading on")
+            processes[1].send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(processes[1].wait, 20) == 0
+
+            orders = query(database_url, "SELECT client_order_id, status FROM orders")
+            ids = [row.client_order_id for row in orders]
+            assert len(ids) == len(set(ids))  # never duplicated
+            assert set(orders_at_kill) <= set(ids)  # never lost
+            now = {row.client_order_id: row.status for row in orders}
+            assert all(now[order_id] != "new" for order_id in working)  # all were sent
+            beats = query(database_url, "SELECT kind, status FROM heartbeats")
+            assert ("engine", "stopped") in {(b.kind, b.status) for b in beats}
+            statuses = {r.status for r in query(database_url, "SELECT status FROM bots")}
+            assert statuses == {"stopped"}
+
+    try:
+        aio.run(scenario(), timeout=90)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)

@@ -1,0 +1,89 @@
+"""The kill switch: pending entries cancelled, no new entries, open positions still managed;
+kept in the database, so a restarted engine (or another one) obeys it until released."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from live.engine import Engine
+from tests.engine.helpers import (
+    START_MS,
+    Aio,
+    Running,
+    add_bots,
+    config_for,
+    push,
+    query,
+    start_engine,
+    walk,
+)
+from tradepipe.enums import PositionStatus
+
+
+def pending(engine: Engine) -> int:
+    return sum(
+        1
+        for bot in engine.core.bots.values()
+        for position in bot.book.positions
+        if position.status is PositionStatus.PENDING
+    )
+
+
+def test_kill_switch_cancels_pending_entries_blocks_new_ones_and_survives_a_restart(
+    aio: Aio, database_url: str, strategies_dir: Path
+) -> None:
+    add_bots(database_url, strategies_dir, [("lim", "always_limit"), ("mkt", "always")])
+    config = config_for(database_url, strategies_dir)
+    seen = 0
+
+    async def trade(running: Running, count: int) -> None:
+        nonlocal seen
+        await push(running, walk(count, start_ms=START_MS + seen * 1_000, first_id=seen + 1))
+        seen += count
+
+    async def first_run() -> int:
+        running = await start_engine(config)
+        engine = running.engine
+        try:
+            await trade(running, 40)
+            assert pending(engine) >= 1  # the limit entry rests below the market
+            cancelled = await engine.engage_kill_switch("test: stop everything")
+            assert cancelled >= 1
+            await trade(running, 3)
+            assert pending(engine) == 0
+            entries = engine.core.metrics.entries
+            await trade(running, 30)
+            assert engine.core.metrics.entries == entries
+            assert engine.core.metrics.entries_blocked > 0
+            status = engine.status()
+            assert (
+                status.kill_switch.engaged and status.kill_switch.reason == "test: stop everything"
+            )
+            assert not any(bot.accepting_entries for bot in status.bots)
+            return cancelled
+        finally:
+            await engine.stop()
+
+    async def second_run() -> None:
+        running = await start_engine(config)
+        engine = running.engine
+        try:
+            assert engine.status().kill_switch.engaged  # read back from the database
+            await trade(running, 30)
+            assert engine.core.metrics.entries == 0
+            await engine.release_kill_switch()
+            await trade(running, 30)
+            assert engine.core.metrics.entries > 0
+            await aio.eventually(lambda: engine.recorder.pending == 0, "writes")
+        finally:
+            await engine.stop()
+
+    cancelled = aio.run(first_run())
+    closed = query(database_url, "SELECT COUNT(*) AS n FROM positions WHERE exit_reason = 'manual'")
+    assert closed[0].n == cancelled
+    aio.run(second_run())
+    [control] = query(database_url, "SELECT value FROM engine_controls WHERE name = 'kill_switch'")
+    assert '"engaged": false' in control.value
+    kinds = [r.kind for r in query(database_url, "SELECT kind FROM events ORDER BY id")]
+    # engaged by the first engine, applied again by the second at its start, released once
+    assert kinds.count("kill_switch_engaged") == 2 and kinds.count("kill_switch_released") == 1
