@@ -1,0 +1,144 @@
+"""Routes of the control API over one `Engine`.
+
+Status codes:
+- `GET /health`: 200 while the engine is `running`; 503 in every other state (starting,
+  reconciling, degraded, stopping, stopped) so that a load balancer or systemd watchdog
+  sees "not trading" as unhealthy. The body is the same in both cases.
+- 401: mutating route without the right bearer token; 403: no token configured (control
+  disabled); 404: unknown bot; 501: model refresh not wired in this process; 502: the
+  model refresh hook failed. Errors are `{"error": "..."}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Depends, FastAPI, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+
+from live.api.auth import TokenGuard
+from live.api.errors import ApiError, install_error_handler
+from live.api.prometheus import CONTENT_TYPE, render_metrics
+from live.engine import BotStatusView, Engine, EngineStatus
+from tradepipe.bots import BotError
+
+__all__ = ["KillSwitchRequest", "ModelRefreshRequest", "RefreshModels", "create_app"]
+
+log = logging.getLogger(__name__)
+
+RefreshModels = Callable[[str | None], Awaitable[object]]
+
+
+class KillSwitchRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, description="why, kept in the events")
+
+
+class ModelRefreshRequest(BaseModel):
+    """What the model_lifecycle DAG sends after it moved an alias."""
+
+    model_name: str | None = Field(default=None, min_length=1, max_length=200)
+    version: str | int | None = None
+    alias: str = Field(default="champion", min_length=1, max_length=100)
+
+
+def _health(status: EngineStatus) -> dict[str, Any]:
+    body: dict[str, Any] = jsonable_encoder(status)
+    body["healthy"] = status.healthy
+    return body
+
+
+def _bot_or_404(view: BotStatusView | None, name: str) -> dict[str, Any]:
+    if view is None:
+        raise ApiError(
+            404,
+            f"no bot called {name!r} runs in this engine (a stopped bot without open "
+            "positions leaves it): see GET /api/bots, or `tradepipe bots show` for the table",
+        )
+    result: dict[str, Any] = jsonable_encoder(view)
+    return result
+
+
+def create_app(
+    engine: Engine, *, token: str | None, refresh_models: RefreshModels | None = None
+) -> FastAPI:
+    """The API of `engine`; `token` guards control (None: control refused with 403)."""
+    app = FastAPI(title="tradepipe engine", docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handler(app)
+    guard = TokenGuard(token)
+    read = [Depends(guard.read)]
+    control = [Depends(guard.control)]
+
+    @app.get("/health", dependencies=read)
+    async def health() -> JSONResponse:
+        status = engine.status()
+        return JSONResponse(_health(status), status_code=200 if status.healthy else 503)
+
+    @app.get("/metrics", dependencies=read)
+    async def metrics() -> Response:
+        text = render_metrics(engine.status(), engine.metrics())
+        return PlainTextResponse(text, media_type=CONTENT_TYPE)
+
+    @app.get("/api/bots", dependencies=read)
+    async def list_bots() -> dict[str, Any]:
+        return {"bots": jsonable_encoder(engine.status().bots)}
+
+    @app.get("/api/bots/{name}", dependencies=read)
+    async def show_bot(name: str) -> dict[str, Any]:
+        return _bot_or_404(engine.bot_status(name), name)
+
+    async def set_bot(name: str, start: bool) -> dict[str, Any]:
+        try:
+            view = await (engine.start_bot(name) if start else engine.stop_bot(name))
+        except BotError as error:
+            raise ApiError(404, str(error)) from None
+        log.info("bot %s %s through the API", name, "started" if start else "stopped")
+        # None: in the bots table but not run here (stopped and flat, or another engine's)
+        return {"name": name, "enabled": start, "status": jsonable_encoder(view)}
+
+    @app.post("/api/bots/{name}/start", dependencies=control)
+    async def start_bot(name: str) -> dict[str, Any]:
+        return await set_bot(name, True)
+
+    @app.post("/api/bots/{name}/stop", dependencies=control)
+    async def stop_bot(name: str) -> dict[str, Any]:
+        return await set_bot(name, False)
+
+    @app.post("/api/kill-switch", dependencies=control)
+    async def engage(request: KillSwitchRequest) -> dict[str, Any]:
+        cancelled = await engine.engage_kill_switch(request.reason)
+        log.warning("kill switch engaged through the API: %s", request.reason)
+        return {
+            "cancelled_entries": cancelled,
+            "kill_switch": jsonable_encoder(engine.status().kill_switch),
+        }
+
+    @app.delete("/api/kill-switch", dependencies=control)
+    async def release() -> dict[str, Any]:
+        await engine.release_kill_switch()
+        log.warning("kill switch released through the API")
+        return {"kill_switch": jsonable_encoder(engine.status().kill_switch)}
+
+    @app.post("/api/models/refresh", dependencies=control)
+    async def refresh(request: ModelRefreshRequest) -> dict[str, Any]:
+        if refresh_models is None:
+            raise ApiError(
+                501,
+                "model refresh is not wired in this engine process; "
+                "it still picks up the new version at its next registry poll",
+            )
+        try:
+            result = await refresh_models(request.model_name)
+        except Exception as error:
+            log.exception("model refresh for %s failed", request.model_name)
+            raise ApiError(502, f"model refresh failed: {type(error).__name__}: {error}") from None
+        try:
+            detail = jsonable_encoder(result)
+        except (TypeError, ValueError):
+            detail = str(result)
+        return {"refreshed": request.model_name, "alias": request.alias, "result": detail}
+
+    return app
