@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     # Bearer token of the engine's control API; without it control routes are refused.
     engine_api_token: SecretStr | None = None
 
+    # The live engine. Unset values keep the engine's own defaults (live/engine/config.py);
+    # the feed defaults to the local replay (ws://host:replay_port); production Binance is
+    # feed_url = "wss://stream.binance.com:9443", feed_rest_url = "https://api.binance.com".
+    feed_url: str | None = None
+    feed_rest_url: str | None = None
+    engine_heartbeat_seconds: float | None = Field(default=None, gt=0)
+    engine_bot_reload_seconds: float | None = Field(default=None, gt=0)
+    engine_model_poll_seconds: float | None = Field(default=None, gt=0)
+    paper_slippage_bps: float | None = Field(default=None, ge=0)
+    paper_maker_fee_rate: float | None = Field(default=None, ge=0, lt=1)
+    paper_taker_fee_rate: float | None = Field(default=None, ge=0, lt=1)
+
     @field_validator("database_url", "mlflow_tracking_uri")
     @classmethod
     def _looks_like_url(cls, value: str) -> str:

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +65,22 @@ def make_feed(config: EngineConfig) -> Feed:
     )
 
 
-async def serve(config: EngineConfig, *, feed: Feed | None = None) -> int:
-    """Run an engine until SIGTERM/SIGINT; the exit status."""
+@dataclass(frozen=True, slots=True)
+class ApiOptions:
+    """Where the control API listens, and its bearer token (None: control refused)."""
+
+    host: str
+    port: int
+    token: str | None
+
+
+async def serve(
+    config: EngineConfig, *, feed: Feed | None = None, api: ApiOptions | None = None
+) -> int:
+    """Run an engine (and its control API, if given) until SIGTERM/SIGINT; the exit status."""
     engine = Engine(config, feed=feed or make_feed(config))
+    # The API starts before the engine so /health reports starting and reconciling too.
+    api_task = None if api is None else _start_api(engine, api)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
@@ -95,17 +108,47 @@ async def serve(config: EngineConfig, *, feed: Feed | None = None) -> int:
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
+        if api_task is not None:  # after engine.stop(): /health shows "stopping" meanwhile
+            api_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await api_task
     log.info("engine %s stopped", engine.engine_id)
     return code
 
 
+def _start_api(engine: Engine, options: ApiOptions) -> asyncio.Task[None]:
+    from live.api import ApiServer, create_app
+
+    async def refresh_models(_model_name: str | None) -> object:
+        # The watcher checks every model slot; a promotion elsewhere is found at once.
+        await engine.watcher.poll()
+        return "checked every model in use"
+
+    app = create_app(engine, token=options.token, refresh_models=refresh_models)
+    task = asyncio.create_task(ApiServer(app, options.host, options.port).serve(), name="api")
+
+    def report(done: asyncio.Task[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            log.error("engine API stopped: %s", done.exception())
+
+    task.add_done_callback(report)
+    return task
+
+
 def run_engine(settings: Settings | None = None, **overrides: Any) -> int:
-    """The `tradepipe live run` entry: Settings (plus EngineConfig overrides) to exit code.
-    Raises ValueError, naming the setting, for a config that cannot work."""
+    """The `tradepipe live run` entry: Settings (plus EngineConfig overrides) to exit code,
+    with the control API on host:engine_api_port. Raises ValueError, naming the setting,
+    for a config that cannot work."""
     current = settings or load_settings()
     configure_logging(current.log_level)
     config = EngineConfig.from_settings(current, **overrides)
-    return asyncio.run(serve(config))
+    token = current.engine_api_token
+    api = ApiOptions(
+        current.host,
+        current.engine_api_port,
+        None if token is None else token.get_secret_value(),
+    )
+    return asyncio.run(serve(config, api=api))
 
 
 def _parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from tradepipe import __version__
 from tradepipe.cli.bots import bots_app
 from tradepipe.cli.common import console, error_console
 from tradepipe.cli.data import data_app
-from tradepipe.cli.live import feed_app
+from tradepipe.cli.live import feed_app, live_app
 from tradepipe.cli.platform import db_app, platform_app
 from tradepipe.cli.research import backtest, features_app, research_app
 
@@ -34,6 +34,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 app.add_typer(bots_app, name="bots")
 app.add_typer(feed_app, name="feed")
+app.add_typer(live_app, name="live")
 app.add_typer(research_app, name="research")
 app.command("backtest")(backtest)
 app.registered_commands.extend(platform_app.registered_commands)

@@ -1,4 +1,4 @@
-"""Live-side commands: the replay feed (the engine itself joins with the live engine)."""
+"""Live-side commands: the engine and the replay feed."""
 
 from __future__ import annotations
 
@@ -9,6 +9,22 @@ import typer
 from tradepipe.cli.common import UserError, console, parse_day, settings, user_errors
 
 feed_app = typer.Typer(help="Market data feeds for the live engine.", no_args_is_help=True)
+live_app = typer.Typer(help="The live trading engine.", no_args_is_help=True)
+
+
+@live_app.command("run")
+def live_run() -> None:
+    """Run every enabled bot until SIGTERM/SIGINT (graceful: no new entries, state flushed).
+
+    Market data comes from `feed_url` (default: the local replay feed); the control API
+    listens on host:engine_api_port.
+    """
+    from live.engine import run_engine
+
+    current = settings()
+    with user_errors((ValueError,)):
+        code = run_engine(current)
+    raise typer.Exit(code)
 
 
 @feed_app.command("replay")
