@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from research.marketdata import MarketDataStore, SeriesKeyError
 from tradepipe.db.views import PositionView
+from tradepipe.marketdata import MarketDataStore, SeriesKeyError
 from tradepipe.timeframes import parse_timeframe
 
 __all__ = ["MAX_CANDLES", "PositionCandles", "position_candles"]

@@ -27,9 +27,9 @@ from research.backtest.engine import DEFAULT_FEES, run_backtest
 from research.backtest.errors import BacktestError
 from research.backtest.records import BacktestResult
 from research.marketdata.load import load_candles
-from research.marketdata.store import MarketDataStore
 from tradepipe.botconfig import BotConfig
 from tradepipe.features import FeatureSpec, compute_features, default_spec
+from tradepipe.marketdata.store import MarketDataStore
 from tradepipe.orders import FeeSchedule
 from tradepipe.strategy import load_strategy
 from tradepipe.timeframes import Timeframe

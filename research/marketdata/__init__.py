@@ -2,10 +2,10 @@
 ccxt), a partitioned parquet candle store, and the idempotent ingest that joins them."""
 
 from research.marketdata.errors import IngestError, SourceError
-from research.marketdata.frames import CandleValidationError
 from research.marketdata.ingest import IngestRequest, IngestResult, ingest
 from research.marketdata.sources.trade_files import read_trade_file
-from research.marketdata.store import MarketDataStore, SeriesInfo, SeriesKeyError, WriteResult
+from tradepipe.marketdata.frames import CandleValidationError
+from tradepipe.marketdata.store import MarketDataStore, SeriesInfo, SeriesKeyError, WriteResult
 
 __all__ = [
     "CandleValidationError",

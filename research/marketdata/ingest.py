@@ -29,19 +29,19 @@ import numpy as np
 import pandas as pd
 
 from research.marketdata.errors import IngestError, SourceError
-from research.marketdata.frames import CandleValidationError
 from research.marketdata.sources.capture import capture_candles
 from research.marketdata.sources.ccxt_rest import estimated_pages, fetch_candle_pages, make_exchange
 from research.marketdata.sources.common import require_file
 from research.marketdata.sources.csv_files import read_candle_file
 from research.marketdata.sources.synthetic import iter_synthetic_candles, synthetic_chunks
-from research.marketdata.store import (
+from tradepipe.config import load_settings
+from tradepipe.marketdata.frames import CandleValidationError
+from tradepipe.marketdata.store import (
     MarketDataStore,
     SeriesKeyError,
     normalize_exchange,
     normalize_symbol,
 )
-from tradepipe.config import load_settings
 from tradepipe.synthetic import SyntheticMarket
 from tradepipe.timeframes import InvalidTimeframeError, Timeframe, parse_timeframe
 

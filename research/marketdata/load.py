@@ -24,8 +24,8 @@ from research.marketdata.sources.csv_files import (
     file_layout,
     read_candle_file,
 )
-from research.marketdata.store import MarketDataStore, SeriesKeyError
 from tradepipe.candles import CANDLE_COLUMNS
+from tradepipe.marketdata.store import MarketDataStore, SeriesKeyError
 from tradepipe.timeframes import Timeframe, parse_timeframe
 
 

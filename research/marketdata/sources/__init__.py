@@ -1,4 +1,4 @@
-"""Market-data sources; each returns candle frames (research.marketdata.frames) for a
+"""Market-data sources; each returns candle frames (tradepipe.marketdata.frames) for a
 symbol, timeframe and range. Errors a user can cause are SourceError (an IngestError)."""
 
 from research.marketdata.sources.capture import capture_candles, read_capture_trades

@@ -24,10 +24,10 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from research.marketdata.errors import SourceError
-from research.marketdata.frames import conform_candles
 from research.marketdata.sources.common import clip_range, drop_empty_intervals
 from tradepipe.binance import MalformedMessageError, parse_kline_row
 from tradepipe.candles import candles_to_frame
+from tradepipe.marketdata.frames import conform_candles
 from tradepipe.timeframes import Timeframe, parse_timeframe
 
 DEFAULT_EXCHANGE = "binance"

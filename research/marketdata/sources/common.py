@@ -9,9 +9,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from research.marketdata.errors import SourceError
-from research.marketdata.frames import conform_candles
 from tradepipe.candles import resample_candles
 from tradepipe.capture import open_text
+from tradepipe.marketdata.frames import conform_candles
 from tradepipe.timeframes import Timeframe, parse_timeframe
 
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from research.marketdata.frames import conform_candles, empty_candles
 from tradepipe.candles import aggregate_trades
+from tradepipe.marketdata.frames import conform_candles, empty_candles
 from tradepipe.synthetic import SyntheticMarket
 from tradepipe.timeframes import Timeframe, parse_timeframe
 

@@ -34,8 +34,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from research.marketdata.frames import conform_candles, empty_candles, validate_candles
 from tradepipe.candles import CANDLE_COLUMNS, CANDLE_DTYPES
+from tradepipe.marketdata.frames import conform_candles, empty_candles, validate_candles
 from tradepipe.timeframes import Timeframe, parse_timeframe
 
 SCHEMA = pa.schema(
