@@ -17,7 +17,16 @@ from typer.testing import CliRunner
 
 from tradepipe.cli import app
 
-STRATEGIES = Path(__file__).resolve().parents[1] / "strategies"
+# Enters at every candle: the test is about the wiring (CLI, replay, engine, API, database),
+# so it must not wait for a market condition.
+ALWAYS_ENTER = """
+from tradepipe.strategy import Enter, Strategy, StrategyParameters
+
+
+class AlwaysEnter(Strategy[StrategyParameters]):
+    def on_candle(self, context):
+        return Enter(reason="test") if context.can_enter else None
+"""
 
 
 def _free_port() -> int:
@@ -37,9 +46,12 @@ def _health(port: int) -> dict[str, object] | None:
 
 
 def test_engine_trades_from_the_replay_and_stops_cleanly(tmp_path: Path) -> None:
+    strategies = tmp_path / "strategies"
+    strategies.mkdir()
+    (strategies / "always_enter.py").write_text(ALWAYS_ENTER)
     env = os.environ | {
         "TRADEPIPE_HOME": str(tmp_path / "var"),
-        "TRADEPIPE_STRATEGIES_DIR": str(STRATEGIES),
+        "TRADEPIPE_STRATEGIES_DIR": str(strategies),
         "TRADEPIPE_REPLAY_PORT": str(_free_port()),
         "TRADEPIPE_REPLAY_REST_PORT": str(_free_port()),
         "TRADEPIPE_ENGINE_API_PORT": str(api_port := _free_port()),
@@ -47,7 +59,7 @@ def test_engine_trades_from_the_replay_and_stops_cleanly(tmp_path: Path) -> None
     runner = CliRunner(env=env)
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     added = runner.invoke(
-        app, ["bots", "add", "scalper", "--strategy", "ema_rsi", "--symbol", "BTCUSDT",
+        app, ["bots", "add", "scalper", "--strategy", "always_enter", "--symbol", "BTCUSDT",
               "--timeframe", "1s", "--capital", "100", "--take-profit-pct", "0.01",
               "--stop-loss-pct", "0.01", "--max-holding-seconds", "30",
               "--maker-timeout-seconds", "5"],
@@ -61,7 +73,7 @@ def test_engine_trades_from_the_replay_and_stops_cleanly(tmp_path: Path) -> None
     engine = subprocess.Popen([*tradepipe, "live", "run"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         orders = 0
         while time.monotonic() < deadline and orders == 0:
             time.sleep(1)
