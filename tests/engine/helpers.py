@@ -5,23 +5,19 @@ walks, and a bounded asyncio runner (no test can hang)."""
 from __future__ import annotations
 
 import asyncio
-import gzip
-import json
-import math
 import shutil
 import textwrap
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pandas as pd
-import pytest
 import sqlalchemy as sa
 
 from live.engine import Engine, EngineConfig
-from live.feeds import BackoffPolicy, BinanceFeedConfig, InMemoryFeed
+from live.feeds import InMemoryFeed
 from live.replay import ReplayMessage, ReplaySource
+from tests import support
 from tradepipe.botconfig import parse_bot_config
 from tradepipe.bots import NewBot, add_bot
 from tradepipe.db import create_engine_for, session_scope
@@ -96,26 +92,9 @@ FAST = {
 }
 
 
-class Aio:
-    """asyncio for tests without pytest-asyncio: every wait is bounded."""
-
-    @staticmethod
-    def run(coroutine: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        async def bounded() -> T:
-            return await asyncio.wait_for(coroutine, timeout)
-
-        return asyncio.run(bounded())
-
-    @staticmethod
-    async def eventually(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
-        async def poll() -> None:
-            while not condition():
-                await asyncio.sleep(0.01)
-
-        try:
-            await asyncio.wait_for(poll(), timeout)
-        except TimeoutError:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+class Aio(support.Aio):
+    RUN_TIMEOUT = 30.0
+    EVENTUALLY_TIMEOUT = 10.0
 
 
 def write_strategies(folder: Path) -> Path:
@@ -223,44 +202,6 @@ async def push(running: Running, trades: Iterable[Trade], *, settle: bool = True
         await asyncio.sleep(0)
         if settle and outbox.pending:
             await outbox.idle(2.0)
-
-
-def independent_second_candles(capture: Path) -> pd.DataFrame:
-    """The capture's 1 s candles without any tradepipe code: json, pandas and math.fsum."""
-    rows = []
-    with gzip.open(capture, "rt") as lines:
-        for line in lines:
-            message = json.loads(line.split(" ", 1)[1])
-            if message.get("stream", "").endswith("@trade"):
-                data = message["data"]
-                rows.append((data["T"], float(data["p"]), float(data["q"]), not data["m"]))
-    trades = pd.DataFrame(rows, columns=["time", "price", "qty", "taker_buy"])
-    trades["start_ms"] = trades["time"] - trades["time"] % 1000
-    trades["buy_qty"] = trades["qty"].where(trades["taker_buy"], 0.0)
-    frame = trades.groupby("start_ms", sort=True).agg(
-        open=("price", "first"),
-        high=("price", "max"),
-        low=("price", "min"),
-        close=("price", "last"),
-        volume=("qty", math.fsum),
-        taker_buy_volume=("buy_qty", math.fsum),
-        trade_count=("price", "size"),
-    )
-    return frame.reset_index().astype({"trade_count": "float64"})
-
-
-def feed_config(url: str, **changes: Any) -> BinanceFeedConfig:
-    """A Binance feed for loopback: no control pacing, short backoff."""
-    values: dict[str, Any] = {
-        "base_url": url,
-        "backoff": BackoffPolicy(initial_seconds=0.05, maximum_seconds=0.2, jitter=0.5),
-        "control_interval_seconds": 0.0,
-        "reply_timeout_seconds": 2.0,
-        "open_timeout_seconds": 2.0,
-        "seed": 1,
-    }
-    values.update(changes)
-    return BinanceFeedConfig(**values)
 
 
 class MarketTimes:

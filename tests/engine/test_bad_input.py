@@ -17,8 +17,8 @@ from tests.engine.helpers import (
     MarketTimes,
     add_bots,
     config_for,
-    feed_config,
 )
+from tests.support import feed_config
 
 MALFORMED = (
     '{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","p":"oops"}}',

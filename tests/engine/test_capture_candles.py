@@ -15,9 +15,8 @@ from tests.engine.helpers import (
     Aio,
     add_bots,
     config_for,
-    feed_config,
-    independent_second_candles,
 )
+from tests.support import feed_config, independent_second_candles
 from tradepipe.candles import CANDLE_COLUMNS, candles_to_frame
 from tradepipe.domain import Candle
 

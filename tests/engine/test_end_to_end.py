@@ -18,10 +18,10 @@ from tests.engine.helpers import (
     MarketTimes,
     add_bots,
     config_for,
-    feed_config,
     query,
 )
 from tests.engine.model_store import ModelStore
+from tests.support import feed_config
 from tradepipe.strategy import content_hash
 
 MODEL = "btcusdt_1m_triple_barrier"  # the model lgbm_threshold declares

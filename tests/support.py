@@ -1,0 +1,97 @@
+"""Test helpers shared by several test folders (imported as `tests.support`)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import math
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import pandas as pd
+import pytest
+
+from live.feeds import BackoffPolicy, BinanceFeedConfig
+
+T = TypeVar("T")
+
+
+class Aio:
+    """asyncio for tests without pytest-asyncio: every wait is bounded, so none can hang.
+    Subclasses set their folder's default timeouts."""
+
+    RUN_TIMEOUT: ClassVar[float] = 20.0
+    EVENTUALLY_TIMEOUT: ClassVar[float] = 5.0
+
+    @classmethod
+    def run(cls, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run one test coroutine; a hang fails the test after `timeout` seconds."""
+
+        async def bounded() -> T:
+            return await asyncio.wait_for(coroutine, timeout or cls.RUN_TIMEOUT)
+
+        return asyncio.run(bounded())
+
+    @classmethod
+    async def eventually(
+        cls, condition: Callable[[], object], what: str, timeout: float | None = None
+    ) -> None:
+        """Poll until `condition()` holds; fail the test naming `what` after `timeout`."""
+        limit = timeout or cls.EVENTUALLY_TIMEOUT
+
+        async def poll() -> None:
+            while not condition():
+                await asyncio.sleep(0.005)
+
+        try:
+            await asyncio.wait_for(poll(), limit)
+        except TimeoutError:
+            pytest.fail(f"timed out after {limit} s waiting for {what}")
+
+    @staticmethod
+    async def within(awaitable: Awaitable[T], timeout: float = 5.0) -> T:
+        return await asyncio.wait_for(awaitable, timeout)
+
+    @staticmethod
+    def feed_config(url: str, **changes: Any) -> BinanceFeedConfig:
+        return feed_config(url, **changes)
+
+
+def feed_config(url: str, **changes: Any) -> BinanceFeedConfig:
+    """A Binance feed for loopback tests: no control pacing, short backoff."""
+    values: dict[str, Any] = {
+        "base_url": url,
+        "backoff": BackoffPolicy(initial_seconds=0.05, maximum_seconds=0.2, jitter=0.5),
+        "control_interval_seconds": 0.0,
+        "reply_timeout_seconds": 2.0,
+        "open_timeout_seconds": 2.0,
+        "seed": 1,
+    }
+    values.update(changes)
+    return BinanceFeedConfig(**values)
+
+
+def independent_second_candles(capture: Path) -> pd.DataFrame:
+    """The capture's 1 s candles without any tradepipe code: json, pandas and math.fsum."""
+    rows = []
+    with gzip.open(capture, "rt") as lines:
+        for line in lines:
+            message = json.loads(line.split(" ", 1)[1])
+            if message.get("stream", "").endswith("@trade"):
+                data = message["data"]
+                rows.append((data["T"], float(data["p"]), float(data["q"]), not data["m"]))
+    trades = pd.DataFrame(rows, columns=["time", "price", "qty", "taker_buy"])
+    trades["start_ms"] = trades["time"] - trades["time"] % 1000
+    trades["buy_qty"] = trades["qty"].where(trades["taker_buy"], 0.0)
+    frame = trades.groupby("start_ms", sort=True).agg(
+        open=("price", "first"),
+        high=("price", "max"),
+        low=("price", "min"),
+        close=("price", "last"),
+        volume=("qty", math.fsum),
+        taker_buy_volume=("buy_qty", math.fsum),
+        trade_count=("price", "size"),
+    )
+    return frame.reset_index().astype({"trade_count": "float64"})
