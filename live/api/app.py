@@ -1,5 +1,9 @@
 """Routes of the control API over one `Engine`.
 
+Events stream on the WebSocket `/ws/events` (live/api/events_ws.py): a snapshot, then
+every engine event; same read rule as the GET routes (a refused handshake gets the same
+status and `{"error": ...}` body as a GET would).
+
 Status codes:
 - `GET /health`: 200 while the engine is `running`; 503 in every other state (starting,
   reconciling, degraded, stopping, stopped) so that a load balancer or systemd watchdog
@@ -15,15 +19,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Depends, FastAPI, Response
+from fastapi import Depends, FastAPI, Response, WebSocket
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from live.api.auth import TokenGuard
 from live.api.errors import ApiError, install_error_handler
+from live.api.events_ws import EventStream
 from live.api.prometheus import CONTENT_TYPE, render_metrics
-from live.engine import BotStatusView, Engine, EngineStatus
+from live.api.views import event_body, health_body, strategies_body
+from live.engine import BotStatusView, Engine
 from tradepipe.bots import BotError
 
 __all__ = ["KillSwitchRequest", "ModelRefreshRequest", "RefreshModels", "create_app"]
@@ -45,12 +51,6 @@ class ModelRefreshRequest(BaseModel):
     alias: str = Field(default="champion", min_length=1, max_length=100)
 
 
-def _health(status: EngineStatus) -> dict[str, Any]:
-    body: dict[str, Any] = jsonable_encoder(status)
-    body["healthy"] = status.healthy
-    return body
-
-
 def _bot_or_404(view: BotStatusView | None, name: str) -> dict[str, Any]:
     if view is None:
         raise ApiError(
@@ -62,25 +62,67 @@ def _bot_or_404(view: BotStatusView | None, name: str) -> dict[str, Any]:
     return result
 
 
+def _snapshot(engine: Engine) -> dict[str, Any]:
+    """What a client of /ws/events gets first."""
+    return {
+        "type": "snapshot",
+        "engine": health_body(engine.status()),
+        "strategies": strategies_body(engine),
+        "events": [event_body(event) for event in engine.bus.recent()],
+    }
+
+
 def create_app(
-    engine: Engine, *, token: str | None, refresh_models: RefreshModels | None = None
+    engine: Engine,
+    *,
+    token: str | None,
+    refresh_models: RefreshModels | None = None,
+    events_queue_size: int = 1000,
+    events_close_timeout_seconds: float = 5.0,
 ) -> FastAPI:
-    """The API of `engine`; `token` guards control (None: control refused with 403)."""
+    """The API of `engine`; `token` guards control (None: control refused with 403).
+
+    `events_queue_size`: events a /ws/events client may have unread before it is dropped;
+    `events_close_timeout_seconds`: how long a dropped client gets to read its close frame.
+    """
     app = FastAPI(title="tradepipe engine", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handler(app)
     guard = TokenGuard(token)
     read = [Depends(guard.read)]
     control = [Depends(guard.control)]
+    stream = EventStream(
+        engine.bus,
+        lambda: _snapshot(engine),
+        queue_size=events_queue_size,
+        close_timeout_seconds=events_close_timeout_seconds,
+    )
+    app.state.events = stream
 
     @app.get("/health", dependencies=read)
     async def health() -> JSONResponse:
         status = engine.status()
-        return JSONResponse(_health(status), status_code=200 if status.healthy else 503)
+        return JSONResponse(health_body(status), status_code=200 if status.healthy else 503)
 
     @app.get("/metrics", dependencies=read)
     async def metrics() -> Response:
-        text = render_metrics(engine.status(), engine.metrics())
+        text = render_metrics(engine.status(), engine.metrics(), stream.metrics())
         return PlainTextResponse(text, media_type=CONTENT_TYPE)
+
+    @app.websocket("/ws/events")
+    async def events(websocket: WebSocket) -> None:
+        try:
+            guard.check_read(websocket, query_token=True)
+        except ApiError as refusal:
+            await websocket.send_denial_response(
+                JSONResponse(
+                    {"error": refusal.message},
+                    status_code=refusal.status_code,
+                    headers=refusal.headers,
+                )
+            )
+            return
+        await websocket.accept()
+        await stream.serve(websocket)
 
     @app.get("/api/bots", dependencies=read)
     async def list_bots() -> dict[str, Any]:

@@ -101,6 +101,22 @@ def _bot_families(status: EngineStatus) -> Iterable[_Family]:
     return (state, enabled, accepting, open_positions, pending, working, entries, decisions)
 
 
-def render_metrics(status: EngineStatus, metrics: Mapping[str, float]) -> str:
-    families = [*_engine_families(status, metrics), *_bot_families(status)]
+def _api_families(metrics: Mapping[str, float]) -> Iterable[_Family]:
+    for key, value in sorted(metrics.items()):
+        kind = "counter" if key.endswith("_total") else "gauge"
+        family = _Family(f"api_{key}", kind, f"Control API {key.replace('_', ' ')}.")
+        family.add(value)
+        yield family
+
+
+def render_metrics(
+    status: EngineStatus, metrics: Mapping[str, float], api: Mapping[str, float] | None = None
+) -> str:
+    """`metrics`: the engine's (`tradepipe_engine_*`); `api`: the API's own counters, such
+    as the events WebSocket's (`tradepipe_api_*`)."""
+    families = [
+        *_engine_families(status, metrics),
+        *_api_families(api or {}),
+        *_bot_families(status),
+    ]
     return "\n".join(line for family in families for line in family.lines) + "\n"
