@@ -38,6 +38,10 @@ class BotConfig(BaseModel):
     )
     model_name: str | None = Field(default=None, min_length=1, description="MLflow model")
     model_alias: str = Field(default="champion", min_length=1)
+    strategy_parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the strategy's parameters (validated against its Parameters model)",
+    )
 
 
 def parse_bot_config(data: Any, *, bot: str | None = None) -> BotConfig:

@@ -125,6 +125,13 @@ def set_enabled(session: Session, name: str, enabled: bool) -> BotView:
     return _view(session, name)
 
 
+def set_strategy(session: Session, name: str, strategy: str) -> BotView:
+    """Point bot `name` at `strategy` (the caller checked that it may run it)."""
+    _row(session, name).strategy_name = strategy
+    session.flush()
+    return _view(session, name)
+
+
 def remove_bot(session: Session, name: str) -> None:
     """Delete a bot that never traded. One with history is refused (disable it instead):
     deleting would lose its orders and PnL."""

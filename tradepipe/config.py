@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     paper_slippage_bps: float | None = Field(default=None, ge=0)
     paper_maker_fee_rate: float | None = Field(default=None, ge=0, lt=1)
     paper_taker_fee_rate: float | None = Field(default=None, ge=0, lt=1)
+    # Strategy files (the engine watches strategies_dir): bots of a deleted strategy move
+    # to default_strategy; saves apply after strategy_debounce_seconds of quiet; a new
+    # version must pass its smoke run within strategy_smoke_budget_seconds; a live
+    # decision over strategy_call_budget_seconds puts its bot in error.
+    default_strategy: str | None = Field(default=None, min_length=1)
+    strategy_debounce_seconds: float | None = Field(default=None, ge=0, le=10)
+    strategy_smoke_budget_seconds: float | None = Field(default=None, gt=0)
+    strategy_call_budget_seconds: float | None = Field(default=None, gt=0)
 
     @field_validator("database_url", "mlflow_tracking_uri")
     @classmethod

@@ -10,7 +10,7 @@ states), `bot` (one bot's runtime), `lifecycle` (bots following the bots table),
 """
 
 from live.engine.config import EngineConfig
-from live.engine.engine import Engine
+from live.engine.engine import Engine, StrategyAssignError
 from live.engine.events import EngineEvent, EventBus
 from live.engine.run import run_engine, serve
 from live.engine.status import (
@@ -33,6 +33,7 @@ __all__ = [
     "EngineStatus",
     "EventBus",
     "KillSwitchState",
+    "StrategyAssignError",
     "run_engine",
     "serve",
 ]

@@ -9,6 +9,8 @@ strategy never sees the book itself, only the frozen positions a `DecisionContex
 from __future__ import annotations
 
 import json
+import math
+import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,7 +58,7 @@ class BotRuntime:
     def __init__(self, row: BotRow, loaded: LoadedStrategy, book: PositionBook) -> None:
         self.row = row
         self.loaded = loaded
-        self.strategy: Strategy[Any] = _create(loaded)
+        self.strategy: Strategy[Any] = _create(loaded, row.config.strategy_parameters)
         self.book = book
         self.state = BotRunState.STARTING
         self.last_error: str | None = None
@@ -66,6 +68,8 @@ class BotRuntime:
         self.entries = 0
         self.last_candle_ms: int | None = None
         self.saved_strategy_state: dict[str, Any] | None = None
+        self.fell_back_from: str | None = None  # the deleted strategy it ran before
+        self.call_budget_seconds = math.inf
 
     @property
     def name(self) -> str:
@@ -120,10 +124,20 @@ class BotRuntime:
             config=self.config,
         )
         self.decisions += 1
+        started = time.perf_counter()
         try:
             decision = self.strategy.on_candle(context)
         except Exception as error:
             raise StrategyFailure(self._describe(error, "on_candle")) from error
+        took = time.perf_counter() - started
+        if took > self.call_budget_seconds:
+            # Measured, not pre-empted: a call cannot be stopped from the engine's own
+            # thread; endless loops are caught by the validation smoke run before a
+            # version may run. A slow decision is dropped and the bot stopped deciding.
+            raise StrategyFailure(
+                f"{self.loaded.path}: on_candle took {took:.3f} s, over the budget of "
+                f"{self.call_budget_seconds:g} s per call"
+            )
         if decision is not None and not isinstance(decision, Enter):
             raise StrategyFailure(
                 f"{self.loaded.path}: on_candle returned {type(decision).__name__}, "
@@ -156,7 +170,7 @@ class BotRuntime:
         """Run `loaded` from now on; a new version of the same strategy receives the old
         one's state (`on_save` -> `on_load`), another strategy starts fresh."""
         handover = self.save_state() if loaded.name == self.loaded.name else None
-        strategy = _create(loaded)
+        strategy = _create(loaded, self.row.config.strategy_parameters)
         previous = self.strategy, self.loaded
         self.strategy, self.loaded = strategy, loaded
         if handover is not None:
@@ -174,10 +188,12 @@ class BotRuntime:
         return f"{where}: {method} raised {type(error).__name__}: {text}".rstrip(": ")
 
 
-def _create(loaded: LoadedStrategy) -> Strategy[Any]:
-    """An instance of the strategy with its default parameters (user code: guarded)."""
+def _create(loaded: LoadedStrategy, parameters: Mapping[str, Any]) -> Strategy[Any]:
+    """An instance of the strategy with the bot's parameters (user code: guarded)."""
+    if loaded.cls is _Inert:  # stands in for any strategy: takes no parameters
+        parameters = {}
     try:
-        return loaded.create()
+        return loaded.create(parameters)
     except Exception as error:
         raise StrategyFailure(
             f"{loaded.path}: cannot be created: {type(error).__name__}: {error}"

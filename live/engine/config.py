@@ -33,6 +33,10 @@ SETTINGS_FIELDS = {
     "heartbeat_seconds": "engine_heartbeat_seconds",
     "bot_reload_seconds": "engine_bot_reload_seconds",
     "model_poll_seconds": "engine_model_poll_seconds",
+    "default_strategy": "default_strategy",
+    "strategy_debounce_seconds": "strategy_debounce_seconds",
+    "strategy_smoke_budget_seconds": "strategy_smoke_budget_seconds",
+    "strategy_call_budget_seconds": "strategy_call_budget_seconds",
     "paper_slippage_bps": "paper_slippage_bps",
     "maker_fee_rate": "paper_maker_fee_rate",
     "taker_fee_rate": "paper_taker_fee_rate",
@@ -78,6 +82,19 @@ class EngineConfig:
     broker_retry_initial_seconds: float = 0.5
     broker_retry_max_seconds: float = 30.0
     registry_timeout_seconds: float = 120.0
+    # Strategy files: bots of a deleted strategy move to `default_strategy`. Saves are
+    # applied once the folder was quiet for `strategy_debounce_seconds`; the folder is also
+    # rescanned every `strategy_rescan_seconds` (file systems that report no changes); a
+    # missing file counts as deleted after `strategy_removal_grace_seconds` (editors that
+    # save by re-creating the file). A new version must finish its smoke run within
+    # `strategy_smoke_budget_seconds`; a live decision over `strategy_call_budget_seconds`
+    # puts its bot in error.
+    default_strategy: str = "ema_rsi"
+    strategy_debounce_seconds: float = 0.05
+    strategy_rescan_seconds: float = 30.0
+    strategy_removal_grace_seconds: float = 0.5
+    strategy_smoke_budget_seconds: float = 2.0
+    strategy_call_budget_seconds: float = 1.0
     feed_silence_seconds: float = 60.0
     stop_timeout_seconds: float = 15.0
 
@@ -88,7 +105,14 @@ class EngineConfig:
                 isinstance(value, int | float) and math.isfinite(value) and value >= 0
             ):
                 raise ValueError(f"engine setting {item.name} must be a number >= 0: {value!r}")
-        for name in ("heartbeat_seconds", "bot_reload_seconds", "model_poll_seconds"):
+        for name in (
+            "heartbeat_seconds",
+            "bot_reload_seconds",
+            "model_poll_seconds",
+            "strategy_rescan_seconds",
+            "strategy_smoke_budget_seconds",
+            "strategy_call_budget_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"engine setting {name} must be > 0")
         if self.tick_seconds <= 0:

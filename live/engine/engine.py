@@ -44,6 +44,7 @@ from live.engine.status import (
     EngineStatus,
 )
 from live.engine.strategies import StrategyLibrary
+from live.engine.strategy_watch import StrategyReloads
 from live.feeds import (
     BinanceRestBackfill,
     CallbackConsumer,
@@ -53,10 +54,18 @@ from live.feeds import (
     FeedStatus,
     SecondCandles,
 )
+from tradepipe.bots import BotError
 from tradepipe.db import DatabaseUrlError, upgrade_database
 from tradepipe.domain import Candle
+from tradepipe.strategy import StrategyLoadError
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "StrategyAssignError"]
+
+
+class StrategyAssignError(ValueError):
+    """A strategy that may not be assigned to a bot (unknown, invalid, deleted, or its
+    parameters do not validate against the bot's config); the message says which."""
+
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +114,25 @@ class Engine:
             on_refused=lambda slot, version, reason: self.bots.on_refused(slot, version, reason),
             timeout_seconds=config.registry_timeout_seconds,
         )
+        library = StrategyLibrary(
+            config.strategies_dir,
+            removal_grace_seconds=config.strategy_removal_grace_seconds,
+            budget_seconds=config.strategy_smoke_budget_seconds,
+        )
         self.bots = BotManager(
             self.core,
-            StrategyLibrary(config.strategies_dir),
+            library,
             self.watcher,
             FeedSubscriptions(feed, consumer),
             lambda ids: self.recorder.read(lambda session: read_saved(session, ids)),
+        )
+        self.strategies = StrategyReloads(
+            self.core,
+            library,
+            self.bots,
+            debounce_seconds=config.strategy_debounce_seconds,
+            rescan_seconds=config.strategy_rescan_seconds,
+            poll_bots=self.poll_bots,
         )
         self.kill_switch = KillSwitch(self.core, self.engine_id)
         self._tasks: list[asyncio.Task[None]] = []
@@ -135,6 +157,7 @@ class Engine:
         snapshot = await self._wait_for_database()
         self._recorder_task = asyncio.create_task(self.recorder.run(), name="recorder")
         self.state = EngineState.RECONCILING
+        await self.strategies.first_scan()
         await self.bots.apply(snapshot, first=True)
         report = await reconcile_orders(
             [bot.book for bot in self.core.bots.values()], self.broker, self.core.outbox
@@ -159,6 +182,7 @@ class Engine:
         self._spawn(self._every(self.config.heartbeat_seconds, self._beat), "heartbeats")
         self._spawn(self._every(self.config.bot_reload_seconds, self.poll_bots), "bot-poll")
         self._spawn(self._every(self.config.model_poll_seconds, self.watcher.poll), "models")
+        self._spawn(self.strategies.run(), "strategies")
         self._trading_started = True
         self._update_state()
         await self._beat()
@@ -379,6 +403,34 @@ class Engine:
         await self.recorder.read(lambda session: set_enabled(session, name, enabled))
         await self.poll_bots()
         return self.bot_status(name)
+
+    async def assign_strategy(self, bot: str, strategy: str) -> BotStatusView | None:
+        """Run `strategy` in bot `bot` from now on (BotError: no such bot;
+        StrategyAssignError: the strategy may not run it). The bot's open positions stay."""
+        from tradepipe.bots import set_strategy
+        from tradepipe.db.queries import get_bot
+
+        view = await self.recorder.read(lambda session: get_bot(session, bot))
+        if view is None:
+            raise BotError(f"no bot called {bot!r} (see `tradepipe bots list`)")
+        try:
+            loaded = self.bots.library.current(strategy)
+            if view.config is not None:
+                loaded.create(view.config.strategy_parameters)
+        except StrategyLoadError as error:
+            raise StrategyAssignError(
+                f"strategy {strategy!r} cannot be assigned: {error}"
+            ) from None
+        except Exception as error:  # the parameters do not validate, or __init__ raised
+            raise StrategyAssignError(
+                f"strategy {strategy!r} cannot run bot {bot!r}: {error}"
+            ) from None
+        await self.recorder.read(lambda session: set_strategy(session, bot, strategy))
+        running = self.core.bots.get(bot)
+        if running is not None:
+            running.fell_back_from = None  # the operator decided
+        await self.poll_bots()
+        return self.bot_status(bot)
 
     async def engage_kill_switch(self, reason: str) -> int:
         """Block every new entry and cancel every pending one (in every engine reading the

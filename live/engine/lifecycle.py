@@ -8,8 +8,10 @@ bots table, and moves the running bots towards what the table says:
 - a changed config applies to new entries at once (open positions keep their barriers);
   a new timeframe, model or strategy re-attaches the bot (its book is untouched); a new
   symbol waits until the bot is flat (its positions are on the old one);
-- an edited strategy file is reloaded (state handed over through on_save/on_load); a file
-  that no longer loads leaves the previous version running and is reported once;
+- a strategy file edited to a version that validates is reloaded at once
+  (`apply_strategy_changes`, state handed over through on_save/on_load); one that does not
+  leaves the previous version running; a deleted one moves its bots to the default
+  strategy with their positions (and back only when the operator assigns it again);
 - a bot in the error state is retried when its row or its strategy file changes.
 """
 
@@ -18,16 +20,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from live.engine.bot import BotRow, BotRuntime, StrategyFailure, inert_strategy
 from live.engine.core import TradingCore
 from live.engine.heartbeats import bot_status_view
 from live.engine.models import ActiveModel, ModelSlot, ModelWatcher
-from live.engine.persistence import BotBatch, BotStatusWrite
+from live.engine.persistence import BotBatch, BotStatusWrite, BotStrategyWrite
 from live.engine.recovery import BotsSnapshot, SavedState, restore_book
 from live.engine.status import BotRunState
-from live.engine.strategies import StrategyLibrary
+from live.engine.strategies import StrategyChange, StrategyChangeKind, StrategyLibrary
 from live.feeds import Feed, FeedConsumer, Subscription
 from tradepipe.enums import BotStatus
 from tradepipe.features import FeatureSpec, default_spec
@@ -110,7 +112,7 @@ class BotManager:
     async def start(self, row: BotRow, saved: SavedState | None) -> None:
         core = self.core
         try:
-            loaded = self.library.load(row.strategy)
+            loaded = self.library.current(row.strategy)
         except StrategyLoadError as error:
             if saved is None or not saved.has_open_positions:
                 message = f"strategy does not load: {error}"
@@ -130,6 +132,7 @@ class BotManager:
         except StrategyFailure as error:
             bot = BotRuntime(row, inert_strategy(row.strategy), book)
             loaded, failure = None, str(error)
+        bot.call_budget_seconds = core.config.strategy_call_budget_seconds
         core.bots[row.name] = bot
         self._reported.pop(row.name, None)
         if saved is not None and loaded is not None and saved.strategy_name == loaded.name:
@@ -174,23 +177,31 @@ class BotManager:
 
     async def _update(self, bot: BotRuntime, row: BotRow) -> None:
         old = bot.row
+        if bot.fell_back_from is not None and row.strategy == bot.fell_back_from:
+            # the table has not caught up with the fallback yet (write pending): the
+            # deleted strategy comes back only when the operator assigns it
+            row = replace(row, strategy=old.strategy)
+        elif row.strategy != old.strategy:
+            bot.fell_back_from = None
         loaded = bot.loaded
-        try:  # every poll: the library executes a file only when its bytes are new
-            loaded = self.library.load(row.strategy)
+        try:  # the library's version as of the last scan of the folder
+            loaded = self.library.current(row.strategy)
         except StrategyLoadError as error:
             self._report_once(bot.name, "strategy_reload_failed", str(error))
         changed = [f.name for f in fields(BotRow) if getattr(old, f.name) != getattr(row, f.name)]
         new_strategy = loaded is not bot.loaded
+        new_parameters = old.config.strategy_parameters != row.config.strategy_parameters
         if not changed and not new_strategy:
             await self._maybe_move(bot)
             return
         bot.row = row
         bot.book.max_open_positions = row.config.max_open_positions
-        if new_strategy:
+        if new_strategy or new_parameters:
             try:
                 bot.replace_strategy(loaded)
             except StrategyFailure as error:
                 self._report_once(bot.name, "strategy_reload_failed", str(error))
+                new_strategy = False
         if bot.state is BotRunState.ERROR:
             bot.state = BotRunState.STARTING  # a change is the operator's retry
         if {"timeframe", "strategy", "config"} & set(changed) or new_strategy:
@@ -198,11 +209,69 @@ class BotManager:
         await self._maybe_move(bot)
         self.core.refresh_state(bot)
         details = {"changed": changed, "strategy_hash": bot.strategy_hash}
+        if new_strategy and not changed:
+            self.core.emit(
+                "bot_reloaded",
+                f"bot {bot.name} runs {bot.loaded.name} {bot.strategy_hash[:12]} now",
+                bot.name,
+                {**details, "strategy": bot.loaded.name, "open_positions": _open(bot)},
+            )
+            return
         self.core.emit(
             "bot_updated",
             f"bot {bot.name} updated: {changed or 'strategy file'}",
             bot.name,
             details,
+        )
+
+    # -- strategy files --------------------------------------------------------------------
+
+    async def apply_strategy_changes(self, changes: list[StrategyChange]) -> None:
+        """Reload the bots of edited strategies, move those of deleted ones to the default."""
+        for change in changes:
+            users = [b for b in self.core.bots.values() if b.row.strategy == change.name]
+            for bot in users:
+                if change.kind is StrategyChangeKind.REMOVED:
+                    await self._fall_back(bot)
+                elif change.kind is not StrategyChangeKind.INVALID:
+                    await self._update(bot, bot.row)
+
+    async def _fall_back(self, bot: BotRuntime) -> None:
+        core = self.core
+        deleted = bot.row.strategy
+        default = core.config.default_strategy
+        try:
+            loaded = self.library.current(default)
+        except StrategyLoadError as error:
+            message = (
+                f"strategy {deleted} was deleted and the default strategy {default} cannot "
+                f"run ({error}): the bot keeps the deleted version until one is assigned"
+            )
+            self._report_once(bot.name, "strategy_fallback_failed", message)
+            return
+        bot.row = replace(bot.row, strategy=default)
+        bot.fell_back_from = deleted
+        try:
+            bot.replace_strategy(loaded)
+        except StrategyFailure as error:
+            core.fail_bot(bot, str(error))
+        core.recorder.submit(BotStrategyWrite(bot.row.id, default))
+        if bot.state is BotRunState.ERROR and bot.loaded is loaded:
+            bot.state = BotRunState.STARTING
+        await self._attach(bot)
+        core.refresh_state(bot)
+        positions = _open(bot)
+        core.emit(
+            "bot_fell_back",
+            f"bot {bot.name}: strategy {deleted} was deleted; it runs {default} now "
+            f"({len(positions)} open positions kept)",
+            bot.name,
+            {
+                "from": deleted,
+                "to": default,
+                "strategy_hash": bot.strategy_hash,
+                "open_positions": positions,
+            },
         )
 
     async def _maybe_move(self, bot: BotRuntime) -> None:
@@ -332,3 +401,7 @@ class BotManager:
         if kind == "bot_error" and bot_id is not None:
             self.core.recorder.submit(BotStatusWrite(bot_id, BotStatus.ERROR, message))
         self.core.emit(kind, message, bot)
+
+
+def _open(bot: BotRuntime) -> list[int]:
+    return [position.seq for position in bot.book.positions]

@@ -55,6 +55,7 @@ from tradepipe.orders import (
 __all__ = [
     "BotBatch",
     "BotStatusWrite",
+    "BotStrategyWrite",
     "ControlWrite",
     "EventWrite",
     "FillRecord",
@@ -109,6 +110,14 @@ class BotStatusWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class BotStrategyWrite:
+    """The engine moved a bot to another strategy (its own was deleted)."""
+
+    bot_id: int
+    strategy: str
+
+
+@dataclass(frozen=True, slots=True)
 class EventWrite:
     event: EngineEvent
 
@@ -132,7 +141,7 @@ class HeartbeatWrite:
     beat_at: datetime
 
 
-Write = BotBatch | BotStatusWrite | EventWrite | ControlWrite
+Write = BotBatch | BotStatusWrite | BotStrategyWrite | EventWrite | ControlWrite
 
 
 def apply_writes(session: Session, writes: Iterable[Write]) -> None:
@@ -144,6 +153,10 @@ def apply_writes(session: Session, writes: Iterable[Write]) -> None:
                 sa.update(Bot)
                 .where(Bot.id == write.bot_id)
                 .values(status=write.status, last_error=write.last_error)
+            )
+        elif isinstance(write, BotStrategyWrite):
+            session.execute(
+                sa.update(Bot).where(Bot.id == write.bot_id).values(strategy_name=write.strategy)
             )
         elif isinstance(write, EventWrite):
             event = write.event

@@ -46,12 +46,14 @@ STRATEGIES = {
                     return None
                 return Enter(limit_price=context.candle.close * 0.999, reason="limit")
     """,
+    # Raises on the markets bots trade, not on the validation's synthetic SMOKEUSDT candles:
+    # a bug the smoke run cannot see, so the bot has to be isolated at run time.
     "explode": """
         from tradepipe.strategy import Strategy, StrategyParameters
 
         class Explode(Strategy[StrategyParameters]):
             def on_candle(self, context):
-                raise RuntimeError("boom at " + str(context.candle.start_ms))
+                if context.candle.symbol != "SMOKEUSDT": raise RuntimeError("boom at " + str(context.candle.start_ms))
     """,
     "counting": """
         from tradepipe.strategy import Enter, Strategy, StrategyParameters

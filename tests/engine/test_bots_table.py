@@ -167,7 +167,7 @@ def test_an_edited_strategy_file_is_reloaded_with_its_state_and_a_broken_one_ref
             reloaded = engine.core.bots["c"].strategy_hash
             path.write_text("this is not python(")
             await aio.eventually(
-                lambda: any(e.kind == "strategy_reload_failed" for e in engine.bus.recent()),
+                lambda: any(e.kind == "strategy_invalid" for e in engine.bus.recent()),
                 "the refusal",
             )
             await push(running, walk(20, start_ms=walk_end(50), first_id=51))

@@ -32,19 +32,26 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from tradepipe.botconfig import BotConfig, BotConfigError, parse_bot_config
+from tradepipe.db.models import Bot as BotRow
 from tradepipe.db.models import Strategy as StrategyRow
 from tradepipe.enums import StrategyStatus
-from tradepipe.strategy.loader import (
-    LoadedStrategy,
-    StrategyLoadError,
-    content_hash,
-    load_strategy_source,
-)
+from tradepipe.strategy.loader import LoadedStrategy, StrategyLoadError, content_hash
+from tradepipe.strategy.validation import checked_loader
 
-__all__ = ["StrategySyncError", "SyncReport", "SyncedStrategy", "sync_strategies"]
+__all__ = [
+    "StrategySyncError",
+    "SyncReport",
+    "SyncedStrategy",
+    "bot_configs",
+    "strategy_files",
+    "sync_strategies",
+]
 
-# `load(source, path)`: the engine passes its strategy library's cached loader, so a sync
-# executes each content at most once per process; the default executes it every time.
+# `load(source, path)`: the default validates each new content in the validation process
+# (tradepipe.strategy.validation) against the configs of the bots that use it, then loads
+# it; the engine passes its own cached version of the same, so a sync executes each content
+# at most once per engine.
 Loader = Callable[[bytes, Path], LoadedStrategy]
 
 
@@ -139,7 +146,7 @@ class SyncReport:
 
 
 def sync_strategies(
-    session: Session, strategies_dir: Path, *, load: Loader = load_strategy_source
+    session: Session, strategies_dir: Path, *, load: Loader | None = None
 ) -> SyncReport:
     """Bring the registry in line with `strategies_dir` and say what changed.
 
@@ -157,6 +164,8 @@ def sync_strategies(
     # Absolute paths in the registry: every caller (DAG worker, engine, command line) then
     # writes the same file_path, whatever its working directory.
     strategies_dir = strategies_dir.resolve()
+    if load is None:
+        load = checked_loader(lambda name: bot_configs(session, name))
     rows = {row.name: row for row in session.scalars(sa.select(StrategyRow))}
     buckets: dict[str, list[StrategyRow]] = {
         "added": [],
@@ -166,7 +175,7 @@ def sync_strategies(
         "unchanged": [],
     }
     seen: set[str] = set()
-    for path in _strategy_files(strategies_dir):
+    for path in strategy_files(strategies_dir):
         seen.add(path.stem)
         row = rows.get(path.stem)
         outcome, row = _sync_file(session, path, row, load)
@@ -190,7 +199,24 @@ def sync_strategies(
     )
 
 
-def _strategy_files(directory: Path) -> list[Path]:
+def bot_configs(session: Session, strategy: str) -> dict[str, BotConfig]:
+    """The configs of the bots that use `strategy`, by bot name (what its parameters must
+    validate against). A stored config that no longer validates is the bot's problem, not
+    the strategy's: it is left out here and reported when the bot starts."""
+    configs: dict[str, BotConfig] = {}
+    rows = session.execute(
+        sa.select(BotRow.name, BotRow.config).where(BotRow.strategy_name == strategy)
+    )
+    for name, data in rows.tuples():
+        try:
+            configs[name] = parse_bot_config(data, bot=name)
+        except BotConfigError:
+            continue
+    return configs
+
+
+def strategy_files(directory: Path) -> list[Path]:
+    """The strategy files of a folder: `*.py` not starting with "_" or "."."""
     return sorted(
         path
         for path in directory.glob("*.py")
