@@ -21,6 +21,7 @@ from tradepipe.cli.data import data_app
 from tradepipe.cli.live import feed_app, live_app
 from tradepipe.cli.platform import db_app, platform_app
 from tradepipe.cli.research import backtest, features_app, research_app
+from tradepipe.cli.strategies import strategies_app
 
 app = typer.Typer(
     name="tradepipe",
@@ -33,6 +34,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 app.add_typer(bots_app, name="bots")
+app.add_typer(strategies_app, name="strategies")
 app.add_typer(feed_app, name="feed")
 app.add_typer(live_app, name="live")
 app.add_typer(research_app, name="research")
