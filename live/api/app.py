@@ -28,6 +28,7 @@ from live.api.auth import TokenGuard
 from live.api.errors import ApiError, install_error_handler
 from live.api.events_ws import EventStream
 from live.api.prometheus import CONTENT_TYPE, render_metrics
+from live.api.strategies import strategy_router
 from live.api.views import event_body, health_body, strategies_body
 from live.engine import BotStatusView, Engine
 from tradepipe.bots import BotError
@@ -107,6 +108,8 @@ def create_app(
     async def metrics() -> Response:
         text = render_metrics(engine.status(), engine.metrics(), stream.metrics())
         return PlainTextResponse(text, media_type=CONTENT_TYPE)
+
+    app.include_router(strategy_router(engine, read=read, control=control))
 
     @app.websocket("/ws/events")
     async def events(websocket: WebSocket) -> None:

@@ -4,38 +4,14 @@ the same fields for the same thing."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi.encoders import jsonable_encoder
 
 from live.engine import Engine, EngineEvent, EngineStatus
-from tradepipe.enums import StrategyStatus
+from live.engine.strategies import StrategyInfo
 
 __all__ = ["event_body", "health_body", "strategies_body", "strategy_body"]
-
-
-class _StrategyInfo(Protocol):
-    """The fields of live.engine.strategies.StrategyInfo the API shows."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def status(self) -> StrategyStatus: ...
-    @property
-    def content_hash(self) -> str: ...
-    @property
-    def version_count(self) -> int: ...
-    @property
-    def error(self) -> str | None: ...
-    @property
-    def error_line(self) -> int | None: ...
-    @property
-    def file_path(self) -> str: ...
-    @property
-    def class_name(self) -> str: ...
-    @property
-    def bots(self) -> Sequence[str]: ...
 
 
 def health_body(status: EngineStatus) -> dict[str, Any]:
@@ -57,7 +33,7 @@ def event_body(event: EngineEvent) -> dict[str, Any]:
     }
 
 
-def strategy_body(info: _StrategyInfo) -> dict[str, Any]:
+def strategy_body(info: StrategyInfo) -> dict[str, Any]:
     """One strategy as the engine's catalogue knows it; `error` is `file:line: message`."""
     return {
         "name": info.name,
@@ -74,7 +50,4 @@ def strategy_body(info: _StrategyInfo) -> dict[str, Any]:
 
 def strategies_body(engine: Engine) -> list[dict[str, Any]]:
     """Every strategy of the engine's catalogue, by name."""
-    catalogue = getattr(engine, "strategies", None)
-    if catalogue is None:
-        return []
-    return [strategy_body(info) for info in catalogue.list()]
+    return [strategy_body(info) for info in engine.strategies.list()]

@@ -80,7 +80,9 @@ def test_snapshot_then_every_event_in_the_order_of_the_bus(
                     "beta",
                     "gamma",
                 }
-                assert isinstance(snapshot["strategies"], list)
+                strategies = (await api.client.get("/api/strategies")).json()["strategies"]
+                assert snapshot["strategies"] == strategies
+                assert {"always", "always_limit", "tripwire"} <= {s["name"] for s in strategies}
                 before = engine.bus.recent()
                 assert [received(e) for e in snapshot["events"]] == [wire(e) for e in before]
                 kinds = [e["kind"] for e in snapshot["events"]]
