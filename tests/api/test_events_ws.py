@@ -238,3 +238,69 @@ def test_the_read_rule_applies_to_the_events_socket(
                 assert (await receive(local))["type"] == "snapshot"
 
     aio.run(scenario())
+
+
+def test_strategy_file_changes_reach_the_socket_in_order(
+    aio: Aio, database_url: str, strategies_dir: Path
+) -> None:
+    """Real files added, edited, broken and deleted while alpha trades on `always`."""
+    always = strategies_dir / "always.py"
+    original = always.read_text()
+
+    def strategy_event(kind: str, name: str) -> Any:
+        return lambda e: e["kind"] == kind and e["data"].get("strategy") == name
+
+    async def scenario() -> None:
+        async with (
+            engine_api(database_url, strategies_dir) as api,
+            events_client(api) as websocket,
+        ):
+            snapshot = await receive(websocket)
+            hashes = {s["name"]: s["content_hash"] for s in snapshot["strategies"]}
+            events: list[dict[str, Any]] = []
+
+            (strategies_dir / "fresh.py").write_text(TRIPWIRE.replace("Tripwire", "Fresh"))
+            events += await events_until(websocket, strategy_event("strategy_added", "fresh"))
+
+            always.write_text(original + "\n# edited\n")
+            events += await events_until(
+                websocket, lambda e: e["kind"] == "bot_reloaded" and e["bot"] == "alpha"
+            )
+            edited_hash = next(
+                e["data"]["content_hash"] for e in events if e["kind"] == "strategy_edited"
+            )
+            assert edited_hash != hashes["always"]
+
+            always.write_text(original + "\ndef broken(:\n")
+            events += await events_until(websocket, strategy_event("strategy_invalid", "always"))
+            invalid = events[-1]
+            assert invalid["data"]["line"] == original.count("\n") + 2
+            assert f"always.py:{invalid['data']['line']}:" in invalid["data"]["error"]
+            alpha = api.running.engine.bot_status("alpha")
+            assert alpha is not None and alpha.strategy_hash == edited_hash
+
+            always.unlink()
+            events += await events_until(
+                websocket, lambda e: e["kind"] == "bot_fell_back" and e["bot"] == "alpha"
+            )
+            fell_back = events[-1]
+            assert fell_back["data"]["from"] == "always"
+            assert fell_back["data"]["to"] == "ema_rsi"
+
+            lifecycle = [
+                (e["kind"], e["bot"] or e["data"].get("strategy"))
+                for e in events
+                if e["kind"].startswith("strategy_") or e["kind"].startswith("bot_")
+            ]
+            assert lifecycle == [
+                ("strategy_added", "fresh"),
+                ("strategy_edited", "always"),
+                ("bot_reloaded", "alpha"),
+                ("strategy_invalid", "always"),
+                ("strategy_removed", "always"),
+                ("bot_fell_back", "alpha"),
+            ]
+            shown = (await api.client.get("/api/strategies/always")).json()
+            assert shown["status"] == "removed" and shown["bots"] == []
+
+    aio.run(scenario())
