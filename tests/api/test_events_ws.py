@@ -304,3 +304,32 @@ def test_strategy_file_changes_reach_the_socket_in_order(
             assert shown["status"] == "removed" and shown["bots"] == []
 
     aio.run(scenario())
+
+
+def test_stopping_the_api_closes_the_sockets_and_unsubscribes(
+    aio: Aio, database_url: str, strategies_dir: Path
+) -> None:
+    async def scenario() -> None:
+        serving = engine_api(database_url, strategies_dir)
+        api = await serving.__aenter__()
+        stopped = False
+        try:
+            bus = api.running.engine.bus
+            listeners = len(bus._subscribers)
+            async with events_client(api) as websocket:
+                assert (await receive(websocket))["type"] == "snapshot"
+                assert len(bus._subscribers) == listeners + 1
+                stopped = True
+                await serving.__aexit__(None, None, None)  # while the client is connected
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await asyncio.wait_for(websocket.recv(), 5)
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == 1012  # service restart: come back later
+            assert stream(api).metrics()["events_clients"] == 0
+            assert len(bus._subscribers) == listeners
+        finally:
+            if not stopped:
+                await serving.__aexit__(None, None, None)
+
+    aio.run(scenario())
