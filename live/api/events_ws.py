@@ -124,7 +124,11 @@ class EventStream:
             self._unsubscribe = self._bus.subscribe(self._on_event)
         self._clients.add(client)
         self.connections_total += 1
-        return json.dumps(jsonable_encoder(self._snapshot()), separators=(",", ":"))
+        try:
+            return json.dumps(jsonable_encoder(self._snapshot()), separators=(",", ":"))
+        except BaseException:
+            self._detach(client)
+            raise
 
     def _detach(self, client: _Client) -> None:
         self._clients.discard(client)

@@ -101,8 +101,10 @@ def _print_strategy(strategy: StrategyView) -> None:
 def strategies_sync(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
-    """Bring the registry in line with the strategies folder (one transaction) and report
-    what changed: added, edited, invalid (with file:line), removed."""
+    """Bring the registry in line with the strategies folder and report what changed.
+
+    One transaction; the report lists added, edited, invalid (with file:line) and removed
+    strategies. Running it again on an unchanged folder changes nothing."""
     from tradepipe.strategy.registry_sync import StrategySyncError, sync_strategies
 
     folder = settings().strategies_dir
@@ -141,9 +143,10 @@ def strategies_validate(
         float | None, typer.Option(help="time budget of the smoke run (default: the engine's)")
     ] = None,
 ) -> None:
-    """Validate a strategy file as the engine does before it may trade: it loads in
-    isolation, defines one strategy class, its parameters validate, and a smoke run over
-    synthetic candles finishes within the budget. Exit 1 with file:line when it does not."""
+    """Validate a strategy file as the engine does before it may trade.
+
+    It loads in isolation, defines one strategy class, its parameters validate, and a smoke
+    run over synthetic candles finishes within the budget. Exit 1 with file:line if not."""
     from tradepipe.strategy import StrategyLoadError
     from tradepipe.strategy.validation import check_strategy_source
 
