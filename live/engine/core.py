@@ -47,12 +47,26 @@ from tradepipe.orders import (
     OrderFilled,
     OrderPlaced,
     Position,
+    event_to_dict,
     parse_client_order_id,
 )
 
 __all__ = ["CoreMetrics", "Step", "TradingCore"]
 
 log = logging.getLogger(__name__)
+
+# State machine events that go to the event bus as they happen.
+PUBLISHED_ORDER_KINDS = frozenset(
+    {
+        "order_placed",
+        "order_filled",
+        "order_cancelled",
+        "order_rejected",
+        "position_opened",
+        "position_closed",
+        "entry_refused",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -242,6 +256,8 @@ class TradingCore:
                 log.error("events of unknown bot %s dropped: %s", name, events)
                 continue
             seq = self.recorder.submit(self.batch(bot, events, step))
+            if self.bus.has_subscribers:
+                self._publish_orders(bot, events)
             for event in events:
                 if isinstance(event, OrderPlaced):
                     order = BrokerOrder.from_state(bot.symbol, event.order)
@@ -253,6 +269,20 @@ class TradingCore:
                 elif isinstance(event, OrderCancelRequested):
                     order_id = event.order.client_order_id
                     self.outbox.push(BrokerCommand(bot.name, bot.symbol, order_id, None, seq))
+
+    def _publish_orders(self, bot: BotRuntime, events: list[Event]) -> None:
+        """Order and position events on the bus (listeners such as /ws/events); their
+        durable record is the orders, fills and positions tables, not the events table."""
+        for event in events:
+            if event.kind not in PUBLISHED_ORDER_KINDS:
+                continue
+            data = event_to_dict(event)
+            order = data.get("order")
+            subject = order.get("client_order_id") if isinstance(order, dict) else None
+            seq = data.get("position_seq")
+            message = f"{bot.name}: {event.kind.replace('_', ' ')}"
+            message += f" {subject}" if subject else f" position {seq}" if seq else ""
+            self.bus.publish(EngineEvent(event.kind, message, bot.name, data))
 
     def batch(self, bot: BotRuntime, events: list[Event], step: Step | None = None) -> BotBatch:
         """The recorder write of `bot` after `events`: final snapshots of the positions

@@ -52,6 +52,10 @@ class EventBus:
 
         return unsubscribe
 
+    @property
+    def has_subscribers(self) -> bool:
+        return bool(self._subscribers)
+
     def publish(self, event: EngineEvent) -> None:
         self._recent.append(event)
         for callback in list(self._subscribers):

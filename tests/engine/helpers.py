@@ -53,7 +53,8 @@ STRATEGIES = {
 
         class Explode(Strategy[StrategyParameters]):
             def on_candle(self, context):
-                if context.candle.symbol != "SMOKEUSDT": raise RuntimeError("boom at " + str(context.candle.start_ms))
+                if context.candle.symbol != "SMOKEUSDT":
+                    raise RuntimeError("boom at " + str(context.candle.start_ms))
     """,
     "counting": """
         from tradepipe.strategy import Enter, Strategy, StrategyParameters

@@ -63,7 +63,7 @@ def test_a_strategy_that_raises_errors_its_bot_and_no_other(
     aio.run(scenario())
     [row] = query(database_url, "SELECT status, last_error FROM bots WHERE name = 'boom'")
     assert row.status == "error"
-    assert "explode.py:6: on_candle raised RuntimeError: boom at" in row.last_error
+    assert "explode.py:7: on_candle raised RuntimeError: boom at" in row.last_error
     assert len(errors) == 1 and "RuntimeError" in errors[0]
     events = query(database_url, "SELECT bot_name FROM events WHERE kind = 'bot_error'")
     assert [e.bot_name for e in events] == ["boom"]
