@@ -204,12 +204,9 @@ def bot_configs(session: Session, strategy: str) -> dict[str, BotConfig]:
     validate against). A stored config that no longer validates is the bot's problem, not
     the strategy's: it is left out here and reported when the bot starts."""
     configs: dict[str, BotConfig] = {}
-    rows = session.execute(
-        sa.select(BotRow.name, BotRow.config).where(BotRow.strategy_name == strategy)
-    )
-    for name, data in rows.tuples():
+    for bot in session.scalars(sa.select(BotRow).where(BotRow.strategy_name == strategy)):
         try:
-            configs[name] = parse_bot_config(data, bot=name)
+            configs[bot.name] = parse_bot_config(bot.config, bot=bot.name)
         except BotConfigError:
             continue
     return configs
