@@ -101,7 +101,7 @@ def test_snapshot_then_every_event_in_the_order_of_the_bus(
                 events = await events_until(
                     websocket, lambda e: e["kind"] == "bot_started" and e["bot"] == "beta"
                 )
-                published = engine.bus.recent()[len(before) :]
+                published = engine.bus.recent()[len(before) : len(before) + len(events)]
                 assert [received(e) for e in events] == [wire(e) for e in published]
                 order = [(e["kind"], e["bot"]) for e in events]
                 expected = [
@@ -114,6 +114,23 @@ def test_snapshot_then_every_event_in_the_order_of_the_bus(
                 assert [step for step in order if step in expected] == expected
                 error = next(e for e in events if e["kind"] == "bot_error")
                 assert "tripped at" in error["message"] and error["data"]["strategy_hash"]
+
+                # alpha trades meanwhile: its orders and positions reach the socket too
+                closed = asyncio.create_task(
+                    events_until(
+                        websocket, lambda e: e["kind"] == "position_closed" and e["bot"] == "alpha"
+                    )
+                )
+                while not closed.done():
+                    await push(api.running, [next(trades)])
+                events += await closed
+                # the bus may have published more since (alpha enters again at once)
+                published = engine.bus.recent()[len(before) : len(before) + len(events)]
+                assert [received(e) for e in events] == [wire(e) for e in published]
+                alpha = [e["kind"] for e in events if e["bot"] == "alpha"]
+                for kind in ("order_placed", "order_filled", "position_opened"):
+                    assert alpha.index(kind) < alpha.index("position_closed"), alpha
+                assert alpha.index("order_placed") < alpha.index("order_filled")
                 for event in events:
                     assert datetime.fromisoformat(event["at"]).tzinfo is not None
                     assert set(event) == {"type", "kind", "message", "bot", "data", "at"}
