@@ -45,6 +45,9 @@ def test_add_list_show_disable_remove() -> None:
         (["--timeframe", "2w"], "unknown timeframe '2w'"),
         (["--mode", "live"], "paper mode"),
         (["--confidence-threshold", "1.5"], "confidence_threshold"),
+        (["--param", "rsi_entry_below=oops"], "strategy_parameters do not suit 'ema_rsi'"),
+        (["--param", "no_such=1"], "no_such"),
+        (["--param", "novalue"], "expected KEY=VALUE"),
     ],
 )
 def test_invalid_bot_is_one_line(change: list[str], fragment: str) -> None:
@@ -67,3 +70,18 @@ def test_unmigrated_database_says_what_to_do(
     monkeypatch.setenv("TRADEPIPE_DATABASE_URL", f"sqlite:///{tmp_path / 'other.db'}")
     result = runner.invoke(app, ["bots", "list"])
     assert result.exit_code == 1 and "tradepipe db upgrade" in result.stderr
+
+
+def test_strategy_parameters_are_stored_and_a_bot_can_be_assigned_another_strategy() -> None:
+    added = runner.invoke(
+        app, [*ADD, "--param", "rsi_entry_below=35", "--param", "limit_offset_pct=0.1"]
+    )
+    assert added.exit_code == 0, added.stderr
+    assert "rsi_entry_below" in runner.invoke(app, ["bots", "show", "alpha"]).stdout
+    refused = runner.invoke(app, ["bots", "assign", "alpha", "lgbm_threshold"])
+    assert refused.exit_code == 1  # ema_rsi's parameters do not suit lgbm_threshold
+    assert "strategy_parameters do not suit 'lgbm_threshold'" in refused.stderr
+    assert runner.invoke(app, ["bots", "assign", "alpha", "missing"]).exit_code == 1
+    assert runner.invoke(app, ["bots", "assign", "nobody", "ema_rsi"]).exit_code == 1
+    assigned = runner.invoke(app, ["bots", "assign", "alpha", "ema_rsi"])
+    assert assigned.exit_code == 0 and "runs ema_rsi" in assigned.stdout

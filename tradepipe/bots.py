@@ -98,12 +98,32 @@ def check_strategy(session: Session, strategy: str, strategies_dir: Path) -> str
     )
 
 
+def check_parameters(strategy: str, strategies_dir: Path, config: BotConfig) -> None:
+    """The config's `strategy_parameters` must validate against the strategy's model."""
+    if not config.strategy_parameters:
+        return
+    from tradepipe.strategy import StrategyLoadError, StrategyParameterError, load_strategy
+
+    try:
+        load_strategy(strategies_dir / f"{strategy}.py").create(config.strategy_parameters)
+    except StrategyLoadError as error:
+        raise BotError(f"strategy {strategy!r} does not load: {error}") from None
+    except StrategyParameterError as error:
+        raise BotError(f"strategy_parameters do not suit {strategy!r}: {error}") from None
+    except Exception as error:  # the strategy's own __init__ refused them
+        raise BotError(
+            f"strategy {strategy!r} cannot be created with these parameters: "
+            f"{type(error).__name__}: {error}"
+        ) from None
+
+
 def add_bot(session: Session, bot: NewBot, strategies_dir: Path) -> BotView:
     check_name(bot.name)
     if get_bot(session, bot.name) is not None:
         raise BotError(f"a bot called {bot.name!r} exists already")
     if bot.mode not in AVAILABLE_MODES:
         raise BotError(f"mode {bot.mode.value!r} is not available yet: bots trade in paper mode")
+    check_parameters(bot.strategy, strategies_dir, bot.config)
     row = Bot(
         name=bot.name,
         strategy_name=check_strategy(session, bot.strategy, strategies_dir),
@@ -125,9 +145,16 @@ def set_enabled(session: Session, name: str, enabled: bool) -> BotView:
     return _view(session, name)
 
 
-def set_strategy(session: Session, name: str, strategy: str) -> BotView:
-    """Point bot `name` at `strategy` (the caller checked that it may run it)."""
-    _row(session, name).strategy_name = strategy
+def set_strategy(
+    session: Session, name: str, strategy: str, strategies_dir: Path | None = None
+) -> BotView:
+    """Point bot `name` at `strategy`. With `strategies_dir` the strategy and the bot's
+    parameters are checked here; without, the caller (the engine) checked them."""
+    row = _row(session, name)
+    if strategies_dir is not None:
+        check_strategy(session, strategy, strategies_dir)
+        check_parameters(strategy, strategies_dir, row.bot_config)
+    row.strategy_name = strategy
     session.flush()
     return _view(session, name)
 

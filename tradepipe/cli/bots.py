@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -41,6 +42,10 @@ def bots_add(
     exchange: Annotated[str, typer.Option()] = "binance",
     mode: Annotated[str, typer.Option(help="paper (testnet and live come later)")] = "paper",
     enabled: Annotated[bool, typer.Option("--enabled/--disabled")] = True,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="strategy parameter KEY=VALUE (VALUE as JSON, else text); repeat"),
+    ] = None,
 ) -> None:
     """Add a bot; every setting is validated before anything is written."""
     from tradepipe.botconfig import BotConfigError, parse_bot_config
@@ -60,6 +65,7 @@ def bots_add(
                 "confidence_threshold": confidence_threshold,
                 "model_name": model,
                 "model_alias": model_alias,
+                "strategy_parameters": _parameters(param or []),
             },
             bot=name,
         )
@@ -69,6 +75,33 @@ def bots_add(
         with database_session() as session:
             bot = add_bot(session, new, current.strategies_dir)
     console.print(f"added bot {bot.name}: {bot.strategy_name} on {bot.symbol} {bot.timeframe}")
+
+
+def _parameters(items: list[str]) -> dict[str, object]:
+    parameters: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--param {item!r}: expected KEY=VALUE")
+        try:
+            parameters[key.strip()] = json.loads(text)
+        except ValueError:
+            parameters[key.strip()] = text
+    return parameters
+
+
+@bots_app.command("assign")
+def bots_assign(
+    name: str, strategy: Annotated[str, typer.Argument(help="strategy name (file stem)")]
+) -> None:
+    """Run another strategy in a bot (its positions stay); a running engine applies it at
+    its next look at the bots table. Also how a bot that fell back goes back."""
+    from tradepipe.bots import set_strategy
+
+    current = settings()
+    with user_errors(_bot_errors()), database_session() as session:
+        bot = set_strategy(session, name, strategy, current.strategies_dir)
+    console.print(f"bot {bot.name} runs {bot.strategy_name} from now on")
 
 
 @bots_app.command("list")
