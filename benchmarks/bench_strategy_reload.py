@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.bench_engine import BOT_CONFIG
 from live.engine import Engine, EngineConfig
 from live.feeds import InMemoryFeed
 from tradepipe.botconfig import parse_bot_config
@@ -63,13 +64,6 @@ STRATEGY = """
         def on_load(self, state):
             self.seen = int(state.get("seen", 0))
 """
-BOT_CONFIG = {
-    "capital_per_trade": 100.0,
-    "take_profit_pct": 0.3,
-    "stop_loss_pct": 0.3,
-    "max_holding_seconds": 600.0,
-    "maker_order_timeout_seconds": 30.0,
-}
 
 
 def source(version: int) -> str:
