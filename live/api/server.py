@@ -27,7 +27,19 @@ class ApiServer:
     """A uvicorn server for `app`; `port` 0 binds a free port, read back from `port`."""
 
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        # The read rule (live/api/auth.py) opens reads to loopback peers. A reverse proxy on
+        # this host is a loopback peer too, so the client address it forwards
+        # (X-Forwarded-For) is trusted from loopback only, and the rule applies to the real
+        # client; set here rather than left to uvicorn's environment-dependent default.
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=True,
+            forwarded_allow_ips="127.0.0.1,::1",
+        )
         self._server = _QuietServer(config)
         self.host = host
         self._port = port
