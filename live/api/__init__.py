@@ -1,4 +1,5 @@
-"""The engine's control API: health, Prometheus metrics, bots, kill switch, model refresh.
+"""The engine's control API: health, Prometheus metrics, bots, strategies, kill switch,
+model refresh, and the events WebSocket.
 
 It runs inside the engine process, on the engine's own event loop (`serve_api`), so every
 route reads the engine's frozen snapshots and awaits its control methods directly: no

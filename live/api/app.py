@@ -9,7 +9,8 @@ Status codes:
   reconciling, degraded, stopping, stopped) so that a load balancer or systemd watchdog
   sees "not trading" as unhealthy. The body is the same in both cases.
 - 401: mutating route without the right bearer token; 403: no token configured (control
-  disabled); 404: unknown bot; 501: model refresh not wired in this process; 502: the
+  disabled); 404: unknown bot or strategy; 409: a strategy that may not run the bot it is
+  assigned to (live/api/strategies.py); 501: model refresh not wired in this process; 502: the
   model refresh hook failed. Errors are `{"error": "..."}`.
 """
 
