@@ -161,6 +161,11 @@ class StrategyReloads:
             library.directory, self.wanted, debounce_seconds=debounce_seconds
         )
 
+    @property
+    def registry_stale(self) -> bool:
+        """The last registry write failed (or none happened yet): the next scan retries."""
+        return self._registry_stale
+
     def wanted(self) -> None:
         """Ask for a scan soon (from the loop)."""
         self._wanted.set()

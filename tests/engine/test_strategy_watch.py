@@ -117,6 +117,9 @@ def test_a_reload_while_the_database_is_away_is_recorded_when_it_is_back(
                 await aio.eventually(
                     lambda: engine.core.bots["c"].strategy_hash == edited, "the reload"
                 )
+                await aio.eventually(
+                    lambda: engine.strategies.registry_stale, "the registry write to fail"
+                )
             finally:
                 lock.execute("COMMIT")
                 lock.close()
