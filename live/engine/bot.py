@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from live.engine.features import FeatureStream
+from live.engine.guard import CallGuard, OverBudget
 from live.engine.models import ModelSlot
 from live.engine.status import BotRunState
 from tradepipe.botconfig import BotConfig
@@ -69,6 +69,9 @@ class BotRuntime:
         self.last_candle_ms: int | None = None
         self.saved_strategy_state: dict[str, Any] | None = None
         self.fell_back_from: str | None = None  # the deleted strategy it ran before
+        # Decisions run under the engine's guard: one over budget is stopped and fails
+        # this bot (live/engine/guard.py). None: unguarded (the engine always sets one).
+        self.guard: CallGuard | None = None
         self.call_budget_seconds = math.inf
 
     @property
@@ -124,20 +127,20 @@ class BotRuntime:
             config=self.config,
         )
         self.decisions += 1
-        started = time.perf_counter()
         try:
-            decision = self.strategy.on_candle(context)
+            if self.guard is None:
+                decision = self.strategy.on_candle(context)
+            else:
+                decision = self.guard.call(
+                    self.call_budget_seconds, lambda: self.strategy.on_candle(context)
+                )
+        except OverBudget as stopped:
+            raise StrategyFailure(
+                f"{self._where(stopped)}: on_candle ran past its budget of "
+                f"{self.call_budget_seconds:g} s per call and was stopped"
+            ) from None
         except Exception as error:
             raise StrategyFailure(self._describe(error, "on_candle")) from error
-        took = time.perf_counter() - started
-        if took > self.call_budget_seconds:
-            # Measured, not pre-empted: a call cannot be stopped from the engine's own
-            # thread; endless loops are caught by the validation smoke run before a
-            # version may run. A slow decision is dropped and the bot stopped deciding.
-            raise StrategyFailure(
-                f"{self.loaded.path}: on_candle took {took:.3f} s, over the budget of "
-                f"{self.call_budget_seconds:g} s per call"
-            )
         if decision is not None and not isinstance(decision, Enter):
             raise StrategyFailure(
                 f"{self.loaded.path}: on_candle returned {type(decision).__name__}, "
@@ -180,10 +183,14 @@ class BotRuntime:
                 self.strategy, self.loaded = previous
                 raise
 
-    def _describe(self, error: BaseException, method: str) -> str:
+    def _where(self, error: BaseException) -> str:
+        """`file:line` of the deepest frame of the strategy file in the traceback."""
         path = str(self.loaded.path)
         lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if f.filename == path]
-        where = f"{path}:{lines[-1]}" if lines else path
+        return f"{path}:{lines[-1]}" if lines else path
+
+    def _describe(self, error: BaseException, method: str) -> str:
+        where = self._where(error)
         text = str(error).splitlines()[0] if str(error) else ""
         return f"{where}: {method} raised {type(error).__name__}: {text}".rstrip(": ")
 

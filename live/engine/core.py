@@ -34,6 +34,7 @@ from live.engine.config import EngineConfig
 from live.engine.decisions import decide
 from live.engine.events import EngineEvent, EventBus
 from live.engine.features import ClosedRow, SymbolPipeline, TimeframeStream
+from live.engine.guard import CallGuard
 from live.engine.outbox import BrokerCommand, Outbox
 from live.engine.persistence import BotBatch, BotStatusWrite, EventWrite, FillRecord
 from live.engine.recorder import Recorder
@@ -122,6 +123,7 @@ class TradingCore:
         self.trading = False  # False while starting, reconciling, degraded or stopping
         self.feed_status: FeedStatus | None = None
         self.metrics = CoreMetrics()
+        self.guard = CallGuard()  # strategy decisions under their time budget
         self.candle_listeners: list[Callable[[Candle], None]] = []
         self.stopped_bots: list[BotStatusView] = []  # stopped since the last heartbeat
         self._step: Step | None = None

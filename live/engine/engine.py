@@ -238,6 +238,7 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._recorder_task, 1.0)
         await self.broker.close()
+        self.core.guard.close()
         await self.core.seconds.aclose()
         self.database.dispose()
 

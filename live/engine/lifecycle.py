@@ -132,7 +132,7 @@ class BotManager:
         except StrategyFailure as error:
             bot = BotRuntime(row, inert_strategy(row.strategy), book)
             loaded, failure = None, str(error)
-        bot.call_budget_seconds = core.config.strategy_call_budget_seconds
+        bot.guard, bot.call_budget_seconds = core.guard, core.config.strategy_call_budget_seconds
         core.bots[row.name] = bot
         self._reported.pop(row.name, None)
         if saved is not None and loaded is not None and saved.strategy_name == loaded.name:

@@ -231,6 +231,7 @@ async def steps(
         await asyncio.sleep(0.01)
     final = content_hash(path.read_bytes())
     await until(lambda: hash_of("t1", "t2") == {final}, "the last save running")
+    await until(lambda: bool(events.of("strategy_edited", content_hash=final)), "its event")
     edits = events.of("strategy_edited", strategy="trend")[edited_before:]
     assert [e["data"]["content_hash"] for e in edits] == [final]
     assert {bots[n].state for n in ("t1", "t2")} == {BotRunState.RUNNING}  # the retry
@@ -241,6 +242,7 @@ async def steps(
     os.replace(temporary, path)
     renamed = content_hash(path.read_bytes())
     await until(lambda: hash_of("t1", "t2") == {renamed}, "the renamed save running")
+    await until(lambda: bool(events.of("strategy_edited", content_hash=renamed)), "its event")
 
     # 7. a save of the same bytes changes nothing
     scans, count = engine.strategies.scans, len(events.messages)

@@ -9,6 +9,7 @@ engine's registry writes agree with `tradepipe strategies sync`.
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import textwrap
 from pathlib import Path
@@ -85,8 +86,44 @@ def test_a_decision_over_its_time_budget_puts_only_its_bot_in_error(
             await push(running, walk(40))
             bots = engine.core.bots
             await aio.eventually(lambda: bots["slow"].state is BotRunState.ERROR, "the error")
-            assert "over the budget of 0.1 s per call" in (bots["slow"].last_error or "")
+            assert "ran past its budget of 0.1 s per call" in (bots["slow"].last_error or "")
             assert bots["fast"].state is BotRunState.RUNNING and bots["fast"].entries > 0
+        finally:
+            await engine.stop()
+
+    aio.run(scenario())
+
+
+LOOPS_ON_THE_MARKET = """
+    from tradepipe.strategy import Strategy, StrategyParameters
+
+    class Stuck(Strategy[StrategyParameters]):
+        def on_candle(self, context):
+            while context.candle.symbol != "SMOKEUSDT":
+                pass
+            return None
+"""
+
+
+def test_an_endless_loop_on_the_live_market_is_stopped_and_fails_only_its_bot(
+    aio: Aio, database_url: str, strategies_dir: Path
+) -> None:
+    (strategies_dir / "stuck.py").write_text(textwrap.dedent(LOOPS_ON_THE_MARKET))
+    add_bots(database_url, strategies_dir, [("stuck", "stuck"), ("fast", "always")])
+
+    async def scenario() -> None:
+        config = config_for(database_url, strategies_dir, strategy_call_budget_seconds=0.1)
+        running = await start_engine(config)
+        engine = running.engine
+        try:
+            await push(running, walk(40))
+            bots = engine.core.bots
+            await aio.eventually(lambda: bots["stuck"].state is BotRunState.ERROR, "the stop")
+            error = bots["stuck"].last_error or ""
+            # stopped inside the loop: at its condition (line 6) or its body (line 7)
+            assert re.search(r"stuck\.py:[67]: on_candle ran past its budget of 0\.1 s", error)
+            assert bots["fast"].state is BotRunState.RUNNING and bots["fast"].entries > 0
+            assert engine.core.guard.interrupted == 1
         finally:
             await engine.stop()
 
