@@ -12,13 +12,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, StringConstraints, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from tradepipe.notifications import NOTIFIER_NAME, NotifierSettings
 
 ENV_PREFIX = "TRADEPIPE_"
 CONFIG_FILE_ENV = "TRADEPIPE_CONFIG"
@@ -90,6 +92,18 @@ class Settings(BaseSettings):
     paper_maker_fee_rate: float | None = Field(default=None, ge=0, lt=1)
     paper_taker_fee_rate: float | None = Field(default=None, ge=0, lt=1)
 
+    # Secrets and notifications (tradepipe/secrets.py, tradepipe/notifications.py). Configs
+    # name secrets; values come from the environment or this file outside the repository.
+    secrets_file: Path | None = Field(default=None, description="dotenv or TOML, mode 600")
+    # The second confirmation live trading needs, besides each bot's own opt-in.
+    allow_live_trading: bool = False
+    # name -> notifier; bots list the names they notify through. From the environment as
+    # JSON: TRADEPIPE_NOTIFIERS='{"ops": {"type": "telegram", "token_secret": "TG_TOKEN",
+    # "chat_id_secret": "TG_CHAT"}}'; in TOML as [notifiers.ops] tables.
+    notifiers: dict[Annotated[str, StringConstraints(pattern=NOTIFIER_NAME)], NotifierSettings] = (
+        Field(default_factory=dict)
+    )
+
     @field_validator("database_url", "mlflow_tracking_uri")
     @classmethod
     def _looks_like_url(cls, value: str) -> str:
@@ -142,7 +156,7 @@ def _describe(error: ValidationError) -> str:
     problems = []
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "settings"
-        env_name = ENV_PREFIX + field.upper()
+        env_name = ENV_PREFIX + str(item["loc"][0] if item["loc"] else field).upper()
         if item["type"] == "extra_forbidden":
             problems.append(f"unknown setting {field!r} (check the spelling in the config file)")
         else:
