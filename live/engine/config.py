@@ -36,6 +36,7 @@ SETTINGS_FIELDS = {
     "paper_slippage_bps": "paper_slippage_bps",
     "maker_fee_rate": "paper_maker_fee_rate",
     "taker_fee_rate": "paper_taker_fee_rate",
+    "allow_live_trading": "allow_live_trading",
 }
 
 
@@ -80,6 +81,9 @@ class EngineConfig:
     registry_timeout_seconds: float = 120.0
     feed_silence_seconds: float = 60.0
     stop_timeout_seconds: float = 15.0
+    # The second confirmation of live trading (Settings.allow_live_trading): without it a
+    # live bot is refused at start, whatever the bots table says.
+    allow_live_trading: bool = False
 
     def __post_init__(self) -> None:
         for item in fields(self):

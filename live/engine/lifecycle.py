@@ -29,6 +29,7 @@ from live.engine.recovery import BotsSnapshot, SavedState, restore_book
 from live.engine.status import BotRunState
 from live.engine.strategies import StrategyLibrary
 from live.feeds import Feed, FeedConsumer, Subscription
+from tradepipe.bots import BotError, check_mode_opt_in
 from tradepipe.enums import BotStatus
 from tradepipe.features import FeatureSpec, default_spec
 from tradepipe.orders import PositionBook, StateError
@@ -109,6 +110,16 @@ class BotManager:
 
     async def start(self, row: BotRow, saved: SavedState | None) -> None:
         core = self.core
+        try:  # the table may have been edited around `tradepipe bots add`: check again
+            check_mode_opt_in(
+                row.mode,
+                row.config,
+                confirmed_mode=row.mode,
+                allow_live_trading=core.config.allow_live_trading,
+            )
+        except BotError as error:
+            self._report_once(row.name, "bot_error", f"bot {row.name} refused: {error}", row.id)
+            return
         try:
             loaded = self.library.load(row.strategy)
         except StrategyLoadError as error:

@@ -86,6 +86,7 @@ def read_snapshot(session: Session) -> BotsSnapshot:
                 row.timeframe,
                 config,
                 bool(row.enabled),
+                row.mode,
             )
         )
     control = session.get(EngineControl, KILL_SWITCH)
