@@ -37,7 +37,7 @@ import math
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,8 @@ OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED", "PENDING_NEW", "PENDING_CA
 CANCELLED_STATUSES = frozenset({"CANCELED", "EXPIRED", "EXPIRED_IN_MATCH"})
 KNOWN_STATUSES = OPEN_STATUSES | CANCELLED_STATUSES | {"FILLED", "REJECTED"}
 DONE_MEMORY = 10_000
+# What ccxt raises while parsing an answer that is not the JSON the endpoint promises.
+PARSE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,7 @@ class CcxtBroker:
         self._client_ids: dict[str, str] = {}  # exchange order id -> client order id
         self._poller: asyncio.Task[None] | None = None
         self.requests_retried = 0
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # waits between tries
 
     @property
     def name(self) -> str:
@@ -177,20 +180,20 @@ class CcxtBroker:
                 if not duplicate and is_refusal(error):
                     self._reject(order_id, f"{self.name} refused: {exchange_message(error)}")
                     return
-                if not duplicate and not (
-                    is_transient(error) or isinstance(error, ccxt.BadResponse)
-                ):
+                unreadable = isinstance(error, (ccxt.BadResponse, *PARSE_ERRORS))
+                if not duplicate and not (is_transient(error) or unreadable):
                     raise
                 # The outcome is unknown (or the id is taken): look before sending again.
-                if not duplicate:
+                if not duplicate and not unreadable:
                     attempt = await self._back_off(attempt, f"place {order_id}", error)
                 existing = await self._lookup(market, order_id)
                 if existing is not None:
                     await self._adopt(order, market, existing)
                     return
-                if isinstance(error, ccxt.BadResponse):
+                if unreadable:
                     raise MalformedResponseError(
-                        f"{self.name}: malformed answer to placing {order_id}: {error}"
+                        f"{self.name}: malformed answer to placing {order_id}: "
+                        f"{type(error).__name__}: {error}"
                     ) from None
         info = _order_info(placed.get("info"), f"{self.name}: new order {order_id}")
         tracked = self._track(order, market)
@@ -537,9 +540,10 @@ class CcxtBroker:
                 raise BrokerError(
                     f"{self.name}: credentials refused ({what}): {exchange_message(error)}"
                 ) from None
-            except ccxt.BadResponse as error:
+            except (ccxt.BadResponse, *PARSE_ERRORS) as error:
+                # ccxt trips over a body it cannot read in many ways: one clear error
                 raise MalformedResponseError(
-                    f"{self.name}: malformed answer to {what}: {error}"
+                    f"{self.name}: malformed answer to {what}: {type(error).__name__}: {error}"
                 ) from None
             except Exception as error:
                 if not is_transient(error):
@@ -564,7 +568,7 @@ class CcxtBroker:
             delay,
             extra={"venue": self.name, "attempt": attempt},
         )
-        await asyncio.sleep(delay)
+        await self.sleep(delay)
         return attempt
 
     def _step(self, market: str) -> float:

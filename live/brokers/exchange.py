@@ -151,7 +151,7 @@ def exchange_message(error: BaseException) -> str:
             return text
         if isinstance(body, dict) and "msg" in body:
             return f"{body['msg']} (code {body.get('code')})"
-    return text
+    return text.removeprefix("binance ")
 
 
 def retry_after_seconds(client: Any, error: BaseException) -> float | None:

@@ -81,12 +81,14 @@ class Fault:
     hang_seconds: float = 30.0  # HANG_AFTER_ACCEPT: longer than the client waits
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestRecord:
+    """One request as it arrived; `status` is set once answered (None: never answered)."""
+
     method: str
     path: str
     params: dict[str, str]
-    status: int
+    status: int | None = None
 
 
 @dataclass
@@ -129,7 +131,9 @@ class ExchangeSimulator:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.requested_port)
         await site.start()
@@ -183,11 +187,13 @@ class ExchangeSimulator:
         params = dict(parse_qsl(query, keep_blank_values=True))
         params.update(dict(parse_qsl(body, keep_blank_values=True)))
         fault = self._take_fault(request.method, request.path)
+        record = RequestRecord(request.method, request.path, params)
+        self.requests.append(record)
         try:
             handled = await self._answer(request, query, body, params, fault)
         except BinanceError as error:
             handled = _Handled(error.status, error.body())
-        self.requests.append(RequestRecord(request.method, request.path, params, handled.status))
+        record.status = handled.status
         if handled.body is _MALFORMED:
             return web.Response(status=200, text="<html>upstream hiccup</html>")
         return web.json_response(handled.body, status=handled.status, headers=handled.headers)
