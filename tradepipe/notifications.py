@@ -9,9 +9,9 @@ settings name their secrets (`tradepipe.secrets`); they never hold a token or a 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 __all__ = [
     "NotifierSettings",
@@ -52,6 +52,14 @@ class _NotifierBase(BaseModel):
     timeout_seconds: float = Field(default=10.0, gt=0, description="per HTTP request")
     max_attempts: int = Field(default=5, ge=1, le=50, description="deliveries tried per message")
     queue_size: int = Field(default=1000, ge=1, description="messages waiting; more are dropped")
+    retry_initial_seconds: float = Field(default=1.0, gt=0, description="first retry delay")
+    retry_max_seconds: float = Field(default=60.0, gt=0, description="longest retry delay")
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> Self:
+        if self.retry_initial_seconds > self.retry_max_seconds:
+            raise ValueError("retry_initial_seconds must not exceed retry_max_seconds")
+        return self
 
 
 class TelegramNotifierSettings(_NotifierBase):

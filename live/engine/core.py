@@ -109,6 +109,8 @@ class TradingCore:
         self.feed_status: FeedStatus | None = None
         self.metrics = CoreMetrics()
         self.candle_listeners: list[Callable[[Candle], None]] = []
+        # (bot, symbol, events) after each step's write: notifications; must not raise
+        self.order_listeners: list[Callable[[str, str, list[Event]], None]] = []
         self.stopped_bots: list[BotStatusView] = []  # stopped since the last heartbeat
         self._step: Step | None = None
         self._warmup_source = warmup
@@ -242,6 +244,8 @@ class TradingCore:
                 log.error("events of unknown bot %s dropped: %s", name, events)
                 continue
             seq = self.recorder.submit(self.batch(bot, events, step))
+            for listener in self.order_listeners:
+                listener(bot.name, bot.symbol, events)
             for event in events:
                 if isinstance(event, OrderPlaced):
                     order = BrokerOrder.from_state(bot.symbol, event.order)

@@ -23,7 +23,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from live.brokers import Broker, PaperBroker, PaperConfig
 from live.engine.config import EngineConfig, default_engine_id
@@ -56,6 +56,9 @@ from live.feeds import (
 from tradepipe.db import DatabaseUrlError, upgrade_database
 from tradepipe.domain import Candle
 
+if TYPE_CHECKING:
+    from live.notify import NotificationHub
+
 __all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,7 @@ class Engine:
         broker: Broker | None = None,
         backfill: CandleBackfill | None = None,
         models: Callable[[], ModelSource] | None = None,
+        notifications: NotificationHub | None = None,
     ) -> None:
         self.config = config
         self.engine_id = (config.engine_id or default_engine_id())[:64]
@@ -113,6 +117,11 @@ class Engine:
             lambda ids: self.recorder.read(lambda session: read_saved(session, ids)),
         )
         self.kill_switch = KillSwitch(self.core, self.engine_id)
+        # Telegram, webhooks: fed synchronously, delivered by its own tasks (live/notify)
+        self.notifications = notifications
+        if notifications is not None:
+            self.bus.subscribe(notifications.on_engine_event)
+            self.core.order_listeners.append(notifications.on_order_events)
         self._tasks: list[asyncio.Task[None]] = []
         self._recorder_task: asyncio.Task[None] | None = None
         self._poll_lock = asyncio.Lock()
@@ -132,7 +141,11 @@ class Engine:
         self.state = EngineState.STARTING
         self.started_at = datetime.now(UTC)
         self._stopped.clear()
+        if self.notifications is not None:
+            self.notifications.start()
         snapshot = await self._wait_for_database()
+        if self.notifications is not None:
+            self.notifications.update_bots(snapshot.bots)
         self._recorder_task = asyncio.create_task(self.recorder.run(), name="recorder")
         self.state = EngineState.RECONCILING
         await self.bots.apply(snapshot, first=True)
@@ -214,6 +227,8 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._recorder_task, 1.0)
         await self.broker.close()
+        if self.notifications is not None:  # what is queued gets a short chance to go out
+            await self.notifications.close(min(5.0, deadline / 3))
         await self.core.seconds.aclose()
         self.database.dispose()
 
@@ -272,6 +287,8 @@ class Engine:
                 log.warning("cannot read the bots table: %s", error)
                 return
             self.kill_switch.follow(snapshot.kill_switch)
+            if self.notifications is not None:
+                self.notifications.update_bots(snapshot.bots)
             await self.bots.apply(snapshot)
 
     async def _beat(self) -> None:
@@ -319,7 +336,10 @@ class Engine:
 
     def metrics(self) -> dict[str, float]:
         """Counters and gauges for /metrics (names without a prefix; totals end in _total)."""
-        return engine_metrics(self.core, self.feed.metrics(), self.recorder)
+        metrics = engine_metrics(self.core, self.feed.metrics(), self.recorder)
+        if self.notifications is not None:
+            metrics.update(self.notifications.metrics())
+        return metrics
 
     def bot_status(self, name: str) -> BotStatusView | None:
         bot = self.core.bots.get(name)

@@ -75,10 +75,20 @@ class ApiOptions:
 
 
 async def serve(
-    config: EngineConfig, *, feed: Feed | None = None, api: ApiOptions | None = None
+    config: EngineConfig,
+    *,
+    feed: Feed | None = None,
+    api: ApiOptions | None = None,
+    settings: Settings | None = None,
 ) -> int:
-    """Run an engine (and its control API, if given) until SIGTERM/SIGINT; the exit status."""
-    engine = Engine(config, feed=feed or make_feed(config))
+    """Run an engine (and its control API, if given) until SIGTERM/SIGINT; the exit status.
+    `settings` with notifiers configured adds them (their secrets resolved now)."""
+    notifications = None
+    if settings is not None and settings.notifiers:
+        from live.notify import build_hub
+
+        notifications = build_hub(settings)  # NotifierConfigError: a missing secret
+    engine = Engine(config, feed=feed or make_feed(config), notifications=notifications)
     # The API starts before the engine so /health reports starting and reconciling too.
     api_task = None if api is None else _start_api(engine, api)
     stop = asyncio.Event()
@@ -148,7 +158,7 @@ def run_engine(settings: Settings | None = None, **overrides: Any) -> int:
         current.engine_api_port,
         None if token is None else token.get_secret_value(),
     )
-    return asyncio.run(serve(config, api=api))
+    return asyncio.run(serve(config, api=api, settings=current))
 
 
 def _parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
