@@ -50,7 +50,7 @@ class _NotifierBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timeout_seconds: float = Field(default=10.0, gt=0, description="per HTTP request")
-    max_attempts: int = Field(default=5, ge=1, le=50, description="deliveries tried per message")
+    max_attempts: int = Field(default=5, ge=1, le=1000, description="deliveries tried per message")
     queue_size: int = Field(default=1000, ge=1, description="messages waiting; more are dropped")
     retry_initial_seconds: float = Field(default=1.0, gt=0, description="first retry delay")
     retry_max_seconds: float = Field(default=60.0, gt=0, description="longest retry delay")
