@@ -8,6 +8,7 @@ then the embedded defaults below, which keep every piece of state under `var/`.
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,6 +18,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -170,3 +172,9 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise ConfigError(_describe(error)) from None
+    except SettingsError as error:  # a structured setting (notifiers) from the env is JSON
+        named = re.search(r'field "(\w+)"', str(error))
+        field = named.group(1) if named else "settings"
+        raise ConfigError(
+            f"invalid setting {field} ({ENV_PREFIX}{field.upper()}): not valid JSON"
+        ) from None
