@@ -31,7 +31,7 @@ SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 # to a day, plus sub-minute ones for fast strategies).
 LIVE_TIMEFRAMES = ("1s", "5s", "15s", "30s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h",
                    "6h", "8h", "12h", "1d")  # fmt: skip
-AVAILABLE_MODES = (BotMode.PAPER,)  # testnet and live arrive with the exchange broker
+AVAILABLE_MODES = (BotMode.PAPER, BotMode.TESTNET, BotMode.LIVE)  # opt-in: check_mode_opt_in
 
 
 class BotError(ValueError):

@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     paper_slippage_bps: float | None = Field(default=None, ge=0)
     paper_maker_fee_rate: float | None = Field(default=None, ge=0, lt=1)
     paper_taker_fee_rate: float | None = Field(default=None, ge=0, lt=1)
+    # Testnet and live bots trade on Binance spot through ccxt. The URLs replace Binance's
+    # REST base (https://testnet.binance.vision, https://api.binance.com), e.g. to point
+    # testnet bots at the local exchange simulator; `ccxt_timeout_seconds` bounds a request.
+    exchange_testnet_url: str | None = None
+    exchange_live_url: str | None = None
+    exchange_poll_seconds: float | None = Field(default=None, gt=0)  # order status polling
+    engine_reconcile_seconds: float | None = Field(default=None, gt=0)  # venue vs database
 
     # Secrets and notifications (tradepipe/secrets.py, tradepipe/notifications.py). Configs
     # name secrets; values come from the environment or this file outside the repository.

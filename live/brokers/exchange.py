@@ -85,6 +85,9 @@ class ExchangeConfig:
     recv_window_ms: int = 5_000
     poll_seconds: float = 1.0  # order status polling
     fills_lookback_seconds: float = 86_400.0  # recent fills read by reconciliation
+    # ccxt's client-side limiter, in milliseconds per unit of Binance request weight: 10 is
+    # Binance's 6,000 weight a minute. 0 turns it off (the local simulator has no limit).
+    rate_limit_ms: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     fees: FeeSchedule = field(default_factory=lambda: FeeSchedule(0.001, 0.001))
 
@@ -93,6 +96,8 @@ class ExchangeConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"exchange setting {name} must be > 0: {value!r}")
+        if not (math.isfinite(self.rate_limit_ms) and self.rate_limit_ms >= 0):
+            raise ValueError(f"exchange rate_limit_ms must be >= 0: {self.rate_limit_ms!r}")
         if not 0 < self.recv_window_ms <= 60_000:
             raise ValueError("exchange recv_window_ms must be within 1..60000 (Binance's limit)")
 
@@ -108,7 +113,8 @@ def make_client(config: ExchangeConfig, api_key: str, secret: str) -> Any:
             "apiKey": api_key,
             "secret": secret,
             "timeout": int(config.timeout_seconds * 1000),
-            "enableRateLimit": True,
+            "enableRateLimit": config.rate_limit_ms > 0,
+            "rateLimit": config.rate_limit_ms or 10.0,
             "options": {
                 "defaultType": "spot",
                 "fetchMarkets": {"types": ["spot"]},

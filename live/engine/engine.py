@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from live.brokers import Broker, PaperBroker, PaperConfig
+from live.brokers import Broker
 from live.engine.config import EngineConfig, default_engine_id
 from live.engine.control import KillSwitch
 from live.engine.core import TradingCore
@@ -35,7 +36,14 @@ from live.engine.heartbeats import bot_status_view, engine_metrics, heartbeat_ro
 from live.engine.lifecycle import BotManager, FeedSubscriptions
 from live.engine.models import ModelSource, ModelWatcher
 from live.engine.recorder import EngineDatabase, Recorder
-from live.engine.recovery import BotsSnapshot, read_saved, read_snapshot, reconcile_orders
+from live.engine.recovery import (
+    BotsSnapshot,
+    ReconcileReport,
+    read_known,
+    read_saved,
+    read_snapshot,
+    reconcile_orders,
+)
 from live.engine.status import (
     BotRunState,
     BotStatusView,
@@ -44,6 +52,7 @@ from live.engine.status import (
     EngineStatus,
 )
 from live.engine.strategies import StrategyLibrary
+from live.engine.venues import build_broker
 from live.feeds import (
     BinanceRestBackfill,
     CallbackConsumer,
@@ -85,8 +94,12 @@ class Engine:
             config.database_url, busy_timeout_ms=config.db_busy_timeout_ms
         )
         self.recorder = Recorder(self.database, config, on_health=self._on_database_health)
-        broker = broker or PaperBroker(
-            PaperConfig(config.paper_slippage_bps, config.fees), clock=self._market_now
+        # paper, or each bot's exchange venue (its mode and credentials): live/engine/venues.py
+        broker = broker or build_broker(
+            config,
+            clock=self._market_now,
+            rows=lambda: [bot.row for bot in self.core.bots.values()],
+            on_event=lambda kind, message, bot, data: self.core.emit(kind, message, bot, data),
         )
         repair = backfill or (
             BinanceRestBackfill(config.rest_url) if config.rest_url else NoBackfill()
@@ -149,9 +162,7 @@ class Engine:
         self._recorder_task = asyncio.create_task(self.recorder.run(), name="recorder")
         self.state = EngineState.RECONCILING
         await self.bots.apply(snapshot, first=True)
-        report = await reconcile_orders(
-            [bot.book for bot in self.core.bots.values()], self.broker, self.core.outbox
-        )
+        report = await self._reconcile(act=True)
         # engaged while this engine was away: cancel the pending entries just re-registered
         self.kill_switch.follow(snapshot.kill_switch)
         self.core.emit(
@@ -164,14 +175,18 @@ class Engine:
                 "resent": list(report.resent),
                 "cancels": list(report.cancels),
                 "orphans": list(report.orphans),
+                "unknown_orders": list(report.unknown_orders),
+                "unknown_fills": list(report.unknown_fills),
                 "bots": sorted(self.core.bots),
             },
         )
+        self._report_unknown(report)
         await self.feed.start()
         self._spawn(self._every(self.config.tick_seconds, self._tick), "ticker")
         self._spawn(self._every(self.config.heartbeat_seconds, self._beat), "heartbeats")
         self._spawn(self._every(self.config.bot_reload_seconds, self.poll_bots), "bot-poll")
         self._spawn(self._every(self.config.model_poll_seconds, self.watcher.poll), "models")
+        self._spawn(self._every(self.config.reconcile_seconds, self.reconcile), "reconcile")
         self._trading_started = True
         self._update_state()
         await self._beat()
@@ -274,6 +289,42 @@ class Engine:
                 log.exception(
                     "engine loop %s failed; it goes on", getattr(action, "__name__", action)
                 )
+
+    async def reconcile(self) -> ReconcileReport:
+        """The periodic pass: the venues' open orders and recent fills against the books
+        and the database; what neither knows is reported (event and log), nothing is sent."""
+        report = await self._reconcile(act=False)
+        self._report_unknown(report)
+        return report
+
+    async def _reconcile(self, *, act: bool) -> ReconcileReport:
+        lookback_ms = int(self.config.reconcile_fills_lookback_seconds * 1000)
+        return await reconcile_orders(
+            [bot.book for bot in self.core.bots.values()],
+            self.broker,
+            self.core.outbox,
+            known=lambda ids: self.recorder.read(lambda session: read_known(session, ids)),
+            fills_since_ms=time.time_ns() // 1_000_000 - lookback_ms,
+            act=act,
+        )
+
+    def _report_unknown(self, report: ReconcileReport) -> None:
+        if not report.discrepancies:
+            return
+        message = (
+            f"engine {self.engine_id}: the venue holds what the database does not know: "
+            f"{len(report.unknown_orders)} open orders, {len(report.unknown_fills)} fills "
+            "(reported, not adopted)"
+        )
+        log.warning("%s: %s", message, "; ".join([*report.unknown_orders, *report.unknown_fills]))
+        self.core.emit(
+            "reconcile_unknown",
+            message,
+            data={
+                "unknown_orders": list(report.unknown_orders),
+                "unknown_fills": list(report.unknown_fills),
+            },
+        )
 
     def _tick(self) -> None:
         self.core.tick()

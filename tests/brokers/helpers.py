@@ -43,6 +43,7 @@ def exchange_config(url: str, **changes: Any) -> ExchangeConfig:
         "rest_url": url,
         "timeout_seconds": 1.0,
         "poll_seconds": 0.05,
+        "rate_limit_ms": 0.0,
         "retry": RetryPolicy(initial_seconds=0.01, maximum_seconds=0.05, attempts=5),
     }
     values.update(changes)

@@ -1,0 +1,204 @@
+"""Done when: a bot in testnet mode, in a real running engine, trades through the real ccxt
+client against the exchange simulator. It places, fills and closes positions; after the
+simulator times out an accepted order the retry finds it and no duplicate exists; a
+restart reconciles (and an order the database does not know is reported, not adopted)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from live.replay.exchange import ExchangeSimulator, Fault, FaultKind
+from tests.brokers.helpers import API_KEY, API_SECRET, account
+from tests.engine.helpers import (
+    START_MS,
+    Aio,
+    Running,
+    bot_config,
+    config_for,
+    query,
+    start_engine,
+    walk,
+)
+from tradepipe.botconfig import parse_bot_config
+from tradepipe.bots import NewBot, add_bot
+from tradepipe.db import create_engine_for, session_scope
+from tradepipe.enums import BotMode
+
+CREDENTIALS = "SIMNET"
+POLL_SECONDS = 0.03
+
+
+@pytest.fixture(autouse=True)
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(f"{CREDENTIALS}_API_KEY", API_KEY)
+    monkeypatch.setenv(f"{CREDENTIALS}_API_SECRET", API_SECRET)
+
+
+def add_testnet_bot(url: str, strategies: Path, name: str, **config: Any) -> None:
+    engine = create_engine_for(url)
+    try:
+        with session_scope(engine) as session:
+            settings = parse_bot_config(bot_config(credentials=CREDENTIALS, **config))
+            new = NewBot(
+                name,
+                "always",
+                "BTCUSDT",
+                "1s",
+                settings,
+                mode=BotMode.TESTNET,
+                confirmed_mode=BotMode.TESTNET,
+            )
+            add_bot(session, new, strategies)
+    finally:
+        engine.dispose()
+
+
+class Market:
+    """Public trades to both sides: the exchange matches on them, the feed carries them."""
+
+    def __init__(self, exchange: ExchangeSimulator) -> None:
+        self.exchange = exchange
+        self.sent = 0
+
+    async def play(self, running: Running, count: int, aio: Aio) -> None:
+        outbox = running.engine.core.outbox
+        for trade in walk(count, start_ms=START_MS + self.sent * 1_000, first_id=self.sent + 1):
+            self.exchange.on_trade(trade)
+            running.feed.push(trade)
+            await aio.within(self._settle(outbox))
+        self.sent += count
+
+    @staticmethod
+    async def _settle(outbox: Any) -> None:
+        """Orders out, then one status poll: fills reach the engine before the next trade
+        (as when trades are seconds apart, not microseconds)."""
+        if outbox.pending:
+            await outbox.idle(5.0)
+        await asyncio.sleep(POLL_SECONDS * 1.5)
+
+
+def closed_positions(url: str) -> int:
+    return int(query(url, "SELECT COUNT(*) AS n FROM positions WHERE status = 'closed'")[0].n)
+
+
+def test_a_testnet_bot_trades_survives_a_lost_answer_and_reconciles_after_restart(
+    aio: Aio, database_url: str, strategies_dir: Path
+) -> None:
+    add_testnet_bot(database_url, strategies_dir, "tn")
+
+    async def scenario() -> None:
+        async with ExchangeSimulator(account(usdt=10_000.0), {API_KEY: API_SECRET}) as exchange:
+            config = config_for(
+                database_url,
+                strategies_dir,
+                exchange_testnet_url=exchange.url,
+                exchange_timeout_seconds=0.5,
+                exchange_poll_seconds=POLL_SECONDS,
+                exchange_rate_limit_ms=0.0,
+                reconcile_seconds=0.2,
+            )
+            market = Market(exchange)
+            running = await start_engine(config)
+            engine = running.engine
+            try:
+                await market.play(running, 60, aio)
+                await aio.eventually(lambda: closed_positions(database_url) >= 2, "two closes")
+                # the next order's answer is lost after the exchange stored it
+                exchange.inject(Fault(FaultKind.HANG_AFTER_ACCEPT, hang_seconds=2.0))
+                before = len(exchange.placements())
+                await market.play(running, 30, aio)
+                await aio.eventually(
+                    lambda: len(exchange.placements()) > before + 1, "orders after the fault"
+                )
+                faulted = exchange.placements()[before].params["newClientOrderId"]
+                await aio.eventually(
+                    lambda: engine.core.outbox.pending == 0, "the retry to settle", 10
+                )
+                [lost] = exchange.placements(faulted)
+                assert lost.status is None  # stored, never answered: the client timed out
+                assert len(exchange.orders_with_id(faulted)) == 1
+                recorded = query(
+                    database_url,
+                    "SELECT status, exchange_order_id FROM orders WHERE client_order_id = :id",
+                    id=faulted,
+                )
+                assert recorded and recorded[0].exchange_order_id == str(
+                    exchange.orders_with_id(faulted)[0].order_id
+                )
+                assert engine.broker.name == "paper+testnet:SIMNET"
+            finally:
+                await engine.stop()
+            # while the engine is away, someone places an order by hand on the account
+            stranger = exchange.account.new_order(
+                {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                 "price": "50.00", "quantity": "0.5", "newClientOrderId": "by_hand_1"},
+                exchange.account.trades[-1].time_ms,
+            )  # fmt: skip
+            placed_before_restart = len(exchange.placements())
+            running = await start_engine(config)
+            engine = running.engine
+            try:
+                [reconciled] = engine.bus.recent("engine_reconciled")
+                assert reconciled.data["unknown_orders"] == ["by_hand_1"]
+                assert engine.bus.recent("reconcile_unknown")
+                # a restart sends nothing that is still working at the exchange
+                assert len(exchange.placements()) == placed_before_restart
+                await market.play(running, 30, aio)
+                closed_now = closed_positions(database_url)
+                await market.play(running, 30, aio)
+                await aio.eventually(
+                    lambda: closed_positions(database_url) > closed_now, "trading after restart"
+                )
+                # the periodic pass reports the stranger again and leaves it alone
+                await aio.eventually(
+                    lambda: len(engine.bus.recent("reconcile_unknown")) >= 2, "periodic pass"
+                )
+                assert exchange.account.orders[stranger.order_id].status == "NEW"
+            finally:
+                await engine.stop()
+
+        # every order the exchange holds for the bot was placed once and is in the database
+        ids = Counter(o.client_order_id for o in exchange.account.orders.values())
+        ours = {i: n for i, n in ids.items() if i.startswith("tn-")}
+        assert ours and all(n == 1 for n in ours.values()), ours
+        orders = query(database_url, "SELECT client_order_id, exchange_order_id FROM orders")
+        recorded_ids = {row.client_order_id for row in orders}
+        assert set(ours) <= recorded_ids
+        # every exchange trade of the bot is a fill in the database, by the exchange's id
+        fills = {row.exchange_fill_id for row in query(database_url, "SELECT * FROM fills")}
+        bot_orders = {
+            o.order_id for o in exchange.account.orders.values() if o.client_order_id in ours
+        }
+        trades = {str(t.trade_id) for t in exchange.account.trades if t.order_id in bot_orders}
+        assert trades and trades == fills
+
+    aio.run(scenario(), timeout=120)
+
+
+def test_a_testnet_bot_without_its_credentials_trades_nothing_and_says_why(
+    aio: Aio, database_url: str, strategies_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_testnet_bot(database_url, strategies_dir, "tn")
+    monkeypatch.delenv(f"{CREDENTIALS}_API_SECRET")
+
+    async def scenario() -> None:
+        async with ExchangeSimulator(account(), {API_KEY: API_SECRET}) as exchange:
+            config = config_for(database_url, strategies_dir, exchange_testnet_url=exchange.url)
+            running = await start_engine(config)
+            try:
+                await Market(exchange).play(running, 40, aio)
+                await aio.eventually(
+                    lambda: running.engine.bus.recent("order_rejected"), "the rejection"
+                )
+                [event] = running.engine.bus.recent("order_rejected")[:1]
+                assert "SIMNET_API_SECRET" in event.message and event.bot == "tn"
+                assert exchange.placements() == []
+            finally:
+                await running.engine.stop()
+
+    aio.run(scenario(), timeout=60)
