@@ -25,6 +25,7 @@ from live.engine.config import EngineConfig
 from live.engine.engine import Engine
 from live.feeds import BackoffPolicy, BinanceFeed, BinanceFeedConfig, Feed
 from tradepipe.config import Settings, load_settings
+from tradepipe.secrets import redact
 
 __all__ = ["configure_logging", "main", "run_engine", "serve"]
 
@@ -41,7 +42,8 @@ class KeyValueFormatter(logging.Formatter):
         extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
         if extra:
             text += " " + " ".join(f"{key}={value!r}" for key, value in sorted(extra.items()))
-        return text
+        # the record factory redacts message and traceback; `extra` fields are added after it
+        return redact(text)
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -28,6 +28,8 @@ MAX_TEXT = 4000
 
 _MODEL_SWAPS = {"model_swapped", "model_refused"}
 _ERROR_KINDS = {"anomaly", "bot_error", "database_unavailable", "engine_degraded"}
+# A venue's rejection also reaches the bot's book, whose OrderRejected is notified: once.
+_TOLD_BY_THE_BOOK = {"order_rejected"}
 _ERROR_SUFFIXES = ("_error", "_failed", "_unavailable", "_rejected", "_mismatch", "_unknown")
 
 
@@ -59,6 +61,8 @@ def engine_category(event: EngineEvent) -> NotifyCategory | None:
     """The category of an engine event, None for the ones operators are not told about.
     Strategy events come first: a strategy that fails to reload is a strategy change."""
     kind = event.kind
+    if kind in _TOLD_BY_THE_BOOK:
+        return None
     if kind.startswith("strategy_") or (kind == "bot_updated" and _strategy_changed(event)):
         return NotifyCategory.STRATEGY_CHANGES
     if kind in _MODEL_SWAPS:
