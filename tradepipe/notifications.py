@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 __all__ = [
+    "NOTIFIER_NAME",
     "NotifierSettings",
     "NotifyCategory",
     "TelegramNotifierSettings",
@@ -83,21 +84,30 @@ class TelegramNotifierSettings(_NotifierBase):
 
 class WebhookNotifierSettings(_NotifierBase):
     """A generic JSON webhook: POST of the event as JSON, optionally signed with HMAC-SHA256
-    of the body under a secret (header `X-Tradepipe-Signature: sha256=<hex>`)."""
+    of the body under a secret (header `X-Tradepipe-Signature: sha256=<hex>`). The URL is
+    given either as `url` or, when it embeds a token (Slack, Discord), by secret name as
+    `url_secret`."""
 
     type: Literal["webhook"]
-    url: str
+    url: str | None = None
+    url_secret: str | None = Field(default=None, description="name of a secret holding the URL")
     signing_secret: str | None = Field(default=None, description="name of the HMAC secret")
 
-    @field_validator("signing_secret")
+    @field_validator("signing_secret", "url_secret")
     @classmethod
-    def _secret_name(cls, value: str | None) -> str | None:
-        return None if value is None else _check_name(value, "signing_secret")
+    def _secret_name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _check_name(value, str(info.field_name))
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str) -> str:
-        return _http_url(value)
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> Self:
+        if (self.url is None) == (self.url_secret is None):
+            raise ValueError("give the webhook's url or url_secret (the name of a secret), one")
+        return self
 
 
 NotifierSettings = Annotated[

@@ -25,7 +25,7 @@ from live.engine.config import EngineConfig
 from live.engine.engine import Engine
 from live.feeds import BackoffPolicy, BinanceFeed, BinanceFeedConfig, Feed
 from tradepipe.config import Settings, load_settings
-from tradepipe.secrets import redact
+from tradepipe.secrets import redact, register_secret_value
 
 __all__ = ["configure_logging", "main", "run_engine", "serve"]
 
@@ -158,7 +158,7 @@ def run_engine(settings: Settings | None = None, **overrides: Any) -> int:
     api = ApiOptions(
         current.host,
         current.engine_api_port,
-        None if token is None else token.get_secret_value(),
+        None if token is None else register_secret_value(token.get_secret_value()),
     )
     return asyncio.run(serve(config, api=api, settings=current))
 

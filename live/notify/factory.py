@@ -48,8 +48,17 @@ def build_notifier(name: str, config: NotifierSettings, settings: Settings) -> N
         )
     if isinstance(config, WebhookNotifierSettings):
         key = None if config.signing_secret is None else secret(config.signing_secret)
+        if config.url is not None:
+            url = config.url
+        else:
+            assert config.url_secret is not None  # the settings allow exactly one
+            url = secret(config.url_secret)
+            if not url.startswith(("http://", "https://")):  # never show the value
+                raise NotifierConfigError(
+                    f"notifier {name}: secret {config.url_secret} is not an http(s) URL"
+                )
         return WebhookNotifier(
-            name, url=config.url, signing_key=key, timeout_seconds=config.timeout_seconds
+            name, url=url, signing_key=key, timeout_seconds=config.timeout_seconds
         )
     raise NotifierConfigError(f"notifier {name}: unknown type {type(config).__name__}")
 

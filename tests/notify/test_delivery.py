@@ -5,12 +5,23 @@ counted) when the bounded queue is full, and the hand-over never waits for the n
 from __future__ import annotations
 
 import json
+import logging
+
+import pytest
 
 from live.feeds import BackoffPolicy
-from live.notify import Delivery, Notification, TelegramNotifier, WebhookNotifier
+from live.notify import (
+    Delivery,
+    Notification,
+    NotifierConfigError,
+    TelegramNotifier,
+    WebhookNotifier,
+    build_notifier,
+)
 from tests.notify.servers import TelegramServer, WebhookServer
 from tests.support import Aio
-from tradepipe.notifications import NotifyCategory
+from tradepipe.config import load_settings
+from tradepipe.notifications import NotifyCategory, WebhookNotifierSettings
 
 TOKEN = "424242:fake-telegram-token-for-delivery"
 CHAT = "-100987654321"
@@ -147,3 +158,29 @@ def test_webhook_body_is_the_event_and_its_signature_checks() -> None:
         assert key not in good.bodies[0].decode() and key not in json.dumps(body)
 
     Aio.run(scenario())
+
+
+def test_a_webhook_url_holding_a_token_is_a_secret_too(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = WebhookNotifierSettings(type="webhook", url_secret="HOOK_URL")
+    monkeypatch.setenv("HOOK_URL", "not a url")
+    with pytest.raises(NotifierConfigError, match="secret HOOK_URL is not an http") as caught:
+        build_notifier("hook", config, load_settings())
+    assert "not a url" not in str(caught.value)
+
+    async def scenario() -> str:
+        async with WebhookServer() as server:
+            monkeypatch.setenv("HOOK_URL", server.url + "?token=T0KEN-in-the-url-123")
+            delivery = Delivery(build_notifier("hook", config, load_settings()), backoff=FAST)
+            delivery.start()
+            delivery.offer(note("through a secret URL"))
+            await Aio.eventually(lambda: delivery.counts.sent == 1, "delivered")
+            await delivery.close(1.0)
+            assert [m["text"] for m in server.received] == ["through a secret URL"]
+            return server.url
+
+    with caplog.at_level(logging.INFO):
+        url = Aio.run(scenario())
+    assert "HTTP Request: POST ***" in caplog.text  # httpx logs the URL: redacted
+    assert "T0KEN-in-the-url-123" not in caplog.text and url not in caplog.text

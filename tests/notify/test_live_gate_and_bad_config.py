@@ -78,6 +78,9 @@ def test_engine_refuses_a_live_bot_without_the_second_confirmation(
         ('{"hook": {"type": "webhook", "url": "http://x", "retry_initial_seconds": 9, '
          '"retry_max_seconds": 1}}', "retry_initial_seconds must not exceed retry_max_seconds"),
         ("{not json", "notifiers (TRADEPIPE_NOTIFIERS): not valid JSON"),
+        ('{"hook": {"type": "webhook"}}', "give the webhook's url or url_secret"),
+        ('{"hook": {"type": "webhook", "url": "http://x", "url_secret": "HOOK_URL"}}',
+         "give the webhook's url or url_secret"),
     ],
 )  # fmt: skip
 def test_invalid_notifier_settings_name_the_problem(

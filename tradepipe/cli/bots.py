@@ -170,7 +170,7 @@ def _print_bot(bot: BotView) -> None:
     ):  # fmt: skip
         table.add_row(key, value)
     if bot.config is not None:
-        for key, value in bot.config.model_dump().items():
+        for key, value in bot.config.model_dump(mode="json").items():
             table.add_row(key, str(value))
     else:
         table.add_row("config", f"invalid: {bot.config_error}")
