@@ -139,12 +139,19 @@ def test_a_testnet_bot_trades_survives_a_lost_answer_and_reconciles_after_restar
                  "price": "50.00", "quantity": "0.5", "newClientOrderId": "by_hand_1"},
                 exchange.account.trades[-1].time_ms,
             )  # fmt: skip
+            exchange.account.new_order(  # and one that fills at once
+                {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quoteOrderQty": "10",
+                 "newClientOrderId": "by_hand_2"},
+                exchange.account.trades[-1].time_ms,
+            )  # fmt: skip
             placed_before_restart = len(exchange.placements())
             running = await start_engine(config)
             engine = running.engine
             try:
                 [reconciled] = engine.bus.recent("engine_reconciled")
                 assert reconciled.data["unknown_orders"] == ["by_hand_1"]
+                [unknown_fill] = reconciled.data["unknown_fills"]
+                assert "unknown order by_hand_2" in unknown_fill
                 assert engine.bus.recent("reconcile_unknown")
                 # a restart sends nothing that is still working at the exchange
                 assert len(exchange.placements()) == placed_before_restart

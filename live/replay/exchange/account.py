@@ -120,14 +120,14 @@ class SimOrder:
         """The order as GET /api/v3/order shows it."""
         return {
             "symbol": self.symbol, "orderId": self.order_id, "orderListId": -1,
-            "clientOrderId": self.client_order_id, "price": f"{self.price:f}",
-            "origQty": f"{self.quantity:f}", "executedQty": f"{self.executed:f}",
-            "cummulativeQuoteQty": f"{self.quote_executed:f}", "status": self.status,
+            "clientOrderId": self.client_order_id, "price": _fmt(self.price),
+            "origQty": _fmt(self.quantity), "executedQty": _fmt(self.executed),
+            "cummulativeQuoteQty": _fmt(self.quote_executed), "status": self.status,
             "timeInForce": "GTC",
             "type": self.order_type, "side": self.side, "stopPrice": "0.00000000",
             "icebergQty": "0.00000000", "time": self.time_ms, "updateTime": self.update_ms,
             "isWorking": self.is_open, "workingTime": self.time_ms,
-            "origQuoteOrderQty": f"{self.quote_quantity:f}",
+            "origQuoteOrderQty": _fmt(self.quote_quantity),
             "selfTradePreventionMode": "EXPIRE_MAKER",
         }  # fmt: skip
 
@@ -149,8 +149,8 @@ class SimTrade:
         """The trade as GET /api/v3/myTrades shows it."""
         return {
             "symbol": self.symbol, "id": self.trade_id, "orderId": self.order_id,
-            "orderListId": -1, "price": f"{self.price:f}", "qty": f"{self.quantity:f}",
-            "quoteQty": f"{self.price * self.quantity:f}", "commission": f"{self.commission:f}",
+            "orderListId": -1, "price": _fmt(self.price), "qty": _fmt(self.quantity),
+            "quoteQty": _fmt(self.price * self.quantity), "commission": _fmt(self.commission),
             "commissionAsset": self.commission_asset, "time": self.time_ms,
             "isBuyer": self.side == "BUY", "isMaker": self.maker, "isBestMatch": True,
         }  # fmt: skip
@@ -175,7 +175,7 @@ class SimulatedAccount:
 
     def balance_view(self) -> list[dict[str, str]]:
         return [
-            {"asset": asset, "free": f"{free:f}", "locked": f"{locked:f}"}
+            {"asset": asset, "free": _fmt(free), "locked": _fmt(locked)}
             for asset, (free, locked) in sorted(self.balances.items())
         ]
 
@@ -402,6 +402,11 @@ class SimulatedAccount:
         balance[0] += order.locked
         balance[1] -= order.locked
         order.locked = ZERO
+
+
+def _fmt(value: Decimal) -> str:
+    """Binance's decimal strings: eight places."""
+    return f"{value:.8f}"
 
 
 def _decimal(params: dict[str, str], name: str) -> Decimal | None:

@@ -15,7 +15,8 @@ Prices come from the market it is fed: `on_trade` (or `on_message`, the replay s
 
 Fault injection (`inject`), each consumed by the next request it matches:
 - `HANG_AFTER_ACCEPT` / `DROP_AFTER_ACCEPT`: the order is stored (and may fill), then the
-  answer never comes (the client times out) or the connection is cut;
+  answer never comes: the connection hangs (the client times out) and is then cut, or is
+  cut at once;
 - `SERVER_ERROR`: HTTP 5xx before anything is done; `RATE_LIMIT`: HTTP 429 with
   `Retry-After` and -1003; `REJECT`: -2010 with the given message;
 - `MALFORMED`: a 200 answer whose body is not the JSON the endpoint promises.
@@ -224,12 +225,15 @@ class ExchangeSimulator:
         handled = self._route(method, path, params)
         if fault is not None and fault.kind is FaultKind.MALFORMED:
             return _Handled(200, _MALFORMED)
-        if fault is not None and fault.kind is FaultKind.DROP_AFTER_ACCEPT:
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError  # aiohttp ends the handler quietly
         if fault is not None and fault.kind is FaultKind.HANG_AFTER_ACCEPT:
-            await asyncio.sleep(fault.hang_seconds)
+            await asyncio.sleep(fault.hang_seconds)  # the client gives up meanwhile
+        if fault is not None and fault.kind in (
+            FaultKind.HANG_AFTER_ACCEPT,
+            FaultKind.DROP_AFTER_ACCEPT,
+        ):
+            if request.transport is not None:
+                request.transport.abort()  # no answer ever leaves: status stays None
+            raise asyncio.CancelledError  # aiohttp ends the handler quietly
         return handled
 
     def _route(self, method: str, path: str, params: dict[str, str]) -> _Handled:
@@ -324,10 +328,9 @@ class ExchangeSimulator:
     def _placed(self, order: SimOrder, now: int) -> dict[str, Any]:
         """The FULL new-order answer: the order and the fills it had at once."""
         fills = [
-            {"price": f"{t.price:f}", "qty": f"{t.quantity:f}",
-             "commission": f"{t.commission:f}", "commissionAsset": t.commission_asset,
-             "tradeId": t.trade_id}
-            for t in self.account.trades if t.order_id == order.order_id
+            {key: trade[key] for key in ("price", "qty", "commission", "commissionAsset")}
+            | {"tradeId": trade["id"]}
+            for trade in (t.view() for t in self.account.trades if t.order_id == order.order_id)
         ]  # fmt: skip
         return {**order.view(), "transactTime": now, "fills": fills}
 
