@@ -25,7 +25,9 @@ that had part-filled before a restart reports only the trades beyond what the en
 book had already counted (the book sends what is left, so the difference is known).
 
 Fees are reported in the quote asset: a commission in the base asset is converted at the
-trade price, one in a third asset (BNB) is estimated with the fee schedule.
+trade price, one in a third asset (BNB) is estimated with the fee schedule. A buy whose
+commission was taken in the base asset reports the quantity received (net of it), which is
+what the position holds and its exits can sell.
 """
 
 from __future__ import annotations
@@ -431,13 +433,23 @@ class CcxtBroker:
                     client_order_id=info.client_order_id,
                     time_ms=trade["timestamp"],
                     price=trade["price"],
-                    quantity=trade["amount"],
+                    quantity=self._received(tracked.market, info.side, trade),
                     fee=self._fee_in_quote(tracked.market, trade),
                     liquidity=Liquidity.MAKER if trade["maker"] else Liquidity.TAKER,
                     fill_id=trade["id"],
                     complete=complete,
                 )
             )
+
+    def _received(self, market: str, side: Side, trade: dict[str, Any]) -> float:
+        """The coins a buy added to the account: Binance takes its commission from what a
+        buy receives (the base asset, without a BNB discount), so the position holds, and
+        its exit can sell, only the rest. The commission still counts as the fee (its value
+        at the trade price), so cost basis is price x net + fee = what was paid."""
+        quantity = float(trade["amount"])
+        if side is Side.BUY and trade["fee_currency"] == self.client.market(market)["base"]:
+            quantity -= float(trade["fee_cost"] or 0.0)
+        return quantity
 
     def _fee_in_quote(self, market: str, trade: dict[str, Any]) -> float:
         spec = self.client.market(market)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from decimal import Decimal
 
 import pytest
 
@@ -42,7 +43,9 @@ def test_a_market_entry_fills_with_the_exchange_trade_id_and_quote_fee(aio: Aio)
             [fill] = v.of(OrderFilledReport)
             [exchange_trade] = v.exchange.account.trades
             assert fill.fill_id == str(exchange_trade.trade_id)
-            assert fill.quantity == pytest.approx(0.002)  # 100 USDT at 50,000, lot 0.00001
+            # 100 USDT at 50,000 buys 0.002 (lot 0.00001); Binance keeps 0.1 % of the coins
+            assert exchange_trade.quantity == Decimal("0.002")
+            assert fill.quantity == pytest.approx(0.001998)  # what the account received
             assert fill.price == 50_000.0 and fill.complete
             assert fill.fee == pytest.approx(0.1) and fill.liquidity is Liquidity.TAKER
 
@@ -59,12 +62,12 @@ def test_a_resting_limit_fills_at_its_price_and_a_take_profit_can_be_cancelled(a
             await aio.eventually(lambda: v.of(OrderFilledReport), "the polled fill")
             [fill] = v.of(OrderFilledReport)
             assert fill.price == 49_900.0 and fill.liquidity is Liquidity.MAKER
-            await v.broker.place(limit("alpha-1-tp", Side.SELL, 50_500.0, 0.002))
+            await v.broker.place(limit("alpha-1-tp", Side.SELL, 50_500.0, fill.quantity))
             assert len(await v.broker.open_orders()) == 1
             await v.broker.cancel(SYMBOL, "alpha-1-tp")
             assert v.of(OrderCancelledReport, "alpha-1-tp")
             assert await v.broker.open_orders() == []
-            assert float(v.exchange.account.balances["BTC"][0]) == pytest.approx(0.002)
+            assert float(v.exchange.account.balances["BTC"][0]) == pytest.approx(fill.quantity)
 
     aio.run(scenario())
 
@@ -83,7 +86,7 @@ def test_partial_fills_are_reported_one_trade_at_a_time(aio: Aio) -> None:
             first, second = v.of(OrderFilledReport)
             assert (first.complete, second.complete) == (False, True)
             assert first.fill_id != second.fill_id
-            assert first.quantity + second.quantity == pytest.approx(0.002)
+            assert first.quantity + second.quantity == pytest.approx(0.002 * 0.999)
 
     aio.run(scenario())
 
@@ -253,7 +256,7 @@ def test_a_resent_part_filled_order_reports_only_what_the_book_has_not_counted(a
             finally:
                 await restarted.close()
             [fill] = v.of(OrderFilledReport)
-            assert fill.quantity == pytest.approx(0.001) and fill.complete
+            assert fill.quantity == pytest.approx(0.001 * 0.999) and fill.complete
             assert len(v.exchange.placements()) == 1
 
     aio.run(scenario())

@@ -21,7 +21,8 @@ Matching, against the public trades pushed with `on_trade` (the replay's market)
   the last price as taker; otherwise it rests and fills at its limit, as maker, when a trade
   prints at or through it. With `fill_parts` > 1 a resting order fills in that many equal
   parts on successive touching trades (partial fills, `PARTIALLY_FILLED`).
-Commission is `commission_rate` of the notional, charged in the quote asset.
+Commission is `commission_rate` of what the order receives, in the asset received, as on
+Binance without a BNB discount: a buy pays it in the base asset, a sell in the quote.
 """
 
 from __future__ import annotations
@@ -332,14 +333,15 @@ class SimulatedAccount:
         if quantity <= 0:
             return
         notional = price * quantity
-        commission = (notional * self.commission_rate).quantize(Decimal("0.00000001"))
+        received = quantity if order.side == "BUY" else notional
+        commission = (received * self.commission_rate).quantize(Decimal("0.00000001"))
         base, quote = self._balance(rules.base), self._balance(rules.quote)
         if order.side == "BUY":
             spend = min(order.locked, notional) if order.order_type == "LIMIT" else notional
             order.locked -= spend
             quote[1] -= spend
-            quote[0] -= notional - spend + commission
-            base[0] += quantity
+            quote[0] -= notional - spend
+            base[0] += quantity - commission
         else:
             order.locked -= quantity
             base[1] -= quantity
@@ -361,7 +363,7 @@ class SimulatedAccount:
                 price,
                 quantity,
                 commission,
-                rules.quote,
+                rules.base if order.side == "BUY" else rules.quote,
                 maker,
                 now_ms,
             )
@@ -381,8 +383,6 @@ class SimulatedAccount:
                 need = order.quote_quantity
             else:
                 need = order.quantity * (reference or ZERO)
-            # the commission comes out of the quote balance too
-            need += (need * self.commission_rate).quantize(Decimal("0.00000001"))
         else:
             asset, need = rules.base, order.quantity
         balance = self._balance(asset)
