@@ -242,7 +242,10 @@ def install_log_redaction() -> None:
             message = record.getMessage()
         except Exception:  # a bad format string: leave it for logging to report
             return record
-        record.msg, record.args = redact(message), None
+        redacted = redact(message)
+        if redacted != message:
+            # only then: formatters such as uvicorn's access log unpack `args` themselves
+            record.msg, record.args = redacted, None
         if record.exc_info and record.exc_info[1] is not None:
             record.exc_text = redact(formatter.formatException(record.exc_info))
         if record.stack_info:

@@ -146,3 +146,7 @@ def test_resolved_values_never_reach_logs(
     assert "RuntimeError" in caplog.text and "bot***" in caplog.text
     assert secret not in log_file.read_text()
     assert redact(f"x{secret}y") == "x***y"
+    # records without a secret keep their arguments (uvicorn's access formatter unpacks them)
+    with caplog.at_level(logging.INFO):
+        child.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/health", "1.1", 200)
+    assert caplog.records[-1].args == ("127.0.0.1:5", "GET", "/health", "1.1", 200)
