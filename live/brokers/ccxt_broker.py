@@ -106,7 +106,8 @@ class _Tracked:
     exchange_id: str | None = None
     accepted: bool = False
     reported: float = 0.0  # executed base quantity seen so far (counted or skipped)
-    reported_quote: float = 0.0
+    received: float = 0.0  # the same net of a buy's commission in coins (the book's unit)
+    received_quote: float = 0.0
     skip_base: float = 0.0  # filled before this process tracked it: the book has it
     skip_quote: float = 0.0
     fill_ids: set[str] = field(default_factory=set)
@@ -421,11 +422,15 @@ class CcxtBroker:
         for index, trade in enumerate(fresh):
             tracked.fill_ids.add(trade["id"])
             tracked.reported += trade["amount"]
-            tracked.reported_quote += trade["amount"] * trade["price"]
-            if tracked.reported <= tracked.skip_base + step / 2 or (
-                tracked.skip_quote and tracked.reported_quote <= tracked.skip_quote * (1 + 1e-9)
+            received = self._received(tracked.market, info.side, trade)
+            tracked.received += received
+            tracked.received_quote += received * trade["price"]
+            # Counted by the book before this process tracked the order: the book's own
+            # unit (net coins) within less than one lot step of what it said is left.
+            if (tracked.skip_base and tracked.received <= tracked.skip_base + step * 0.999) or (
+                tracked.skip_quote and tracked.received_quote <= tracked.skip_quote * (1 + 1e-9)
             ):
-                continue  # the book counted it before this process tracked the order
+                continue
             last = index == len(fresh) - 1
             complete = info.status == "FILLED" and last
             self._report(
@@ -433,7 +438,7 @@ class CcxtBroker:
                     client_order_id=info.client_order_id,
                     time_ms=trade["timestamp"],
                     price=trade["price"],
-                    quantity=self._received(tracked.market, info.side, trade),
+                    quantity=received,
                     fee=self._fee_in_quote(tracked.market, trade),
                     liquidity=Liquidity.MAKER if trade["maker"] else Liquidity.TAKER,
                     fill_id=trade["id"],

@@ -232,10 +232,13 @@ async def reconcile_orders(
                 working.add(order_id)
                 if not act:
                     continue
+                # Sent again whether or not the venue holds it: a venue's broker looks the
+                # id up first and, if it is there, tracks it from now on (its fills come);
+                # only the ones the venue lacks count as resent.
+                entry = order.role is OrderRole.ENTRY
+                command = BrokerOrder.from_state(book.symbol, order)
+                outbox.push(BrokerCommand(book.bot, book.symbol, order_id, command, 0, entry))
                 if order_id not in venue:
-                    entry = order.role is OrderRole.ENTRY
-                    command = BrokerOrder.from_state(book.symbol, order)
-                    outbox.push(BrokerCommand(book.bot, book.symbol, order_id, command, 0, entry))
                     resent.append(order_id)
                 if order.cancel_requested:
                     outbox.push(BrokerCommand(book.bot, book.symbol, order_id, None))

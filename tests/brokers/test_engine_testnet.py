@@ -176,6 +176,18 @@ def test_a_testnet_bot_trades_survives_a_lost_answer_and_reconciles_after_restar
         orders = query(database_url, "SELECT client_order_id, exchange_order_id FROM orders")
         recorded_ids = {row.client_order_id for row in orders}
         assert set(ours) <= recorded_ids
+        # and the database says of each what the exchange says
+        statuses = {
+            row.client_order_id: row.status
+            for row in query(database_url, "SELECT client_order_id, status FROM orders")
+        }
+        words = {"FILLED": "filled", "CANCELED": "cancelled", "NEW": "open"}
+        at_exchange = {
+            o.client_order_id: words[o.status]
+            for o in exchange.account.orders.values()
+            if o.client_order_id in ours
+        }
+        assert at_exchange == {order_id: statuses[order_id] for order_id in at_exchange}
         # every exchange trade of the bot is a fill in the database, by the exchange's id
         fills = {row.exchange_fill_id for row in query(database_url, "SELECT * FROM fills")}
         bot_orders = {
