@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import time
 from collections import OrderedDict
@@ -45,6 +44,14 @@ from typing import Any
 
 import ccxt
 
+from live.brokers.binance_answers import (
+    CANCELLED_STATUSES,
+    OrderInfo,
+    broker_order,
+    order_info,
+    trade_id_order,
+    trade_info,
+)
 from live.brokers.exchange import (
     ExchangeConfig,
     MalformedResponseError,
@@ -54,6 +61,7 @@ from live.brokers.exchange import (
     make_client,
     retry_after_seconds,
 )
+from live.brokers.order_request import OrderRequest, prepare_order
 from live.brokers.protocol import (
     BrokerError,
     BrokerOrder,
@@ -67,36 +75,16 @@ from live.brokers.protocol import (
     VenueFill,
 )
 from tradepipe.domain import Side, Trade
-from tradepipe.enums import OrderRole, OrderType
+from tradepipe.enums import OrderRole
 from tradepipe.orders import Liquidity, parse_client_order_id
 
 __all__ = ["CcxtBroker"]
 
 log = logging.getLogger(__name__)
 
-OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED", "PENDING_NEW", "PENDING_CANCEL"})
-CANCELLED_STATUSES = frozenset({"CANCELED", "EXPIRED", "EXPIRED_IN_MATCH"})
-KNOWN_STATUSES = OPEN_STATUSES | CANCELLED_STATUSES | {"FILLED", "REJECTED"}
 DONE_MEMORY = 10_000
 # What ccxt raises while parsing an answer that is not the JSON the endpoint promises.
 PARSE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
-
-
-@dataclass(frozen=True, slots=True)
-class _OrderInfo:
-    """The fields of a Binance order the broker relies on, checked."""
-
-    order_id: str
-    client_order_id: str
-    symbol: str
-    status: str
-    side: Side
-    order_type: OrderType
-    price: float
-    quantity: float
-    executed: float
-    quote_quantity: float
-    quote_executed: float
 
 
 @dataclass(slots=True)
@@ -161,19 +149,18 @@ class CcxtBroker:
         if existing is not None:
             await self._adopt(order, market, existing)
             return
-        request = self._prepare(order, market)
+        request = prepare_order(self.client, order, market, self._last_price.get(order.symbol))
         if isinstance(request, str):
-            self._reject(order_id, request)
+            self._reject(order_id, f"{order_id} on {order.symbol} ({self.name}): {request}")
             return
         problem = await self._check_balance(order, market, request)
         if problem is not None:
             self._reject(order_id, problem)
             return
-        kind, side, amount, price, params = request
         attempt = 0
         while True:
             try:
-                placed = await self.client.create_order(market, kind, side, amount, price, params)
+                placed = await self.client.create_order(market, *request.arguments)
                 break
             except ccxt.AuthenticationError as error:
                 message = exchange_message(error)
@@ -198,7 +185,7 @@ class CcxtBroker:
                         f"{self.name}: malformed answer to placing {order_id}: "
                         f"{type(error).__name__}: {error}"
                     ) from None
-        info = _order_info(placed.get("info"), f"{self.name}: new order {order_id}")
+        info = order_info(placed.get("info"), f"{self.name}: new order {order_id}")
         tracked = self._track(order, market)
         await self._sync(tracked, info)
 
@@ -229,13 +216,13 @@ class CcxtBroker:
             self._report(OrderCancelledReport(client_order_id, self._now()))
             return
         if tracked is None:
-            tracked = self._track(_broker_order(info), market)
+            tracked = self._track(broker_order(info), market)
         await self._sync(tracked, info)
 
     async def open_orders(self) -> list[BrokerOrder]:
         await self._market("")  # markets first: open orders of every symbol need them
         raw = await self._call("open orders", self.client.fetch_open_orders)
-        return [_broker_order(_order_info(item.get("info"), "open orders")) for item in raw]
+        return [broker_order(order_info(item.get("info"), "open orders")) for item in raw]
 
     async def recent_fills(self, symbols: Iterable[str], since_ms: int) -> list[VenueFill]:
         fills: list[VenueFill] = []
@@ -247,7 +234,7 @@ class CcxtBroker:
                 f"fills of {symbol}", self.client.fetch_my_trades, market, since_ms
             )
             for trade in trades:
-                raw = _trade_info(trade, f"{self.name}: fills of {symbol}")
+                raw = trade_info(trade, f"{self.name}: fills of {symbol}")
                 client_id = await self._client_id(market, raw["order"])
                 fills.append(
                     VenueFill(
@@ -277,61 +264,24 @@ class CcxtBroker:
 
     # -- before sending --------------------------------------------------------------------
 
-    def _prepare(
-        self, order: BrokerOrder, market: str
-    ) -> str | tuple[str, str, float | None, float | None, dict[str, Any]]:
-        """(type, side, amount, price, params) for ccxt, or why the exchange would refuse."""
-        client, spec = self.client, self.client.market(market)
-        what = f"{order.client_order_id} on {order.symbol} ({self.name})"
-        params: dict[str, Any] = {"newClientOrderId": order.client_order_id}
-        price: float | None = None
-        if order.order_type is OrderType.LIMIT:
-            assert order.price is not None
-            price = float(client.price_to_precision(market, order.price))
-        reference = price or self._last_price.get(order.symbol)
-        amount: float | None = None
-        try:
-            if order.quantity is not None:
-                # a hair up first: a float just under a lot boundary must not lose a step
-                amount = float(client.amount_to_precision(market, order.quantity * (1 + 1e-12)))
-                notional = None if reference is None else amount * reference
-            else:
-                assert order.quote_quantity is not None
-                quote = float(client.cost_to_precision(market, order.quote_quantity))
-                params["quoteOrderQty"] = quote
-                notional = quote
-        except ccxt.InvalidOrder as error:
-            return f"{what}: below the lot size ({exchange_message(error)})"
-        minimum_amount = spec["limits"]["amount"]["min"]
-        if amount is not None and (amount <= 0 or (minimum_amount and amount < minimum_amount)):
-            return f"{what}: quantity {amount} below the minimum {minimum_amount} (LOT_SIZE)"
-        minimum_notional = spec["limits"]["cost"]["min"]
-        if notional is not None and minimum_notional and notional < minimum_notional:
-            return (
-                f"{what}: notional {notional:.8g} below the exchange minimum "
-                f"{minimum_notional:g} (NOTIONAL filter)"
-            )
-        side = "buy" if order.side is Side.BUY else "sell"
-        return order.order_type.value, side, amount, price, params
-
     async def _check_balance(
         self,
         order: BrokerOrder,
         market: str,
-        request: tuple[str, str, float | None, float | None, dict[str, Any]],
+        request: OrderRequest,
     ) -> str | None:
         """Why an entry cannot be paid for, or None. Exits are not checked: they sell what
         the entry bought, and the exchange has the last word anyway."""
         parsed = parse_client_order_id(order.client_order_id)
         if parsed is None or parsed[2] is not OrderRole.ENTRY:
             return None
-        _kind, side, amount, price, params = request
         spec = self.client.market(market)
-        reference = price or self._last_price.get(order.symbol)
-        if side == "buy":
+        reference = request.price or self._last_price.get(order.symbol)
+        amount = request.amount
+        if request.side == "buy":
             asset = spec["quote"]
-            if "quoteOrderQty" in params:
-                need = float(params["quoteOrderQty"])
+            if request.quote_amount is not None:
+                need = request.quote_amount
             elif amount is not None and reference is not None:
                 need = amount * reference
             else:
@@ -359,7 +309,7 @@ class CcxtBroker:
         self._ensure_poller()
         return tracked
 
-    async def _adopt(self, order: BrokerOrder, market: str, info: _OrderInfo) -> None:
+    async def _adopt(self, order: BrokerOrder, market: str, info: OrderInfo) -> None:
         """An order the exchange holds already: what the book sends now is what is left of
         it, so what the exchange filled beyond that was counted before."""
         tracked = self._track(order, market)
@@ -376,7 +326,7 @@ class CcxtBroker:
         )
         await self._sync(tracked, info)
 
-    async def _sync(self, tracked: _Tracked, info: _OrderInfo | None = None) -> None:
+    async def _sync(self, tracked: _Tracked, info: OrderInfo | None = None) -> None:
         """Report what changed at the exchange for one order."""
         order_id = tracked.order.client_order_id
         async with tracked.lock:
@@ -407,7 +357,7 @@ class CcxtBroker:
                 self._untrack(order_id)
                 self._report(OrderRejectedReport(order_id, self._now(), f"{self.name} rejected"))
 
-    async def _report_fills(self, tracked: _Tracked, info: _OrderInfo, step: float) -> None:
+    async def _report_fills(self, tracked: _Tracked, info: OrderInfo, step: float) -> None:
         trades = await self._call(
             f"fills of {info.client_order_id}",
             self.client.fetch_my_trades,
@@ -416,9 +366,9 @@ class CcxtBroker:
             None,
             {"orderId": info.order_id},
         )
-        fresh = [_trade_info(t, f"{self.name}: fills of {info.client_order_id}") for t in trades]
+        fresh = [trade_info(t, f"{self.name}: fills of {info.client_order_id}") for t in trades]
         fresh = [t for t in fresh if t["id"] not in tracked.fill_ids]
-        fresh.sort(key=lambda t: (t["timestamp"], _numeric(t["id"])))
+        fresh.sort(key=lambda t: (t["timestamp"], trade_id_order(t["id"])))
         for index, trade in enumerate(fresh):
             tracked.fill_ids.add(trade["id"])
             tracked.reported += trade["amount"]
@@ -494,7 +444,7 @@ class CcxtBroker:
             )
             open_now = {
                 info.client_order_id: info
-                for info in (_order_info(item.get("info"), "open orders") for item in raw)
+                for info in (order_info(item.get("info"), "open orders") for item in raw)
             }
             step = self._step(market)
             for tracked in [t for t in self._tracked.values() if t.market == market]:
@@ -517,7 +467,7 @@ class CcxtBroker:
             }
         return self._markets.get(symbol)
 
-    async def _lookup(self, market: str, client_order_id: str) -> _OrderInfo | None:
+    async def _lookup(self, market: str, client_order_id: str) -> OrderInfo | None:
         try:
             raw = await self._call(
                 f"query {client_order_id}",
@@ -528,7 +478,7 @@ class CcxtBroker:
             )
         except ccxt.OrderNotFound:
             return None
-        return _order_info(raw.get("info"), f"{self.name}: order {client_order_id}")
+        return order_info(raw.get("info"), f"{self.name}: order {client_order_id}")
 
     async def _client_id(self, market: str, exchange_order_id: str) -> str | None:
         known = self._client_ids.get(exchange_order_id)
@@ -543,7 +493,7 @@ class CcxtBroker:
             )
         except ccxt.OrderNotFound:
             return None
-        info = _order_info(raw.get("info"), f"{self.name}: order {exchange_order_id}")
+        info = order_info(raw.get("info"), f"{self.name}: order {exchange_order_id}")
         self._client_ids[exchange_order_id] = info.client_order_id
         return info.client_order_id
 
@@ -615,86 +565,3 @@ class CcxtBroker:
             log.warning("%s: report %s dropped, no sink bound", self.name, report)
             return
         self._sink(report)
-
-
-# -- reading Binance's answers -------------------------------------------------------------
-
-
-def _order_info(raw: object, what: str) -> _OrderInfo:
-    """The order fields of Binance's JSON, or `MalformedResponseError` naming `what`."""
-    if not isinstance(raw, dict):
-        raise MalformedResponseError(f"{what}: expected an order object, got {_short(raw)}")
-    try:
-        status = str(raw["status"])
-        if status not in KNOWN_STATUSES:
-            raise ValueError(f"unknown status {status!r}")
-        side = Side.BUY if raw["side"] == "BUY" else Side.SELL
-        if raw["side"] not in ("BUY", "SELL"):
-            raise ValueError(f"unknown side {raw['side']!r}")
-        kind = OrderType.LIMIT if raw["type"] == "LIMIT" else OrderType.MARKET
-        return _OrderInfo(
-            order_id=str(int(raw["orderId"])),
-            client_order_id=str(raw["clientOrderId"]),
-            symbol=str(raw["symbol"]),
-            status=status,
-            side=side,
-            order_type=kind,
-            price=_number(raw.get("price", "0")),
-            quantity=_number(raw["origQty"]),
-            executed=_number(raw["executedQty"]),
-            quote_quantity=_number(raw.get("origQuoteOrderQty", "0")),
-            quote_executed=_number(raw.get("cummulativeQuoteQty", "0")),
-        )
-    except (KeyError, TypeError, ValueError) as error:
-        raise MalformedResponseError(f"{what}: malformed order ({error}): {_short(raw)}") from None
-
-
-def _trade_info(trade: object, what: str) -> dict[str, Any]:
-    """ccxt's parsed trade, checked against its raw Binance fields."""
-    raw = trade.get("info") if isinstance(trade, dict) else None
-    if not isinstance(trade, dict) or not isinstance(raw, dict):
-        raise MalformedResponseError(f"{what}: expected a trade object, got {_short(trade)}")
-    try:
-        fee_cost = raw.get("commission")
-        return {
-            "id": str(int(raw["id"])),
-            "order": str(int(raw["orderId"])),
-            "price": _number(raw["price"]),
-            "amount": _number(raw["qty"]),
-            "timestamp": int(raw["time"]),
-            "maker": bool(raw.get("isMaker", False)),
-            "fee_cost": None if fee_cost is None else _number(fee_cost),
-            "fee_currency": raw.get("commissionAsset"),
-        }
-    except (KeyError, TypeError, ValueError) as error:
-        raise MalformedResponseError(f"{what}: malformed trade ({error}): {_short(raw)}") from None
-
-
-def _broker_order(info: _OrderInfo) -> BrokerOrder:
-    """What is left of an exchange order, as the engine describes orders."""
-    if info.quantity > 0:
-        left = info.quantity - info.executed
-        price = info.price if info.order_type is OrderType.LIMIT else None
-        return BrokerOrder(
-            info.client_order_id, info.symbol, info.side, info.order_type, price, left
-        )
-    left_quote = info.quote_quantity - info.quote_executed
-    return BrokerOrder(
-        info.client_order_id, info.symbol, info.side, info.order_type, None, None, left_quote
-    )
-
-
-def _number(value: object) -> float:
-    number = float(value)  # type: ignore[arg-type]
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"bad number {value!r}")
-    return number
-
-
-def _numeric(text: str) -> int:
-    return int(text) if text.isdigit() else 0
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 200 else text[:200] + "..."
