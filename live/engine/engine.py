@@ -38,6 +38,7 @@ from live.engine.models import ModelSource, ModelWatcher
 from live.engine.recorder import EngineDatabase, Recorder
 from live.engine.recovery import (
     BotsSnapshot,
+    KnownOrders,
     ReconcileReport,
     read_known,
     read_saved,
@@ -303,10 +304,16 @@ class Engine:
             [bot.book for bot in self.core.bots.values()],
             self.broker,
             self.core.outbox,
-            known=lambda ids: self.recorder.read(lambda session: read_known(session, ids)),
+            known=self._known_orders,
             fills_since_ms=time.time_ns() // 1_000_000 - lookback_ms,
             act=act,
         )
+
+    async def _known_orders(self, client_order_ids: set[str]) -> KnownOrders:
+        """What the database knows of these orders once every write so far is committed:
+        a fill the engine has just applied is not "unknown" while its write is queued."""
+        await self.recorder.wait_durable(self.recorder.last_submitted, 5.0)
+        return await self.recorder.read(lambda session: read_known(session, client_order_ids))
 
     def _report_unknown(self, report: ReconcileReport) -> None:
         if not report.discrepancies:

@@ -166,6 +166,11 @@ def test_a_testnet_bot_trades_survives_a_lost_answer_and_reconciles_after_restar
                     lambda: len(engine.bus.recent("reconcile_unknown")) >= 2, "periodic pass"
                 )
                 assert exchange.account.orders[stranger.order_id].status == "NEW"
+                # and finds nothing else: the bot's own orders and fills are all known
+                for event in engine.bus.recent("reconcile_unknown"):
+                    assert event.data["unknown_orders"] == ["by_hand_1"]
+                    [fill] = event.data["unknown_fills"]
+                    assert "by_hand_2" in fill
             finally:
                 await engine.stop()
 
