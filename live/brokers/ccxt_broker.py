@@ -83,6 +83,7 @@ __all__ = ["CcxtBroker"]
 log = logging.getLogger(__name__)
 
 DONE_MEMORY = 10_000
+RECENT_FILLS = 1000  # trades per symbol that reconciliation reads (Binance's maximum)
 # What ccxt raises while parsing an answer that is not the JSON the endpoint promises.
 PARSE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
 
@@ -230,11 +231,15 @@ class CcxtBroker:
             market = await self._market(symbol)
             if market is None:
                 continue
+            # the most recent trades (Binance's maximum page), not the oldest since
+            # `since_ms`: with a start time Binance pages forward from it
             trades = await self._call(
-                f"fills of {symbol}", self.client.fetch_my_trades, market, since_ms
+                f"fills of {symbol}", self.client.fetch_my_trades, market, None, RECENT_FILLS
             )
             for trade in trades:
                 raw = trade_info(trade, f"{self.name}: fills of {symbol}")
+                if raw["timestamp"] < since_ms:
+                    continue
                 client_id = await self._client_id(market, raw["order"])
                 fills.append(
                     VenueFill(

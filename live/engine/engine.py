@@ -140,6 +140,7 @@ class Engine:
         self._recorder_task: asyncio.Task[None] | None = None
         self._poll_lock = asyncio.Lock()
         self._broker_open_orders = 0
+        self._reported_unknown: set[str] = set()  # reconciliation findings reported already
         self._stopped = asyncio.Event()
         self._stopping = False
         self._trading_started = False
@@ -293,19 +294,22 @@ class Engine:
 
     async def reconcile(self) -> ReconcileReport:
         """The periodic pass: the venues' open orders and recent fills against the books
-        and the database; what neither knows is reported (event and log), nothing is sent."""
+        and the database; what neither knows is reported (event and log) once, when first
+        found; nothing is sent."""
         report = await self._reconcile(act=False)
         self._report_unknown(report)
         return report
 
     async def _reconcile(self, *, act: bool) -> ReconcileReport:
         lookback_ms = int(self.config.reconcile_fills_lookback_seconds * 1000)
+        market_now = self.core.clock.now()  # a replayed day's fills are that day's
+        now_ms = market_now if market_now is not None else time.time_ns() // 1_000_000
         return await reconcile_orders(
             [bot.book for bot in self.core.bots.values()],
             self.broker,
             self.core.outbox,
             known=self._known_orders,
-            fills_since_ms=time.time_ns() // 1_000_000 - lookback_ms,
+            fills_since_ms=now_ms - lookback_ms,
             act=act,
         )
 
@@ -316,21 +320,18 @@ class Engine:
         return await self.recorder.read(lambda session: read_known(session, client_order_ids))
 
     def _report_unknown(self, report: ReconcileReport) -> None:
-        if not report.discrepancies:
+        orders = [o for o in report.unknown_orders if o not in self._reported_unknown]
+        fills = [f for f in report.unknown_fills if f not in self._reported_unknown]
+        if not orders and not fills:
             return
+        self._reported_unknown.update(orders + fills)
         message = (
             f"engine {self.engine_id}: the venue holds what the database does not know: "
-            f"{len(report.unknown_orders)} open orders, {len(report.unknown_fills)} fills "
-            "(reported, not adopted)"
+            f"{len(orders)} open orders, {len(fills)} fills (reported, not adopted)"
         )
-        log.warning("%s: %s", message, "; ".join([*report.unknown_orders, *report.unknown_fills]))
+        log.warning("%s: %s", message, "; ".join(orders + fills))
         self.core.emit(
-            "reconcile_unknown",
-            message,
-            data={
-                "unknown_orders": list(report.unknown_orders),
-                "unknown_fills": list(report.unknown_fills),
-            },
+            "reconcile_unknown", message, data={"unknown_orders": orders, "unknown_fills": fills}
         )
 
     def _tick(self) -> None:

@@ -21,6 +21,8 @@ Matching, against the public trades pushed with `on_trade` (the replay's market)
   the last price as taker; otherwise it rests and fills at its limit, as maker, when a trade
   prints at or through it. With `fill_parts` > 1 a resting order fills in that many equal
   parts on successive touching trades (partial fills, `PARTIALLY_FILLED`).
+Order and trade times are the market's (the last trade's time), as on an exchange whose
+clock is the market's, also when a replay plays an old day; before any trade, the wall's.
 Commission is `commission_rate` of what the order receives, in the asset received, as on
 Binance without a BNB discount: a buy pays it in the base asset, a sell in the quote.
 """
@@ -168,6 +170,7 @@ class SimulatedAccount:
     orders: dict[int, SimOrder] = field(default_factory=dict)
     trades: list[SimTrade] = field(default_factory=list)
     last_price: dict[str, Decimal] = field(default_factory=dict)
+    market_time_ms: int | None = None  # the last trade's time: the account's clock
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
     _trade_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(5001))
 
@@ -280,7 +283,8 @@ class SimulatedAccount:
         if "fromId" in params:
             trades = [t for t in trades if t.trade_id >= int(params["fromId"])]
         limit = min(int(params.get("limit", 500)), 1000)
-        return trades[:limit]
+        # like Binance: from startTime/fromId the oldest first, else the most recent
+        return trades[:limit] if "startTime" in params or "fromId" in params else trades[-limit:]
 
     def rules(self, symbol: str) -> MarketRules:
         rules = self.markets.get(symbol)
@@ -296,6 +300,7 @@ class SimulatedAccount:
             return
         price = Decimal(repr(trade.price))
         self.last_price[trade.symbol] = price
+        self.market_time_ms = max(trade.time_ms, self.market_time_ms or trade.time_ms)
         for order in [o for o in self.orders.values() if o.symbol == trade.symbol and o.is_open]:
             if not order.resting:
                 self._arrive(order, rules, price, trade.time_ms)

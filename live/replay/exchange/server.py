@@ -237,13 +237,13 @@ class ExchangeSimulator:
         return handled
 
     def _route(self, method: str, path: str, params: dict[str, str]) -> _Handled:
-        account, now = self.account, self._clock()
+        account, now = self.account, self.account.market_time_ms or self._clock()
         if (method, path) == ("GET", "/api/v3/ping"):
             return _Handled(200, {})
-        if (method, path) == ("GET", "/api/v3/time"):
-            return _Handled(200, {"serverTime": now})
+        if (method, path) == ("GET", "/api/v3/time"):  # the wall: signatures are stamped so
+            return _Handled(200, {"serverTime": self._clock()})
         if (method, path) == ("GET", "/api/v3/exchangeInfo"):
-            return _Handled(200, self._exchange_info(now))
+            return _Handled(200, self._exchange_info(self._clock()))
         if (method, path) == ("GET", "/api/v3/account"):
             return _Handled(200, self._account_view(now))
         if (method, path) == ("POST", "/api/v3/order"):
