@@ -53,6 +53,7 @@ class Delivery:
         self._queue: asyncio.Queue[Notification] = asyncio.Queue(maxsize=queue_size)
         self._rng = random.Random(seed)
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def name(self) -> str:
@@ -63,7 +64,15 @@ class Delivery:
         return self._queue.qsize()
 
     def offer(self, notification: Notification) -> bool:
-        """Queue `notification` without waiting; False (and counted) if the queue is full."""
+        """Queue `notification` without waiting; False (and counted) if the queue is full.
+        Safe from any thread: off the delivery's loop, it is handed over to the loop."""
+        loop = self._loop
+        if loop is not None and not _running_in(loop):
+            loop.call_soon_threadsafe(self._put, notification)
+            return True
+        return self._put(notification)
+
+    def _put(self, notification: Notification) -> bool:
         try:
             self._queue.put_nowait(notification)
         except asyncio.QueueFull:
@@ -80,9 +89,8 @@ class Delivery:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"notifier-{self.name}"
-            )
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._run(), name=f"notifier-{self.name}")
 
     async def close(self, timeout_seconds: float) -> None:
         """Send what is queued for up to `timeout_seconds`, then stop (the rest is lost)."""
@@ -138,3 +146,10 @@ class Delivery:
             else:
                 self.counts.sent += 1
                 return
+
+
+def _running_in(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -43,7 +43,7 @@ class LocalServer:
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
 
-    async def __aenter__(self) -> LocalServer:
+    async def __aenter__(self) -> Self:
         app = web.Application()
         self.routes(app)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)

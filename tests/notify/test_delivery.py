@@ -4,8 +4,10 @@ counted) when the bounded queue is full, and the hand-over never waits for the n
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 
 import pytest
 
@@ -32,9 +34,9 @@ def note(text: str, category: NotifyCategory = NotifyCategory.ENTRIES) -> Notifi
     return Notification(category, "position_opened", text, "alpha", {"symbol": "BTCUSDT"})
 
 
-def telegram(server: TelegramServer, **options: float) -> TelegramNotifier:
+def telegram(server: TelegramServer) -> TelegramNotifier:
     return TelegramNotifier(
-        "tg", token=TOKEN, chat_id=CHAT, base_url=server.base_url, timeout_seconds=1.0, **options
+        "tg", token=TOKEN, chat_id=CHAT, base_url=server.base_url, timeout_seconds=1.0
     )
 
 
@@ -184,3 +186,26 @@ def test_a_webhook_url_holding_a_token_is_a_secret_too(
         url = Aio.run(scenario())
     assert "HTTP Request: POST ***" in caplog.text  # httpx logs the URL: redacted
     assert "T0KEN-in-the-url-123" not in caplog.text and url not in caplog.text
+
+
+def test_an_offer_from_another_thread_is_handed_to_the_loop() -> None:
+    async def scenario() -> None:
+        async with WebhookServer() as server:
+            delivery = Delivery(WebhookNotifier("hook", url=server.url), backoff=FAST)
+            delivery.start()
+            queued_on: list[int] = []
+            put = delivery._put
+
+            def recording_put(notification: Notification) -> bool:
+                queued_on.append(threading.get_ident())  # asyncio queues are not thread-safe
+                return put(notification)
+
+            delivery._put = recording_put  # type: ignore[method-assign]
+            await asyncio.sleep(0.05)  # the worker waits in queue.get()
+            assert await asyncio.to_thread(delivery.offer, note("from a worker thread"))
+            await Aio.eventually(lambda: delivery.counts.sent == 1, "delivered")
+            await delivery.close(1.0)
+            assert queued_on == [threading.get_ident()]  # the loop's own thread
+        assert [m["text"] for m in server.received] == ["from a worker thread"]
+
+    Aio.run(scenario())

@@ -92,7 +92,8 @@ def test_opted_in_bots_store_names_only(database: str, monkeypatch: pytest.Monke
         with session_scope(engine) as session:
             alpha, beta = get_bot(session, "alpha"), get_bot(session, "beta")
         with engine.connect() as connection:
-            stored = dict(connection.execute(sa.text("SELECT name, config FROM bots")).all())
+            rows = connection.execute(sa.text("SELECT name, config FROM bots")).all()
+            stored: dict[str, object] = {row[0]: row[1] for row in rows}
     finally:
         engine.dispose()
     assert alpha is not None and alpha.mode is BotMode.TESTNET and alpha.config is not None
@@ -100,9 +101,8 @@ def test_opted_in_bots_store_names_only(database: str, monkeypatch: pytest.Monke
     assert alpha.config.notifiers == ("ops",)
     assert [c.value for c in alpha.config.notify_events] == ["exits", "errors"]
     assert beta is not None and beta.mode is BotMode.LIVE
-    alpha_json = (
-        stored["alpha"] if isinstance(stored["alpha"], dict) else json.loads(stored["alpha"])
-    )
+    raw = stored["alpha"]  # the JSON column as the driver returns it: parsed or text
+    alpha_json = raw if isinstance(raw, dict) else json.loads(str(raw))
     assert alpha_json["credentials"] == "BINANCE_TESTNET"
     shown = runner.invoke(app, ["bots", "show", "alpha"]).stdout
     assert "BINANCE_TESTNET" in shown and "testnet" in shown
