@@ -120,6 +120,8 @@ def make_client(config: ExchangeConfig, api_key: str, secret: str) -> Any:
                 "fetchMarkets": {"types": ["spot"]},
                 "fetchCurrencies": False,  # a wallet (sapi) endpoint: testnet has none
                 "recvWindow": config.recv_window_ms,
+                # signed requests carry our clock: follow the exchange's (-1021 otherwise)
+                "adjustForTimeDifference": True,
                 "warnOnFetchOpenOrdersWithoutSymbol": False,
             },
         }

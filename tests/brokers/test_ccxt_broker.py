@@ -48,6 +48,8 @@ def test_a_market_entry_fills_with_the_exchange_trade_id_and_quote_fee(aio: Aio)
             assert fill.quantity == pytest.approx(0.001998)  # what the account received
             assert fill.price == 50_000.0 and fill.complete
             assert fill.fee == pytest.approx(0.1) and fill.liquidity is Liquidity.TAKER
+            # ccxt follows the exchange's clock, so signed timestamps stay within recvWindow
+            assert any(r.path == "/api/v3/time" for r in v.exchange.requests)
 
     aio.run(scenario())
 
