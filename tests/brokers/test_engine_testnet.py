@@ -81,7 +81,7 @@ class Market:
         """Orders out, then one status poll: fills reach the engine before the next trade
         (as when trades are seconds apart, not microseconds)."""
         if outbox.pending:
-            await outbox.idle(5.0)
+            await outbox.idle(4.0)  # within the caller's 5 s bound
         await asyncio.sleep(POLL_SECONDS * 1.5)
 
 
