@@ -181,6 +181,9 @@ class CcxtBroker:
                 if existing is not None:
                     await self._adopt(order, market, existing)
                     return
+                if duplicate:  # taken, yet not found under this symbol: never loop on it
+                    self._reject(order_id, f"{self.name} refused: {exchange_message(error)}")
+                    return
                 if unreadable:
                     raise MalformedResponseError(
                         f"{self.name}: malformed answer to placing {order_id}: "
