@@ -49,6 +49,7 @@ from tradepipe.orders import (
     Position,
     parse_client_order_id,
 )
+from tradepipe.secrets import redact
 
 __all__ = ["CoreMetrics", "Step", "TradingCore"]
 
@@ -351,7 +352,8 @@ class TradingCore:
         """Move `bot` to `state`; the bots table hears of it when its coarser status (or
         the error text) changes."""
         previous, previous_error = bot.state, bot.last_error
-        bot.state, bot.last_error = state, error
+        bot.state, bot.last_error = state, None if error is None else redact(error)
+        error = bot.last_error
         changed_status = previous.database_status is not state.database_status
         if changed_status or error != previous_error:
             write = BotStatusWrite(bot.row.id, state.database_status, error)
@@ -394,7 +396,8 @@ class TradingCore:
         bot: str | None = None,
         data: Mapping[str, object] | None = None,
     ) -> None:
-        event = EngineEvent(kind, message, bot, dict(data or {}))
+        # a secret inside an error text (an exchange echoing a request) stops here
+        event = EngineEvent(kind, redact(message), bot, dict(data or {}))
         level = logging.ERROR if kind.endswith(("error", "refused")) else logging.INFO
         log.log(level, "%s: %s", kind, message, extra={"event": kind, "bot": bot})
         self.recorder.submit(EventWrite(event))

@@ -33,6 +33,7 @@ from tradepipe.bots import BotError, check_mode_opt_in
 from tradepipe.enums import BotStatus
 from tradepipe.features import FeatureSpec, default_spec
 from tradepipe.orders import PositionBook, StateError
+from tradepipe.secrets import redact
 from tradepipe.strategy import StrategyLoadError
 
 __all__ = ["BotManager", "FeedSubscriptions"]
@@ -333,6 +334,7 @@ class BotManager:
 
     def _report_once(self, bot: str, kind: str, message: str, bot_id: int | None = None) -> None:
         """Report a problem that persists across polls once, not every few seconds."""
+        message = redact(message)  # it goes to the bots table as well as to the event
         if self._reported.get(bot) == message:
             return
         self._reported[bot] = message

@@ -34,6 +34,7 @@ from tests.engine.helpers import (
     Aio,
     bot_config,
     config_for,
+    push,
     start_engine,
     walk,
     write_strategies,
@@ -43,6 +44,7 @@ from tradepipe.botconfig import parse_bot_config
 from tradepipe.bots import NewBot, add_bot
 from tradepipe.db import create_engine_for, session_scope, upgrade_database
 from tradepipe.enums import BotMode
+from tradepipe.secrets import resolve_secret
 
 EXCHANGE_KEY = "SCANkey7f3a9c1e5b7d9f1a3c5e7b9d1f3a5c7e9b1d3f5a7c9e1b3d5f7a9c1eK"
 EXCHANGE_SECRET = "SCANsecret2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e8b0d2f4a6c8e0b2dS"
@@ -225,3 +227,47 @@ def test_no_secret_value_reaches_anything_the_platform_keeps_or_shows(
     # the scan itself can find what it looks for
     assert set(found(secrets_file.read_text())) == {"exchange key", "exchange secret"}
     assert len(places) > 12 and all(places[p] for p in ("database", "log file", "engine events"))
+
+
+LEAKY = """
+import os
+
+from tradepipe.strategy import Strategy, StrategyParameters
+
+
+class Leaky(Strategy[StrategyParameters]):
+    def on_candle(self, context):
+        raise RuntimeError("cannot call the exchange with " + os.environ["SCAN_API_KEY"])
+"""
+
+
+def test_a_secret_inside_an_error_text_is_redacted_before_it_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A strategy (or an exchange) may quote a secret in an error: the engine redacts event
+    messages and bot errors before they reach the database, the bus and the notifiers."""
+    monkeypatch.setenv("SCAN_API_KEY", EXCHANGE_KEY)
+    resolve_secret("SCAN_API_KEY")  # as a venue does at start: now a known value
+    database_url = f"sqlite:///{tmp_path / 'trading.db'}"
+    upgrade_database(database_url)
+    strategies = write_strategies(tmp_path / "strategies")
+    (strategies / "leaky.py").write_text(LEAKY)
+    add(database_url, strategies, "leak", "leaky", BotMode.PAPER)
+    events: list[str] = []
+
+    async def scenario() -> None:
+        running = await start_engine(config_for(database_url, strategies))
+        engine = running.engine
+        try:
+            await push(running, walk(120))  # the strategy runs once features are warm
+            await Aio.eventually(lambda: engine.bus.recent("bot_error"), "the strategy error")
+            events.extend(e.message for e in engine.bus.recent())
+        finally:
+            await engine.stop()
+
+    Aio.run(scenario())
+    [error] = [m for m in events if "cannot call the exchange" in m]
+    assert "cannot call the exchange with ***" in error
+    stored = database_dump(database_url)
+    assert "cannot call the exchange with ***" in stored
+    assert not found(stored) and not found("\n".join(events))
