@@ -43,7 +43,7 @@ def test_add_list_show_disable_remove() -> None:
         (["--capital", "0"], "capital_per_trade: Input should be greater than 0"),
         (["--take-profit-pct", "-1"], "take_profit_pct"),
         (["--timeframe", "2w"], "unknown timeframe '2w'"),
-        (["--mode", "live"], "paper mode"),
+        (["--mode", "live"], "needs the name of a credential set"),
         (["--confidence-threshold", "1.5"], "confidence_threshold"),
         (["--param", "rsi_entry_below=oops"], "strategy_parameters do not suit 'ema_rsi'"),
         (["--param", "no_such=1"], "no_such"),

@@ -7,13 +7,16 @@ the field instead of surfacing later inside the engine.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tradepipe.notifications import NOTIFIER_NAME, NotifyCategory
+from tradepipe.secrets import check_secret_name
 from tradepipe.validation import describe_validation_error
 
-__all__ = ["BotConfig", "BotConfigError", "parse_bot_config"]
+__all__ = ["BotConfig", "BotConfigError", "NotifyCategory", "parse_bot_config"]
 
 
 class BotConfigError(ValueError):
@@ -42,6 +45,37 @@ class BotConfig(BaseModel):
         default_factory=dict,
         description="the strategy's parameters (validated against its Parameters model)",
     )
+    # The NAME of a credential set, never a key: the exchange broker resolves
+    # <credentials>_API_KEY and <credentials>_API_SECRET (tradepipe.secrets). Testnet and
+    # live bots need it; paper bots ignore it.
+    credentials: str | None = Field(default=None, description="name of a credential set")
+    # Notifiers (by their name in the settings) and the event categories sent to them.
+    notifiers: tuple[str, ...] = Field(default=(), description="notifier names in settings")
+    notify_events: tuple[NotifyCategory, ...] = Field(
+        default=tuple(NotifyCategory), description="categories sent to the notifiers"
+    )
+
+    @field_validator("credentials")
+    @classmethod
+    def _credentials_is_a_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_secret_name(value, what="credentials")
+
+    @field_validator("notifiers")
+    @classmethod
+    def _notifier_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.match(NOTIFIER_NAME, name):
+                raise ValueError(
+                    f"notifier {name[:32]!r}: a notifier name from the settings "
+                    "(lower-case letters, digits, _ or -)"
+                )
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("notify_events")
+    @classmethod
+    def _categories_in_order(cls, value: tuple[NotifyCategory, ...]) -> tuple[NotifyCategory, ...]:
+        # One order whatever the input, so equal configs store equal JSON.
+        return tuple(category for category in NotifyCategory if category in value)
 
 
 def parse_bot_config(data: Any, *, bot: str | None = None) -> BotConfig:

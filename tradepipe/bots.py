@@ -8,6 +8,7 @@ anything is written, and each failure is a `BotError` naming the input and what 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 # to a day, plus sub-minute ones for fast strategies).
 LIVE_TIMEFRAMES = ("1s", "5s", "15s", "30s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h",
                    "6h", "8h", "12h", "1d")  # fmt: skip
-AVAILABLE_MODES = (BotMode.PAPER,)  # testnet and live arrive with the exchange broker
+AVAILABLE_MODES = (BotMode.PAPER, BotMode.TESTNET, BotMode.LIVE)  # opt-in: check_mode_opt_in
 
 
 class BotError(ValueError):
@@ -47,6 +48,9 @@ class NewBot:
     exchange: str = "binance"
     mode: BotMode = BotMode.PAPER
     enabled: bool = True
+    # The operator's explicit opt-in: testnet and live bots are created only when this
+    # repeats their mode (`--confirm-mode testnet`), so no typo or default places real orders.
+    confirmed_mode: BotMode | None = None
 
 
 def check_name(name: str) -> str:
@@ -117,10 +121,70 @@ def check_parameters(strategy: str, strategies_dir: Path, config: BotConfig) -> 
         ) from None
 
 
-def add_bot(session: Session, bot: NewBot, strategies_dir: Path) -> BotView:
+def check_mode_opt_in(
+    mode: BotMode, config: BotConfig, *, confirmed_mode: BotMode | None, allow_live_trading: bool
+) -> None:
+    """Testnet and live place real orders: each bot opts in explicitly and names its
+    credential set; live also needs the platform-wide second confirmation setting."""
+    if mode is BotMode.PAPER:
+        return
+    if config.credentials is None:
+        raise BotError(
+            f"mode {mode.value} needs the name of a credential set (--credentials NAME): the "
+            "engine reads NAME_API_KEY and NAME_API_SECRET from the environment or the "
+            "secrets file"
+        )
+    if confirmed_mode is not mode:
+        raise BotError(
+            f"mode {mode.value} places real orders on the exchange"
+            f"{'' if mode is BotMode.LIVE else ' testnet'}: confirm with --confirm-mode "
+            f"{mode.value}"
+        )
+    live_trading_gate(mode, allow_live_trading)
+
+
+def live_trading_gate(mode: BotMode, allow_live_trading: bool) -> None:
+    """The second confirmation, checked when a bot is created and again when the engine
+    starts it (the setting may have been switched off since)."""
+    if mode is BotMode.LIVE and not allow_live_trading:
+        raise BotError(
+            "live trading is switched off: set allow_live_trading "
+            "(TRADEPIPE_ALLOW_LIVE_TRADING=true) to confirm that bots may trade real money"
+        )
+
+
+def check_notifiers(config: BotConfig, known_notifiers: Collection[str]) -> None:
+    """Every notifier a bot names must be configured in the settings (`notifiers`)."""
+    unknown = [name for name in config.notifiers if name not in known_notifiers]
+    if unknown:
+        configured = ", ".join(sorted(known_notifiers)) or "none"
+        raise BotError(
+            f"unknown notifier(s) {', '.join(unknown)}: configured notifiers are {configured} "
+            "(the `notifiers` setting)"
+        )
+
+
+def add_bot(
+    session: Session,
+    bot: NewBot,
+    strategies_dir: Path,
+    *,
+    allow_live_trading: bool = False,
+    known_notifiers: Collection[str] | None = None,
+) -> BotView:
+    """Create a bot after every check; `known_notifiers` (the settings' notifier names),
+    when given, must include each notifier the bot names."""
     check_name(bot.name)
+    if known_notifiers is not None:
+        check_notifiers(bot.config, known_notifiers)
     if get_bot(session, bot.name) is not None:
         raise BotError(f"a bot called {bot.name!r} exists already")
+    check_mode_opt_in(
+        bot.mode,
+        bot.config,
+        confirmed_mode=bot.confirmed_mode,
+        allow_live_trading=allow_live_trading,
+    )
     if bot.mode not in AVAILABLE_MODES:
         raise BotError(f"mode {bot.mode.value!r} is not available yet: bots trade in paper mode")
     check_parameters(bot.strategy, strategies_dir, bot.config)

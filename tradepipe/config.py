@@ -8,17 +8,21 @@ then the embedded defaults below, which keep every piece of state under `var/`.
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, StringConstraints, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
+
+from tradepipe.notifications import NOTIFIER_NAME, NotifierSettings
 
 ENV_PREFIX = "TRADEPIPE_"
 CONFIG_FILE_ENV = "TRADEPIPE_CONFIG"
@@ -97,6 +101,25 @@ class Settings(BaseSettings):
     strategy_debounce_seconds: float | None = Field(default=None, ge=0, le=10)
     strategy_smoke_budget_seconds: float | None = Field(default=None, gt=0)
     strategy_call_budget_seconds: float | None = Field(default=None, gt=0)
+    # Testnet and live bots trade on Binance spot through ccxt. The URLs replace Binance's
+    # REST base (https://testnet.binance.vision, https://api.binance.com), e.g. to point
+    # testnet bots at the local exchange simulator; `ccxt_timeout_seconds` bounds a request.
+    exchange_testnet_url: str | None = None
+    exchange_live_url: str | None = None
+    exchange_poll_seconds: float | None = Field(default=None, gt=0)  # order status polling
+    engine_reconcile_seconds: float | None = Field(default=None, gt=0)  # venue vs database
+
+    # Secrets and notifications (tradepipe/secrets.py, tradepipe/notifications.py). Configs
+    # name secrets; values come from the environment or this file outside the repository.
+    secrets_file: Path | None = Field(default=None, description="dotenv or TOML, mode 600")
+    # The second confirmation live trading needs, besides each bot's own opt-in.
+    allow_live_trading: bool = False
+    # name -> notifier; bots list the names they notify through. From the environment as
+    # JSON: TRADEPIPE_NOTIFIERS='{"ops": {"type": "telegram", "token_secret": "TG_TOKEN",
+    # "chat_id_secret": "TG_CHAT"}}'; in TOML as [notifiers.ops] tables.
+    notifiers: dict[Annotated[str, StringConstraints(pattern=NOTIFIER_NAME)], NotifierSettings] = (
+        Field(default_factory=dict)
+    )
 
     @field_validator("database_url", "mlflow_tracking_uri")
     @classmethod
@@ -150,7 +173,7 @@ def _describe(error: ValidationError) -> str:
     problems = []
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "settings"
-        env_name = ENV_PREFIX + field.upper()
+        env_name = ENV_PREFIX + str(item["loc"][0] if item["loc"] else field).upper()
         if item["type"] == "extra_forbidden":
             problems.append(f"unknown setting {field!r} (check the spelling in the config file)")
         else:
@@ -164,3 +187,9 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise ConfigError(_describe(error)) from None
+    except SettingsError as error:  # a structured setting (notifiers) from the env is JSON
+        named = re.search(r'field "(\w+)"', str(error))
+        field = named.group(1) if named else "settings"
+        raise ConfigError(
+            f"invalid setting {field} ({ENV_PREFIX}{field.upper()}): not valid JSON"
+        ) from None

@@ -1,5 +1,7 @@
-"""Brokers: the `Broker` seam between the engine's order state machine and a venue, and
-the paper broker that fills against the live trade stream (the default venue)."""
+"""Brokers: the `Broker` seam between the engine's order state machine and a venue; the
+paper broker that fills against the live trade stream (the default venue); the router
+that sends each bot's orders to its venue. The ccxt broker (Binance testnet and live) is
+`live.brokers.ccxt_broker.CcxtBroker`, imported only where used: ccxt is slow to import."""
 
 from live.brokers.paper import PaperBroker, PaperConfig
 from live.brokers.protocol import (
@@ -13,9 +15,12 @@ from live.brokers.protocol import (
     OrderFilledReport,
     OrderRejectedReport,
     ReportSink,
+    VenueFill,
 )
+from live.brokers.routing import PAPER, RoutingBroker, Venue, VenueError
 
 __all__ = [
+    "PAPER",
     "Broker",
     "BrokerError",
     "BrokerOrder",
@@ -28,4 +33,8 @@ __all__ = [
     "PaperBroker",
     "PaperConfig",
     "ReportSink",
+    "RoutingBroker",
+    "Venue",
+    "VenueError",
+    "VenueFill",
 ]

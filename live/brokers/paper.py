@@ -32,7 +32,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from live.brokers.protocol import (
@@ -43,6 +43,7 @@ from live.brokers.protocol import (
     OrderFilledReport,
     OrderRejectedReport,
     ReportSink,
+    VenueFill,
 )
 from tradepipe.domain import Side, Trade
 from tradepipe.enums import OrderType
@@ -121,6 +122,9 @@ class PaperBroker:
 
     async def open_orders(self) -> list[BrokerOrder]:
         return [working.order for working in self._working.values()]
+
+    async def recent_fills(self, symbols: Iterable[str], since_ms: int) -> list[VenueFill]:
+        return []  # every paper fill is the engine's own report: nothing to reconcile
 
     def on_trade(self, trade: Trade) -> None:
         orders = self._by_symbol.get(trade.symbol)

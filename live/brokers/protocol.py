@@ -9,15 +9,16 @@ Client order ids are the book's deterministic ids: placing an id the venue alrea
 a no-op, never a second order. That is what lets the engine re-send an order after a crash
 without asking first whether the first send got through.
 
-Two implementations sit behind it: `PaperBroker` (fills simulated against the live trade
-stream, the default) and, later, a ccxt broker for Binance testnet and live. A real venue
+Implementations: `PaperBroker` (fills simulated against the live trade stream, the
+default), `CcxtBroker` (Binance testnet and live through ccxt) and `RoutingBroker` (each
+bot's orders to the venue of its mode). A real venue
 that is unreachable raises `BrokerUnavailableError` from `place`/`cancel`/`open_orders`
 (the engine retries); a venue that refuses an order reports `OrderRejectedReport`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,6 +37,7 @@ __all__ = [
     "OrderFilledReport",
     "OrderRejectedReport",
     "ReportSink",
+    "VenueFill",
 ]
 
 
@@ -120,6 +122,20 @@ class OrderRejectedReport:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class VenueFill:
+    """One execution as the venue lists it (reconciliation compares these with the
+    database). `client_order_id` is None when the venue cannot say which order it was."""
+
+    symbol: str
+    client_order_id: str | None
+    exchange_order_id: str
+    fill_id: str
+    price: float
+    quantity: float
+    time_ms: int
+
+
 BrokerReport = OrderAcceptedReport | OrderFilledReport | OrderCancelledReport | OrderRejectedReport
 ReportSink = Callable[[BrokerReport], None]
 
@@ -148,9 +164,14 @@ class Broker(Protocol):
         """Every order working at the venue, for reconciliation at start."""
         ...
 
+    async def recent_fills(self, symbols: Iterable[str], since_ms: int) -> list[VenueFill]:
+        """The venue's executions of `symbols` since `since_ms`, for reconciliation (a venue
+        whose memory is the engine's own, like paper, has nothing to add: [])."""
+        ...
+
     def on_trade(self, trade: Trade) -> None:
         """A public trade of the market. The paper broker fills against it; a real venue
-        ignores it."""
+        only keeps the last price (to check an order's notional before sending it)."""
         ...
 
     async def close(self) -> None: ...

@@ -23,7 +23,7 @@ from live.engine.models import ModelSlot
 from live.engine.status import BotRunState
 from tradepipe.botconfig import BotConfig
 from tradepipe.domain import Candle
-from tradepipe.enums import PositionStatus
+from tradepipe.enums import BotMode, PositionStatus
 from tradepipe.orders import PositionBook
 from tradepipe.strategy import DecisionContext, Enter, LoadedStrategy, Strategy
 
@@ -45,6 +45,7 @@ class BotRow:
     timeframe: str
     config: BotConfig
     enabled: bool
+    mode: BotMode = BotMode.PAPER
 
     def model_ref(self, loaded: LoadedStrategy | None) -> tuple[str, str] | None:
         """The (model, alias) the bot consumes: its config's, else its strategy's."""

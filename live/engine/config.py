@@ -40,6 +40,12 @@ SETTINGS_FIELDS = {
     "paper_slippage_bps": "paper_slippage_bps",
     "maker_fee_rate": "paper_maker_fee_rate",
     "taker_fee_rate": "paper_taker_fee_rate",
+    "allow_live_trading": "allow_live_trading",
+    "exchange_testnet_url": "exchange_testnet_url",
+    "exchange_live_url": "exchange_live_url",
+    "exchange_timeout_seconds": "ccxt_timeout_seconds",
+    "exchange_poll_seconds": "exchange_poll_seconds",
+    "reconcile_seconds": "engine_reconcile_seconds",
 }
 
 
@@ -97,6 +103,21 @@ class EngineConfig:
     strategy_call_budget_seconds: float = 1.0
     feed_silence_seconds: float = 60.0
     stop_timeout_seconds: float = 15.0
+    # The second confirmation of live trading (Settings.allow_live_trading): without it a
+    # live bot is refused at start, whatever the bots table says.
+    allow_live_trading: bool = False
+    # Testnet and live venues (Binance spot through ccxt, live/brokers/ccxt_broker.py).
+    # The URLs replace Binance's REST base (the exchange simulator in tests and local runs).
+    exchange_testnet_url: str | None = None
+    exchange_live_url: str | None = None
+    exchange_timeout_seconds: float = 10.0
+    exchange_recv_window_ms: int = 5_000
+    exchange_poll_seconds: float = 1.0
+    exchange_rate_limit_ms: float = 10.0  # per unit of request weight; 0: no limiter
+    # Open orders and recent fills of every venue against the books and the database, after
+    # the one at start; what the database does not know is reported (never adopted).
+    reconcile_seconds: float = 60.0
+    reconcile_fills_lookback_seconds: float = 86_400.0
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -112,6 +133,9 @@ class EngineConfig:
             "strategy_rescan_seconds",
             "strategy_smoke_budget_seconds",
             "strategy_call_budget_seconds",
+            "reconcile_seconds",
+            "exchange_timeout_seconds",
+            "exchange_poll_seconds",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"engine setting {name} must be > 0")

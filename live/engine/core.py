@@ -51,6 +51,7 @@ from tradepipe.orders import (
     event_to_dict,
     parse_client_order_id,
 )
+from tradepipe.secrets import redact
 
 __all__ = ["CoreMetrics", "Step", "TradingCore"]
 
@@ -125,6 +126,8 @@ class TradingCore:
         self.metrics = CoreMetrics()
         self.guard = CallGuard()  # strategy decisions under their time budget
         self.candle_listeners: list[Callable[[Candle], None]] = []
+        # (bot, symbol, events) after each step's write: the bus, notifications; must not raise
+        self.order_listeners: list[Callable[[str, str, list[Event]], None]] = [self._publish_orders]
         self.stopped_bots: list[BotStatusView] = []  # stopped since the last heartbeat
         self._step: Step | None = None
         self._warmup_source = warmup
@@ -258,8 +261,8 @@ class TradingCore:
                 log.error("events of unknown bot %s dropped: %s", name, events)
                 continue
             seq = self.recorder.submit(self.batch(bot, events, step))
-            if self.bus.has_subscribers:
-                self._publish_orders(bot, events)
+            for listener in self.order_listeners:
+                listener(bot.name, bot.symbol, events)
             for event in events:
                 if isinstance(event, OrderPlaced):
                     order = BrokerOrder.from_state(bot.symbol, event.order)
@@ -272,9 +275,11 @@ class TradingCore:
                     order_id = event.order.client_order_id
                     self.outbox.push(BrokerCommand(bot.name, bot.symbol, order_id, None, seq))
 
-    def _publish_orders(self, bot: BotRuntime, events: list[Event]) -> None:
+    def _publish_orders(self, bot: str, symbol: str, events: list[Event]) -> None:
         """Order and position events on the bus (listeners such as /ws/events); their
         durable record is the orders, fills and positions tables, not the events table."""
+        if not self.bus.has_subscribers:
+            return
         for event in events:
             if event.kind not in PUBLISHED_ORDER_KINDS:
                 continue
@@ -282,9 +287,9 @@ class TradingCore:
             order = data.get("order")
             subject = order.get("client_order_id") if isinstance(order, dict) else None
             seq = data.get("position_seq")
-            message = f"{bot.name}: {event.kind.replace('_', ' ')}"
+            message = f"{bot}: {event.kind.replace('_', ' ')}"
             message += f" {subject}" if subject else f" position {seq}" if seq else ""
-            self.bus.publish(EngineEvent(event.kind, message, bot.name, data))
+            self.bus.publish(EngineEvent(event.kind, message, bot, data))
 
     def batch(self, bot: BotRuntime, events: list[Event], step: Step | None = None) -> BotBatch:
         """The recorder write of `bot` after `events`: final snapshots of the positions
@@ -379,7 +384,8 @@ class TradingCore:
         """Move `bot` to `state`; the bots table hears of it when its coarser status (or
         the error text) changes."""
         previous, previous_error = bot.state, bot.last_error
-        bot.state, bot.last_error = state, error
+        bot.state, bot.last_error = state, None if error is None else redact(error)
+        error = bot.last_error
         changed_status = previous.database_status is not state.database_status
         if changed_status or error != previous_error:
             write = BotStatusWrite(bot.row.id, state.database_status, error)
@@ -422,7 +428,8 @@ class TradingCore:
         bot: str | None = None,
         data: Mapping[str, object] | None = None,
     ) -> None:
-        event = EngineEvent(kind, message, bot, dict(data or {}))
+        # a secret inside an error text (an exchange echoing a request) stops here
+        event = EngineEvent(kind, redact(message), bot, dict(data or {}))
         level = logging.ERROR if kind.endswith(("error", "refused")) else logging.INFO
         log.log(level, "%s: %s", kind, message, extra={"event": kind, "bot": bot})
         self.recorder.submit(EventWrite(event))

@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from live.brokers import Broker, PaperBroker, PaperConfig
+from live.brokers import Broker
 from live.engine.config import EngineConfig, default_engine_id
 from live.engine.control import KillSwitch
 from live.engine.core import TradingCore
@@ -35,7 +36,15 @@ from live.engine.heartbeats import bot_status_view, engine_metrics, heartbeat_ro
 from live.engine.lifecycle import BotManager, FeedSubscriptions
 from live.engine.models import ModelSource, ModelWatcher
 from live.engine.recorder import EngineDatabase, Recorder
-from live.engine.recovery import BotsSnapshot, read_saved, read_snapshot, reconcile_orders
+from live.engine.recovery import (
+    BotsSnapshot,
+    KnownOrders,
+    ReconcileReport,
+    read_known,
+    read_saved,
+    read_snapshot,
+    reconcile_orders,
+)
 from live.engine.status import (
     BotRunState,
     BotStatusView,
@@ -45,6 +54,7 @@ from live.engine.status import (
 )
 from live.engine.strategies import StrategyLibrary
 from live.engine.strategy_watch import StrategyReloads
+from live.engine.venues import build_broker
 from live.feeds import (
     BinanceRestBackfill,
     CallbackConsumer,
@@ -59,15 +69,17 @@ from tradepipe.db import DatabaseUrlError, upgrade_database
 from tradepipe.domain import Candle
 from tradepipe.strategy import StrategyLoadError
 
+if TYPE_CHECKING:
+    from live.notify import NotificationHub
+
 __all__ = ["Engine", "StrategyAssignError"]
+
+log = logging.getLogger(__name__)
 
 
 class StrategyAssignError(ValueError):
     """A strategy that may not be assigned to a bot (unknown, invalid, deleted, or its
     parameters do not validate against the bot's config); the message says which."""
-
-
-log = logging.getLogger(__name__)
 
 
 class Engine:
@@ -79,6 +91,7 @@ class Engine:
         broker: Broker | None = None,
         backfill: CandleBackfill | None = None,
         models: Callable[[], ModelSource] | None = None,
+        notifications: NotificationHub | None = None,
     ) -> None:
         self.config = config
         self.engine_id = (config.engine_id or default_engine_id())[:64]
@@ -90,8 +103,12 @@ class Engine:
             config.database_url, busy_timeout_ms=config.db_busy_timeout_ms
         )
         self.recorder = Recorder(self.database, config, on_health=self._on_database_health)
-        broker = broker or PaperBroker(
-            PaperConfig(config.paper_slippage_bps, config.fees), clock=self._market_now
+        # paper, or each bot's exchange venue (its mode and credentials): live/engine/venues.py
+        broker = broker or build_broker(
+            config,
+            clock=self._market_now,
+            rows=lambda: [bot.row for bot in self.core.bots.values()],
+            on_event=lambda kind, message, bot, data: self.core.emit(kind, message, bot, data),
         )
         repair = backfill or (
             BinanceRestBackfill(config.rest_url) if config.rest_url else NoBackfill()
@@ -135,10 +152,16 @@ class Engine:
             poll_bots=self.poll_bots,
         )
         self.kill_switch = KillSwitch(self.core, self.engine_id)
+        # Telegram, webhooks: fed synchronously, delivered by its own tasks (live/notify)
+        self.notifications = notifications
+        if notifications is not None:
+            self.bus.subscribe(notifications.on_engine_event)
+            self.core.order_listeners.append(notifications.on_order_events)
         self._tasks: list[asyncio.Task[None]] = []
         self._recorder_task: asyncio.Task[None] | None = None
         self._poll_lock = asyncio.Lock()
         self._broker_open_orders = 0
+        self._reported_unknown: set[str] = set()  # reconciliation findings reported already
         self._stopped = asyncio.Event()
         self._stopping = False
         self._trading_started = False
@@ -154,14 +177,16 @@ class Engine:
         self.state = EngineState.STARTING
         self.started_at = datetime.now(UTC)
         self._stopped.clear()
+        if self.notifications is not None:
+            self.notifications.start()
         snapshot = await self._wait_for_database()
+        if self.notifications is not None:
+            self.notifications.update_bots(snapshot.bots)
         self._recorder_task = asyncio.create_task(self.recorder.run(), name="recorder")
         self.state = EngineState.RECONCILING
         await self.strategies.first_scan()
         await self.bots.apply(snapshot, first=True)
-        report = await reconcile_orders(
-            [bot.book for bot in self.core.bots.values()], self.broker, self.core.outbox
-        )
+        report = await self._reconcile(act=True)
         # engaged while this engine was away: cancel the pending entries just re-registered
         self.kill_switch.follow(snapshot.kill_switch)
         self.core.emit(
@@ -174,15 +199,19 @@ class Engine:
                 "resent": list(report.resent),
                 "cancels": list(report.cancels),
                 "orphans": list(report.orphans),
+                "unknown_orders": list(report.unknown_orders),
+                "unknown_fills": list(report.unknown_fills),
                 "bots": sorted(self.core.bots),
             },
         )
+        self._report_unknown(report)
         await self.feed.start()
         self._spawn(self._every(self.config.tick_seconds, self._tick), "ticker")
         self._spawn(self._every(self.config.heartbeat_seconds, self._beat), "heartbeats")
         self._spawn(self._every(self.config.bot_reload_seconds, self.poll_bots), "bot-poll")
         self._spawn(self._every(self.config.model_poll_seconds, self.watcher.poll), "models")
         self._spawn(self.strategies.run(), "strategies")
+        self._spawn(self._every(self.config.reconcile_seconds, self.reconcile), "reconcile")
         self._trading_started = True
         self._update_state()
         await self._beat()
@@ -239,6 +268,8 @@ class Engine:
                 await asyncio.wait_for(self._recorder_task, 1.0)
         await self.broker.close()
         self.core.guard.close()
+        if self.notifications is not None:  # what is queued gets a short chance to go out
+            await self.notifications.close(min(5.0, deadline / 3))
         await self.core.seconds.aclose()
         self.database.dispose()
 
@@ -285,6 +316,48 @@ class Engine:
                     "engine loop %s failed; it goes on", getattr(action, "__name__", action)
                 )
 
+    async def reconcile(self) -> ReconcileReport:
+        """The periodic pass: the venues' open orders and recent fills against the books
+        and the database; what neither knows is reported (event and log) once, when first
+        found; nothing is sent."""
+        report = await self._reconcile(act=False)
+        self._report_unknown(report)
+        return report
+
+    async def _reconcile(self, *, act: bool) -> ReconcileReport:
+        lookback_ms = int(self.config.reconcile_fills_lookback_seconds * 1000)
+        market_now = self.core.clock.now()  # a replayed day's fills are that day's
+        now_ms = market_now if market_now is not None else time.time_ns() // 1_000_000
+        return await reconcile_orders(
+            [bot.book for bot in self.core.bots.values()],
+            self.broker,
+            self.core.outbox,
+            known=self._known_orders,
+            fills_since_ms=now_ms - lookback_ms,
+            act=act,
+        )
+
+    async def _known_orders(self, client_order_ids: set[str]) -> KnownOrders:
+        """What the database knows of these orders once every write so far is committed:
+        a fill the engine has just applied is not "unknown" while its write is queued."""
+        await self.recorder.wait_durable(self.recorder.last_submitted, 5.0)
+        return await self.recorder.read(lambda session: read_known(session, client_order_ids))
+
+    def _report_unknown(self, report: ReconcileReport) -> None:
+        orders = [o for o in report.unknown_orders if o not in self._reported_unknown]
+        fills = [f for f in report.unknown_fills if f not in self._reported_unknown]
+        if not orders and not fills:
+            return
+        self._reported_unknown.update(orders + fills)
+        message = (
+            f"engine {self.engine_id}: the venue holds what the database does not know: "
+            f"{len(orders)} open orders, {len(fills)} fills (reported, not adopted)"
+        )
+        log.warning("%s: %s", message, "; ".join(orders + fills))
+        self.core.emit(
+            "reconcile_unknown", message, data={"unknown_orders": orders, "unknown_fills": fills}
+        )
+
     def _tick(self) -> None:
         self.core.tick()
 
@@ -297,6 +370,8 @@ class Engine:
                 log.warning("cannot read the bots table: %s", error)
                 return
             self.kill_switch.follow(snapshot.kill_switch)
+            if self.notifications is not None:
+                self.notifications.update_bots(snapshot.bots)
             await self.bots.apply(snapshot)
 
     async def _beat(self) -> None:
@@ -344,7 +419,10 @@ class Engine:
 
     def metrics(self) -> dict[str, float]:
         """Counters and gauges for /metrics (names without a prefix; totals end in _total)."""
-        return engine_metrics(self.core, self.feed.metrics(), self.recorder)
+        metrics = engine_metrics(self.core, self.feed.metrics(), self.recorder)
+        if self.notifications is not None:
+            metrics.update(self.notifications.metrics())
+        return metrics
 
     def bot_status(self, name: str) -> BotStatusView | None:
         bot = self.core.bots.get(name)

@@ -31,9 +31,11 @@ from live.engine.recovery import BotsSnapshot, SavedState, restore_book
 from live.engine.status import BotRunState
 from live.engine.strategies import StrategyChange, StrategyChangeKind, StrategyLibrary
 from live.feeds import Feed, FeedConsumer, Subscription
+from tradepipe.bots import BotError, check_mode_opt_in
 from tradepipe.enums import BotStatus
 from tradepipe.features import FeatureSpec, default_spec
 from tradepipe.orders import PositionBook, StateError
+from tradepipe.secrets import redact
 from tradepipe.strategy import StrategyLoadError
 
 __all__ = ["BotManager", "FeedSubscriptions"]
@@ -111,6 +113,16 @@ class BotManager:
 
     async def start(self, row: BotRow, saved: SavedState | None) -> None:
         core = self.core
+        try:  # the table may have been edited around `tradepipe bots add`: check again
+            check_mode_opt_in(
+                row.mode,
+                row.config,
+                confirmed_mode=row.mode,
+                allow_live_trading=core.config.allow_live_trading,
+            )
+        except BotError as error:
+            self._report_once(row.name, "bot_error", f"bot {row.name} refused: {error}", row.id)
+            return
         try:
             loaded = self.library.current(row.strategy)
         except StrategyLoadError as error:
@@ -391,6 +403,7 @@ class BotManager:
 
     def _report_once(self, bot: str, kind: str, message: str, bot_id: int | None = None) -> None:
         """Report a problem that persists across polls once, not every few seconds."""
+        message = redact(message)  # it goes to the bots table as well as to the event
         if self._reported.get(bot) == message:
             return
         self._reported[bot] = message

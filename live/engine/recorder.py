@@ -145,6 +145,11 @@ class Recorder:
     def pending(self) -> int:
         return len(self._queue)
 
+    @property
+    def last_submitted(self) -> int:
+        """The sequence number of the latest write submitted (0: none yet)."""
+        return self._next_seq - 1
+
     def submit(self, write: Write) -> int:
         seq = self._next_seq
         self._next_seq += 1

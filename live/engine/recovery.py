@@ -8,14 +8,18 @@ broker.
 2. `restore_book`: the saved book, or a new one numbered after the bot's last recorded
    entry (so a client order id is never reused, even if the state row was lost).
 3. `reconcile_orders`: every order a book holds as working but the venue does not is sent
-   (again) under its deterministic id; cancels that were asked for are asked again; an
-   order the venue holds that no book knows is cancelled and reported. For the paper
-   broker, whose memory died with the process, this re-registers every working order.
+   (again) under its deterministic id (a real venue's broker looks the id up first, so an
+   order that filled meanwhile is found, not doubled); cancels that were asked for are
+   asked again; an order of one of this engine's bots that the venue holds and no book
+   knows is cancelled and reported. For the paper broker, whose memory died with the
+   process, this re-registers every working order. Open orders and recent fills that the
+   database does not know at all (another engine's? placed by hand?) are reported, never
+   adopted or cancelled. The engine runs it again every `reconcile_seconds`, reporting only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,15 +31,17 @@ from live.engine.bot import BotRow
 from live.engine.outbox import BrokerCommand, Outbox
 from live.engine.status import KillSwitchState
 from tradepipe.botconfig import BotConfigError
-from tradepipe.db import KILL_SWITCH, Bot, BotState, EngineControl, Order
+from tradepipe.db import KILL_SWITCH, Bot, BotState, EngineControl, Fill, Order
 from tradepipe.enums import OrderRole
 from tradepipe.orders import FeeSchedule, PositionBook, StateError, parse_client_order_id
 
 __all__ = [
     "BotsSnapshot",
     "InvalidBot",
+    "KnownOrders",
     "ReconcileReport",
     "SavedState",
+    "read_known",
     "read_saved",
     "read_snapshot",
     "reconcile_orders",
@@ -86,6 +92,7 @@ def read_snapshot(session: Session) -> BotsSnapshot:
                 row.timeframe,
                 config,
                 bool(row.enabled),
+                row.mode,
             )
         )
     control = session.get(EngineControl, KILL_SWITCH)
@@ -137,23 +144,76 @@ def restore_book(row: BotRow, saved: SavedState | None, fees: FeeSchedule) -> Po
 
 
 @dataclass(frozen=True, slots=True)
+class KnownOrders:
+    """What the database knows of some client order ids: the ids, and their fill ids."""
+
+    orders: frozenset[str]
+    fills: frozenset[tuple[str, str]]
+
+
+def read_known(session: Session, client_order_ids: Iterable[str]) -> KnownOrders:
+    ids = sorted(set(client_order_ids))
+    orders: set[str] = set()
+    fills: set[tuple[str, str]] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        orders.update(
+            session.scalars(
+                sa.select(Order.client_order_id).where(Order.client_order_id.in_(chunk))
+            )
+        )
+        rows = session.execute(
+            sa.select(Order.client_order_id, Fill.exchange_fill_id)
+            .join(Fill, Fill.order_id == Order.id)
+            .where(Order.client_order_id.in_(chunk))
+        )
+        fills.update((row[0], row[1]) for row in rows)
+    return KnownOrders(frozenset(orders), frozenset(fills))
+
+
+KnownLookup = Callable[[set[str]], Awaitable[KnownOrders]]
+
+
+@dataclass(frozen=True, slots=True)
 class ReconcileReport:
     resumed: tuple[dict[str, Any], ...]
     resent: tuple[str, ...]
     cancels: tuple[str, ...]
-    orphans: tuple[str, ...]
+    orphans: tuple[str, ...]  # working at the venue, in no book, of a bot of this engine
     venue_orders: int = 0
     notes: tuple[str, ...] = field(default=())
+    # working at the venue, unknown to the books and the database (reported, left alone)
+    unknown_orders: tuple[str, ...] = ()
+    # venue fills of orders the database does not know, or fill ids it never recorded
+    # for orders no book is still working (what the broker's polling will not bring)
+    unknown_fills: tuple[str, ...] = ()
+
+    @property
+    def discrepancies(self) -> int:
+        return len(self.unknown_orders) + len(self.unknown_fills)
 
 
 async def reconcile_orders(
-    books: Iterable[PositionBook], broker: Broker, outbox: Outbox
+    books: Iterable[PositionBook],
+    broker: Broker,
+    outbox: Outbox,
+    *,
+    known: KnownLookup | None = None,
+    fills_since_ms: int | None = None,
+    act: bool = True,
 ) -> ReconcileReport:
+    """Agree with the venue. With `act` (at start): working orders the venue lacks are sent
+    again, cancels asked again, and orders of this engine's bots that no book knows are
+    cancelled. Without (the periodic pass): nothing is sent, the broker's own polling keeps
+    tracked orders in step. Either way, open orders and recent fills (`fills_since_ms`)
+    that neither the books nor the database (`known`) know are reported in the result."""
+    books = list(books)
     venue = {order.client_order_id: order for order in await broker.open_orders()}
     resumed: list[dict[str, Any]] = []
     resent: list[str] = []
     cancels: list[str] = []
-    known: set[str] = set()
+    in_books: set[str] = set()
+    working: set[str] = set()
     for book in books:
         for position in book.positions:
             resumed.append(
@@ -165,23 +225,58 @@ async def reconcile_orders(
                 }
             )
             for order in (position.entry, *position.exits):
+                in_books.add(order.client_order_id)
                 if not order.is_working:
                     continue
                 order_id = order.client_order_id
-                known.add(order_id)
+                working.add(order_id)
+                if not act:
+                    continue
+                # Sent again whether or not the venue holds it: a venue's broker looks the
+                # id up first and, if it is there, tracks it from now on (its fills come);
+                # only the ones the venue lacks count as resent.
+                entry = order.role is OrderRole.ENTRY
+                command = BrokerOrder.from_state(book.symbol, order)
+                outbox.push(BrokerCommand(book.bot, book.symbol, order_id, command, 0, entry))
                 if order_id not in venue:
-                    entry = order.role is OrderRole.ENTRY
-                    command = BrokerOrder.from_state(book.symbol, order)
-                    outbox.push(BrokerCommand(book.bot, book.symbol, order_id, command, 0, entry))
                     resent.append(order_id)
                 if order.cancel_requested:
                     outbox.push(BrokerCommand(book.bot, book.symbol, order_id, None))
                     cancels.append(order_id)
-    orphans = sorted(set(venue) - known)
-    for order_id in orphans:
+    ours = {book.bot for book in books}
+    strangers = sorted(set(venue) - working)
+    fills = (
+        await broker.recent_fills({book.symbol for book in books}, fills_since_ms)
+        if fills_since_ms is not None
+        else []
+    )
+    asked = set(strangers) | {f.client_order_id for f in fills if f.client_order_id}
+    recorded = (
+        await known(asked) if known is not None and asked else KnownOrders(frozenset(), frozenset())
+    )
+    orphans: list[str] = []
+    unknown_orders: list[str] = []
+    for order_id in strangers:
         parsed = parse_client_order_id(order_id)
-        owner = parsed[0] if parsed else "unknown"
-        outbox.push(BrokerCommand(owner, venue[order_id].symbol, order_id, None))
+        if act and parsed is not None and parsed[0] in ours:
+            outbox.push(BrokerCommand(parsed[0], venue[order_id].symbol, order_id, None))
+            orphans.append(order_id)
+        elif order_id not in recorded.orders:
+            unknown_orders.append(order_id)  # someone else's (or lost) order: reported only
+    unknown_fills: list[str] = []
+    for fill in fills:
+        owner = fill.client_order_id
+        where = f"{fill.symbol} fill {fill.fill_id} (exchange order {fill.exchange_order_id})"
+        if owner is None or (owner not in in_books and owner not in recorded.orders):
+            unknown_fills.append(f"{where} of unknown order {owner or '?'}")
+        elif owner not in working and (owner, fill.fill_id) not in recorded.fills:
+            unknown_fills.append(f"{where} of {owner} never recorded")
     return ReconcileReport(
-        tuple(resumed), tuple(resent), tuple(cancels), tuple(orphans), len(venue)
+        tuple(resumed),
+        tuple(resent),
+        tuple(cancels),
+        tuple(orphans),
+        len(venue),
+        unknown_orders=tuple(unknown_orders),
+        unknown_fills=tuple(unknown_fills),
     )

@@ -25,6 +25,7 @@ from live.engine.config import EngineConfig
 from live.engine.engine import Engine
 from live.feeds import BackoffPolicy, BinanceFeed, BinanceFeedConfig, Feed
 from tradepipe.config import Settings, load_settings
+from tradepipe.secrets import redact, register_secret_value
 
 __all__ = ["configure_logging", "main", "run_engine", "serve"]
 
@@ -41,7 +42,8 @@ class KeyValueFormatter(logging.Formatter):
         extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
         if extra:
             text += " " + " ".join(f"{key}={value!r}" for key, value in sorted(extra.items()))
-        return text
+        # the record factory redacts message and traceback; `extra` fields are added after it
+        return redact(text)
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -75,10 +77,20 @@ class ApiOptions:
 
 
 async def serve(
-    config: EngineConfig, *, feed: Feed | None = None, api: ApiOptions | None = None
+    config: EngineConfig,
+    *,
+    feed: Feed | None = None,
+    api: ApiOptions | None = None,
+    settings: Settings | None = None,
 ) -> int:
-    """Run an engine (and its control API, if given) until SIGTERM/SIGINT; the exit status."""
-    engine = Engine(config, feed=feed or make_feed(config))
+    """Run an engine (and its control API, if given) until SIGTERM/SIGINT; the exit status.
+    `settings` with notifiers configured adds them (their secrets resolved now)."""
+    notifications = None
+    if settings is not None and settings.notifiers:
+        from live.notify import build_hub
+
+        notifications = build_hub(settings)  # NotifierConfigError: a missing secret
+    engine = Engine(config, feed=feed or make_feed(config), notifications=notifications)
     # The API starts before the engine so /health reports starting and reconciling too.
     api_task = None if api is None else _start_api(engine, api)
     stop = asyncio.Event()
@@ -146,9 +158,9 @@ def run_engine(settings: Settings | None = None, **overrides: Any) -> int:
     api = ApiOptions(
         current.host,
         current.engine_api_port,
-        None if token is None else token.get_secret_value(),
+        None if token is None else register_secret_value(token.get_secret_value()),
     )
-    return asyncio.run(serve(config, api=api))
+    return asyncio.run(serve(config, api=api, settings=current))
 
 
 def _parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 capture file or the synthetic market. The engine connects to it as to Binance."""
 
 from live.replay.rest import RestServer, TradeRecord
-from live.replay.run import make_source, run_replay, serve_replay
+from live.replay.run import ExchangeOptions, make_source, run_replay, serve_replay
 from live.replay.server import ReplayServer
 from live.replay.sources import (
     CaptureSource,
@@ -14,6 +14,7 @@ from live.replay.sources import (
 
 __all__ = [
     "CaptureSource",
+    "ExchangeOptions",
     "ReplayMessage",
     "ReplayServer",
     "ReplaySource",

@@ -55,7 +55,7 @@ def test_add_normalises_and_stores(session: Session) -> None:
         ({"timeframe": "7m"}, "not supported live"),
         ({"timeframe": "soon"}, "unknown timeframe"),
         ({"symbol": "BTC USDT!"}, "symbol"),
-        ({"mode": BotMode.LIVE}, "paper mode"),
+        ({"mode": BotMode.LIVE}, "needs the name of a credential set"),
     ],
 )
 def test_bad_bots_are_refused_before_writing(

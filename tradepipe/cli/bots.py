@@ -40,14 +40,31 @@ def bots_add(
     model: Annotated[str | None, typer.Option(help="registered MLflow model it consumes")] = None,
     model_alias: Annotated[str, typer.Option(help="alias of that model")] = "champion",
     exchange: Annotated[str, typer.Option()] = "binance",
-    mode: Annotated[str, typer.Option(help="paper (testnet and live come later)")] = "paper",
+    mode: Annotated[str, typer.Option(help="paper, testnet or live")] = "paper",
+    credentials: Annotated[
+        str | None,
+        typer.Option(
+            help="testnet/live: NAME of the credential set (NAME_API_KEY, NAME_API_SECRET)"
+        ),
+    ] = None,
+    confirm_mode: Annotated[
+        str | None, typer.Option(help="testnet/live: repeat the mode to opt in to real orders")
+    ] = None,
+    notify: Annotated[
+        list[str] | None, typer.Option(help="notifier name from the settings (repeatable)")
+    ] = None,
+    notify_events: Annotated[
+        str | None,
+        typer.Option(help="comma-separated: entries,exits,errors,model_swaps,strategy_changes"),
+    ] = None,
     enabled: Annotated[bool, typer.Option("--enabled/--disabled")] = True,
     param: Annotated[
         list[str] | None,
         typer.Option(help="strategy parameter KEY=VALUE (VALUE as JSON, else text); repeat"),
     ] = None,
 ) -> None:
-    """Add a bot; every setting is validated before anything is written."""
+    """Add a bot; every setting is validated before anything is written. Testnet and live
+    need --credentials and --confirm-mode; live also the allow_live_trading setting."""
     from tradepipe.botconfig import BotConfigError, parse_bot_config
     from tradepipe.bots import NewBot, add_bot
     from tradepipe.enums import BotMode
@@ -66,14 +83,28 @@ def bots_add(
                 "model_name": model,
                 "model_alias": model_alias,
                 "strategy_parameters": _parameters(param or []),
+                "credentials": credentials,
+                "notifiers": tuple(notify or ()),
+                **({"notify_events": _csv(notify_events)} if notify_events is not None else {}),
             },
             bot=name,
         )
-        if mode not in {m.value for m in BotMode}:
-            raise UserError(f"unknown mode {mode!r}: choose paper, testnet or live")
-        new = NewBot(name, strategy, symbol, timeframe, config, exchange, BotMode(mode), enabled)
+        modes = {m.value for m in BotMode}
+        for given in (mode, confirm_mode):
+            if given is not None and given not in modes:
+                raise UserError(f"unknown mode {given!r}: choose paper, testnet or live")
+        new = NewBot(
+            name, strategy, symbol, timeframe, config, exchange, BotMode(mode), enabled,
+            confirmed_mode=None if confirm_mode is None else BotMode(confirm_mode),
+        )  # fmt: skip
         with database_session() as session:
-            bot = add_bot(session, new, current.strategies_dir)
+            bot = add_bot(
+                session,
+                new,
+                current.strategies_dir,
+                allow_live_trading=current.allow_live_trading,
+                known_notifiers=current.notifiers.keys(),
+            )
     console.print(f"added bot {bot.name}: {bot.strategy_name} on {bot.symbol} {bot.timeframe}")
 
 
@@ -102,6 +133,10 @@ def bots_assign(
     with user_errors(_bot_errors()), database_session() as session:
         bot = set_strategy(session, name, strategy, current.strategies_dir)
     console.print(f"bot {bot.name} runs {bot.strategy_name} from now on")
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 @bots_app.command("list")
@@ -168,7 +203,7 @@ def _print_bot(bot: BotView) -> None:
     ):  # fmt: skip
         table.add_row(key, value)
     if bot.config is not None:
-        for key, value in bot.config.model_dump().items():
+        for key, value in bot.config.model_dump(mode="json").items():
             table.add_row(key, str(value))
     else:
         table.add_row("config", f"invalid: {bot.config_error}")

@@ -39,15 +39,39 @@ def feed_replay(
     seed: Annotated[int, typer.Option(help="synthetic market seed")] = 7,
     loop: Annotated[bool, typer.Option(help="start over at the end of the capture")] = False,
     start: Annotated[str | None, typer.Option(help="synthetic: first day, UTC")] = None,
+    exchange_port: Annotated[
+        int | None, typer.Option(help="also serve the exchange simulator (Binance spot REST)")
+    ] = None,
+    exchange_credentials: Annotated[
+        str, typer.Option(help="credential set of its account: NAME_API_KEY, NAME_API_SECRET")
+    ] = "SIMNET",
+    exchange_balance: Annotated[
+        float, typer.Option(help="simulated account's balance of each quote asset")
+    ] = 10_000.0,
 ) -> None:
     """Serve Binance's combined-stream protocol on loopback from a capture or the synthetic
-    market; the engine connects to it exactly as to Binance (only the base URL differs)."""
-    from live.replay import run_replay
+    market; the engine connects to it exactly as to Binance (only the base URL differs).
+    With --exchange-port, an exchange simulator beside it fills testnet bots' orders against
+    the same trades (point exchange_testnet_url at it)."""
+    from live.replay import ExchangeOptions, run_replay
+    from tradepipe.config import ConfigError
+    from tradepipe.secrets import resolve_secret
 
     current = settings()
     with user_errors((ValueError,)):
         if source != "synthetic" and symbol:
             raise UserError("--symbol picks synthetic markets; a capture replays what it holds")
+        exchange = None
+        if exchange_port is not None:
+            try:
+                exchange = ExchangeOptions(
+                    exchange_port,
+                    resolve_secret(f"{exchange_credentials}_API_KEY", current),
+                    resolve_secret(f"{exchange_credentials}_API_SECRET", current),
+                    exchange_balance,
+                )
+            except ConfigError as error:
+                raise UserError(f"--exchange-credentials: {error}") from None
         code = run_replay(
             source,
             host=current.host,
@@ -59,5 +83,6 @@ def feed_replay(
             loop=loop,
             start_ms=parse_day(start, "--start"),
             announce=console.print,
+            exchange=exchange,
         )
     raise typer.Exit(code)
