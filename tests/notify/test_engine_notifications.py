@@ -63,7 +63,7 @@ def test_each_bot_hears_what_it_chose_and_nothing_else(
                     return (
                         any(t.startswith("ent: entry") for t in tg)
                         and any(t.startswith("boom: bot error") for t in tg)
-                        and any(t.startswith("strat: bot updated") for t in tg)
+                        and any(t.startswith("strat: bot reloaded") for t in tg)
                         and {"entries", "exits", "model_swaps"} <= set(hook)
                     )
 
@@ -75,8 +75,15 @@ def test_each_bot_hears_what_it_chose_and_nothing_else(
 
     second = Aio.run(scenario(), timeout=90)
     tg = telegram.texts()
-    # Telegram: ent's entries, boom's error, strat's strategy change; nothing else
-    assert all(t.startswith(("ent: entry", "boom: bot error", "strat: bot updated")) for t in tg)
+    # Telegram: ent's entries, boom's error, strat's strategy change (the file's edit and the
+    # bot's reload); nothing else
+    told = (
+        "ent: entry",
+        "boom: bot error",
+        "strategy edited: strategy counting",
+        "strat: bot reloaded",
+    )
+    assert all(t.startswith(told) for t in tg)
     assert {m["chat_id"] for m in telegram.received} == {TELEGRAM_CHAT}
     hook = webhook.received
     by_category = {c: [m for m in hook if m["category"] == c] for c in webhook.categories()}

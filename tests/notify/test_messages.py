@@ -23,6 +23,8 @@ from tradepipe.notifications import NotifyCategory
         ("model_refused", {}, NotifyCategory.MODEL_SWAPS),
         ("strategy_reload_failed", {}, NotifyCategory.STRATEGY_CHANGES),
         ("bot_updated", {"changed": []}, NotifyCategory.STRATEGY_CHANGES),  # the file edited
+        ("bot_reloaded", {"strategy": "ema_rsi"}, NotifyCategory.STRATEGY_CHANGES),
+        ("bot_fell_back", {"from": "mine", "to": "ema_rsi"}, NotifyCategory.STRATEGY_CHANGES),
         ("bot_updated", {"changed": ["strategy"]}, NotifyCategory.STRATEGY_CHANGES),
         ("bot_updated", {"changed": ["config"]}, None),
         ("model_loaded", {}, None),  # at start: not a swap

@@ -237,7 +237,8 @@ from tradepipe.strategy import Strategy, StrategyParameters
 
 class Leaky(Strategy[StrategyParameters]):
     def on_candle(self, context):
-        raise RuntimeError("cannot call the exchange with " + os.environ["SCAN_API_KEY"])
+        if context.candle.symbol != "SMOKEUSDT":  # live only: the validation smoke run passes
+            raise RuntimeError("cannot call the exchange with " + os.environ["SCAN_API_KEY"])
 """
 
 
