@@ -9,6 +9,12 @@
 # hands it from the uncommitted .env. To re-run it, remove the volume (which deletes the data).
 set -euo pipefail
 
+# Every password is checked before anything is created: the image runs this script only on
+# an empty volume, so a half-done run would not be repeated on the next start.
+: "${TRADING_DB_PASSWORD:?TRADING_DB_PASSWORD is not set}"
+: "${AIRFLOW_DB_PASSWORD:?AIRFLOW_DB_PASSWORD is not set}"
+: "${MLFLOW_DB_PASSWORD:?MLFLOW_DB_PASSWORD is not set}"
+
 create() {
     local name=$1 password=$2
     # psql variables (:'password') quote the value: a password may hold any character.
@@ -19,6 +25,6 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'name', :'name') \gexec
 SQL
 }
 
-create tradepipe "${TRADING_DB_PASSWORD:?TRADING_DB_PASSWORD is not set}"
-create airflow "${AIRFLOW_DB_PASSWORD:?AIRFLOW_DB_PASSWORD is not set}"
-create mlflow "${MLFLOW_DB_PASSWORD:?MLFLOW_DB_PASSWORD is not set}"
+create tradepipe "$TRADING_DB_PASSWORD"
+create airflow "$AIRFLOW_DB_PASSWORD"
+create mlflow "$MLFLOW_DB_PASSWORD"
