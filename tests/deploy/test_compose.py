@@ -49,8 +49,8 @@ ALWAYS = {
     "engine",
     "dashboard",
 }
-DEMO = {"replay"}
-ONE_SHOT = {"migrate", "airflow-init"}
+DEMO = {"replay", "demo-data"}
+ONE_SHOT = {"migrate", "airflow-init", "demo-data"}
 # A variable that holds a secret (not one naming a file of secrets, a path).
 SECRET_NAME = re.compile(r"^(?!.*_FILE$).*(PASSWORD|SECRET|TOKEN|FERNET|_KEY$)")
 CREDENTIALS_IN_URL = re.compile(r"://[^/@\s]+:[^/@\s]+@")
@@ -133,7 +133,7 @@ def test_every_service_is_there_and_the_replay_feed_only_in_the_demo_profile(
     found = services(rendered)
     assert set(found) == ALWAYS | DEMO
     assert {name for name, item in found.items() if item.get("profiles")} == DEMO
-    assert found["replay"]["profiles"] == ["demo"]
+    assert found["replay"]["profiles"] == found["demo-data"]["profiles"] == ["demo"]
     assert set(rendered["volumes"]) == {"postgres-data", "tradepipe-data", "airflow-home"}
 
 
@@ -307,11 +307,9 @@ def test_every_command_of_the_stack_exists_with_those_options(rendered: dict[str
         errors = {argv: error for argv, error in json.loads(done.stdout).items() if error}
         assert errors == {}, tool
     for args in by_tool["tradepipe"]:
-        subcommand = [part for part in args if not part.startswith("-")][:2]
-        if subcommand[-1] in {"synthetic", "1"}:
-            subcommand = subcommand[:1]
+        options_at = next((i for i, part in enumerate(args) if part.startswith("-")), len(args))
         helped = subprocess.run(
-            [str(BIN / "tradepipe"), *args[: len(subcommand)], "--help"],
+            [str(BIN / "tradepipe"), *args[:options_at], "--help"],
             capture_output=True,
             text=True,
             timeout=60,
