@@ -160,6 +160,7 @@ def test_long_running_services_have_healthchecks_and_dependencies_wait_for_them(
         "airflow-init",
         "mlflow",
         "migrate",
+        "airflow-apiserver",
     }
     for name in ("airflow-apiserver", "airflow-dag-processor", "airflow-triggerer"):
         assert found[name]["depends_on"]["airflow-init"]["condition"] == (
