@@ -216,6 +216,9 @@ def test_the_env_example_names_every_variable_compose_reads_and_no_other() -> No
     raw = COMPOSE_FILE.read_text(encoding="utf-8")
     used = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", raw))
     assert used == set(example_env())
+    # TRADEPIPE_* means a setting of tradepipe/config.py; the stack's own variables differ.
+    settings = {f"TRADEPIPE_{name.upper()}" for name in Settings.model_fields}
+    assert {name for name in used if name.startswith("TRADEPIPE_")} <= settings
 
 
 def test_every_service_but_postgres_runs_the_image_of_the_dockerfile(
