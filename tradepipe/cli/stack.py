@@ -59,7 +59,17 @@ def bring_up(settings: Settings, project: Path, replay_speed: float) -> None:
     for spec in to_start:
         record = supervisor.start(spec, run_dir)
         console.print(f"{spec.name}: started (pid {record.pid}), log {run_dir / spec.name}.log")
-    console.print("waiting for every service to answer its health check ...")
+    # The engine reports healthy only once it runs bots, which the bootstrap registers.
+    engine = [spec for spec in specs if spec.name == "engine"]
+    _wait([spec for spec in specs if spec.name != "engine"], run_dir)
+    _bootstrap(settings, project, specs)
+    _wait(engine, run_dir)
+    _print_table(settings, specs, run_dir)
+
+
+def _wait(specs: list[supervisor.ServiceSpec], run_dir: Path) -> None:
+    names = ", ".join(spec.name for spec in specs)
+    console.print(f"waiting for {names} to answer their health checks ...")
     try:
         supervisor.wait_healthy(
             specs,
@@ -69,8 +79,6 @@ def bring_up(settings: Settings, project: Path, replay_speed: float) -> None:
         )
     except supervisor.ServiceError as error:
         raise UserError(f"{error} (`tradepipe down` stops what did start)") from None
-    _bootstrap(settings, project, specs)
-    _print_table(settings, specs, run_dir)
 
 
 def bring_down(settings: Settings) -> None:

@@ -101,6 +101,9 @@ def service_env(settings: Settings) -> dict[str, str]:
     env["TRADEPIPE_HOME"] = str(settings.state_dir)
     env["TRADEPIPE_ENGINE_API_TOKEN"] = engine_api_token(settings)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # Airflow standalone starts its components as `airflow ...` from PATH: ours first.
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")]).rstrip(os.pathsep)
     return env
 
 
