@@ -7,10 +7,11 @@
   `lgbm_threshold`, which consumes the demo spec's champion). A bot that exists already is
   left as it is (the operator may have changed it).
 
-The demo bots trade 1 s candles because the embedded replay plays the synthetic market
-60 times faster than real time (tradepipe.services.stack): one second of the feed holds one
-synthetic minute, the timeframe the demo model was trained on. Their holding and maker
-timeouts are the demo spec's, divided by the same factor.
+The demo bots trade the demo model's 1 m candles with the demo spec's exits when the
+market runs on its own clock (`tradepipe demo`, replay as fast as read), and 1 s candles
+with timeouts divided by 60 under `tradepipe up`, whose replay plays the synthetic market
+60 times faster than real time on the wall clock: there one second of the feed holds one
+synthetic minute (tradepipe.services.stack).
 """
 
 from __future__ import annotations
@@ -26,8 +27,15 @@ from tradepipe.botconfig import parse_bot_config
 from tradepipe.bots import NewBot, add_bot
 from tradepipe.config import Settings
 from tradepipe.db import create_engine_for, get_bot, session_scope, upgrade_database
+from tradepipe.timeframes import parse_timeframe
 
-__all__ = ["DEMO_BOTS", "DemoBot", "ingest_spec_data", "register_demo_bots"]
+__all__ = [
+    "DEMO_BOTS",
+    "DemoBot",
+    "end_of_spec_windows",
+    "ingest_spec_data",
+    "register_demo_bots",
+]
 
 _SYNTHETIC = "synthetic"
 
@@ -39,6 +47,7 @@ class DemoBot:
     config: dict[str, Any]
 
 
+# The demo spec's own exits and sizes (research/specs/btcusdt_1m.toml), for 1 m candles.
 DEMO_BOTS = (
     DemoBot(
         "demo_ema_rsi",
@@ -47,8 +56,8 @@ DEMO_BOTS = (
             "capital_per_trade": 100.0,
             "take_profit_pct": 0.3,
             "stop_loss_pct": 0.3,
-            "max_holding_seconds": 60.0,
-            "maker_order_timeout_seconds": 5.0,
+            "max_holding_seconds": 3600.0,
+            "maker_order_timeout_seconds": 60.0,
         },
     ),
     DemoBot(
@@ -58,15 +67,15 @@ DEMO_BOTS = (
             "capital_per_trade": 1000.0,
             "take_profit_pct": 0.3,
             "stop_loss_pct": 0.3,
-            "max_holding_seconds": 60.0,
-            "maker_order_timeout_seconds": 5.0,
+            "max_holding_seconds": 3600.0,
+            "maker_order_timeout_seconds": 60.0,
             "confidence_threshold": 0.5,
             "model_name": "btcusdt_1m_triple_barrier",
         },
     ),
 )
 DEMO_SYMBOL = "BTCUSDT"
-DEMO_TIMEFRAME = "1s"
+_MODEL_TIMEFRAME_SECONDS = 60.0
 
 
 def ingest_spec_data(settings: Settings, config: OrchestrationConfig) -> list[str]:
@@ -88,8 +97,19 @@ def ingest_spec_data(settings: Settings, config: OrchestrationConfig) -> list[st
     return done
 
 
-def register_demo_bots(settings: Settings) -> list[str]:
-    """Add the demo bots that do not exist yet; one line per bot."""
+def end_of_spec_windows(config: OrchestrationConfig) -> int | None:
+    """The latest end (ms) of the specs' fixed data windows: where a replay starts to show
+    the models a market they were not trained on. None when no spec has a fixed end."""
+    ends = [load_spec(path).data.end_ms for path in discover_specs(config)]
+    known = [end for end in ends if end is not None]
+    return max(known) if known else None
+
+
+def register_demo_bots(settings: Settings, timeframe: str = "1m") -> list[str]:
+    """Add the demo bots that do not exist yet, trading `timeframe` candles; their holding
+    and maker timeouts scale with the timeframe (a 1 s bot stands for a 1 m one when the
+    replay plays 60 times faster). One line per bot."""
+    scale = parse_timeframe(timeframe).seconds / _MODEL_TIMEFRAME_SECONDS
     upgrade_database(settings.resolved_database_url)
     engine = create_engine_for(settings.resolved_database_url)
     lines = []
@@ -99,10 +119,13 @@ def register_demo_bots(settings: Settings) -> list[str]:
                 if get_bot(session, bot.name) is not None:
                     lines.append(f"{bot.name}: exists")
                     continue
-                config = parse_bot_config(bot.config, bot=bot.name)
-                new = NewBot(bot.name, bot.strategy, DEMO_SYMBOL, DEMO_TIMEFRAME, config)
+                values = dict(bot.config)
+                for name in ("max_holding_seconds", "maker_order_timeout_seconds"):
+                    values[name] = float(values[name]) * scale
+                config = parse_bot_config(values, bot=bot.name)
+                new = NewBot(bot.name, bot.strategy, DEMO_SYMBOL, timeframe, config)
                 add_bot(session, new, settings.strategies_dir.resolve())
-                lines.append(f"{bot.name}: added ({bot.strategy}, {DEMO_SYMBOL} {DEMO_TIMEFRAME})")
+                lines.append(f"{bot.name}: added ({bot.strategy}, {DEMO_SYMBOL} {timeframe})")
     finally:
         engine.dispose()
     return lines

@@ -128,7 +128,8 @@ def _bootstrap(settings: Settings, project: Path, specs: list[supervisor.Service
             )
     else:
         console.print(f"bootstrap: champions exist for {', '.join(models) or 'no spec'}")
-    for line in register_demo_bots(settings):
+    # 1 s bots: the replay plays 60 times faster than real time (tradepipe.services.stack).
+    for line in register_demo_bots(settings, "1s"):
         console.print(f"bootstrap: bot {line}")
 
 
