@@ -76,6 +76,10 @@ def test_up_prints_every_url_and_login(stack: Stack) -> None:
     assert stack.airflow_password
     for name in SERVICES:
         assert str(t.home / "run" / f"{name}.log") in stack.output
+    # the local state came first: folders and the migrated trading database
+    for folder in ("market_data", "airflow", "mlflow/artifacts"):
+        assert (t.home / folder).is_dir()
+    assert "trading database" in stack.output and (t.home / "tradepipe.db").is_file()
 
 
 def test_airflow_lists_the_four_dags_without_import_errors(stack: Stack) -> None:

@@ -140,6 +140,9 @@ def embedded_services(
     bin_dir = Path(python).parent
     airflow_password(settings)  # the passwords file must exist before Airflow reads it
     store = settings.resolved_mlflow_tracking_uri
+    # MLflow 3's server starts a pool of job consumers (GenAI evaluation jobs) by default:
+    # a dozen processes the pipeline never uses, on a 2-core machine.
+    mlflow_env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **base}
     mlflow = ServiceSpec(
         name="mlflow",
         argv=[
@@ -163,7 +166,7 @@ def embedded_services(
         ],
         health_url=f"http://{host}:{settings.mlflow_port}/health",
         url=f"http://{host}:{settings.mlflow_port}",
-        env=base,
+        env=mlflow_env,
         cwd=project,
     )
     airflow = ServiceSpec(
