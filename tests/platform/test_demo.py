@@ -11,6 +11,10 @@ from tests.platform.stack import REPO_ROOT, Tradepipe
 
 def test_a_short_demo_promotes_a_model_trades_and_prints_the_summary(tmp_path: Path) -> None:
     tradepipe = Tradepipe.on_free_ports(tmp_path / "var")
+    # stores the caller's settings name (production, say): the demo must not write there
+    elsewhere = tmp_path / "elsewhere"
+    tradepipe.env["TRADEPIPE_DATABASE_URL"] = f"sqlite:///{elsewhere / 'trading.db'}"
+    tradepipe.env["TRADEPIPE_MLFLOW_TRACKING_URI"] = f"sqlite:///{elsewhere / 'mlflow.db'}"
     done = tradepipe.run("demo", "--minutes", "0.2", timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
@@ -26,6 +30,8 @@ def test_a_short_demo_promotes_a_model_trades_and_prints_the_summary(tmp_path: P
     assert "errors: 0" in out
     # the demo keeps to its own folder: the state of `tradepipe up` is untouched
     assert sorted(p.name for p in (tmp_path / "var").iterdir()) == ["demo"]
+    assert not elsewhere.exists()
+    assert (tmp_path / "var" / "demo" / "tradepipe.db").is_file()
 
 
 def test_a_failing_stage_exits_1_naming_the_stage(tmp_path: Path) -> None:

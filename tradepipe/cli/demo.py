@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from tradepipe.cli.common import console, fail, format_ms, settings
+from tradepipe.cli.common import console, fail, format_ms, settings, user_errors
+from tradepipe.cli.stack import project_folder
 
 if TYPE_CHECKING:
     from tradepipe.config import Settings
@@ -66,7 +67,8 @@ def demo(
     the replay feed for N minutes, print a summary; exit 1 naming a stage that failed."""
     from tradepipe.config import load_settings
 
-    project = Path.cwd()
+    with user_errors():
+        project = project_folder()
     base = settings()
     home = base.state_dir / "demo"
     current = _stage("setup", lambda: _setup(home, load_settings))
@@ -83,7 +85,17 @@ def _setup(home: Path, load: Callable[..., Settings]) -> Settings:
 
     if home.exists():
         shutil.rmtree(home)
-    current = load(home=home, engine_api_port=_closed_port())
+    # Every store under the demo's folder, whatever the caller's settings name (a
+    # production database included): the demo writes bots, orders and models.
+    current = load(
+        home=home,
+        database_url="",
+        mlflow_tracking_uri="",
+        mlflow_artifact_root=None,
+        airflow_home=None,
+        market_data_dir=None,
+        engine_api_port=_closed_port(),
+    )
     prepare_local_state(current)
     return current
 
@@ -110,7 +122,15 @@ def _lifecycle(current: Settings, project: Path) -> list[dict[str, Any]]:
     from tradepipe.services.stack import airflow_env, service_env
 
     base = service_env(current)
-    base["TRADEPIPE_ENGINE_API_PORT"] = str(current.engine_api_port)
+    # The DAG's tasks load Settings from the environment: the demo's, field by field.
+    base.update(
+        TRADEPIPE_ENGINE_API_PORT=str(current.engine_api_port),
+        TRADEPIPE_DATABASE_URL=current.resolved_database_url,
+        TRADEPIPE_MLFLOW_TRACKING_URI=current.resolved_mlflow_tracking_uri,
+        TRADEPIPE_MLFLOW_ARTIFACT_ROOT=str(current.resolved_mlflow_artifact_root),
+        TRADEPIPE_AIRFLOW_HOME=str(current.resolved_airflow_home),
+        TRADEPIPE_MARKET_DATA_DIR=str(current.resolved_market_data_dir),
+    )
     env = airflow_env(current, project, base)
     log = current.state_dir / "model_lifecycle.log"
     result = run_dag_test("model_lifecycle", env, project, log)

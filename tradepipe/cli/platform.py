@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -48,18 +47,19 @@ def up(
 
     Safe to run again: running services are kept, the bootstrap steps are idempotent.
     """
-    from tradepipe.cli.stack import bring_up
+    from tradepipe.cli.stack import bring_up, project_folder
     from tradepipe.localstate import prepare_local_state
 
     current = settings()
     with user_errors():
+        project = project_folder()
         report = prepare_local_state(current)
     table = Table("part", "state", title="local state")
     for part, state in report:
         table.add_row(part, state)
     console.print(table)
     with user_errors():
-        bring_up(current, Path.cwd(), replay_speed)
+        bring_up(current, project, replay_speed)
 
 
 @platform_app.command("down")

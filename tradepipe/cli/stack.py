@@ -28,7 +28,7 @@ from tradepipe.config import Settings
 from tradepipe.services import stack, supervisor
 from tradepipe.services.airflow_api import AirflowApi, AirflowApiError, manual_run_id
 
-__all__ = ["bring_down", "bring_up"]
+__all__ = ["bring_down", "bring_up", "project_folder"]
 
 HEALTH_TIMEOUT_SECONDS = 420.0
 LIFECYCLE_TIMEOUT_SECONDS = 1800.0
@@ -42,6 +42,15 @@ _PORTS = {
     "engine": ("engine_api_port",),
     "dashboard": ("dashboard_port",),
 }
+
+
+def project_folder() -> Path:
+    """The working directory, which must be the project folder: Airflow reads dags/ there
+    and the specs name their strategy files relative to it."""
+    here = Path.cwd()
+    if not (here / "dags").is_dir():
+        raise UserError(f"{here} has no dags/ folder: run this from the tradepipe project folder")
+    return here
 
 
 def bring_up(settings: Settings, project: Path, replay_speed: float) -> None:
