@@ -95,7 +95,7 @@ def bring_down(settings: Settings) -> None:
     for name in reversed(stack.SERVICE_ORDER):
         signalled = supervisor.stop(run_dir, name)
         if signalled:
-            console.print(f"{name}: stopped (process group of pid {signalled[0]})")
+            console.print(f"{name}: stopped ({len(signalled)} processes)")
         else:
             console.print(f"{name}: not running")
 
