@@ -8,10 +8,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_VERSION := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements.lock)
 
-.PHONY: help up test lint bench lock clean-env
+.PHONY: help up down demo test lint bench lock clean-env
 
 help:
-	@echo "make up     set up the environment and database, start the platform"
+	@echo "make up     set up the environment and database, start the platform in the background"
+	@echo "make down   stop exactly what make up started"
+	@echo "make demo   the pipeline headless for DEMO_MINUTES (default 2) minutes, then a summary"
 	@echo "make test   set up the environment and run the whole test suite"
 	@echo "make lint   ruff over the project, mypy (strict) over tradepipe, research and live"
 	@echo "make bench  run the benchmarks in benchmarks/"
@@ -26,6 +28,13 @@ $(STAMP): requirements.lock pyproject.toml
 
 up: $(STAMP)
 	$(BIN)/tradepipe up
+
+down: $(STAMP)
+	$(BIN)/tradepipe down
+
+DEMO_MINUTES ?= 2
+demo: $(STAMP)
+	$(BIN)/tradepipe demo --minutes $(DEMO_MINUTES)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

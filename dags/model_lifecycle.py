@@ -15,7 +15,8 @@ the orchestration config):
   unseen window, the spec's gates, then the `champion` alias moves or the refusal is
   recorded (model_promotions row, version tags).
 - notify_engine (runs whatever happened to the specs): POST /api/models/refresh on the
-  live engine for each promoted model; an engine that is not running is logged, not an
+  live engine for each promoted model, with the engine's bearer token
+  (TRADEPIPE_ENGINE_API_TOKEN); an engine that is not running is logged, not an
   error. See research/orchestration/engine_notify.py.
 - flag_failed_specs: runs only when a spec's chain failed, and fails, so the run shows
   failed even though notify_engine (a leaf that tolerates failed specs) succeeded.
@@ -100,10 +101,16 @@ def model_lifecycle() -> None:
         # arrive unwrapped (apache/airflow#69036), which notify_engine accepts.
         from research.orchestration.config import engine_api_url, load_orchestration_config
         from research.orchestration.engine_notify import notify_engine
+        from tradepipe.config import load_settings
 
         config = load_orchestration_config()
+        settings = load_settings()
+        token = settings.engine_api_token
         return notify_engine(
-            outcomes, engine_api_url(config), timeout_seconds=config.engine_timeout_seconds
+            outcomes,
+            engine_api_url(config, settings),
+            token=None if token is None else token.get_secret_value(),
+            timeout_seconds=config.engine_timeout_seconds,
         )
 
     @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)

@@ -45,14 +45,6 @@ def test_db_upgrade_creates_and_is_idempotent(tmp_path: Path) -> None:
     assert first[1].split(":")[0] == second[1].split(":")[0]  # same revision
 
 
-def test_up_prepares_state_folders_and_database(tmp_path: Path) -> None:
-    code, out, _ = invoke("up")
-    assert code == 0, out
-    for folder in ("market_data", "airflow", "mlflow/artifacts"):
-        assert (tmp_path / "var" / folder).is_dir()
-    assert "trading database" in out
-
-
 def test_bad_setting_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRADEPIPE_ENGINE_API_PORT", "eighty")
     assert_one_line_error(("db", "upgrade"), "engine_api_port", "TRADEPIPE_ENGINE_API_PORT")

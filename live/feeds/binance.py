@@ -133,6 +133,10 @@ class BinanceFeed:
         self._router.add(subscription)
         self._rejected -= subscription.symbols  # asked again: try again
         await self._sync_streams()
+        # Status changes reach subscribed consumers only: one that joins a feed which
+        # connected while nobody listened (an engine started without bots) hears it now.
+        if self._state is FeedState.CONNECTED:
+            consumer.on_status(self.status())
         return subscription
 
     async def unsubscribe(self, subscription: Subscription) -> None:

@@ -9,11 +9,14 @@ The call, one per promoted model (the engine's control API, issue 5):
 
     POST {engine_api_url}/api/models/refresh
     Content-Type: application/json
+    Authorization: Bearer {TRADEPIPE_ENGINE_API_TOKEN}
     {"model_name": "btcusdt_1m_triple_barrier", "version": "3", "alias": "champion"}
 
 Any 2xx answer means the engine has taken note (it loads, checks and swaps on its own
-schedule and refuses a version that fails its check). The standard library's urllib is
-enough for one small POST and keeps the task free of another HTTP client.
+schedule and refuses a version that fails its check). The route is a control route: the
+engine refuses it without its bearer token (401, or 403 when the engine has none set), so
+the Airflow processes need the engine's TRADEPIPE_ENGINE_API_TOKEN too. The standard
+library's urllib is enough for one small POST and keeps the task free of another HTTP client.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ __all__ = ["REFRESH_PATH", "notify_engine"]
 
 REFRESH_PATH = "/api/models/refresh"
 ENGINE_NOT_RUNNING = "engine not running"
+_TOKEN_HINT = "give the Airflow processes the engine's TRADEPIPE_ENGINE_API_TOKEN"
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ def notify_engine(
     outcomes: Iterable[Mapping[str, Any] | None] | Mapping[str, Any] | None,
     base_url: str,
     *,
+    token: str | None = None,
     timeout_seconds: float = 5.0,
 ) -> dict[str, Any]:
     """POST a refresh for every promoted model in `outcomes`, the promote results of the
@@ -61,7 +66,7 @@ def notify_engine(
     notified: list[dict[str, str]] = []
     failures: list[dict[str, str]] = []
     for model in promoted:
-        status = _post(url, model | {"alias": "champion"}, timeout_seconds)
+        status = _post(url, model | {"alias": "champion"}, token, timeout_seconds)
         if status == ENGINE_NOT_RUNNING:
             # The engine is down for all of them: no point trying the others.
             log.warning("engine at %s is not running: it loads the new champion on start", url)
@@ -79,17 +84,19 @@ def notify_engine(
     }
 
 
-def _post(url: str, body: Mapping[str, str], timeout_seconds: float) -> str:
+def _post(url: str, body: Mapping[str, str], token: str | None, timeout_seconds: float) -> str:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode("utf-8"),
-        headers={"Content-Type": "application/json"},
-        method="POST",
+        url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST"
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout_seconds) as response:
             status = int(response.status)
     except urllib.error.HTTPError as error:
+        if error.code in (401, 403):
+            return f"HTTP {error.code} {error.reason}: {_TOKEN_HINT}"
         return f"HTTP {error.code} {error.reason}"
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
         log.info("engine not reachable at %s: %s", url, getattr(error, "reason", error))

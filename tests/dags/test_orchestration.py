@@ -79,11 +79,14 @@ def test_the_engine_url_comes_from_settings_unless_configured() -> None:
 class _Engine(BaseHTTPRequestHandler):
     received: ClassVar[list[tuple[str, dict[str, Any]]]] = []
     status: ClassVar[int] = 200
+    token: ClassVar[str | None] = None  # when set, the live API's rule: bearer token or 401
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((self.path, json.loads(body)))
-        self.send_response(type(self).status)
+        wanted = type(self).token
+        authorized = wanted is None or self.headers.get("Authorization") == f"Bearer {wanted}"
+        self.send_response(type(self).status if authorized else 401)
         self.end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -132,3 +135,17 @@ def test_an_engine_error_or_no_engine_is_reported_not_raised(
     assert answered["errors"][0]["error"].startswith("HTTP 404")
     down = notify_engine([PROMOTED], f"http://127.0.0.1:{closed_port()}", timeout_seconds=2)
     assert down["status"] == "engine not running" and down["notified"] == []
+
+
+def test_the_engine_token_goes_with_the_refresh_and_a_missing_one_is_named(
+    engine: tuple[str, type[_Engine]],
+) -> None:
+    url, handler = engine
+    handler.token = "s3cret"
+    refused = notify_engine([PROMOTED], url)
+    assert refused["status"] == "engine answered with errors"
+    assert "TRADEPIPE_ENGINE_API_TOKEN" in refused["errors"][0]["error"]
+    accepted = notify_engine([PROMOTED], url, token="s3cret")
+    assert accepted["status"] == "ok"
+    assert accepted["notified"] == [{"model_name": "m", "version": "3"}]
+    assert "s3cret" not in json.dumps(accepted)

@@ -227,6 +227,28 @@ def test_symbols_subscribed_and_dropped_at_runtime(aio: Aio) -> None:
     aio.run(scenario())
 
 
+def test_a_consumer_joining_a_connected_feed_hears_that_it_is_connected(aio: Aio) -> None:
+    # An engine started without bots: the feed connects while nobody listens, and the
+    # first bot's subscription must still learn the feed is up (else it waits forever).
+    async def scenario() -> None:
+        async with ReplayServer(synthetic("BTCUSDT"), speed=900) as server:
+            feed = BinanceFeed(aio.feed_config(server.url))
+            states: list[FeedState] = []
+            try:
+                await feed.start()
+                await aio.eventually(
+                    lambda: feed.status().state is FeedState.CONNECTED, "the connection"
+                )
+                consumer = CallbackConsumer(lambda t: None, None, lambda s: states.append(s.state))
+                await feed.subscribe(["BTCUSDT"], consumer)
+                assert states == [FeedState.CONNECTED]
+            finally:
+                await feed.stop()
+            assert states[-1] is FeedState.STOPPED
+
+    aio.run(scenario())
+
+
 def test_two_subscribers_share_one_connection(aio: Aio) -> None:
     async def scenario() -> None:
         async with ReplayServer(synthetic("BTCUSDT", "ETHUSDT"), speed=900) as server:

@@ -18,6 +18,7 @@ from tradepipe import __version__
 from tradepipe.cli.bots import bots_app
 from tradepipe.cli.common import console, error_console
 from tradepipe.cli.data import data_app
+from tradepipe.cli.demo import demo_app
 from tradepipe.cli.live import feed_app, live_app
 from tradepipe.cli.platform import db_app, platform_app
 from tradepipe.cli.research import backtest, features_app, research_app
@@ -40,6 +41,7 @@ app.add_typer(live_app, name="live")
 app.add_typer(research_app, name="research")
 app.command("backtest")(backtest)
 app.registered_commands.extend(platform_app.registered_commands)
+app.registered_commands.extend(demo_app.registered_commands)
 
 
 def version_callback(value: bool) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.table import Table
 
@@ -35,17 +37,37 @@ def _masked(current: Settings) -> str:
 
 
 @platform_app.command("up")
-def up() -> None:
-    """Set up local state and the database (the services arrive with the orchestration work)."""
+def up(
+    replay_speed: Annotated[
+        float, typer.Option(help="synthetic market speed (times real time) of the replay feed")
+    ] = 60.0,
+) -> None:
+    """Set up var/ and the database, start MLflow, Airflow, the replay feed, the engine and
+    the dashboard in the background, bootstrap a champion and demo bots, print the URLs.
+
+    Safe to run again: running services are kept, the bootstrap steps are idempotent.
+    """
+    from tradepipe.cli.stack import bring_up, project_folder
     from tradepipe.localstate import prepare_local_state
 
     current = settings()
     with user_errors():
+        project = project_folder()
         report = prepare_local_state(current)
-    table = Table("part", "state", title="tradepipe is set up")
+    table = Table("part", "state", title="local state")
     for part, state in report:
         table.add_row(part, state)
     console.print(table)
+    with user_errors():
+        bring_up(current, project, replay_speed)
+
+
+@platform_app.command("down")
+def down() -> None:
+    """Stop exactly the services `tradepipe up` started (their process groups), nothing else."""
+    from tradepipe.cli.stack import bring_down
+
+    bring_down(settings())
 
 
 @platform_app.command("config")
