@@ -27,6 +27,8 @@ import traceback
 from datetime import datetime
 from typing import Any
 
+from tradepipe.services.dagtest import run_and_collect
+
 
 def main() -> None:
     log_path = sys.argv[1]
@@ -58,29 +60,15 @@ def _run(bag: Any, request: dict[str, Any]) -> dict[str, Any]:
     if request.get("cwd"):
         os.chdir(request["cwd"])
     dag = bag.dags[request["dag_id"]]
-    for task in dag.tasks:
-        task.retries = 0
     print(f"===== {dag.dag_id} {request['logical_date']}", flush=True)
     started = time.perf_counter()
     logical_date = request["logical_date"]
     # None: a run without a logical date (and so without a data interval), as Airflow 3
     # allows for manual triggers.
-    run = dag.test(logical_date=datetime.fromisoformat(logical_date) if logical_date else None)
-
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    tasks = {_key(ti.task_id, ti.map_index): str(ti.state) for ti in run.get_task_instances()}
-    with create_session() as session:
-        rows = session.query(XComModel).filter(
-            XComModel.dag_id == dag.dag_id,
-            XComModel.run_id == run.run_id,
-            XComModel.key == "return_value",
-        )
-        xcom = {_key(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}
+    answer = run_and_collect(dag, datetime.fromisoformat(logical_date) if logical_date else None)
     seconds = round(time.perf_counter() - started, 2)
-    print(f"===== {dag.dag_id} {run.state} in {seconds} s", flush=True)
-    return {"state": str(run.state), "tasks": tasks, "xcom": xcom, "seconds": seconds}
+    print(f"===== {dag.dag_id} {answer['state']} in {seconds} s", flush=True)
+    return {**answer, "seconds": seconds}
 
 
 def _describe(bag: Any) -> dict[str, Any]:
@@ -118,10 +106,6 @@ def _seconds(delta: Any) -> float | None:
 def _heavy_modules() -> list[str]:
     heavy = {"pandas", "numpy", "pyarrow", "mlflow", "lightgbm", "sklearn", "research"}
     return sorted(name for name in sys.modules if name.split(".")[0] in heavy)
-
-
-def _key(task_id: str, map_index: int) -> str:
-    return task_id if map_index < 0 else f"{task_id}[{map_index}]"
 
 
 if __name__ == "__main__":

@@ -21,10 +21,11 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DagTestError", "DagTestResult", "run_dag_test"]
+__all__ = ["DagTestError", "DagTestResult", "run_and_collect", "run_dag_test"]
 
 
 class DagTestError(RuntimeError):
@@ -82,20 +83,17 @@ def run_dag_test(
     return DagTestResult(str(data["state"]), dict(data["tasks"]), dict(data["xcom"]))
 
 
-def _main(dag_id: str, result_path: str) -> int:
-    from airflow.dag_processing.dagbag import DagBag
+def run_and_collect(dag: Any, logical_date: datetime | None = None) -> dict[str, Any]:
+    """Run `dag` once with `dag.test()` (task retries off: a failing task fails the run at
+    once); its state, each task instance's state and each task's return value (XCom). In a
+    process that imported Airflow with the right AIRFLOW_HOME (this module's child, and the
+    DAG tests' worker)."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    if bag.import_errors or dag_id not in bag.dags:
-        errors = bag.import_errors or {dag_id: "no such DAG"}
-        Path(result_path).write_text(json.dumps({"import_errors": errors}))
-        return 1
-    dag = bag.dags[dag_id]
     for task in dag.tasks:
         task.retries = 0
-    run = dag.test()
+    run = dag.test(logical_date=logical_date)
     tasks = {_key(ti.task_id, ti.map_index): str(ti.state) for ti in run.get_task_instances()}
     with create_session() as session:
         rows = session.query(XComModel).filter(
@@ -104,9 +102,20 @@ def _main(dag_id: str, result_path: str) -> int:
             XComModel.key == "return_value",
         )
         xcom = {_key(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}
-    answer = {"state": str(run.state), "tasks": tasks, "xcom": xcom, "import_errors": {}}
+    return {"state": str(run.state), "tasks": tasks, "xcom": xcom}
+
+
+def _main(dag_id: str, result_path: str) -> int:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if bag.import_errors or dag_id not in bag.dags:
+        errors = bag.import_errors or {dag_id: "no such DAG"}
+        Path(result_path).write_text(json.dumps({"import_errors": errors}))
+        return 1
+    answer = {**run_and_collect(bag.dags[dag_id]), "import_errors": {}}
     Path(result_path).write_text(json.dumps(answer, default=str))
-    return 0 if str(run.state) == "success" else 1
+    return 0 if answer["state"] == "success" else 1
 
 
 def _key(task_id: str, map_index: int) -> str:
