@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tradepipe.services.supervisor import group_members
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("mlflow", "airflow", "replay", "engine", "dashboard")
 PORT_SETTINGS = (
@@ -84,26 +86,10 @@ class Tradepipe:
         return records
 
 
-def live_members(pgid: int) -> list[int]:
-    """Non-zombie processes of process group `pgid`, read from /proc."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2 :].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
-
-
 def kill_groups(pgids: list[int]) -> None:
     """Last resort of a fixture's teardown: whatever a failed test left running."""
     for pgid in pgids:
-        if live_members(pgid):
+        if group_members(pgid):
             os.killpg(pgid, signal.SIGKILL)
 
 

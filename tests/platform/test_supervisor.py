@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.platform.stack import live_members
 from tradepipe.services import supervisor
-from tradepipe.services.supervisor import ServiceError, ServiceSpec
+from tradepipe.services.supervisor import ServiceError, ServiceSpec, group_members
 
 # A parent that starts a child in its own process group and waits: stop must get both.
 PARENT_AND_CHILD = (
@@ -33,17 +32,17 @@ def test_stop_ends_the_whole_group_and_removes_the_pid_file(tmp_path: Path) -> N
         assert supervisor.running(tmp_path, "pair") == record
         log = tmp_path / "pair.log"
         for _ in range(200):
-            if "ready" in log.read_text() and len(live_members(record.pgid)) == 2:
+            if "ready" in log.read_text() and len(group_members(record.pgid)) == 2:
                 break
             time.sleep(0.05)
-        assert len(live_members(record.pgid)) == 2
+        assert len(group_members(record.pgid)) == 2
         signalled = supervisor.stop(tmp_path, "pair", timeout_seconds=10)
         assert record.pid in signalled and len(signalled) == 2
-        assert live_members(record.pgid) == []
+        assert group_members(record.pgid) == []
         assert not (tmp_path / "pair.pid").exists()
         assert supervisor.stop(tmp_path, "pair") == []  # stopping again: nothing to do
     finally:
-        if live_members(record.pgid):
+        if group_members(record.pgid):
             supervisor.stop(tmp_path, "pair", timeout_seconds=1)
 
 
@@ -71,7 +70,7 @@ def test_a_service_that_exits_is_named_with_its_log(tmp_path: Path) -> None:
     assert message.startswith("broken exited before answering")
     assert str(tmp_path / "broken.log") in message
     assert "cannot bind" in (tmp_path / "broken.log").read_text()
-    assert live_members(record.pgid) == []
+    assert group_members(record.pgid) == []
 
 
 def test_a_silent_service_is_named_at_the_deadline(tmp_path: Path) -> None:

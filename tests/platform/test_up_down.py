@@ -25,9 +25,9 @@ from tests.platform.stack import (
     Tradepipe,
     get,
     kill_groups,
-    live_members,
     post_json,
 )
+from tradepipe.services.supervisor import group_members
 
 DAGS = ["daily_report", "market_data", "model_lifecycle", "strategy_sync"]
 MODEL = "btcusdt_1m_triple_barrier"
@@ -154,7 +154,7 @@ def test_down_stops_every_process_it_started_and_nothing_else(stack: Stack) -> N
     t = stack.tradepipe
     records = t.pid_records()
     assert set(records) == set(SERVICES)
-    members = {pid for record in records.values() for pid in live_members(record["pgid"])}
+    members = {pid for record in records.values() for pid in group_members(record["pgid"])}
     assert len(members) > len(SERVICES)  # Airflow, MLflow and Streamlit run child processes
     bystander = subprocess.Popen(["sleep", "600"], start_new_session=True)  # not ours to stop
     try:
@@ -165,7 +165,7 @@ def test_down_stops_every_process_it_started_and_nothing_else(stack: Stack) -> N
         bystander.kill()
         bystander.wait()
     for record in records.values():
-        assert live_members(record["pgid"]) == [], record
+        assert group_members(record["pgid"]) == [], record
     for pid in members:
         assert not Path(f"/proc/{pid}").exists() or _zombie(pid), pid
     assert t.pid_records() == {}
