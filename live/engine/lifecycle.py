@@ -146,6 +146,9 @@ class BotManager:
             loaded, failure = None, str(error)
         bot.guard, bot.call_budget_seconds = core.guard, core.config.strategy_call_budget_seconds
         core.bots[row.name] = bot
+        # the table hears of a start at once (set_state writes only changes of status, and a
+        # starting, warming or running bot is `running` in the table alike)
+        core.recorder.submit(BotStatusWrite(row.id, bot.state.database_status, None))
         self._reported.pop(row.name, None)
         if saved is not None and loaded is not None and saved.strategy_name == loaded.name:
             try:

@@ -54,6 +54,14 @@ def test_a_strategy_that_raises_errors_its_bot_and_no_other(
             assert steady is not None and steady.state is BotRunState.RUNNING
             entries = steady.entries
             await push(running, walk(60, start_ms=walk_end(60), first_id=61))
+            # the bots table says running while it runs (what `tradepipe bots list` shows)
+            await aio.eventually(
+                lambda: (
+                    query(database_url, "SELECT status FROM bots WHERE name='steady'")[0].status
+                    == "running"
+                ),
+                "the table to say running",
+            )
             later = engine.bot_status("steady")
             assert later is not None and later.entries > entries  # the other bot trades on
             await aio.eventually(lambda: engine.recorder.pending == 0, "writes")
