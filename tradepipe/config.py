@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     engine_heartbeat_seconds: float | None = Field(default=None, gt=0)
     engine_bot_reload_seconds: float | None = Field(default=None, gt=0)
     engine_model_poll_seconds: float | None = Field(default=None, gt=0)
+    # events a client of the engine's /ws/events may have unread before it is dropped
+    engine_events_queue_size: int = Field(default=1000, ge=1, le=1_000_000)
     paper_slippage_bps: float | None = Field(default=None, ge=0)
     paper_maker_fee_rate: float | None = Field(default=None, ge=0, lt=1)
     paper_taker_fee_rate: float | None = Field(default=None, ge=0, lt=1)

@@ -19,13 +19,16 @@ import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from live.engine.config import EngineConfig
 from live.engine.engine import Engine
 from live.feeds import BackoffPolicy, BinanceFeed, BinanceFeedConfig, Feed
 from tradepipe.config import Settings, load_settings
 from tradepipe.secrets import redact, register_secret_value
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 __all__ = ["configure_logging", "main", "run_engine", "serve"]
 
@@ -74,6 +77,8 @@ class ApiOptions:
     host: str
     port: int
     token: str | None
+    # events a /ws/events client may have unread before it is dropped (live/api/events_ws.py)
+    events_queue_size: int = 1000
 
 
 async def serve(
@@ -128,15 +133,38 @@ async def serve(
     return code
 
 
-def _start_api(engine: Engine, options: ApiOptions) -> asyncio.Task[None]:
-    from live.api import ApiServer, create_app
+def api_app(engine: Engine, options: ApiOptions) -> FastAPI:
+    """The control API of `engine` as `options` say (the model refresh wired to its watcher)."""
+    from live.api import create_app
 
     async def refresh_models(_model_name: str | None) -> object:
         # The watcher checks every model slot; a promotion elsewhere is found at once.
         await engine.watcher.poll()
         return "checked every model in use"
 
-    app = create_app(engine, token=options.token, refresh_models=refresh_models)
+    return create_app(
+        engine,
+        token=options.token,
+        refresh_models=refresh_models,
+        events_queue_size=options.events_queue_size,
+    )
+
+
+def api_options(settings: Settings) -> ApiOptions:
+    """Where and how `tradepipe live run` serves its API (the token registered as a secret)."""
+    token = settings.engine_api_token
+    return ApiOptions(
+        settings.host,
+        settings.engine_api_port,
+        None if token is None else register_secret_value(token.get_secret_value()),
+        settings.engine_events_queue_size,
+    )
+
+
+def _start_api(engine: Engine, options: ApiOptions) -> asyncio.Task[None]:
+    from live.api import ApiServer
+
+    app = api_app(engine, options)
     task = asyncio.create_task(ApiServer(app, options.host, options.port).serve(), name="api")
 
     def report(done: asyncio.Task[None]) -> None:
@@ -154,13 +182,7 @@ def run_engine(settings: Settings | None = None, **overrides: Any) -> int:
     current = settings or load_settings()
     configure_logging(current.log_level)
     config = EngineConfig.from_settings(current, **overrides)
-    token = current.engine_api_token
-    api = ApiOptions(
-        current.host,
-        current.engine_api_port,
-        None if token is None else register_secret_value(token.get_secret_value()),
-    )
-    return asyncio.run(serve(config, api=api, settings=current))
+    return asyncio.run(serve(config, api=api_options(current), settings=current))
 
 
 def _parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
