@@ -9,6 +9,7 @@ its status, ids and quantities, so each answer is read here from its raw Binance
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from live.brokers.exchange import MalformedResponseError
 from live.brokers.protocol import BrokerOrder
 from tradepipe.domain import Side
 from tradepipe.enums import OrderType
+from tradepipe.orders import FeeSchedule, Liquidity
 
 __all__ = [
     "CANCELLED_STATUSES",
@@ -23,7 +25,9 @@ __all__ = [
     "OPEN_STATUSES",
     "OrderInfo",
     "broker_order",
+    "fee_in_quote",
     "order_info",
+    "received_quantity",
     "trade_id_order",
     "trade_info",
 ]
@@ -112,6 +116,29 @@ def broker_order(info: OrderInfo) -> BrokerOrder:
     return BrokerOrder(
         info.client_order_id, info.symbol, info.side, info.order_type, None, None, left_quote
     )
+
+
+def received_quantity(market: Mapping[str, Any], side: Side, trade: Mapping[str, Any]) -> float:
+    """The coins a buy added to the account: Binance takes its commission from what a
+    buy receives (the base asset, without a BNB discount), so the position holds, and
+    its exit can sell, only the rest. The commission still counts as the fee (its value
+    at the trade price), so cost basis is price x net + fee = what was paid."""
+    quantity = float(trade["amount"])
+    if side is Side.BUY and trade["fee_currency"] == market["base"]:
+        quantity -= float(trade["fee_cost"] or 0.0)
+    return quantity
+
+
+def fee_in_quote(market: Mapping[str, Any], trade: Mapping[str, Any], fees: FeeSchedule) -> float:
+    """A trade's commission in the quote asset; one paid in a third asset (BNB) is
+    estimated with the fee schedule."""
+    cost, currency = trade["fee_cost"], trade["fee_currency"]
+    if cost is None or currency == market["quote"]:
+        return float(cost or 0.0)
+    if currency == market["base"]:
+        return float(cost) * float(trade["price"])
+    liquidity = Liquidity.MAKER if trade["maker"] else Liquidity.TAKER
+    return float(fees.fee(trade["price"] * trade["amount"], liquidity))
 
 
 def _number(value: object) -> float:

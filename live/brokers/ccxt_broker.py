@@ -12,9 +12,8 @@ Before sending: the quantity is cut to the lot size and the price rounded to the
 (ccxt's market precision), the notional is checked against the exchange's minimum, and an
 entry's balance is checked; any of these that fails is an `OrderRejectedReport` naming the
 filter, as is every refusal by the exchange (with its own message). Refusals are never
-retried; network errors, 5xx and rate limits are (`RetryPolicy`, honouring Retry-After),
-and after the last attempt `BrokerUnavailableError` tells the engine's outbox to try again
-later, which looks the order up first as well.
+retried; network errors, 5xx and rate limits are (live/brokers/retrying.py), and after the
+last attempt the engine's outbox tries again later, looking the order up first as well.
 
 Status comes by polling (`poll_seconds`): the open orders of each symbol with tracked
 orders, then `GET /api/v3/order` and `myTrades` for any order whose executed quantity moved
@@ -24,10 +23,8 @@ EXPIRED become `OrderCancelledReport`, REJECTED an `OrderRejectedReport`. A re-s
 that had part-filled before a restart reports only the trades beyond what the engine's
 book had already counted (the book sends what is left, so the difference is known).
 
-Fees are reported in the quote asset: a commission in the base asset is converted at the
-trade price, one in a third asset (BNB) is estimated with the fee schedule. A buy whose
-commission was taken in the base asset reports the quantity received (net of it), which is
-what the position holds and its exits can sell.
+Fees are reported in the quote asset, and a buy reports the coins received net of a
+commission taken in them (live/brokers/binance_answers.py).
 """
 
 from __future__ import annotations
@@ -48,7 +45,9 @@ from live.brokers.binance_answers import (
     CANCELLED_STATUSES,
     OrderInfo,
     broker_order,
+    fee_in_quote,
     order_info,
+    received_quantity,
     trade_id_order,
     trade_info,
 )
@@ -59,14 +58,12 @@ from live.brokers.exchange import (
     is_refusal,
     is_transient,
     make_client,
-    retry_after_seconds,
 )
-from live.brokers.order_request import OrderRequest, prepare_order
+from live.brokers.order_request import OrderRequest, entry_needs, prepare_order
 from live.brokers.protocol import (
     BrokerError,
     BrokerOrder,
     BrokerReport,
-    BrokerUnavailableError,
     OrderAcceptedReport,
     OrderCancelledReport,
     OrderFilledReport,
@@ -74,9 +71,9 @@ from live.brokers.protocol import (
     ReportSink,
     VenueFill,
 )
-from tradepipe.domain import Side, Trade
-from tradepipe.enums import OrderRole
-from tradepipe.orders import Liquidity, parse_client_order_id
+from live.brokers.retrying import PARSE_ERRORS, ExchangeCalls
+from tradepipe.domain import Trade
+from tradepipe.orders import Liquidity
 
 __all__ = ["CcxtBroker"]
 
@@ -84,8 +81,6 @@ log = logging.getLogger(__name__)
 
 DONE_MEMORY = 10_000
 RECENT_FILLS = 1000  # trades per symbol that reconciliation reads (Binance's maximum)
-# What ccxt raises while parsing an answer that is not the JSON the endpoint promises.
-PARSE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
 
 
 @dataclass(slots=True)
@@ -118,7 +113,6 @@ class CcxtBroker:
         self.config = config
         self.client: Any = make_client(config, api_key, secret)
         self._clock = clock
-        self._rng = random.Random(seed)
         self._sink: ReportSink | None = None
         self._tracked: dict[str, _Tracked] = {}
         self._done: OrderedDict[str, None] = OrderedDict()
@@ -126,12 +120,18 @@ class CcxtBroker:
         self._last_price: dict[str, float] = {}
         self._client_ids: dict[str, str] = {}  # exchange order id -> client order id
         self._poller: asyncio.Task[None] | None = None
-        self.requests_retried = 0
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # waits between tries
+        self._retry = ExchangeCalls(
+            config.name, config.retry, self.client, random.Random(seed), lambda s: self.sleep(s)
+        )
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def requests_retried(self) -> int:
+        return self._retry.retried
 
     # -- the Broker protocol ---------------------------------------------------------------
 
@@ -176,7 +176,7 @@ class CcxtBroker:
                     raise
                 # The outcome is unknown (or the id is taken): look before sending again.
                 if not duplicate and not unreadable:
-                    attempt = await self._back_off(attempt, f"place {order_id}", error)
+                    attempt = await self._retry.back_off(attempt, f"place {order_id}", error)
                 existing = await self._lookup(market, order_id)
                 if existing is not None:
                     await self._adopt(order, market, existing)
@@ -202,7 +202,7 @@ class CcxtBroker:
             self._report(OrderCancelledReport(client_order_id, self._now()))
             return
         try:
-            await self._call(
+            await self._retry.call(
                 f"cancel {client_order_id}",
                 self.client.cancel_order,
                 None,
@@ -225,7 +225,7 @@ class CcxtBroker:
 
     async def open_orders(self) -> list[BrokerOrder]:
         await self._market("")  # markets first: open orders of every symbol need them
-        raw = await self._call("open orders", self.client.fetch_open_orders)
+        raw = await self._retry.call("open orders", self.client.fetch_open_orders)
         return [broker_order(order_info(item.get("info"), "open orders")) for item in raw]
 
     async def recent_fills(self, symbols: Iterable[str], since_ms: int) -> list[VenueFill]:
@@ -236,7 +236,7 @@ class CcxtBroker:
                 continue
             # the most recent trades (Binance's maximum page), not the oldest since
             # `since_ms`: with a start time Binance pages forward from it
-            trades = await self._call(
+            trades = await self._retry.call(
                 f"fills of {symbol}", self.client.fetch_my_trades, market, None, RECENT_FILLS
             )
             for trade in trades:
@@ -280,24 +280,17 @@ class CcxtBroker:
     ) -> str | None:
         """Why an entry cannot be paid for, or None. Exits are not checked: they sell what
         the entry bought, and the exchange has the last word anyway."""
-        parsed = parse_client_order_id(order.client_order_id)
-        if parsed is None or parsed[2] is not OrderRole.ENTRY:
+        needed = entry_needs(
+            order,
+            self.client.market(market),
+            request,
+            self._last_price.get(order.symbol),
+            self.config.fees.taker_rate,
+        )
+        if needed is None:
             return None
-        spec = self.client.market(market)
-        reference = request.price or self._last_price.get(order.symbol)
-        amount = request.amount
-        if request.side == "buy":
-            asset = spec["quote"]
-            if request.quote_amount is not None:
-                need = request.quote_amount
-            elif amount is not None and reference is not None:
-                need = amount * reference
-            else:
-                return None  # no price known: the exchange decides
-            need *= 1 + self.config.fees.taker_rate
-        else:
-            asset, need = spec["base"], float(amount or 0.0)
-        balance = await self._call("balance", self.client.fetch_balance)
+        asset, need = needed
+        balance = await self._retry.call("balance", self.client.fetch_balance)
         entry = balance.get(asset) if isinstance(balance, dict) else None
         free = entry.get("free") if isinstance(entry, dict) else None
         free = float(free) if isinstance(free, int | float) else 0.0
@@ -366,7 +359,7 @@ class CcxtBroker:
                 self._report(OrderRejectedReport(order_id, self._now(), f"{self.name} rejected"))
 
     async def _report_fills(self, tracked: _Tracked, info: OrderInfo, step: float) -> None:
-        trades = await self._call(
+        trades = await self._retry.call(
             f"fills of {info.client_order_id}",
             self.client.fetch_my_trades,
             tracked.market,
@@ -380,7 +373,8 @@ class CcxtBroker:
         for index, trade in enumerate(fresh):
             tracked.fill_ids.add(trade["id"])
             tracked.reported += trade["amount"]
-            received = self._received(tracked.market, info.side, trade)
+            spec = self.client.market(tracked.market)
+            received = received_quantity(spec, info.side, trade)
             tracked.received += received
             tracked.received_quote += received * trade["price"]
             # Counted by the book before this process tracked the order: the book's own
@@ -397,33 +391,12 @@ class CcxtBroker:
                     time_ms=trade["timestamp"],
                     price=trade["price"],
                     quantity=received,
-                    fee=self._fee_in_quote(tracked.market, trade),
+                    fee=fee_in_quote(spec, trade, self.config.fees),
                     liquidity=Liquidity.MAKER if trade["maker"] else Liquidity.TAKER,
                     fill_id=trade["id"],
                     complete=complete,
                 )
             )
-
-    def _received(self, market: str, side: Side, trade: dict[str, Any]) -> float:
-        """The coins a buy added to the account: Binance takes its commission from what a
-        buy receives (the base asset, without a BNB discount), so the position holds, and
-        its exit can sell, only the rest. The commission still counts as the fee (its value
-        at the trade price), so cost basis is price x net + fee = what was paid."""
-        quantity = float(trade["amount"])
-        if side is Side.BUY and trade["fee_currency"] == self.client.market(market)["base"]:
-            quantity -= float(trade["fee_cost"] or 0.0)
-        return quantity
-
-    def _fee_in_quote(self, market: str, trade: dict[str, Any]) -> float:
-        spec = self.client.market(market)
-        cost, currency = trade["fee_cost"], trade["fee_currency"]
-        notional = trade["price"] * trade["amount"]
-        if cost is None or currency == spec["quote"]:
-            return float(cost or 0.0)
-        if currency == spec["base"]:
-            return float(cost) * float(trade["price"])
-        liquidity = Liquidity.MAKER if trade["maker"] else Liquidity.TAKER
-        return float(self.config.fees.fee(notional, liquidity))  # paid in a third asset: estimated
 
     # -- polling ---------------------------------------------------------------------------
 
@@ -447,7 +420,7 @@ class CcxtBroker:
         """One round of status polling over every tracked order."""
         markets = sorted({tracked.market for tracked in self._tracked.values()})
         for market in markets:
-            raw = await self._call(
+            raw = await self._retry.call(
                 f"open orders of {market}", self.client.fetch_open_orders, market
             )
             open_now = {
@@ -467,7 +440,7 @@ class CcxtBroker:
         """ccxt's symbol for the exchange's `symbol` (BTCUSDT -> BTC/USDT), markets loaded
         once (with retries); None if the exchange does not list it."""
         if self._markets is None:
-            markets = await self._call("load markets", self.client.load_markets)
+            markets = await self._retry.call("load markets", self.client.load_markets)
             self._markets = {
                 str(spec["id"]): name
                 for name, spec in markets.items()
@@ -477,7 +450,7 @@ class CcxtBroker:
 
     async def _lookup(self, market: str, client_order_id: str) -> OrderInfo | None:
         try:
-            raw = await self._call(
+            raw = await self._retry.call(
                 f"query {client_order_id}",
                 self.client.fetch_order,
                 None,
@@ -493,7 +466,7 @@ class CcxtBroker:
         if known is not None:
             return known
         try:
-            raw = await self._call(
+            raw = await self._retry.call(
                 f"query order {exchange_order_id}",
                 self.client.fetch_order,
                 exchange_order_id,
@@ -504,47 +477,6 @@ class CcxtBroker:
         info = order_info(raw.get("info"), f"{self.name}: order {exchange_order_id}")
         self._client_ids[exchange_order_id] = info.client_order_id
         return info.client_order_id
-
-    async def _call(self, what: str, method: Callable[..., Any], *args: Any) -> Any:
-        """One read or cancel, retried while the outcome is unknown."""
-        attempt = 0
-        while True:
-            try:
-                return await method(*args)
-            except ccxt.AuthenticationError as error:
-                raise BrokerError(
-                    f"{self.name}: credentials refused ({what}): {exchange_message(error)}"
-                ) from None
-            except (ccxt.BadResponse, *PARSE_ERRORS) as error:
-                # ccxt trips over a body it cannot read in many ways: one clear error
-                raise MalformedResponseError(
-                    f"{self.name}: malformed answer to {what}: {type(error).__name__}: {error}"
-                ) from None
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                attempt = await self._back_off(attempt, what, error)
-
-    async def _back_off(self, attempt: int, what: str, error: BaseException) -> int:
-        """Sleep before the next try, or raise `BrokerUnavailableError` after the last."""
-        attempt += 1
-        policy = self.config.retry
-        if attempt >= policy.attempts:
-            raise BrokerUnavailableError(
-                f"{self.name}: {what} failed {attempt} times: {exchange_message(error)}"
-            ) from None
-        delay = policy.delay(attempt, self._rng, retry_after_seconds(self.client, error))
-        self.requests_retried += 1
-        log.warning(
-            "%s: %s failed (%s), retry in %.2f s",
-            self.name,
-            what,
-            type(error).__name__,
-            delay,
-            extra={"venue": self.name, "attempt": attempt},
-        )
-        await self.sleep(delay)
-        return attempt
 
     def _step(self, market: str) -> float:
         precision = self.client.market(market)["precision"]["amount"]

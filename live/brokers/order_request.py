@@ -18,9 +18,10 @@ import ccxt
 from live.brokers.exchange import exchange_message
 from live.brokers.protocol import BrokerOrder
 from tradepipe.domain import Side
-from tradepipe.enums import OrderType
+from tradepipe.enums import OrderRole, OrderType
+from tradepipe.orders import parse_client_order_id
 
-__all__ = ["OrderRequest", "prepare_order"]
+__all__ = ["OrderRequest", "entry_needs", "prepare_order"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +84,28 @@ def prepare_order(
         quote_amount=quote,
         params={"newClientOrderId": order.client_order_id},
     )
+
+
+def entry_needs(
+    order: BrokerOrder,
+    market: dict[str, Any],
+    request: OrderRequest,
+    last_price: float | None,
+    taker_rate: float,
+) -> tuple[str, float] | None:
+    """The asset and amount an entry spends (a buy's quote with the taker fee, a sell's
+    base), or None: not an entry (exits sell what the entry bought, and the exchange has
+    the last word anyway), or no price known to value it."""
+    parsed = parse_client_order_id(order.client_order_id)
+    if parsed is None or parsed[2] is not OrderRole.ENTRY:
+        return None
+    if request.side != "buy":
+        return market["base"], float(request.amount or 0.0)
+    reference = request.price or last_price
+    if request.quote_amount is not None:
+        need = request.quote_amount
+    elif request.amount is not None and reference is not None:
+        need = request.amount * reference
+    else:
+        return None  # the exchange decides
+    return market["quote"], need * (1 + taker_rate)
