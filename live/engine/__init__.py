@@ -10,7 +10,7 @@ states), `bot` (one bot's runtime), `lifecycle` (bots following the bots table),
 """
 
 from live.engine.config import EngineConfig
-from live.engine.engine import Engine, StrategyAssignError
+from live.engine.engine import Engine
 from live.engine.events import EngineEvent, EventBus
 from live.engine.run import run_engine, serve
 from live.engine.status import (
@@ -21,6 +21,7 @@ from live.engine.status import (
     EngineStatus,
     KillSwitchState,
 )
+from live.engine.strategy_watch import StrategyAssignError
 
 __all__ = [
     "BotRunState",

@@ -45,10 +45,12 @@ class KillSwitch:
         self._write_seq = self.core.recorder.submit(write)
         self._released()
 
-    def follow(self, wanted: KillSwitchState) -> None:
-        """Apply what the table says (another engine, the CLI, a restart)."""
-        if self.core.recorder.durable_seq < self._write_seq:
-            return  # our own change is not written yet: the table is behind us
+    def follow(self, wanted: KillSwitchState, *, read_after_seq: int) -> None:
+        """Apply what the table says (another engine, the CLI, a restart). `read_after_seq`:
+        the recorder's durable sequence when that read began; a read that began before our
+        own change was written may predate it, even if it is written by now."""
+        if read_after_seq < self._write_seq:
+            return  # the table as read is behind us
         if wanted.engaged and not self.state.engaged:
             self._engaged(wanted)
         elif not wanted.engaged and self.state.engaged:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -36,15 +35,7 @@ from live.engine.heartbeats import bot_status_view, engine_metrics, heartbeat_ro
 from live.engine.lifecycle import BotManager, FeedSubscriptions
 from live.engine.models import ModelSource, ModelWatcher
 from live.engine.recorder import EngineDatabase, Recorder
-from live.engine.recovery import (
-    BotsSnapshot,
-    KnownOrders,
-    ReconcileReport,
-    read_known,
-    read_saved,
-    read_snapshot,
-    reconcile_orders,
-)
+from live.engine.recovery import BotsSnapshot, ReconcileReport, read_saved, read_snapshot
 from live.engine.status import (
     BotRunState,
     BotStatusView,
@@ -53,7 +44,8 @@ from live.engine.status import (
     EngineStatus,
 )
 from live.engine.strategies import StrategyLibrary
-from live.engine.strategy_watch import StrategyReloads
+from live.engine.strategy_watch import StrategyAssignError, StrategyReloads
+from live.engine.venue_check import VenueReconciler
 from live.engine.venues import build_broker
 from live.feeds import (
     BinanceRestBackfill,
@@ -64,10 +56,8 @@ from live.feeds import (
     FeedStatus,
     SecondCandles,
 )
-from tradepipe.bots import BotError
 from tradepipe.db import DatabaseUrlError, upgrade_database
 from tradepipe.domain import Candle
-from tradepipe.strategy import StrategyLoadError
 
 if TYPE_CHECKING:
     from live.notify import NotificationHub
@@ -75,11 +65,6 @@ if TYPE_CHECKING:
 __all__ = ["Engine", "StrategyAssignError"]
 
 log = logging.getLogger(__name__)
-
-
-class StrategyAssignError(ValueError):
-    """A strategy that may not be assigned to a bot (unknown, invalid, deleted, or its
-    parameters do not validate against the bot's config); the message says which."""
 
 
 class Engine:
@@ -152,6 +137,7 @@ class Engine:
             poll_bots=self.poll_bots,
         )
         self.kill_switch = KillSwitch(self.core, self.engine_id)
+        self.venues = VenueReconciler(self.core, self.recorder, self.engine_id)
         # Telegram, webhooks: fed synchronously, delivered by its own tasks (live/notify)
         self.notifications = notifications
         if notifications is not None:
@@ -161,7 +147,6 @@ class Engine:
         self._recorder_task: asyncio.Task[None] | None = None
         self._poll_lock = asyncio.Lock()
         self._broker_open_orders = 0
-        self._reported_unknown: set[str] = set()  # reconciliation findings reported already
         self._stopped = asyncio.Event()
         self._stopping = False
         self._trading_started = False
@@ -186,9 +171,9 @@ class Engine:
         self.state = EngineState.RECONCILING
         await self.strategies.first_scan()
         await self.bots.apply(snapshot, first=True)
-        report = await self._reconcile(act=True)
+        report = await self.venues.reconcile(act=True)
         # engaged while this engine was away: cancel the pending entries just re-registered
-        self.kill_switch.follow(snapshot.kill_switch)
+        self.kill_switch.follow(snapshot.kill_switch, read_after_seq=0)
         self.core.emit(
             "engine_reconciled",
             f"engine {self.engine_id}: {len(report.resumed)} positions resumed, "
@@ -204,7 +189,7 @@ class Engine:
                 "bots": sorted(self.core.bots),
             },
         )
-        self._report_unknown(report)
+        self.venues.report_unknown(report)
         await self.feed.start()
         self._spawn(self._every(self.config.tick_seconds, self._tick), "ticker")
         self._spawn(self._every(self.config.heartbeat_seconds, self._beat), "heartbeats")
@@ -318,45 +303,8 @@ class Engine:
 
     async def reconcile(self) -> ReconcileReport:
         """The periodic pass: the venues' open orders and recent fills against the books
-        and the database; what neither knows is reported (event and log) once, when first
-        found; nothing is sent."""
-        report = await self._reconcile(act=False)
-        self._report_unknown(report)
-        return report
-
-    async def _reconcile(self, *, act: bool) -> ReconcileReport:
-        lookback_ms = int(self.config.reconcile_fills_lookback_seconds * 1000)
-        market_now = self.core.clock.now()  # a replayed day's fills are that day's
-        now_ms = market_now if market_now is not None else time.time_ns() // 1_000_000
-        return await reconcile_orders(
-            [bot.book for bot in self.core.bots.values()],
-            self.broker,
-            self.core.outbox,
-            known=self._known_orders,
-            fills_since_ms=now_ms - lookback_ms,
-            act=act,
-        )
-
-    async def _known_orders(self, client_order_ids: set[str]) -> KnownOrders:
-        """What the database knows of these orders once every write so far is committed:
-        a fill the engine has just applied is not "unknown" while its write is queued."""
-        await self.recorder.wait_durable(self.recorder.last_submitted, 5.0)
-        return await self.recorder.read(lambda session: read_known(session, client_order_ids))
-
-    def _report_unknown(self, report: ReconcileReport) -> None:
-        orders = [o for o in report.unknown_orders if o not in self._reported_unknown]
-        fills = [f for f in report.unknown_fills if f not in self._reported_unknown]
-        if not orders and not fills:
-            return
-        self._reported_unknown.update(orders + fills)
-        message = (
-            f"engine {self.engine_id}: the venue holds what the database does not know: "
-            f"{len(orders)} open orders, {len(fills)} fills (reported, not adopted)"
-        )
-        log.warning("%s: %s", message, "; ".join(orders + fills))
-        self.core.emit(
-            "reconcile_unknown", message, data={"unknown_orders": orders, "unknown_fills": fills}
-        )
+        and the database; what neither knows is reported once; nothing is sent."""
+        return await self.venues.check()
 
     def _tick(self) -> None:
         self.core.tick()
@@ -364,12 +312,13 @@ class Engine:
     async def poll_bots(self) -> None:
         """Read the bots table (and the kill switch) and apply what changed."""
         async with self._poll_lock:
+            read_after = self.recorder.durable_seq
             try:
                 snapshot = await self.recorder.read(read_snapshot)
             except Exception as error:
                 log.warning("cannot read the bots table: %s", error)
                 return
-            self.kill_switch.follow(snapshot.kill_switch)
+            self.kill_switch.follow(snapshot.kill_switch, read_after_seq=read_after)
             if self.notifications is not None:
                 self.notifications.update_bots(snapshot.bots)
             await self.bots.apply(snapshot)
@@ -486,29 +435,7 @@ class Engine:
     async def assign_strategy(self, bot: str, strategy: str) -> BotStatusView | None:
         """Run `strategy` in bot `bot` from now on (BotError: no such bot;
         StrategyAssignError: the strategy may not run it). The bot's open positions stay."""
-        from tradepipe.bots import set_strategy
-        from tradepipe.db.queries import get_bot
-
-        view = await self.recorder.read(lambda session: get_bot(session, bot))
-        if view is None:
-            raise BotError(f"no bot called {bot!r} (see `tradepipe bots list`)")
-        try:
-            loaded = self.bots.library.current(strategy)
-            if view.config is not None:
-                loaded.create(view.config.strategy_parameters)
-        except StrategyLoadError as error:
-            raise StrategyAssignError(
-                f"strategy {strategy!r} cannot be assigned: {error}"
-            ) from None
-        except Exception as error:  # the parameters do not validate, or __init__ raised
-            raise StrategyAssignError(
-                f"strategy {strategy!r} cannot run bot {bot!r}: {error}"
-            ) from None
-        await self.recorder.read(lambda session: set_strategy(session, bot, strategy))
-        running = self.core.bots.get(bot)
-        if running is not None:
-            running.fell_back_from = None  # the operator decided
-        await self.poll_bots()
+        await self.strategies.assign(bot, strategy)
         return self.bot_status(bot)
 
     async def engage_kill_switch(self, reason: str) -> int:

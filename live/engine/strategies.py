@@ -107,6 +107,10 @@ class StrategyLibrary:
         self._loaded: dict[tuple[str, str], LoadedStrategy] = {}
         self._failed: dict[tuple[str, str], StrategyLoadError] = {}
         self._registry: dict[str, SyncedStrategy] = {}
+        # name -> (running version, error, removed): what `current` answers (see publish)
+        self._published: dict[
+            str, tuple[LoadedStrategy | None, StrategyLoadError | None, bool]
+        ] = {}
         self._lock = threading.Lock()  # scans run in a worker thread, one at a time
 
     # -- what bots run -----------------------------------------------------------------------
@@ -118,17 +122,27 @@ class StrategyLibrary:
 
     def current(self, name: str) -> LoadedStrategy:
         """The version of `name` bots run now; StrategyLoadError (file:line: message) when
-        there is none: never scanned, removed, or no version ever validated."""
+        there is none: never scanned, removed, or no version ever validated. What the last
+        `publish()` made visible, never a scan still running in its thread."""
         path = self.path_of(name)
-        known = self._known.get(name)
-        if known is None:
+        published = self._published.get(name)
+        if published is None:
             raise StrategyLoadError(path, "no such strategy file")
-        if known.removed:
+        running, error, removed = published
+        if removed:
             raise StrategyLoadError(path, "the strategy file was deleted")
-        if known.running is None:
-            assert known.error is not None
-            raise known.error
-        return known.running
+        if running is None:
+            assert error is not None
+            raise error
+        return running
+
+    def publish(self) -> None:
+        """Make the last scan's verdicts the ones bots see. Called in the engine's loop
+        together with applying the scan's changes, so that a bots poll in between never
+        sees a deletion (or an edit) before its bots were moved."""
+        self._published = {
+            name: (known.running, known.error, known.removed) for name, known in self._known.items()
+        }
 
     def pending_removal(self) -> float | None:
         """Seconds until a missing file may be declared removed (None: nothing missing)."""

@@ -39,15 +39,21 @@ from live.engine.strategies import (
     StrategyLibrary,
 )
 from tradepipe.botconfig import BotConfig
+from tradepipe.strategy import StrategyLoadError
 from tradepipe.strategy.registry_sync import StrategySyncError, sync_strategies
 
 if TYPE_CHECKING:
     from live.engine.core import TradingCore
     from live.engine.lifecycle import BotManager
 
-__all__ = ["FolderWatcher", "StrategyReloads"]
+__all__ = ["FolderWatcher", "StrategyAssignError", "StrategyReloads"]
 
 log = logging.getLogger(__name__)
+
+
+class StrategyAssignError(ValueError):
+    """A strategy that may not be assigned to a bot (unknown, invalid, deleted, or its
+    parameters do not validate against the bot's config); the message says which."""
 
 
 class FolderWatcher:
@@ -208,6 +214,7 @@ class StrategyReloads:
                 log.error("%s: strategies are kept as they are", error)
                 return []
             self.scans += 1
+            self.library.publish()
             for change in changes:
                 self._announce(change)
             await self.bots.apply_strategy_changes(changes)
@@ -258,6 +265,34 @@ class StrategyReloads:
             return
         self._registry_stale = False
         library.recorded(report)
+
+    async def assign(self, bot: str, strategy: str) -> None:
+        """Point bot `bot` at `strategy` in the bots table and apply it now (BotError: no
+        such bot; StrategyAssignError: the strategy may not run it)."""
+        from tradepipe.bots import BotError, set_strategy
+        from tradepipe.db.queries import get_bot
+
+        recorder = self.core.recorder
+        view = await recorder.read(lambda session: get_bot(session, bot))
+        if view is None:
+            raise BotError(f"no bot called {bot!r} (see `tradepipe bots list`)")
+        try:
+            loaded = self.library.current(strategy)
+            if view.config is not None:
+                loaded.create(view.config.strategy_parameters)
+        except StrategyLoadError as error:
+            raise StrategyAssignError(
+                f"strategy {strategy!r} cannot be assigned: {error}"
+            ) from None
+        except Exception as error:  # the parameters do not validate, or __init__ raised
+            raise StrategyAssignError(
+                f"strategy {strategy!r} cannot run bot {bot!r}: {error}"
+            ) from None
+        await recorder.read(lambda session: set_strategy(session, bot, strategy))
+        running = self.core.bots.get(bot)
+        if running is not None:
+            running.fell_back_from = None  # the operator decided
+        await self._poll_bots()
 
     # -- what the API shows ------------------------------------------------------------------
 
