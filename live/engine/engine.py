@@ -36,6 +36,7 @@ from live.engine.lifecycle import BotManager, FeedSubscriptions
 from live.engine.models import ModelSource, ModelWatcher
 from live.engine.recorder import EngineDatabase, Recorder
 from live.engine.recovery import BotsSnapshot, ReconcileReport, read_saved, read_snapshot
+from live.engine.single_engine import EngineAlreadyRunningError, SingleEngineLock
 from live.engine.status import (
     BotRunState,
     BotStatusView,
@@ -88,6 +89,7 @@ class Engine:
             config.database_url, busy_timeout_ms=config.db_busy_timeout_ms
         )
         self.recorder = Recorder(self.database, config, on_health=self._on_database_health)
+        self.database_lock = SingleEngineLock(config.database_url, self.engine_id)
         # paper, or each bot's exchange venue (its mode and credentials): live/engine/venues.py
         broker = broker or build_broker(
             config,
@@ -150,6 +152,7 @@ class Engine:
         self._stopped = asyncio.Event()
         self._stopping = False
         self._trading_started = False
+        self._refused = False
 
     @property
     def broker(self) -> Broker:
@@ -162,6 +165,11 @@ class Engine:
         self.state = EngineState.STARTING
         self.started_at = datetime.now(UTC)
         self._stopped.clear()
+        try:
+            self.database_lock.acquire()
+        except EngineAlreadyRunningError:
+            self._refused = True  # stop() then releases only what __init__ made
+            raise
         if self.notifications is not None:
             self.notifications.start()
         snapshot = await self._wait_for_database()
@@ -216,8 +224,12 @@ class Engine:
         self.state = EngineState.STOPPING
         self.core.trading = False
         try:
-            await self._shut_down()
+            if self._refused:  # another engine's database: write nothing to it
+                await self._close_resources()
+            else:
+                await self._shut_down()
         finally:
+            self.database_lock.release()
             self.state = EngineState.STOPPED
             self._stopped.set()
 
@@ -251,10 +263,13 @@ class Engine:
                 self._recorder_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._recorder_task, 1.0)
-        await self.broker.close()
-        self.core.guard.close()
         if self.notifications is not None:  # what is queued gets a short chance to go out
             await self.notifications.close(min(5.0, deadline / 3))
+        await self._close_resources()
+
+    async def _close_resources(self) -> None:
+        await self.broker.close()
+        self.core.guard.close()
         await self.core.seconds.aclose()
         self.database.dispose()
 

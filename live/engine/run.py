@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from live.engine.config import EngineConfig
 from live.engine.engine import Engine
+from live.engine.single_engine import EngineAlreadyRunningError
 from live.feeds import BackoffPolicy, BinanceFeed, BinanceFeedConfig, Feed
 from tradepipe.config import Settings, load_settings
 from tradepipe.secrets import redact, register_secret_value
@@ -110,7 +111,10 @@ async def serve(
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
             error = starting.exception()
-            if error is not None:
+            if isinstance(error, EngineAlreadyRunningError):
+                log.error("engine refused to start: %s", error)  # the operator's to fix
+                code = 1
+            elif error is not None:
                 log.error("engine failed to start: %r", error, exc_info=error)
                 code = 1
             else:
