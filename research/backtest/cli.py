@@ -73,7 +73,7 @@ def backtest_from_cli(
     if engine not in ENGINES:
         raise BacktestError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     loaded = load_strategy(strategy_file)  # StrategyLoadError says file:line and why
-    strategy = loaded.create(_parameters(params_json))
+    strategy = loaded.create(parse_parameters(params_json))
     if model_uri is not None and predict is None:
         raise BacktestError(f"model {model_uri!r} given, but no way to load it was passed")
     if loaded.cls.model is not None and predict is None:
@@ -104,7 +104,7 @@ def backtest_from_cli(
     )
 
 
-def _parameters(params_json: str | None) -> dict[str, Any]:
+def parse_parameters(params_json: str | None) -> dict[str, Any]:
     if params_json is None:
         return {}
     try:

@@ -239,3 +239,100 @@ def research_run(
     outcome = _research_step("run", spec, data)
     for line in (outcome.train.summary(), outcome.validation.summary(), outcome.summary()):
         console.print(line)
+
+
+@research_app.command("lookahead")
+def research_lookahead(
+    strategy: Annotated[Path, typer.Option(help="strategy file, e.g. strategies/ema_rsi.py")],
+    spec: Annotated[
+        Path | None, typer.Option(help=SPEC_HELP + ": its data, features, bot and fees")
+    ] = None,
+    data: Annotated[str | None, typer.Option(help=SPEC_DATA_HELP)] = None,
+    timeframe: Annotated[
+        str | None, typer.Option(help="candle timeframe (for trade files)")
+    ] = None,
+    params: Annotated[str | None, typer.Option(help="strategy parameters as JSON")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="models:/name@alias or models:/name/N (default: the spec's champion)"),
+    ] = None,
+    cuts: Annotated[int, typer.Option(help="truncated histories to compare")] = 12,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Fail a strategy (or a feature) whose past changes when future candles are appended.
+
+    Exit status 1 when anything changed, naming the feature or the decision and the candle."""
+    import json
+
+    from research.backtest import BacktestError
+    from research.backtest.lookahead import check_lookahead
+    from research.marketdata import IngestError
+    from research.training import ResearchError
+    from tradepipe.registry import RegistryError
+    from tradepipe.strategy import StrategyLoadError, StrategyParameterError
+
+    errors = (
+        BacktestError,
+        IngestError,
+        RegistryError,
+        ResearchError,
+        StrategyLoadError,
+        StrategyParameterError,
+    )
+    with user_errors(errors):
+        inputs = _lookahead_inputs(strategy, spec, data, timeframe, params, model)
+        report = check_lookahead(**inputs, cuts=cuts)
+    if as_json:
+        print(json.dumps(report.to_dict(), sort_keys=True))
+    else:
+        console.print(report.summary(), markup=False, highlight=False)
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def _lookahead_inputs(
+    strategy_file: Path,
+    spec: Path | None,
+    data: str | None,
+    timeframe: str | None,
+    params: str | None,
+    model: str | None,
+) -> dict[str, Any]:
+    """check_lookahead's inputs: from the spec (its data, features, bot, fees, parameters
+    and, for a model strategy, its champion) or from --data with the backtest defaults."""
+    from research.backtest.cli import default_config, parse_parameters
+    from research.marketdata import MarketDataStore
+    from research.marketdata.load import load_candles
+    from research.training.context import load_context
+    from research.training.workspace import Workspace
+    from tradepipe.registry import ModelRegistry
+    from tradepipe.strategy import load_strategy
+
+    current = settings()
+    loaded = load_strategy(strategy_file)
+    inputs: dict[str, Any] = {"strategy": loaded}
+    if spec is not None:
+        context = load_context(spec, data, Workspace.from_settings(current))
+        candles = context.data
+        inputs.update(
+            config=context.spec.bot_config,
+            fees=context.spec.fee_schedule,
+            parameters=dict(context.spec.strategy.parameters),
+            feature_spec=context.spec.features,
+        )
+        if model is None and loaded.cls.model is not None:
+            model = f"models:/{context.spec.registered_model}@champion"
+    elif data is not None:
+        store = MarketDataStore(current.resolved_market_data_dir)
+        candles = load_candles(data, store=store, timeframe=timeframe)
+        inputs["config"] = default_config(candles.timeframe)
+    else:
+        raise UserError("give --spec (its data, features and bot) or --data")
+    if params is not None:
+        inputs["parameters"] = parse_parameters(params)
+    if model is not None:
+        loaded_model = ModelRegistry.from_settings(current).load_uri(model)
+        inputs["predict"] = loaded_model.predict_defined
+        inputs["feature_spec"] = loaded_model.feature_spec() or inputs.get("feature_spec")
+    inputs.update(candles=candles.candles, timeframe=candles.timeframe, symbol=candles.symbol)
+    return inputs
