@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,10 +37,12 @@ __all__ = [
     "CHAMPION",
     "FEATURE_SPEC_HASH_TAG",
     "FEATURE_SPEC_TAG",
+    "PIN_TAGS",
     "PREVIOUS_CHAMPION_TAG",
     "LoadedModel",
     "ModelLoadError",
     "ModelNotFoundError",
+    "ModelPinnedError",
     "ModelRegistry",
     "ModelVersionInfo",
     "RegistryError",
@@ -59,6 +61,9 @@ PROMOTED_AT_TAG = "promoted_at"
 FEATURE_SPEC_TAG = "feature_spec"
 FEATURE_SPEC_HASH_TAG = "feature_spec_hash"
 LOGGED_MODEL_TAG = "logged_model_id"
+# Registered-model tags of a pinned champion: while `pinned_version` is set nothing moves
+# the alias, neither a promotion run nor an operator (unpin first).
+PIN_TAGS = ("pinned_version", "pinned_by", "pinned_reason", "pinned_at")
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -69,6 +74,10 @@ class RegistryError(Exception):
 
 class ModelNotFoundError(RegistryError):
     """No such registered model, version or alias."""
+
+
+class ModelPinnedError(RegistryError):
+    """The champion of a pinned model may not move."""
 
 
 class ModelLoadError(RegistryError):
@@ -216,6 +225,30 @@ class ModelRegistry:
     def champion(self, name: str) -> ModelVersionInfo | None:
         return self.alias(name, CHAMPION)
 
+    def model_names(self) -> list[str]:
+        """Every registered model, by name."""
+        found = self._call(self._client.search_registered_models)
+        return sorted(str(model.name) for model in found)
+
+    def versions(self, name: str) -> list[ModelVersionInfo]:
+        """Every version of `name`, oldest first; ModelNotFoundError for an unknown model."""
+        aliases: dict[str, list[str]] = {}
+        for alias, version in self._call(self._client.get_registered_model, name).aliases.items():
+            aliases.setdefault(str(version), []).append(str(alias))
+        found = self._call(self._client.search_model_versions, f"name = '{name}'")
+        # A search leaves versions' aliases empty (MLflow 3): they come from the model.
+        return sorted(
+            (
+                replace(self._info(item), aliases=tuple(sorted(aliases.get(str(item.version), []))))
+                for item in found
+            ),
+            key=lambda item: int(item.version),
+        )
+
+    def model_tags(self, name: str) -> dict[str, str]:
+        """The registered model's own tags (not a version's)."""
+        return dict(self._call(self._client.get_registered_model, name).tags or {})
+
     def versions_of_run(self, name: str, run_id: str) -> list[ModelVersionInfo]:
         """Versions of `name` registered from `run_id`, oldest first."""
         found = self._client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
@@ -265,6 +298,14 @@ class ModelRegistry:
         for key, value in tags.items():
             self._client.set_model_version_tag(name, str(version), key, value)
 
+    def set_model_tags(self, name: str, tags: Mapping[str, str | None]) -> None:
+        """Set the registered model's tags; a None value deletes the tag."""
+        for key, value in tags.items():
+            if value is None:
+                self._call(self._client.delete_registered_model_tag, name, key)
+            else:
+                self._call(self._client.set_registered_model_tag, name, key, value)
+
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self._call(self._client.set_registered_model_alias, name, alias, str(version))
 
@@ -280,11 +321,18 @@ class ModelRegistry:
 
         Idempotent: when `version` already is champion nothing changes. The replaced
         champion keeps `previous_tag=true`, `demoted_at` and `demoted_by`; a challenger
-        alias on `version` is removed (it is no longer a candidate).
+        alias on `version` is removed (it is no longer a candidate). ModelPinnedError while
+        the model is pinned (see PIN_TAGS).
         """
         version = str(version)
         self.version(name, version)  # refuse a version that does not exist, before any change
+        pinned = self.model_tags(name).get(PIN_TAGS[0])
         current = self.champion(name)
+        if pinned is not None and (current is None or current.version != version):
+            raise ModelPinnedError(
+                f"{name} is pinned at version {pinned}: its champion does not move until "
+                f"it is unpinned (tradepipe models unpin {name} --reason ...)"
+            )
         if current is not None and current.version == version:
             return None
         stamp = (at or datetime.now(UTC)).isoformat()
