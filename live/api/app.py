@@ -10,7 +10,8 @@ Status codes:
   sees "not trading" as unhealthy. The body is the same in both cases.
 - 401: mutating route without the right bearer token; 403: no token configured (control
   disabled); 404: unknown bot or strategy; 409: a strategy that may not run the bot it is
-  assigned to (live/api/strategies.py); 501: model refresh not wired in this process; 502: the
+  assigned to (live/api/strategies.py), or a model action that cannot be taken
+  (live/api/models.py); 501: model refresh not wired in this process; 502: the
   model refresh hook failed. Errors are `{"error": "..."}`.
 """
 
@@ -28,6 +29,7 @@ from pydantic import BaseModel, Field
 from live.api.auth import TokenGuard
 from live.api.errors import ApiError, install_error_handler
 from live.api.events_ws import EventStream
+from live.api.models import model_router
 from live.api.prometheus import CONTENT_TYPE, render_metrics
 from live.api.strategies import strategy_router
 from live.api.views import event_body, health_body, strategies_body
@@ -111,6 +113,7 @@ def create_app(
         return PlainTextResponse(text, media_type=CONTENT_TYPE)
 
     app.include_router(strategy_router(engine, read=read, control=control))
+    app.include_router(model_router(engine, read=read, control=control))
 
     @app.websocket("/ws/events")
     async def events(websocket: WebSocket) -> None:
