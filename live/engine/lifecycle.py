@@ -307,6 +307,11 @@ class BotManager:
                 f"symbol {bot.row.symbol} applies once the positions on {bot.symbol} are closed",
             )
             return
+        unlisted = await self.listing.problem(bot.row.symbol)
+        if unlisted is not None:  # stays flat on its old symbol, in error, until fixed
+            message = f"bot {bot.name} cannot move to {bot.row.symbol}: {unlisted}"
+            self._report_once(bot.name, "bot_error", message, bot.row.id)
+            return
         await self._detach(bot)
         book = bot.book
         bot.book = PositionBook(

@@ -152,3 +152,48 @@ def test_one_bots_exception_while_deciding_never_stops_the_others(
     trading = query(database_url, "SELECT count(*) AS n FROM orders o JOIN bots b "
                     "ON o.bot_id = b.id WHERE b.name IN ('mid', 'zlast')")  # fmt: skip
     assert trading[0].n > 0
+
+
+NEVER = """
+    from tradepipe.strategy import Strategy, StrategyParameters
+
+    class Never(Strategy[StrategyParameters]):
+        def on_candle(self, context):
+            return None
+"""
+
+
+def test_a_running_bot_moved_to_a_symbol_the_venue_does_not_list_is_in_error(
+    aio: Aio, database_url: str, strategies_dir: Path
+) -> None:
+    (strategies_dir / "never.py").write_text(textwrap.dedent(NEVER))  # flat: free to move
+    add_bots(database_url, strategies_dir, [("mover", "never"), ("steady", "always")])
+
+    async def scenario() -> None:
+        venue = RestServer(TradeRecord(), {"BTCUSDT"})
+        port = await venue.start("127.0.0.1", 0)
+        config = config_for(database_url, strategies_dir, rest_url=f"http://127.0.0.1:{port}")
+        running = await start_engine(config)
+        engine = running.engine
+        try:
+            await push(running, walk(60))
+            execute(database_url, "UPDATE bots SET symbol = 'ZZZUSDT' WHERE name = 'mover'")
+            await aio.eventually(
+                lambda: (
+                    (mover := engine.bot_status("mover")) is not None
+                    and mover.state is BotRunState.ERROR
+                ),
+                "the move refused",
+            )
+            mover = engine.bot_status("mover")
+            assert mover is not None and mover.symbol == "BTCUSDT"  # it did not move
+            assert mover.last_error == (
+                "bot mover cannot move to ZZZUSDT: symbol ZZZUSDT is not listed on binance"
+            )
+            steady = engine.bot_status("steady")
+            assert steady is not None and steady.state is BotRunState.RUNNING
+        finally:
+            await engine.stop()
+            await venue.stop()
+
+    aio.run(scenario())
