@@ -262,7 +262,12 @@ class TradingCore:
             if bot is None:
                 log.error("events of unknown bot %s dropped: %s", name, events)
                 continue
-            seq = self.recorder.submit(self.batch(bot, events, step))
+            batch = None
+            with self.isolated(bot, "recording its step"):  # never the other bots' writes
+                batch = self.batch(bot, events, step)
+            if batch is None:
+                continue
+            seq = self.recorder.submit(batch)
             for listener in self.order_listeners:
                 listener(bot.name, bot.symbol, events)
             for event in events:
