@@ -12,8 +12,9 @@ Status codes:
   disabled); both before the body is read (live/api/body_gate.py), which also answers 413 to
   a body over `max_body_bytes` and 422 to NaN, Infinity or a body that is not JSON;
   404: unknown bot or strategy; 409: a strategy that may not run the bot it is assigned to
-  (live/api/strategies.py); 501: model refresh not wired in this process; 502: the model
-  refresh hook failed. Errors are `{"error": "..."}`.
+  (live/api/strategies.py), or a model action that cannot be taken (live/api/models.py);
+  501: model refresh not wired in this process; 502: the model refresh hook failed. Errors
+  are `{"error": "..."}`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from live.api.auth import TokenGuard
 from live.api.body_gate import DEFAULT_MAX_BODY_BYTES, BodyGate
 from live.api.errors import ApiError, install_error_handler
 from live.api.events_ws import EventStream
+from live.api.models import model_router
 from live.api.prometheus import CONTENT_TYPE, render_metrics
 from live.api.strategies import strategy_router
 from live.api.views import event_body, health_body, strategies_body
@@ -117,6 +119,7 @@ def create_app(
         return PlainTextResponse(text, media_type=CONTENT_TYPE)
 
     app.include_router(strategy_router(engine, read=read, control=control))
+    app.include_router(model_router(engine, read=read, control=control))
 
     @app.websocket("/ws/events")
     async def events(websocket: WebSocket) -> None:

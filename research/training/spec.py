@@ -155,7 +155,9 @@ class GatesSection(_Section):
     Out-of-sample figures come from the walk-forward folds: trades summed over folds, Sharpe
     and profit factor as the median fold (one lucky fold cannot carry a model), drawdown as
     the worst fold. `compare_metric` must beat the current champion's by `min_improvement`
-    on the candidate's validation window, both backtested the same way.
+    on the candidate's validation window, both backtested the same way. The look-ahead
+    check runs on that window with `lookahead_cuts` truncated histories (always on: a
+    strategy or model that sees the future cannot be promoted at any setting).
     """
 
     min_trades: int = Field(10, ge=0)
@@ -164,6 +166,7 @@ class GatesSection(_Section):
     max_drawdown: float = Field(0.25, gt=0, le=1)
     min_improvement: float = Field(0.0, ge=0)
     compare_metric: Literal["sharpe", "sortino", "total_return", "profit_factor"] = "sharpe"
+    lookahead_cuts: int = Field(6, ge=1, le=200)
 
     @model_validator(mode="after")
     def _has_performance_gate(self) -> GatesSection:
