@@ -27,7 +27,7 @@ MAX_CAPITAL = 1e9  # quote currency per entry
 MAX_TAKE_PROFIT_PCT = 1_000.0  # an exit at 11x the entry price
 MAX_STOP_LOSS_PCT = 100.0  # exclusive
 MAX_HOLDING_SECONDS = 366 * 86_400.0  # a year
-MAX_MAKER_TIMEOUT_SECONDS = 7 * 86_400.0  # a week
+MAX_MAKER_TIMEOUT_SECONDS = 30 * 86_400.0  # a month (a backtest default: 3 candles of 7d)
 MAX_OPEN_POSITIONS = 1_000
 
 
