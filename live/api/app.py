@@ -25,13 +25,15 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Response, WebSocket
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from live.api.auth import TokenGuard
 from live.api.body_gate import DEFAULT_MAX_BODY_BYTES, BodyGate
 from live.api.errors import ApiError, install_error_handler
 from live.api.events_ws import EventStream
+from live.api.history import history_router
 from live.api.models import model_router
 from live.api.prometheus import CONTENT_TYPE, render_metrics
 from live.api.strategies import strategy_router
@@ -94,6 +96,7 @@ def create_app(
     `events_close_timeout_seconds`: how long a dropped client gets to read its close frame;
     `max_body_bytes`: the largest request body read (413 beyond).
     """
+    # FastAPI's own /docs and /openapi.json cannot take the read rule: served below instead.
     app = FastAPI(title="tradepipe engine", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handler(app)
     guard = TokenGuard(token)
@@ -108,6 +111,14 @@ def create_app(
     )
     app.state.events = stream
 
+    @app.get("/openapi.json", dependencies=read, include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", dependencies=read, include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="tradepipe engine API")
+
     @app.get("/health", dependencies=read)
     async def health() -> JSONResponse:
         status = engine.status()
@@ -120,6 +131,7 @@ def create_app(
 
     app.include_router(strategy_router(engine, read=read, control=control))
     app.include_router(model_router(engine, read=read, control=control))
+    app.include_router(history_router(engine, read=read))
 
     @app.websocket("/ws/events")
     async def events(websocket: WebSocket) -> None:

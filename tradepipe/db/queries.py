@@ -118,8 +118,10 @@ def list_orders(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
 ) -> tuple[OrderView, ...]:
-    """Orders matching every given filter, newest first; `since`/`until` bound created_at."""
+    """Orders matching every given filter, newest first; `since`/`until` bound created_at;
+    `offset` rows of that order skipped (pages)."""
     query = sa.select(Order, Bot.name).join(Bot, Order.bot_id == Bot.id)
     if bot is not None:
         query = query.where(Bot.name == bot)
@@ -130,7 +132,8 @@ def list_orders(
     if role is not None:
         query = query.where(Order.role.in_(_members(OrderRole, role, "order role")))
     query = query.where(*_time_range(Order.created_at, since, until))
-    query = query.order_by(Order.created_at.desc(), Order.id.desc()).limit(_limit(limit))
+    query = query.order_by(Order.created_at.desc(), Order.id.desc())
+    query = query.limit(_limit(limit)).offset(_offset(offset))
     return tuple(order_view(order, bot_name) for order, bot_name in session.execute(query))
 
 
@@ -143,9 +146,10 @@ def list_positions(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
 ) -> tuple[PositionView, ...]:
     """Positions matching every given filter, newest first; `since`/`until` bound
-    created_at."""
+    created_at; `offset` rows of that order skipped (pages)."""
     query = sa.select(Position, Bot.name).join(Bot, Position.bot_id == Bot.id)
     if bot is not None:
         query = query.where(Bot.name == bot)
@@ -156,7 +160,8 @@ def list_positions(
     if symbol is not None:
         query = query.where(Position.symbol == symbol)
     query = query.where(*_time_range(Position.created_at, since, until))
-    query = query.order_by(Position.created_at.desc(), Position.id.desc()).limit(_limit(limit))
+    query = query.order_by(Position.created_at.desc(), Position.id.desc())
+    query = query.limit(_limit(limit)).offset(_offset(offset))
     return tuple(position_view(row, bot_name) for row, bot_name in session.execute(query))
 
 
@@ -340,14 +345,17 @@ def recent_events(
     kind: str | None = None,
     bot: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
 ) -> tuple[EventView, ...]:
-    """The latest events, newest first, optionally of one kind and/or about one bot."""
+    """The latest events, newest first, optionally of one kind and/or about one bot;
+    `offset` rows of that order skipped (pages)."""
     query = sa.select(Event)
     if kind is not None:
         query = query.where(Event.kind == kind)
     if bot is not None:
         query = query.where(Event.bot_name == bot)
-    query = query.order_by(Event.created_at.desc(), Event.id.desc()).limit(_limit(limit))
+    query = query.order_by(Event.created_at.desc(), Event.id.desc())
+    query = query.limit(_limit(limit)).offset(_offset(offset))
     return tuple(
         EventView(
             id=row.id,
@@ -398,3 +406,9 @@ def _limit(limit: int) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise QueryError(f"limit={limit!r}: expected a whole number of rows, at least 1")
     return limit
+
+
+def _offset(offset: int) -> int:
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise QueryError(f"offset={offset!r}: expected a whole number of rows, at least 0")
+    return offset
