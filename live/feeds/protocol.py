@@ -120,6 +120,7 @@ class FeedMetrics:
     message_errors: int = 0
     oversize: int = 0
     suspects: SuspectCounts = field(default_factory=SuspectCounts)
+    held: int = 0  # trades held for confirmation right now (at most one per symbol)
     reconnects: int = 0
     uptime_seconds: float = 0.0
     connected_seconds: float = 0.0

@@ -119,7 +119,7 @@ class MetricsRecorder:
             self.connected_total += time.monotonic() - self.connected_since
             self.connected_since = None
 
-    def snapshot(self) -> FeedMetrics:
+    def snapshot(self, held: int = 0) -> FeedMetrics:
         uptime = 0.0 if self.connected_since is None else time.monotonic() - self.connected_since
         recent = sorted(self.latencies)
         if recent:
@@ -143,6 +143,7 @@ class MetricsRecorder:
             message_errors=self.message_errors,
             oversize=self.oversize,
             suspects=self.suspects.snapshot(),
+            held=held,
             reconnects=self.reconnects,
             uptime_seconds=uptime,
             connected_seconds=self.connected_total + uptime,
@@ -349,6 +350,10 @@ class StreamRouter:
             except Exception:
                 metrics.consumer_errors += 1
                 log.exception("feed consumer %r failed on a trade", handler)
+
+    def snapshot(self) -> FeedMetrics:
+        """The counters now, with the trades held for confirmation."""
+        return self.metrics.snapshot(held=sum(r.held is not None for r in self._routes.values()))
 
     def held(self) -> dict[str, Trade]:
         """Trades held for confirmation, by symbol (at most one each)."""

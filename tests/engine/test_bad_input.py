@@ -1,6 +1,6 @@
 """Bad market data never stops the engine: malformed messages on the wire are counted and
 skipped, a bot on a symbol the exchange does not list waits (the feed reports the symbol
-silent) while the other bots trade on."""
+silent, /health is degraded naming it) while the other bots trade on."""
 
 from __future__ import annotations
 
@@ -61,7 +61,12 @@ def test_malformed_messages_and_an_unknown_symbol_do_not_stop_trading(
                 metrics = engine.feed.metrics()
                 assert metrics.parse_errors == WithGarbage.injected > 0
                 status = engine.status()
-                assert status.state is EngineState.RUNNING
+                # the silent symbol degrades health by name; the good bot trades on
+                assert status.state is EngineState.DEGRADED and not status.healthy
+                assert status.degraded_reasons == (
+                    "feed: NOPEUSDT silent (no trades while connected)",
+                )
+                assert engine.core.trading
                 good, ghost = status.bot("good"), status.bot("ghost")
                 assert good is not None and good.entries > 0
                 assert ghost is not None and ghost.state is BotRunState.WARMING_UP
