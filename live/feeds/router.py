@@ -327,6 +327,7 @@ class StreamRouter:
             )
         ):
             route.next_id += 1
+            route.previous = trade
             self._hand_out(route, trade)
             return
         events = route.screen(trade, receive_ns)

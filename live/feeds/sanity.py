@@ -13,7 +13,8 @@ filled a bot. So each trade is checked against what the symbol said just before:
 - held until the next trade of the symbol speaks for or against it: an id more than
   `max_id_jump` away from the last one (a gap to verify, never a new floor), a time more
   than `max_time_jump_seconds` after the latest trade, a price outside `price_band` of
-  the last one. The next trade confirms the held one when it is believable right after it
+  the previous one (and of the first one of the current millisecond, which the inline
+  path compares with). The next trade confirms the held one when it is believable right after it
   (id, time and price close to the held trade's): both go out, in order. Otherwise the
   held trade is dropped and the next one is judged on its own. One held trade at a time;
   nothing else moves meanwhile, so market time and candles never see a suspect.
@@ -112,6 +113,7 @@ class TradeScreen:
         "last_ms",
         "latest_ms",
         "next_id",
+        "previous",
         "price_high",
         "price_low",
         "quantity_limit",
@@ -137,7 +139,8 @@ class TradeScreen:
         self.last_ms = 0  # the latest trade time accepted
         self.earliest_ms = 0  # before this, a trade goes back in time
         self.latest_ms = 0  # beyond this, a trade is a time jump
-        self.price_low = self.price_high = 0.0
+        self.price_low = self.price_high = 0.0  # the band around the current ms's first price
+        self.previous: Trade | None = None  # the last trade accepted
         self.quantity_mean = 0.0
         self.quantity_limit = math.inf
 
@@ -180,8 +183,8 @@ class TradeScreen:
         held = self.held
         if held is None:
             return self._judge(trade)
-        if trade.trade_id is not None and trade.trade_id == held.trade_id:
-            return None  # the held trade again
+        if trade == held:
+            return None  # the held trade again (another trade under its id contradicts it)
         self.held = self.held_reason = None
         self.next_id = NO_NEXT_ID if self.last_id is None else self.last_id + 1
         if self._follows(held, trade):
@@ -222,7 +225,9 @@ class TradeScreen:
             return self._hold(trade, "id_jump")
         if trade.time_ms > self.latest_ms:
             return self._hold(trade, "time_jump")
-        if not (self.price_low <= trade.price <= self.price_high):
+        if not (self.price_low <= trade.price <= self.price_high) and not self._near(
+            self.previous, trade
+        ):
             return self._hold(trade, "price_band")
         return self._accept(trade)
 
@@ -238,11 +243,17 @@ class TradeScreen:
             step = trade.trade_id - held.trade_id
             if not 0 < step <= self._config.max_id_jump:
                 return False
-        band = self._config.price_band
         return (
             held.time_ms - self._backward_ms <= trade.time_ms <= held.time_ms + self._jump_ms
-            and held.price * (1 - band) <= trade.price <= held.price * (1 + band)
+            and (self._near(held, trade))
         )
+
+    def _near(self, reference: Trade | None, trade: Trade) -> bool:
+        """Is `trade`'s price within the band around `reference`'s?"""
+        if reference is None:
+            return False
+        price = reference.price
+        return price * self._price_low_factor <= trade.price <= price * self._price_high_factor
 
     def _accept(self, trade: Trade) -> list[Trade | Gap]:
         events: list[Trade | Gap] = []
@@ -258,5 +269,6 @@ class TradeScreen:
             self._move_to(trade)
         elif trade.time_ms > self.last_ms:
             self._move_to(trade)
+        self.previous = trade
         events.append(trade)
         return events
