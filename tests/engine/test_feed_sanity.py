@@ -12,9 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pytest
 
 from live.api import ApiServer, create_app
-from live.engine import Engine, EngineState
+from live.engine import Engine, EngineConfig, EngineState
 from live.feeds import BinanceFeed, SuspectCounts
 from live.replay import ReplayMessage, ReplayServer, SyntheticSource, trade_message
 from tests.engine.helpers import START_MS, Aio, MarketTimes, add_bots, config_for, query
@@ -256,3 +257,28 @@ def test_a_silent_symbol_makes_health_degraded_naming_it(
                 await engine.stop()
 
     aio.run(scenario())
+
+
+def test_the_feed_tolerances_come_from_the_settings_and_are_checked(
+    database_url: str, strategies_dir: Path, tmp_path: Path
+) -> None:
+    from live.engine.run import make_feed
+    from tradepipe.config import Settings
+
+    settings = Settings(
+        home=tmp_path,
+        database_url=database_url,
+        strategies_dir=strategies_dir,
+        feed_price_band=0.1,
+        feed_max_id_jump=5_000,
+        feed_max_message_bytes=4096,
+        feed_silence_seconds=5.0,
+    )
+    config = EngineConfig.from_settings(settings)
+    feed = make_feed(config)
+    assert isinstance(feed, BinanceFeed)
+    assert feed.config.sanity.price_band == 0.1 and feed.config.sanity.max_id_jump == 5_000
+    assert (feed.config.max_message_bytes, feed.config.silence_seconds) == (4096, 5.0)
+    for bad in ({"feed_price_band": 1.5}, {"feed_max_id_jump": 100}, {"feed_max_message_bytes": 0}):
+        with pytest.raises(ValueError, match="feed"):
+            config_for(database_url, strategies_dir, **bad)
