@@ -328,7 +328,15 @@ class StreamRouter:
         ):
             route.next_id += 1
             route.previous = trade
-            self._hand_out(route, trade)
+            route.last_receive_ns = time.monotonic_ns()
+            metrics = self.metrics
+            metrics.trades += 1
+            for handler in route.handlers:  # as _hand_out, inline: the hot path
+                try:
+                    handler(trade)
+                except Exception:
+                    metrics.consumer_errors += 1
+                    log.exception("feed consumer %r failed on a trade", handler)
             return
         events = route.screen(trade, receive_ns)
         if events is None:
