@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from live.api import ApiServer, create_app
+from live.api.prometheus import render_metrics
 from live.engine import Engine, EngineConfig, EngineState
 from live.feeds import BinanceFeed, SuspectCounts
 from live.replay import ReplayMessage, ReplayServer, SyntheticSource, trade_message
@@ -173,6 +174,9 @@ def test_an_absurd_price_or_quantity_never_fills_a_bot(
         real = source.injected_after.price
         assert all(real / 2 < f.price < real * 2 for f in fills)
         assert all(f.quantity < 1e6 for f in fills)
+        exposition = render_metrics(engine.status(), engine.metrics()).splitlines()
+        assert "tradepipe_engine_feed_suspect_price_band_total 2" in exposition
+        assert "tradepipe_engine_feed_suspect_quantity_total 1" in exposition
 
     aio.run(scenario())
 
