@@ -388,7 +388,7 @@ def hostile(kind: str, serial: int, sent: list[Trade], now_ms: int) -> str:
     return trade_message(forged).replace('"e":"trade"', '"e":"aggTrade"')
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     valid=valid_trades(),
     plan=st.lists(st.tuples(st.integers(0, 39), st.sampled_from(HOSTILE_KINDS)), max_size=30),
