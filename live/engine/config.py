@@ -208,7 +208,7 @@ class EngineConfig:
             "strategies_dir": settings.strategies_dir.resolve(),
             "mlflow_tracking_uri": settings.resolved_mlflow_tracking_uri,
             "feed_url": f"ws://{settings.host}:{settings.replay_port}",
-            "rest_url": f"http://{settings.host}:{settings.replay_rest_port}",
+            "rest_url": settings.resolved_feed_rest_url,
         }
         for name, setting in SETTINGS_FIELDS.items():
             value = getattr(settings, setting, None)

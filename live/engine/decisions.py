@@ -49,14 +49,23 @@ def decide(core: TradingCore, rows: list[ClosedRow], step: Step) -> None:
             continue
         core.metrics.decisions += 1
         probability = probabilities.get((id(bot.slot), id(closed.stream))) if bot.slot else None
-        features = dict(zip(closed.stream.spec.feature_names, closed.row, strict=True))
-        try:
-            decision = bot.decide(closed.candle, features, probability)
-        except StrategyFailure as failure:
-            core.fail_bot(bot, str(failure))
-            continue
-        if decision is not None:
-            _enter(core, bot, decision, closed, step)
+        # One bot's failure, whatever raised it (its strategy, or its entry built from a
+        # config nobody validated), is that bot's error: the others on the stream decide on.
+        with core.isolated(bot, "deciding"):
+            _decide_one(core, bot, closed, probability, step)
+
+
+def _decide_one(
+    core: TradingCore, bot: BotRuntime, closed: ClosedRow, probability: float | None, step: Step
+) -> None:
+    features = dict(zip(closed.stream.spec.feature_names, closed.row, strict=True))
+    try:
+        decision = bot.decide(closed.candle, features, probability)
+    except StrategyFailure as failure:
+        core.fail_bot(bot, str(failure))
+        return
+    if decision is not None:
+        _enter(core, bot, decision, closed, step)
 
 
 def _predict(
