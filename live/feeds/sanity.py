@@ -24,6 +24,11 @@ range below the last id: detecting a duplicate costs nothing per trade. The rout
 common case inline (the next id, inside the bands, same millisecond or a small step
 forward; see `StreamRouter._deliver`); everything else comes here. Each suspect is counted
 by its reason (`SuspectCounts`).
+
+Limits, stated once: the first trade of a symbol has nothing to be compared with (only its
+values and its time against the clock are checked); two forged trades in a row that agree
+with each other confirm each other (the real stream then wins back the same way, after two
+of its trades); a held trade of a quiet symbol waits for the symbol's next trade.
 """
 
 from __future__ import annotations
