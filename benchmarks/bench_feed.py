@@ -1,9 +1,10 @@
 """Market data throughput and latency on the real Binance capture.
 
-Pipeline: raw message -> the feed's router (kernel parsers, metrics, gap check) -> 1 s
-candles -> 1 m candles -> incremental features of the 1 m candles: the live engine's path
-for one symbol. Reference: plain `json.loads` of the same messages, the floor of any
-Python feed. Target: 50k messages a second on one core in-process (no sockets).
+Pipeline: raw message -> the feed's router (kernel parsers, metrics, trade checks of
+live/feeds/sanity.py, gap check) -> 1 s candles -> 1 m candles -> incremental features of the
+1 m candles: the live engine's path for one symbol. Reference: plain `json.loads` of the
+same messages, the floor of any Python feed. Target: 50k messages a second on one core
+in-process (no sockets).
 
 Also measured: the same pipeline behind a real loopback socket (replay server and feed in
 one process, so on one core for both), and message-to-candle latency: in-process, the

@@ -110,6 +110,16 @@ class Settings(BaseSettings):
     exchange_live_url: str | None = None
     exchange_poll_seconds: float | None = Field(default=None, gt=0)  # order status polling
     engine_reconcile_seconds: float | None = Field(default=None, gt=0)  # venue vs database
+    # The feed's trade checks and liveness (live/feeds/sanity.py, README "Market data"):
+    # unset keeps the engine's defaults.
+    feed_silence_seconds: float | None = Field(default=None, gt=0)
+    feed_max_future_seconds: float | None = Field(default=None, gt=0)
+    feed_max_backward_seconds: float | None = Field(default=None, gt=0)
+    feed_max_time_jump_seconds: float | None = Field(default=None, gt=0)
+    feed_max_id_jump: int | None = Field(default=None, gt=4096)
+    feed_price_band: float | None = Field(default=None, gt=0, lt=1)
+    feed_max_quantity_ratio: float | None = Field(default=None, gt=1)
+    feed_max_message_bytes: int | None = Field(default=None, ge=1024, le=2**22)
 
     # Secrets and notifications (tradepipe/secrets.py, tradepipe/notifications.py). Configs
     # name secrets; values come from the environment or this file outside the repository.

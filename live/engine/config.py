@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from live.feeds.sanity import SanityConfig
 from tradepipe.config import Settings
 from tradepipe.orders import FeeSchedule
 
@@ -46,6 +47,14 @@ SETTINGS_FIELDS = {
     "exchange_timeout_seconds": "ccxt_timeout_seconds",
     "exchange_poll_seconds": "exchange_poll_seconds",
     "reconcile_seconds": "engine_reconcile_seconds",
+    "feed_silence_seconds": "feed_silence_seconds",
+    "feed_max_future_seconds": "feed_max_future_seconds",
+    "feed_max_backward_seconds": "feed_max_backward_seconds",
+    "feed_max_time_jump_seconds": "feed_max_time_jump_seconds",
+    "feed_max_id_jump": "feed_max_id_jump",
+    "feed_price_band": "feed_price_band",
+    "feed_max_quantity_ratio": "feed_max_quantity_ratio",
+    "feed_max_message_bytes": "feed_max_message_bytes",
 }
 
 
@@ -101,7 +110,23 @@ class EngineConfig:
     strategy_removal_grace_seconds: float = 0.5
     strategy_smoke_budget_seconds: float = 2.0
     strategy_call_budget_seconds: float = 1.0
+    # A subscribed symbol without a believable trade for this long while the feed is
+    # connected degrades /health, naming the symbol (the other bots trade on).
     feed_silence_seconds: float = 60.0
+    # The feed's trade checks (live/feeds/sanity.py): dropped when more than
+    # `feed_max_future_seconds` ahead of the local clock, more than
+    # `feed_max_backward_seconds` behind the previous trade, or over
+    # `feed_max_quantity_ratio` times the recent mean quantity; held until the next trade
+    # confirms them when the id moves by more than `feed_max_id_jump`, the time by more
+    # than `feed_max_time_jump_seconds`, or the price by more than `feed_price_band`
+    # (a fraction). Frames over `feed_max_message_bytes` are counted and skipped.
+    feed_max_future_seconds: float = 10.0
+    feed_max_backward_seconds: float = 1.0
+    feed_max_time_jump_seconds: float = 900.0
+    feed_max_id_jump: int = 1_000_000
+    feed_price_band: float = 0.25
+    feed_max_quantity_ratio: float = 1e5
+    feed_max_message_bytes: int = 64 * 1024
     stop_timeout_seconds: float = 15.0
     # The second confirmation of live trading (Settings.allow_live_trading): without it a
     # live bot is refused at start, whatever the bots table says.
@@ -144,6 +169,11 @@ class EngineConfig:
         if self.candle_history < 1 or self.db_batches_per_transaction < 1:
             raise ValueError("candle_history and db_batches_per_transaction must be >= 1")
         self.fees  # noqa: B018 - validates the rates now, naming the bad one
+        self.feed_sanity  # noqa: B018 - the feed's tolerances, checked now
+        if self.feed_silence_seconds <= 0 or self.feed_max_message_bytes < 1:
+            raise ValueError(
+                "engine settings feed_silence_seconds and feed_max_message_bytes must be > 0"
+            )
 
     def db_retry_delay(self, attempt: int) -> float:
         """Seconds before database retry `attempt` (1, 2, ...): doubling, capped."""
@@ -155,6 +185,20 @@ class EngineConfig:
     @property
     def fees(self) -> FeeSchedule:
         return FeeSchedule(maker_rate=self.maker_fee_rate, taker_rate=self.taker_fee_rate)
+
+    @property
+    def feed_sanity(self) -> SanityConfig:
+        try:
+            return SanityConfig(
+                max_future_seconds=self.feed_max_future_seconds,
+                max_backward_seconds=self.feed_max_backward_seconds,
+                max_time_jump_seconds=self.feed_max_time_jump_seconds,
+                max_id_jump=self.feed_max_id_jump,
+                price_band=self.feed_price_band,
+                max_quantity_ratio=self.feed_max_quantity_ratio,
+            )
+        except ValueError as error:  # name the engine setting, not the feed's field
+            raise ValueError(f"engine setting feed_*: {error}") from None
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> EngineConfig:

@@ -85,6 +85,8 @@ class Engine:
         self.feed = feed
         self.bus = EventBus()
         self.state = EngineState.STOPPED
+        self.degraded_reasons: tuple[str, ...] = ()  # why the state is degraded, if it is
+        self._silent: tuple[str, ...] = ()
         self.started_at: datetime | None = None
         self.database = EngineDatabase(
             config.database_url, busy_timeout_ms=config.db_busy_timeout_ms
@@ -325,6 +327,7 @@ class Engine:
 
     def _tick(self) -> None:
         self.core.tick()
+        self._update_state()  # a symbol's silence shows only as time passes
 
     async def poll_bots(self) -> None:
         """Read the bots table (and the kill switch) and apply what changed."""
@@ -374,6 +377,7 @@ class Engine:
             started_at=self.started_at,
             market_time_ms=self.core.clock.now(),
             feed=self.feed.status(),
+            degraded_reasons=self.degraded_reasons,
             database=DatabaseHealth(
                 recorder.available, recorder.pending, recorder.last_error, recorder.failing_since
             ),
@@ -402,15 +406,24 @@ class Engine:
         if self._stopping or not self._trading_started:
             return
         feed = self.feed.status()
-        reasons = []
+        blocking = []  # no entry may be opened while these last
         if not self.recorder.available:
-            reasons.append(f"database: {self.recorder.last_error}")
+            blocking.append(f"database: {self.recorder.last_error}")
         if feed.state is not FeedState.CONNECTED:
-            reasons.append(f"feed {feed.state.value}: {feed.last_error or 'not connected'}")
+            blocking.append(f"feed {feed.state.value}: {feed.last_error or 'not connected'}")
+        # A silent symbol (nothing believable for feed_silence_seconds while connected)
+        # degrades health by name; the bots of other symbols trade on.
+        silent = [f"feed: {symbol} silent (no trades while connected)" for symbol in feed.silent]
+        reasons = blocking + silent
         state = EngineState.DEGRADED if reasons else EngineState.RUNNING
-        self.core.trading = not reasons
+        self.core.trading = not blocking
         previous, self.state = self.state, state
-        if previous in (EngineState.RUNNING, EngineState.DEGRADED) and state is not previous:
+        silence_changed = feed.silent != self._silent
+        self._silent = feed.silent
+        self.degraded_reasons = tuple(reasons)
+        if previous in (EngineState.RUNNING, EngineState.DEGRADED) and (
+            state is not previous or silence_changed
+        ):
             # only changes while trading are events (the feed still connecting at start is not)
             message = "; ".join(reasons) or "database and feed available"
             self.core.emit(f"engine_{state.value}", message, data={"reasons": reasons})

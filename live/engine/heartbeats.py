@@ -11,6 +11,7 @@ version, the database backlog, the broker's open orders beside the books' workin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -132,6 +133,16 @@ def engine_metrics(core: TradingCore, feed: FeedMetrics, recorder: Recorder) -> 
         "feed_parse_errors_total": feed.parse_errors,
         "feed_reconnects_total": feed.reconnects,
         "feed_gaps_total": feed.gaps,
+        "feed_duplicates_total": feed.duplicates,
+        "feed_unhandled_total": feed.unhandled,
+        "feed_oversize_total": feed.oversize,
+        "feed_message_errors_total": feed.message_errors,
+        "feed_consumer_errors_total": feed.consumer_errors,
+        **{
+            f"feed_suspect_{reason}_total": float(count)
+            for reason, count in asdict(feed.suspects).items()
+        },
+        "feed_held_trades": float(feed.held),
         "feed_uptime_seconds": feed.uptime_seconds,
         "feed_latency_p99_ms": feed.latency.p99_ms,
         "bots": len(core.bots),

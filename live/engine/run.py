@@ -66,6 +66,8 @@ def make_feed(config: EngineConfig) -> Feed:
         BinanceFeedConfig(
             base_url=config.feed_url,
             silence_seconds=config.feed_silence_seconds,
+            sanity=config.feed_sanity,
+            max_message_bytes=config.feed_max_message_bytes,
             backoff=BackoffPolicy(initial_seconds=0.5, maximum_seconds=30.0),
         )
     )

@@ -101,6 +101,8 @@ class EngineStatus:
     broker: str
     broker_open_orders: int
     bots: tuple[BotStatusView, ...]
+    # why `state` is degraded: the database, the feed, or a symbol silent by name
+    degraded_reasons: tuple[str, ...] = ()
 
     @property
     def healthy(self) -> bool:

@@ -21,9 +21,11 @@ from live.feeds.protocol import (
     Gap,
     LatencySummary,
     Subscription,
+    SuspectCounts,
     TradeQueue,
 )
 from live.feeds.router import StreamRouter
+from live.feeds.sanity import SanityConfig
 
 __all__ = [
     "BackfillError",
@@ -44,8 +46,10 @@ __all__ = [
     "InMemoryBackfill",
     "InMemoryFeed",
     "LatencySummary",
+    "SanityConfig",
     "SecondCandles",
     "StreamRouter",
     "Subscription",
+    "SuspectCounts",
     "TradeQueue",
 ]

@@ -42,12 +42,14 @@ from live.feeds.protocol import (
     Subscription,
     normalize_symbols,
 )
-from live.feeds.router import Reply, StreamRouter
+from live.feeds.router import MAX_MESSAGE_BYTES, Reply, StreamRouter
+from live.feeds.sanity import SanityConfig
 
 log = logging.getLogger(__name__)
 
 BINANCE_SPOT_WS = "wss://stream.binance.com:9443"
 MAX_STREAMS = 1024
+TRANSPORT_MAX_BYTES = 2**22
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,10 @@ class BinanceFeedConfig:
     silence_seconds: float = 60.0
     max_streams: int = MAX_STREAMS
     seed: int | None = None
+    sanity: SanityConfig = field(default_factory=SanityConfig)  # the trade checks
+    # Frames longer are counted (`oversize`) and skipped; websockets itself closes the
+    # connection on frames over TRANSPORT_MAX_BYTES, so memory stays bounded.
+    max_message_bytes: int = MAX_MESSAGE_BYTES
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("ws://", "wss://")):
@@ -73,6 +79,8 @@ class BinanceFeedConfig:
         for name in ("open_timeout_seconds", "reply_timeout_seconds", "silence_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"feed {name} must be positive")
+        if not 1 <= self.max_message_bytes <= TRANSPORT_MAX_BYTES:
+            raise ValueError(f"feed max_message_bytes must be within 1..{TRANSPORT_MAX_BYTES}")
 
     def stream_url(self, streams: Iterable[str]) -> str:
         names = "/".join(sorted(streams))
@@ -88,7 +96,9 @@ class BinanceFeed:
 
     def __init__(self, config: BinanceFeedConfig | None = None) -> None:
         self.config = config or BinanceFeedConfig()
-        self._router = StreamRouter()
+        self._router = StreamRouter(
+            sanity=self.config.sanity, max_message_bytes=self.config.max_message_bytes
+        )
         self._rng = random.Random(self.config.seed)
         self._state = FeedState.STOPPED
         self._last_error: str | None = None
@@ -161,7 +171,7 @@ class BinanceFeed:
         )
 
     def metrics(self) -> FeedMetrics:
-        return self._router.metrics.snapshot()
+        return self._router.snapshot()
 
     # -- the connection ------------------------------------------------------------------
 
@@ -177,7 +187,7 @@ class BinanceFeed:
                     open_timeout=self.config.open_timeout_seconds,
                     ping_interval=self.config.ping_interval_seconds,
                     close_timeout=1.0,
-                    max_size=2**22,
+                    max_size=TRANSPORT_MAX_BYTES,
                 )
             except Exception as error:  # whatever it is, a feed keeps trying: never dies
                 self._attempt += 1

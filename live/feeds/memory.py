@@ -19,15 +19,16 @@ from live.feeds.protocol import (
     normalize_symbols,
 )
 from live.feeds.router import StreamRouter
+from live.feeds.sanity import SanityConfig
 from tradepipe.domain import Trade
 
 
 class InMemoryFeed:
     """A feed whose exchange is the test: `push` trades, `push_raw` messages, `set_state`."""
 
-    def __init__(self, exchange: str = "memory") -> None:
+    def __init__(self, exchange: str = "memory", sanity: SanityConfig | None = None) -> None:
         self.exchange = exchange
-        self._router = StreamRouter()
+        self._router = StreamRouter(sanity=sanity)
         self._state = FeedState.STOPPED
         self._last_error: str | None = None
         self.subscribed_symbols: set[str] = set()  # what the "exchange" was asked for
@@ -58,7 +59,7 @@ class InMemoryFeed:
         )
 
     def metrics(self) -> FeedMetrics:
-        return self._router.metrics.snapshot()
+        return self._router.snapshot()
 
     # -- the test's side -----------------------------------------------------------------
 

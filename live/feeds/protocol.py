@@ -64,13 +64,47 @@ class LatencySummary:
 
 
 @dataclass(frozen=True, slots=True)
+class SuspectCounts:
+    """Suspect trades since the feed was created, by reason. Dropped: `bad_value`,
+    `future_time`, `backward_time`, `quantity`, `out_of_order` (duplicates are counted in
+    `FeedMetrics.duplicates`). Held: `id_jump`, `time_jump`, `price_band`; each held trade
+    then ends `confirmed` (delivered) or `rejected` (dropped)."""
+
+    bad_value: int = 0
+    future_time: int = 0
+    backward_time: int = 0
+    quantity: int = 0
+    out_of_order: int = 0
+    id_jump: int = 0
+    time_jump: int = 0
+    price_band: int = 0
+    confirmed: int = 0
+    rejected: int = 0
+
+    @property
+    def dropped(self) -> int:
+        """Trades that never reached a consumer (rejected held ones included)."""
+        return (
+            self.bad_value
+            + self.future_time
+            + self.backward_time
+            + self.quantity
+            + self.out_of_order
+            + self.rejected
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class FeedMetrics:
     """Counters since the feed was created (a snapshot: safe to keep and compare).
 
     `messages` counts every frame received; each is a delivered trade, a parse error, a
     reply to a subscribe request, or `unhandled` (well formed, but not a trade of a
-    subscribed symbol: another event type, or a stream just unsubscribed). `duplicates`
-    are trades at or below the last trade id already delivered for their symbol.
+    subscribed symbol: another event type, or a stream just unsubscribed), `oversize`
+    (longer than the router's bound, not parsed) or a `message_errors` (handling it
+    raised: counted, the connection stays). `duplicates` are trades whose id was
+    delivered already (within the recent window, see `live.feeds.sanity`); `suspects`
+    counts the other trades dropped or held by the feed's checks, by reason.
     `reconnects` counts connections opened after the first; `uptime_seconds` is the age of
     the current connection (0 when down), `connected_seconds` the total over all of them.
     """
@@ -83,6 +117,10 @@ class FeedMetrics:
     duplicates: int = 0
     gaps: int = 0
     consumer_errors: int = 0
+    message_errors: int = 0
+    oversize: int = 0
+    suspects: SuspectCounts = field(default_factory=SuspectCounts)
+    held: int = 0  # trades held for confirmation right now (at most one per symbol)
     reconnects: int = 0
     uptime_seconds: float = 0.0
     connected_seconds: float = 0.0

@@ -2,9 +2,13 @@
 
 The hot path of every feed: one `handle` per WebSocket frame, no awaiting, no allocation
 beyond the parsed JSON and the Trade. It parses with the kernel's Binance parsers (the
-same code that reads captures), keeps the counters of `FeedMetrics`, drops duplicates,
+same code that reads captures), keeps the counters of `FeedMetrics`, screens every trade
+(duplicates, id and time jumps, prices and quantities out of band: `live.feeds.sanity`),
 turns holes in Binance's consecutive trade ids into `Gap` events, and shields the feed
-from consumers that raise. Adapters own the socket; the router owns the meaning.
+from consumers that raise. Whatever raises while one frame is handled (deeply nested JSON
+raises RecursionError) is that frame's error, counted: never the connection's. Frames over
+`max_message_bytes` characters are counted as oversize and not parsed. Adapters own the
+socket; the router owns the meaning.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from live.feeds.protocol import (
@@ -26,12 +31,14 @@ from live.feeds.protocol import (
     LatencySummary,
     Subscription,
 )
+from live.feeds.sanity import SanityConfig, SuspectCounter, TradeScreen
 from tradepipe.binance import MalformedMessageError, parse_combined_message, parse_trade
 from tradepipe.domain import Trade
 
 log = logging.getLogger(__name__)
 
 LATENCY_WINDOW = 4096  # recent samples kept for the percentiles
+MAX_MESSAGE_BYTES = 64 * 1024  # a Binance trade frame is ~200 bytes
 
 
 def trade_stream(symbol: str) -> str:
@@ -83,10 +90,13 @@ class MetricsRecorder:
         "gaps",
         "latencies",
         "latency_max",
+        "message_errors",
         "messages",
+        "oversize",
         "parse_errors",
         "reconnects",
         "replies",
+        "suspects",
         "trades",
         "unhandled",
     )
@@ -94,6 +104,8 @@ class MetricsRecorder:
     def __init__(self) -> None:
         self.messages = self.trades = self.parse_errors = self.unhandled = self.replies = 0
         self.duplicates = self.gaps = self.consumer_errors = self.reconnects = 0
+        self.message_errors = self.oversize = 0
+        self.suspects = SuspectCounter()
         self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.latency_max = -math.inf
         self.connected_since: float | None = None  # time.monotonic() of the current link
@@ -107,7 +119,7 @@ class MetricsRecorder:
             self.connected_total += time.monotonic() - self.connected_since
             self.connected_since = None
 
-    def snapshot(self) -> FeedMetrics:
+    def snapshot(self, held: int = 0) -> FeedMetrics:
         uptime = 0.0 if self.connected_since is None else time.monotonic() - self.connected_since
         recent = sorted(self.latencies)
         if recent:
@@ -128,6 +140,10 @@ class MetricsRecorder:
             duplicates=self.duplicates,
             gaps=self.gaps,
             consumer_errors=self.consumer_errors,
+            message_errors=self.message_errors,
+            oversize=self.oversize,
+            suspects=self.suspects.snapshot(),
+            held=held,
             reconnects=self.reconnects,
             uptime_seconds=uptime,
             connected_seconds=self.connected_total + uptime,
@@ -135,35 +151,36 @@ class MetricsRecorder:
         )
 
 
-class _Route:
-    """One symbol's consumers and the last trade delivered to them."""
+class _Route(TradeScreen):
+    """One symbol's consumers, and its recent trades as the screen keeps them."""
 
-    __slots__ = (
-        "handlers",
-        "last_id",
-        "last_ms",
-        "last_receive_ns",
-        "since_ns",
-        "subscriptions",
-        "symbol",
-    )
+    __slots__ = ("handlers", "last_receive_ns", "since_ns", "subscriptions")
 
-    def __init__(self, symbol: str, since_ns: int) -> None:
-        self.symbol = symbol
+    def __init__(
+        self, symbol: str, since_ns: int, config: SanityConfig, counter: SuspectCounter
+    ) -> None:
+        super().__init__(symbol, config, counter)
         self.subscriptions: list[Subscription] = []
         # each consumer once, even when it holds several subscriptions of the symbol
         self.handlers: tuple[Callable[[Trade], None], ...] = ()
-        self.last_id: int | None = None
-        self.last_ms = 0
         self.since_ns = since_ns
-        self.last_receive_ns: int | None = None
+        self.last_receive_ns: int | None = None  # of its last trade delivered
 
 
 class StreamRouter:
     """Routes the trade streams of subscribed symbols to their consumers."""
 
-    def __init__(self, metrics: MetricsRecorder | None = None) -> None:
+    def __init__(
+        self,
+        metrics: MetricsRecorder | None = None,
+        sanity: SanityConfig | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
+        if max_message_bytes < 1:
+            raise ValueError(f"max_message_bytes must be >= 1: {max_message_bytes}")
         self.metrics = metrics if metrics is not None else MetricsRecorder()
+        self.sanity = sanity or SanityConfig()
+        self.max_message_bytes = max_message_bytes
         self._routes: dict[str, _Route] = {}  # by stream name, as it arrives on the wire
         self._subscriptions: list[Subscription] = []
 
@@ -177,7 +194,9 @@ class StreamRouter:
             stream = trade_stream(symbol)
             route = self._routes.get(stream)
             if route is None:
-                route = self._routes[stream] = _Route(symbol, time.monotonic_ns())
+                route = self._routes[stream] = _Route(
+                    symbol, time.monotonic_ns(), self.sanity, self.metrics.suspects
+                )
                 added.add(stream)
             route.subscriptions.append(subscription)
             route.handlers = _unique_handlers(route.subscriptions)
@@ -215,8 +234,9 @@ class StreamRouter:
         return list(seen.values())
 
     def silent_symbols(self, threshold_ns: int, connected_since_ns: int | None) -> list[str]:
-        """Symbols without a trade for `threshold_ns`, counted from the later of their
-        subscription, their last trade and the connection's start."""
+        """Symbols without a trade delivered for `threshold_ns`, counted from the later of
+        their subscription, their last trade and the connection's start (trades dropped
+        or held as suspect do not count: a symbol that sends only those is silent)."""
         if connected_since_ns is None:
             return []
         now = time.monotonic_ns()
@@ -230,75 +250,108 @@ class StreamRouter:
     # -- the hot path --------------------------------------------------------------------
 
     def handle(self, raw: str | bytes, receive_ns: int) -> Reply | None:
-        """One frame as received. Returns the reply when the frame answers a request."""
+        """One frame as received (`receive_ns`: the local wall clock, time.time_ns).
+        Returns the reply when the frame answers a request. Never raises."""
         metrics = self.metrics
         metrics.messages += 1
         if not isinstance(raw, str):  # Binance sends text frames only
             metrics.parse_errors += 1
             return None
+        if len(raw) > self.max_message_bytes:
+            metrics.oversize += 1
+            log.debug("feed: oversize message (%d characters) skipped", len(raw))
+            return None
+        # one try around the whole frame: free in Python 3.11 until something raises
         try:
-            stream, data = parse_combined_message(raw)
-        except MalformedMessageError:
-            reply = parse_reply(raw)  # rare: parse again only when it is not a stream message
-            if reply is None:
+            try:
+                stream, data = parse_combined_message(raw)
+            except MalformedMessageError:
+                reply = parse_reply(raw)  # rare: parse again only when it is not a stream message
+                if reply is None:
+                    metrics.parse_errors += 1
+                    log.debug("feed: malformed message skipped: %.200s", raw)
+                else:
+                    metrics.replies += 1
+                return reply
+            route = self._routes.get(stream)
+            if route is None:
+                metrics.unhandled += 1
+                return None
+            try:
+                trade = parse_trade(data)
+            except MalformedMessageError as error:
+                if isinstance(data.get("e"), str) and data["e"] != "trade":
+                    metrics.unhandled += 1  # another event type on the stream: well formed
+                else:
+                    metrics.parse_errors += 1
+                    log.debug("feed: malformed trade skipped (%s): %.200s", error, raw)
+                return None
+            if trade.symbol != route.symbol:
                 metrics.parse_errors += 1
-                log.debug("feed: malformed message skipped: %.200s", raw)
-            else:
-                metrics.replies += 1
-            return reply
-        route = self._routes.get(stream)
-        if route is None:
-            metrics.unhandled += 1
+                log.debug("feed: trade of another symbol on %s skipped: %.200s", stream, raw)
+                return None
+            event_ms = data.get("E")
+            if type(event_ms) is int:
+                latency = receive_ns / 1e6 - event_ms
+                metrics.latencies.append(latency)
+                if latency > metrics.latency_max:
+                    metrics.latency_max = latency
+            self._deliver(route, trade, receive_ns)
             return None
-        try:
-            trade = parse_trade(data)
-        except MalformedMessageError as error:
-            if isinstance(data.get("e"), str) and data["e"] != "trade":
-                metrics.unhandled += 1  # another event type on the stream: well formed
-            else:
-                metrics.parse_errors += 1
-                log.debug("feed: malformed trade skipped (%s): %.200s", error, raw)
+        except Exception as error:  # this message's error, never the connection's
+            metrics.message_errors += 1
+            log.debug("feed: message failed (%s): %.200s", type(error).__name__, raw)
             return None
-        if trade.symbol != route.symbol:
-            metrics.parse_errors += 1
-            log.debug("feed: trade of another symbol on %s skipped: %.200s", stream, raw)
-            return None
-        event_ms = data.get("E")
-        if type(event_ms) is int:
-            latency = receive_ns / 1e6 - event_ms
-            metrics.latencies.append(latency)
-            if latency > metrics.latency_max:
-                metrics.latency_max = latency
-        route.last_receive_ns = time.monotonic_ns()
-        self._deliver(route, trade)
-        return None
 
     def deliver(self, trade: Trade) -> bool:
         """Hand a trade that did not come as a message (an in-memory feed) to the consumers
-        of its symbol, with the same duplicate and gap rules. False if nobody wants it."""
+        of its symbol, with the same checks, duplicate and gap rules. False if nobody
+        wants it."""
         route = self._routes.get(trade_stream(trade.symbol))
         if route is None:
             self.metrics.unhandled += 1
             return False
-        route.last_receive_ns = time.monotonic_ns()
-        self._deliver(route, trade)
+        self._deliver(route, trade, time.time_ns())
         return True
 
-    def _deliver(self, route: _Route, trade: Trade) -> None:
+    def _deliver(self, route: _Route, trade: Trade, receive_ns: int) -> None:
+        # The common case inline: the next id, price and quantity in their bands, and a
+        # time in the current millisecond or a small step forward (`advance` checks it).
+        if (
+            trade.trade_id == route.next_id
+            and route.price_low <= trade.price <= route.price_high
+            and 0.0 < trade.quantity <= route.quantity_limit
+            and (
+                route.earliest_ms <= trade.time_ms <= route.last_ms
+                or route.advance(trade, receive_ns)
+            )
+        ):
+            route.next_id += 1
+            route.previous = trade
+            route.last_receive_ns = time.monotonic_ns()
+            metrics = self.metrics
+            metrics.trades += 1
+            for handler in route.handlers:  # as _hand_out, inline: the hot path
+                try:
+                    handler(trade)
+                except Exception:
+                    metrics.consumer_errors += 1
+                    log.exception("feed consumer %r failed on a trade", handler)
+            return
+        events = route.screen(trade, receive_ns)
+        if events is None:
+            self.metrics.duplicates += 1
+            return
+        for event in events:
+            if isinstance(event, Gap):
+                self.metrics.gaps += 1
+                self._call(route.subscriptions, partial(_announce_gap, event))
+            else:
+                self._hand_out(route, event)
+
+    def _hand_out(self, route: _Route, trade: Trade) -> None:
         metrics = self.metrics
-        trade_id = trade.trade_id
-        last_id = route.last_id
-        if trade_id is not None:
-            if last_id is not None:
-                if trade_id <= last_id:
-                    metrics.duplicates += 1
-                    return
-                if trade_id != last_id + 1:
-                    metrics.gaps += 1
-                    gap = Gap(route.symbol, route.last_ms, trade.time_ms, last_id, trade_id)
-                    self._call(route.subscriptions, lambda consumer: consumer.on_gap(gap))
-            route.last_id = trade_id
-        route.last_ms = trade.time_ms
+        route.last_receive_ns = time.monotonic_ns()
         metrics.trades += 1
         for handler in route.handlers:
             try:
@@ -306,6 +359,14 @@ class StreamRouter:
             except Exception:
                 metrics.consumer_errors += 1
                 log.exception("feed consumer %r failed on a trade", handler)
+
+    def snapshot(self) -> FeedMetrics:
+        """The counters now, with the trades held for confirmation."""
+        return self.metrics.snapshot(held=sum(r.held is not None for r in self._routes.values()))
+
+    def held(self) -> dict[str, Trade]:
+        """Trades held for confirmation, by symbol (at most one each)."""
+        return {r.symbol: r.held for r in self._routes.values() if r.held is not None}
 
     def notify_status(self, status: FeedStatus) -> None:
         self._call(self._subscriptions, lambda consumer: consumer.on_status(status))
@@ -324,6 +385,10 @@ class StreamRouter:
             except Exception:
                 self.metrics.consumer_errors += 1
                 log.exception("feed consumer %r failed", consumer)
+
+
+def _announce_gap(gap: Gap, consumer: FeedConsumer) -> None:
+    consumer.on_gap(gap)
 
 
 def _unique_handlers(subscriptions: list[Subscription]) -> tuple[Callable[[Trade], None], ...]:
