@@ -14,7 +14,9 @@ from tradepipe.cli.common import UserError, console, database_session, settings,
 if TYPE_CHECKING:
     from tradepipe.db import BotView
 
-bots_app = typer.Typer(help="Bots: add, list, show, enable, disable, remove.", no_args_is_help=True)
+bots_app = typer.Typer(
+    help="Bots: add, set, list, show, enable, disable, remove.", no_args_is_help=True
+)
 
 
 def _bot_errors() -> tuple[type[BaseException], ...]:
@@ -133,6 +135,78 @@ def _parameters(items: list[str]) -> dict[str, object]:
         except ValueError:
             parameters[key.strip()] = text
     return parameters
+
+
+@bots_app.command("set")
+def bots_set(
+    name: str,
+    capital: Annotated[float | None, typer.Option(help="quote currency per entry")] = None,
+    take_profit_pct: Annotated[float | None, typer.Option(help="exit this % above entry")] = None,
+    stop_loss_pct: Annotated[float | None, typer.Option(help="exit this % below entry")] = None,
+    max_holding_seconds: Annotated[float | None, typer.Option(help="close after this long")] = None,
+    maker_timeout_seconds: Annotated[
+        float | None, typer.Option(help="cancel an unfilled limit entry")
+    ] = None,
+    max_open_positions: Annotated[int | None, typer.Option(help="pending + active")] = None,
+    confidence_threshold: Annotated[
+        float | None, typer.Option(help="model probability to enter")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="registered MLflow model it consumes")] = None,
+    model_alias: Annotated[str | None, typer.Option(help="alias of that model")] = None,
+    credentials: Annotated[str | None, typer.Option(help="NAME of the credential set")] = None,
+    notify: Annotated[
+        list[str] | None, typer.Option(help="notifier name (repeatable; replaces the list)")
+    ] = None,
+    notify_events: Annotated[
+        str | None, typer.Option(help="comma-separated categories (replaces the list)")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="strategy parameter KEY=VALUE (JSON), merged; KEY=null removes it"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the change as JSON")] = False,
+) -> None:
+    """Change a bot's configuration, validated as at `bots add`; a running engine applies it
+    to the next entry (open positions keep their barriers). Recorded with who and the old
+    and new values (`tradepipe bots show NAME`)."""
+    from tradepipe.bot_changes import change_bot_config
+    from tradepipe.cli.models import operator_name
+
+    given = {
+        "capital_per_trade": capital,
+        "take_profit_pct": take_profit_pct,
+        "stop_loss_pct": stop_loss_pct,
+        "max_holding_seconds": max_holding_seconds,
+        "maker_order_timeout_seconds": maker_timeout_seconds,
+        "max_open_positions": max_open_positions,
+        "confidence_threshold": confidence_threshold,
+        "model_name": model,
+        "model_alias": model_alias,
+        "credentials": credentials,
+        "notifiers": None if notify is None else tuple(notify),
+        "notify_events": None if notify_events is None else _csv(notify_events),
+        "strategy_parameters": None if param is None else _parameters(param),
+    }
+    changes = {key: value for key, value in given.items() if value is not None}
+    if not changes:
+        raise UserError("nothing to set: give at least one option (see --help)")
+    current = settings()
+    with user_errors(_bot_errors()), database_session() as session:
+        done = change_bot_config(
+            session,
+            name,
+            changes,
+            by=operator_name(),
+            strategies_dir=current.strategies_dir,
+            known_notifiers=current.notifiers.keys(),
+        )
+    if as_json:
+        print(json.dumps(done.to_dict(), sort_keys=True))
+    elif not done.new:
+        console.print(f"bot {name}: nothing changed")
+    else:
+        for key, value in done.new.items():
+            console.print(f"bot {name}: {key} {done.old[key]!r} -> {value!r}", highlight=False)
 
 
 @bots_app.command("assign")
