@@ -1,0 +1,233 @@
+"""Evidence: the candles the engine built and the decisions it took, kept for the review.
+
+The event loop only hands items over (`candle`, `decision`): a non-blocking put into a
+bounded queue, so recording can never hold up trading. When the queue is full the item is
+dropped and counted (`dropped`, in /metrics as evidence_dropped_total): a slow disk costs
+evidence, never a late order. One writer thread takes the queue in batches, every
+`evidence_flush_seconds` or sooner when a batch is large, and writes:
+
+- candles, grouped by series, into the candle store (`tradepipe.marketdata`) as exchange
+  `record_exchange` (e.g. binance-live: what this engine built, beside what the exchange
+  published), 1 s candles and every bot timeframe;
+- decisions into the decision log (`tradepipe.marketdata.decisions`), day partitions,
+  compacted once a day is over and pruned to `decision_retention_days`.
+
+A batch that cannot be written (an unwritable directory, a full disk) is counted as lost
+and logged; the first failure and the recovery after it are engine events (`on_event`,
+called in the engine's loop). Trading goes on either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tradepipe.candles import candles_to_frame
+from tradepipe.domain import Candle
+from tradepipe.marketdata import MarketDataStore
+from tradepipe.marketdata.decisions import (
+    DecisionRecord,
+    append_decisions,
+    compact,
+    decision_days,
+    prune,
+)
+
+__all__ = ["EvidenceMetrics", "EvidenceRecorder"]
+
+log = logging.getLogger(__name__)
+
+BATCH_ITEMS = 50_000  # a batch this large is written without waiting for the flush time
+HOUSEKEEPING_SECONDS = 3_600.0  # compaction and retention, at most this often (and at start)
+_STOP = object()
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceMetrics:
+    candles: int  # written
+    decisions: int  # written
+    dropped: int  # not queued: the queue was full
+    lost: int  # queued but not written: the write failed
+    failures: int  # batches that failed
+    queued: int  # waiting for the writer now
+
+
+class EvidenceRecorder:
+    def __init__(
+        self,
+        *,
+        store_root: Path | None,
+        decision_root: Path | None,
+        exchange: str,
+        retention_days: int,
+        queue_size: int,
+        flush_seconds: float,
+        on_event: Callable[[str, str], None],
+    ) -> None:
+        self.store = MarketDataStore(store_root) if store_root is not None else None
+        self.decision_root = decision_root
+        self.exchange = exchange
+        self.retention_days = retention_days
+        self.flush_seconds = flush_seconds
+        self._on_event = on_event
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._failing = False
+        self._last_housekeeping = -HOUSEKEEPING_SECONDS
+        self.candles_written = 0
+        self.decisions_written = 0
+        self.dropped = 0
+        self.lost = 0
+        self.failures = 0
+
+    @property
+    def records_candles(self) -> bool:
+        return self.store is not None
+
+    @property
+    def records_decisions(self) -> bool:
+        return self.decision_root is not None
+
+    # -- the event loop's side: never blocks ------------------------------------------------
+
+    def candle(self, candle: Candle) -> None:
+        if self.store is not None:
+            self._put(candle)
+
+    def decision(self, record: DecisionRecord) -> None:
+        if self.decision_root is not None:
+            self._put(record)
+
+    def _put(self, item: object) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+
+    def metrics(self) -> EvidenceMetrics:
+        return EvidenceMetrics(
+            self.candles_written,
+            self.decisions_written,
+            self.dropped,
+            self.lost,
+            self.failures,
+            self._queue.qsize(),
+        )
+
+    def start(self) -> None:
+        """Start the writer thread (from the engine's loop, which hears its events)."""
+        if self._thread is not None or (self.store is None and self.decision_root is None):
+            return
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name="evidence", daemon=True)
+        self._thread.start()
+
+    async def close(self, timeout: float) -> bool:
+        """Write what is queued (within `timeout`), then stop. False if the writer was
+        still busy at the deadline (what it had not written is lost)."""
+        thread = self._thread
+        if thread is None:
+            return True
+        while True:  # the stop mark must get in even if the queue is full
+            try:
+                self._queue.put_nowait(_STOP)
+                break
+            except queue.Full:
+                await asyncio.sleep(0.01)
+                if not thread.is_alive():
+                    break
+        await asyncio.to_thread(thread.join, timeout)
+        self._thread = None
+        return not thread.is_alive()
+
+    # -- the writer thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[object] = []
+            deadline = time.monotonic() + self.flush_seconds
+            while len(batch) < BATCH_ITEMS:
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            if batch:
+                self._write(batch)
+            self._housekeeping(force=stopping)
+
+    def _write(self, batch: list[object]) -> None:
+        candles: dict[tuple[str, str], list[Candle]] = {}
+        decisions: list[DecisionRecord] = []
+        for item in batch:
+            if isinstance(item, Candle):
+                candles.setdefault((item.symbol, item.timeframe.name), []).append(item)
+            elif isinstance(item, DecisionRecord):
+                decisions.append(item)
+        written_before = self.candles_written + self.decisions_written
+        try:
+            if self.store is not None:
+                for (symbol, timeframe), series in candles.items():
+                    frame = candles_to_frame(series)
+                    self.store.write_candles(self.exchange, symbol, timeframe, frame)
+                    self.candles_written += len(series)
+            if decisions and self.decision_root is not None:
+                self.decisions_written += append_decisions(self.decision_root, decisions)
+        except Exception as error:
+            written = self.candles_written + self.decisions_written - written_before
+            self._failed(error, len(batch) - written)
+            return
+        if self._failing:
+            self._failing = False
+            log.warning("evidence written again")
+            self._event("evidence_recovered", "evidence (candles, decisions) written again")
+
+    def _housekeeping(self, *, force: bool) -> None:
+        """Compact the decision days that are over, and delete those past retention."""
+        root = self.decision_root
+        now = time.monotonic()
+        if root is None or (not force and now - self._last_housekeeping < HOUSEKEEPING_SECONDS):
+            return
+        self._last_housekeeping = now
+        try:
+            removed = prune(root, self.retention_days)
+            for day in decision_days(root)[:-1]:  # the newest day may still grow
+                compact(root, day)
+        except Exception as error:
+            self._failed(error, 0)
+            return
+        if removed:
+            log.info(
+                "decision log: %d days past retention deleted (%s .. %s)",
+                len(removed),
+                removed[0],
+                removed[-1],
+                extra={"days": removed},
+            )
+
+    def _failed(self, error: BaseException, lost: int) -> None:
+        self.failures += 1
+        self.lost += lost
+        message = f"evidence not written ({lost} items lost): {type(error).__name__}: {error}"
+        log.error(message, extra={"lost": lost})
+        if not self._failing:
+            self._failing = True
+            self._event("evidence_write_failed", message + "; trading goes on")
+
+    def _event(self, kind: str, message: str) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._on_event, kind, message)
