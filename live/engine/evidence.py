@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from tradepipe.candles import candles_to_frame
@@ -176,23 +177,33 @@ class EvidenceRecorder:
                 candles.setdefault((item.symbol, item.timeframe.name), []).append(item)
             elif isinstance(item, DecisionRecord):
                 decisions.append(item)
-        written_before = self.candles_written + self.decisions_written
-        try:
-            if self.store is not None:
-                for (symbol, timeframe), series in candles.items():
-                    frame = candles_to_frame(series)
-                    self.store.write_candles(self.exchange, symbol, timeframe, frame)
-                    self.candles_written += len(series)
-            if decisions and self.decision_root is not None:
-                self.decisions_written += append_decisions(self.decision_root, decisions)
-        except Exception as error:
-            written = self.candles_written + self.decisions_written - written_before
-            self._failed(error, len(batch) - written)
-            return
-        if self._failing:
+        # each series and the decisions apart: one that cannot be written loses only itself
+        ok = True
+        for (symbol, timeframe), series in candles.items():
+            ok &= self._attempt(len(series), partial(self._candles, symbol, timeframe, series))
+        if decisions:
+            ok &= self._attempt(len(decisions), partial(self._decisions, decisions))
+        if ok and self._failing:
             self._failing = False
             log.warning("evidence written again")
             self._event("evidence_recovered", "evidence (candles, decisions) written again")
+
+    def _candles(self, symbol: str, timeframe: str, series: list[Candle]) -> None:
+        assert self.store is not None
+        self.store.write_candles(self.exchange, symbol, timeframe, candles_to_frame(series))
+        self.candles_written += len(series)
+
+    def _decisions(self, decisions: list[DecisionRecord]) -> None:
+        assert self.decision_root is not None
+        self.decisions_written += append_decisions(self.decision_root, decisions)
+
+    def _attempt(self, items: int, write: Callable[[], None]) -> bool:
+        try:
+            write()
+        except Exception as error:
+            self._failed(error, items)
+            return False
+        return True
 
     def _housekeeping(self, *, force: bool) -> None:
         """Compact the decision days that are over, and delete those past retention."""
