@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from live.engine import Engine, EngineEvent
+from live.engine import Engine, EngineConfig, EngineEvent
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
 from tests.engine.helpers import (
@@ -32,6 +33,7 @@ from tests.engine.helpers import (
 from tests.engine.model_store import ModelStore
 from tests.support import feed_config
 from tradepipe.candles import aggregate_trades, candles_to_frame, resample_candles
+from tradepipe.config import ConfigError, load_settings
 from tradepipe.db import create_engine_for, session_scope, strategy_source
 from tradepipe.domain import Candle
 from tradepipe.marketdata import MarketDataStore
@@ -326,3 +328,22 @@ def test_recording_is_off_unless_asked(
     metrics = aio.run(scenario())
     assert metrics["evidence_candles_total"] == metrics["evidence_decisions_total"] == 0
     assert not (tmp_path / "market_data").exists() and not (tmp_path / "decisions").exists()
+
+
+def test_settings_turn_recording_on_by_default_and_bad_values_are_refused(
+    tmp_path: Path, database_url: str, strategies_dir: Path
+) -> None:
+    config = EngineConfig.from_settings(load_settings(home=tmp_path))
+    assert config.record_candles and config.record_decisions  # `tradepipe live run`, `make up`
+    assert config.market_data_dir == (tmp_path / "market_data").resolve()
+    assert config.decision_log_dir == (tmp_path / "decisions").resolve()
+    assert (config.record_exchange, config.decision_retention_days) == (LIVE, 30)
+    quiet = load_settings(home=tmp_path, record_candles=False, decision_retention_days=7)
+    config = EngineConfig.from_settings(quiet)
+    assert not config.record_candles and config.decision_retention_days == 7
+    with pytest.raises(ConfigError, match="decision_retention_days"):
+        load_settings(decision_retention_days=0)
+    with pytest.raises(ConfigError, match="record_exchange"):
+        load_settings(record_exchange="Binance Live")
+    with pytest.raises(ValueError, match="record_candles needs market_data_dir"):
+        config_for(database_url, strategies_dir, record_candles=True)
