@@ -22,14 +22,17 @@ from typing import Any
 
 from benchmarks.bench_engine import TARGET_P99_MS, Run, measure, percentile
 from live.engine.evidence import EvidenceRecorder
+from tradepipe.candles import candles_to_frame
 from tradepipe.domain import Candle
 from tradepipe.features import default_spec
+from tradepipe.marketdata import MarketDataStore
 from tradepipe.marketdata.decisions import DecisionKind, DecisionRecord, read_decisions
 from tradepipe.timeframes import ONE_SECOND
 
 START_MS = 1_704_067_200_000
 DECISIONS = 200_000
 CANDLES = 100_000
+LIVE = "binance-live"
 
 
 def decisions(count: int) -> list[DecisionRecord]:
@@ -71,7 +74,7 @@ def recorder(folder: Path) -> EvidenceRecorder:
     return EvidenceRecorder(
         store_root=folder / "market_data",
         decision_root=folder / "decisions",
-        exchange="binance-live",
+        exchange=LIVE,
         retention_days=30,
         queue_size=max(DECISIONS, CANDLES) + 1,
         flush_seconds=1.0,
@@ -105,6 +108,31 @@ def report_writer(kind: str, count: int, handed: float, written: float, dropped:
     print(f"  ratio written / handed over: {written / handed:,.1f}x")
 
 
+def month_file_rewrite() -> None:
+    """One flush (30 new 1 s candles) into a series whose month file already holds `days`
+    of 1 s candles: the store rewrites the file, so this grows through the month."""
+    figures = {}
+    for days in (1, 28):
+        rows = days * 86_400
+        with tempfile.TemporaryDirectory(prefix="bench_evidence_") as folder:
+            store = MarketDataStore(Path(folder))
+            store.write_candles(LIVE, "BTCUSDT", "1s", candles_to_frame(seconds(rows)))
+            later = [
+                Candle(
+                    "BTCUSDT", ONE_SECOND, START_MS + (rows + i) * 1_000, 1.0, 1.0, 1.0, 1.0, 1.0
+                )
+                for i in range(30)
+            ]
+            started = time.perf_counter()
+            store.write_candles(LIVE, "BTCUSDT", "1s", candles_to_frame(later))
+            figures[days] = time.perf_counter() - started
+    print(
+        f"  one flush into a month file of 1 s candles: {figures[1] * 1000:,.0f} ms after 1 day,"
+        f" {figures[28] * 1000:,.0f} ms after 28 days ({figures[28] / figures[1]:.1f}x); "
+        "hence flushes minutes apart (evidence_flush_seconds)"
+    )
+
+
 def engine_figures(run: Run) -> tuple[float, float, float]:
     return (
         percentile(run.decision_ms, 0.5),
@@ -119,7 +147,7 @@ def recording_on(folder: Path) -> dict[str, Any]:
         "record_decisions": True,
         "market_data_dir": folder / "market_data",
         "decision_log_dir": folder / "decisions",
-        "evidence_flush_seconds": 1.0,
+        "evidence_flush_seconds": 1.0,  # more often than the default: writes during the run
     }
 
 
@@ -129,6 +157,7 @@ def run() -> None:
     report_writer("decisions", DECISIONS, handed, written, evidence.dropped)
     handed, written, evidence = asyncio.run(write_all(seconds(CANDLES), "candles"))
     report_writer("1 s candles", CANDLES, handed, written, evidence.dropped)
+    month_file_rewrite()
 
     print("engine benchmark (1 symbol, 10 bots, 1 s candles): recording off, then on")
     off = measure(symbols=1, per_symbol=10, timeframe="1s", hours=2.0)
