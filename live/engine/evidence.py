@@ -82,6 +82,7 @@ class EvidenceRecorder:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failing = False
+        self._closed = False  # after close: items are counted as dropped, never queued
         self._last_housekeeping = -HOUSEKEEPING_SECONDS
         self.candles_written = 0
         self.decisions_written = 0
@@ -108,6 +109,9 @@ class EvidenceRecorder:
             self._put(record)
 
     def _put(self, item: object) -> None:
+        if self._closed:
+            self.dropped += 1
+            return
         try:
             self._queue.put_nowait(item)
         except queue.Full:
@@ -134,18 +138,19 @@ class EvidenceRecorder:
     async def close(self, timeout: float) -> bool:
         """Write what is queued (within `timeout`), then stop. False if the writer was
         still busy at the deadline (what it had not written is lost)."""
+        self._closed = True
         thread = self._thread
         if thread is None:
             return True
-        while True:  # the stop mark must get in even if the queue is full
+        deadline = time.monotonic() + timeout
+        # the stop mark must get in even if the queue is full (the writer frees room)
+        while thread.is_alive() and time.monotonic() < deadline:
             try:
                 self._queue.put_nowait(_STOP)
                 break
             except queue.Full:
                 await asyncio.sleep(0.01)
-                if not thread.is_alive():
-                    break
-        await asyncio.to_thread(thread.join, timeout)
+        await asyncio.to_thread(thread.join, max(0.0, deadline - time.monotonic()))
         self._thread = None
         return not thread.is_alive()
 
@@ -167,6 +172,8 @@ class EvidenceRecorder:
                 batch.append(item)
             if batch:
                 self._write(batch)
+            # closed while the stop mark could not get in: end once the queue is done
+            stopping = stopping or (self._closed and self._queue.empty())
             self._housekeeping(force=stopping)
 
     def _write(self, batch: list[object]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from live.engine import Engine, EngineConfig, EngineEvent
+from live.engine.evidence import EvidenceRecorder
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
 from tests.engine.helpers import (
@@ -41,6 +43,7 @@ from tradepipe.marketdata.decisions import read_decisions
 from tradepipe.registry import ModelRegistry
 from tradepipe.strategy import content_hash, load_strategy_source
 from tradepipe.synthetic import SyntheticMarket
+from tradepipe.timeframes import ONE_SECOND
 
 MODEL = "btcusdt_1m_triple_barrier"  # the model lgbm_threshold declares
 WINDOW_START_MS = START_MS + 3_600_000
@@ -347,3 +350,45 @@ def test_settings_turn_recording_on_by_default_and_bad_values_are_refused(
         load_settings(record_exchange="Binance Live")
     with pytest.raises(ValueError, match="record_candles needs market_data_dir"):
         config_for(database_url, strategies_dir, record_candles=True)
+
+
+def test_a_stuck_writer_does_not_hold_up_the_stop(aio: Aio, tmp_path: Path) -> None:
+    store = MarketDataStore(tmp_path / "market_data")
+    series = store.series_dir(LIVE, "BTCUSDT", "1s")
+    series.mkdir(parents=True)
+    evidence = EvidenceRecorder(
+        store_root=tmp_path / "market_data",
+        decision_root=None,
+        exchange=LIVE,
+        retention_days=30,
+        queue_size=3,
+        flush_seconds=0.01,
+        on_event=lambda kind, message: None,
+    )
+    candles = [
+        Candle("BTCUSDT", ONE_SECOND, START_MS + i * 1_000, 1.0, 1.0, 1.0, 1.0, 1.0)
+        for i in range(20)
+    ]
+
+    async def scenario() -> bool:
+        evidence.start()
+        evidence.candle(candles[0])
+        await aio.eventually(lambda: evidence.metrics().queued == 0, "the writer to take it")
+        for candle in candles[1:]:  # the writer is stuck on the lock: 3 wait, the rest drop
+            evidence.candle(candle)
+        return await evidence.close(0.3)
+
+    with (series / ".lock").open("a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        assert aio.run(scenario(), timeout=5) is False  # the deadline, not the lock, decided
+        fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    assert evidence.dropped == 16
+    evidence.candle(candles[0])  # after close: counted, never queued
+    assert evidence.dropped == 17
+
+    # released, the writer writes what it held and ends (closed, queue empty)
+    def ended() -> bool:
+        return not any(t.name == "evidence" and t.is_alive() for t in threading.enumerate())
+
+    aio.run(aio.eventually(ended, "the writer to end"))
+    assert store.row_count(LIVE, "BTCUSDT", "1s") == evidence.candles_written == 4

@@ -26,6 +26,7 @@ import shutil
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,9 @@ class DecisionLogError(ValueError):
     """A decision log that cannot be read or written as asked; nothing was changed."""
 
 
-class DecisionKind:
+class DecisionKind(StrEnum):
+    """The strategy's answer to one candle (what became of an entry is `entry`)."""
+
     ENTER = "enter"  # the strategy asked for an entry
     HOLD = "hold"  # the strategy answered None
     FAILED = "failed"  # the strategy raised or answered nonsense (the bot went to error)
