@@ -39,7 +39,7 @@ from tradepipe.config import ConfigError, load_settings
 from tradepipe.db import create_engine_for, session_scope, strategy_source
 from tradepipe.domain import Candle
 from tradepipe.marketdata import MarketDataStore
-from tradepipe.marketdata.decisions import read_decisions
+from tradepipe.marketdata.decisions import decision_days, read_decisions
 from tradepipe.registry import ModelRegistry
 from tradepipe.strategy import content_hash, load_strategy_source
 from tradepipe.synthetic import SyntheticMarket
@@ -392,3 +392,27 @@ def test_a_stuck_writer_does_not_hold_up_the_stop(aio: Aio, tmp_path: Path) -> N
 
     aio.run(aio.eventually(ended, "the writer to end"))
     assert store.row_count(LIVE, "BTCUSDT", "1s") == evidence.candles_written == 4
+
+
+def test_the_engine_keeps_the_decision_log_to_its_retention(
+    aio: Aio, tmp_path: Path, database_url: str, strategies_dir: Path
+) -> None:
+    add_bots(database_url, strategies_dir, [("always", "always")])
+    log_dir = tmp_path / "decisions"
+    old = read_decisions(log_dir)  # an empty frame with the log's columns
+    for day in ("2023-12-01", "2023-12-28"):  # 31 and 4 days before the market's day
+        (log_dir / f"day={day}").mkdir(parents=True)
+        old.to_parquet(log_dir / f"day={day}" / "part-0-old.parquet")
+
+    async def scenario() -> None:
+        config = config_for(
+            database_url, strategies_dir, **recording(tmp_path, decision_retention_days=7)
+        )
+        running = await start_engine(config)
+        try:
+            await push(running, walk(50))
+        finally:
+            await running.engine.stop()
+
+    aio.run(scenario())
+    assert decision_days(log_dir) == ["2023-12-28", "2024-01-01"]
