@@ -48,6 +48,7 @@ def decisions(count: int) -> list[DecisionRecord]:
             bot=f"bot_{index % 10}",
             strategy="lgbm_threshold",
             strategy_hash="ab" * 32,
+            bot_config='{"capital_per_trade": 100.0, "take_profit_pct": 0.3}',
             model="btcusdt_1m_triple_barrier",
             model_version="3",
             probability=0.5,

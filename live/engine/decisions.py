@@ -96,6 +96,7 @@ def _record(
         bot=bot.name,
         strategy=bot.loaded.name,
         strategy_hash=bot.strategy_hash,
+        bot_config=bot.config_json(),
         model=slot.name if slot is not None else None,
         model_version=active.version if active is not None else None,
         probability=probability,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import threading
 import time
 from pathlib import Path
@@ -96,6 +97,7 @@ def test_recorded_candles_and_decisions_are_what_the_engine_saw(
     seconds: list[Candle] = []
     built: dict[str, pd.DataFrame] = {}
     counts: dict[str, int] = {}
+    configs: dict[str, dict[str, object]] = {}
     metrics: dict[str, float] = {}
 
     async def scenario() -> None:
@@ -130,6 +132,7 @@ def test_recorded_candles_and_decisions_are_what_the_engine_saw(
                 for name in ("ema", "lgbm", "always"):
                     bot = engine.core.bots[name]
                     counts[name], counts[f"{name}_entries"] = bot.decisions, bot.entries
+                    configs[name] = bot.row.config.model_dump(mode="json")
             finally:
                 await engine.stop()
             metrics.update(engine.metrics())
@@ -167,6 +170,7 @@ def test_recorded_candles_and_decisions_are_what_the_engine_saw(
         rows = decisions[decisions["bot"] == bot]
         assert len(rows) == counts[bot] > 0  # one row per decision the bot took
         assert set(rows["strategy_hash"]) == {hashes[strategy]}
+        assert [json.loads(text) for text in set(rows["bot_config"])] == [configs[bot]]
         assert rows["candle_start_ms"].is_unique
         assert (rows["entry"] == "placed").sum() == counts[f"{bot}_entries"]
     assert set(decisions[decisions["bot"] == "ema"]["timeframe"]) == {"15s"}

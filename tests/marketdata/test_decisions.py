@@ -33,6 +33,7 @@ def record(start_ms: int, bot: str = "a", **changes: object) -> DecisionRecord:
         "bot": bot,
         "strategy": "lgbm_threshold",
         "strategy_hash": "ab" * 32,
+        "bot_config": '{"capital_per_trade": 100.0}',
         "model": "btc_model",
         "model_version": "3",
         "probability": 0.1 + 0.2,  # not a short decimal: must come back bit for bit

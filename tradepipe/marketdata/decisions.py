@@ -2,10 +2,11 @@
 
 One row per bot decision: the candle (symbol, timeframe, start), the features the engine
 computed for it (names and values, exact float64, with the feature spec's hash), and for
-the bot the strategy and its content hash, the model and version, the probability the
-model gave, the strategy's answer and what became of an entry. The review of a bot
-(`tradepipe live review`) reads it back with `read_decisions` and replays the same
-candles through the backtester with the same strategy and model versions.
+the bot the strategy and its content hash, the bot's config as it was (JSON), the model
+and version, the probability the model gave, the strategy's answer and what became of an
+entry. The review of a bot (`tradepipe live review`) reads it back with `read_decisions`
+and replays the same candles through the backtester with the same strategy version
+(`tradepipe.db.strategy_source`), config and model version.
 
 Layout (hive-style, partitioned by the candle's UTC day)::
 
@@ -59,6 +60,7 @@ DECISION_SCHEMA = pa.schema(
         ("bot", pa.string()),
         ("strategy", pa.string()),
         ("strategy_hash", pa.string()),
+        ("bot_config", pa.string()),  # the bot's config (JSON): barriers, strategy parameters
         ("model", pa.string()),  # null: the bot uses no model
         ("model_version", pa.string()),
         ("probability", pa.float64()),  # null: no model, or the model failed on this row
@@ -94,6 +96,7 @@ class DecisionRecord:
     bot: str
     strategy: str
     strategy_hash: str
+    bot_config: str
     model: str | None
     model_version: str | None
     probability: float | None
