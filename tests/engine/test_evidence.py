@@ -40,7 +40,7 @@ from tradepipe.config import ConfigError, load_settings
 from tradepipe.db import create_engine_for, session_scope, strategy_source
 from tradepipe.domain import Candle
 from tradepipe.marketdata import MarketDataStore
-from tradepipe.marketdata.decisions import decision_days, read_decisions
+from tradepipe.marketdata.decisions import decision_days, feature_frame, read_decisions
 from tradepipe.registry import ModelRegistry
 from tradepipe.strategy import content_hash, load_strategy_source
 from tradepipe.synthetic import SyntheticMarket
@@ -98,6 +98,7 @@ def test_recorded_candles_and_decisions_are_what_the_engine_saw(
     built: dict[str, pd.DataFrame] = {}
     counts: dict[str, int] = {}
     configs: dict[str, dict[str, object]] = {}
+    streams: dict[str, tuple[float, ...]] = {}
     metrics: dict[str, float] = {}
 
     async def scenario() -> None:
@@ -133,6 +134,8 @@ def test_recorded_candles_and_decisions_are_what_the_engine_saw(
                     bot = engine.core.bots[name]
                     counts[name], counts[f"{name}_entries"] = bot.decisions, bot.entries
                     configs[name] = bot.row.config.model_dump(mode="json")
+                    if bot.features is not None and bot.features.last_row is not None:
+                        streams[name] = bot.features.last_row
             finally:
                 await engine.stop()
             metrics.update(engine.metrics())
@@ -180,10 +183,9 @@ def test_recorded_candles_and_decisions_are_what_the_engine_saw(
     assert set(model_rows["model_version"]) == {version}
     assert set(model_rows["model"]) == {MODEL}
     model = ModelRegistry(model_store.tracking_uri).load(MODEL, version=version)
-    names = list(model_rows["feature_names"].iloc[0])
-    features = pd.DataFrame(
-        [list(values) for values in model_rows["feature_values"]], columns=names
-    )
+    features = feature_frame(model_rows)
+    pipeline_stream = streams["lgbm"]
+    assert features.iloc[-1].tolist() == list(pipeline_stream)  # the engine's last row
     # the probability recorded is the one the model gives on the features recorded
     assert list(model.predict_proba(features)) == list(model_rows["probability"])
 

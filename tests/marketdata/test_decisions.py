@@ -17,6 +17,7 @@ from tradepipe.marketdata.decisions import (
     append_decisions,
     compact,
     decision_days,
+    feature_frame,
     prune,
     read_decisions,
 )
@@ -108,3 +109,14 @@ def test_bad_retention_and_unreadable_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "day=2024-01-01" / "part-0-broken.parquet").write_bytes(b"not parquet")
     with pytest.raises(DecisionLogError, match=r"part-0-broken\.parquet cannot be read"):
         read_decisions(tmp_path)
+
+
+def test_the_features_of_one_spec_come_back_as_a_frame(tmp_path: Path) -> None:
+    append_decisions(tmp_path, [record(JAN_1), record(JAN_1 + 60_000, feature_values=(2.0, 3.0))])
+    frame = feature_frame(read_decisions(tmp_path))
+    assert list(frame.columns) == ["ret_1", "rsi_14"]
+    assert list(frame.index) == [JAN_1, JAN_1 + 60_000]
+    assert frame.loc[JAN_1].tolist() == [1 / 3, math.pi]
+    append_decisions(tmp_path, [record(JAN_1 + 120_000, feature_spec_hash="ef" * 32)])
+    with pytest.raises(DecisionLogError, match="2 feature specs"):
+        feature_frame(read_decisions(tmp_path))

@@ -44,6 +44,7 @@ __all__ = [
     "append_decisions",
     "compact",
     "decision_days",
+    "feature_frame",
     "prune",
     "read_decisions",
 ]
@@ -187,6 +188,22 @@ def read_decisions(
     frame = frame.loc[keep]
     order = ["candle_start_ms", "decided_ms", "bot"]
     return frame.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def feature_frame(decisions: pd.DataFrame) -> pd.DataFrame:
+    """The recorded features of `decisions` (rows of one feature spec, e.g. one bot's) as a
+    frame: one column per feature, in the spec's order, indexed by candle_start_ms; what a
+    review compares with the batch features of the recorded candles."""
+    specs = set(decisions["feature_spec_hash"])
+    if len(specs) > 1:
+        raise DecisionLogError(
+            f"decisions of {len(specs)} feature specs: select one spec's rows first "
+            "(e.g. by feature_spec_hash)"
+        )
+    names = list(decisions["feature_names"].iloc[0]) if len(decisions) else []
+    values = [list(row) for row in decisions["feature_values"]]
+    index = pd.Index(decisions["candle_start_ms"].to_numpy(), name="candle_start_ms")
+    return pd.DataFrame(values, columns=names, index=index, dtype="float64")
 
 
 def compact(root: Path, day: str) -> bool:
