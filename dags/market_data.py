@@ -5,6 +5,10 @@ BTCUSDT market, 1m; see research/orchestration/config.py and TRADEPIPE_ORCHESTRA
 one mapped `ingest` task upserts the candles whose start lies in the run's data interval on
 the timeframe's grid into the market-data store. Re-running an hour stores nothing new.
 No catch-up: a backfill is `airflow dags backfill market_data` over the wanted range.
+
+Each successful `ingest` updates the Airflow asset `tradepipe_market_data` (the event's extra
+says which series and how many rows changed): model_lifecycle is scheduled on it, so new
+candles start a training run without waiting for its daily schedule.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
 
 PERIOD = timedelta(hours=1)
+MARKET_DATA = Asset(name="tradepipe_market_data")  # model_lifecycle refers to it by name
 
 
 @dag(
@@ -41,7 +46,7 @@ def market_data() -> None:
 
     # multiple_outputs=False: a returned dict is one XCom, the reference the next task reads;
     # Airflow would otherwise infer one XCom per key from the dict return annotation.
-    @task(multiple_outputs=False, map_index_template="{{ series_key }}")
+    @task(multiple_outputs=False, map_index_template="{{ series_key }}", outlets=[MARKET_DATA])
     def ingest(series: dict[str, Any]) -> dict[str, Any]:
         from research.orchestration.common import DataInterval
         from research.orchestration.market_data import ingest_series
@@ -49,7 +54,11 @@ def market_data() -> None:
         context = get_current_context()
         # Names the mapped instance in the UI ("synthetic/BTCUSDT/1m" instead of "0").
         context["series_key"] = f"{series['exchange']}/{series['symbol']}/{series['timeframe']}"
-        return ingest_series(series, DataInterval.from_context(context, PERIOD))
+        summary = ingest_series(series, DataInterval.from_context(context, PERIOD))
+        context["outlet_events"][MARKET_DATA].extra = {
+            name: summary[name] for name in ("key", "end_ms", "rows_added", "rows_changed")
+        }
+        return summary
 
     ingest.expand(series=plan_series())
 

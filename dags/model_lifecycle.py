@@ -1,4 +1,10 @@
-"""model_lifecycle: every day, train, validate and gate every model spec; promote or refuse.
+"""model_lifecycle: every day, and whenever market_data stored new candles, train, validate
+and gate every model spec; promote or refuse.
+
+Scheduled on the daily data interval or the asset `tradepipe_market_data` (Airflow 3 asset
+scheduling). A run the asset triggered has no data interval of its own: it works up to the
+hour that ended last before it was due (market_data's period), so re-running it repeats the
+same work, and one with no new data for a spec reuses that spec's trained version.
 
 One mapped task group per spec file in the specs folder (research/specs/, or specs_dir of
 the orchestration config):
@@ -28,6 +34,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
     CronDataIntervalTimetable,
     TriggerRule,
     dag,
@@ -37,11 +45,16 @@ from airflow.sdk import (
 )
 
 PERIOD = timedelta(days=1)
+# market_data's period: where a run triggered by its asset ends its data
+ASSET_PERIOD = timedelta(hours=1)
 
 
 @dag(
     dag_id="model_lifecycle",
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+        assets=Asset.ref(name="tradepipe_market_data"),
+    ),
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
@@ -73,7 +86,8 @@ def model_lifecycle() -> None:
 
             context = get_current_context()
             context["spec_name"] = spec_path.rsplit("/", 1)[-1].removesuffix(".toml")
-            return build_spec_dataset(spec_path, DataInterval.from_context(context, PERIOD))
+            interval = DataInterval.from_context(context, PERIOD, asset_period=ASSET_PERIOD)
+            return build_spec_dataset(spec_path, interval)
 
         @task(multiple_outputs=False)
         def train(data_ref: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Who may see the dashboard: everyone on loopback, a password holder elsewhere.
 
-Off loopback without a password the dashboard refuses to serve (the launcher refuses to
-start it too; this covers `streamlit run` by hand). With a password set, each browser
+Off loopback without a password (an empty or blank one counts as none) the dashboard
+refuses to serve (the launcher refuses to start it too; this covers `streamlit run` by
+hand). With a password set, each browser
 session asks for it once. The session keeps a keyed digest of the password, never the
 password, so changing the password in the config signs every session out.
 """
@@ -15,7 +16,7 @@ import secrets
 import streamlit as st
 from pydantic import SecretStr
 
-from streamlit_app.launch import exposure_refusal
+from streamlit_app.launch import exposure_refusal, usable_password
 
 __all__ = ["allowed"]
 
@@ -33,13 +34,14 @@ def allowed(password: SecretStr | None) -> bool:
     """True when this session may see the pages; otherwise the reason or the password form
     has been drawn and the caller should stop."""
     bound = st.get_option("server.address")
-    refusal = exposure_refusal(bound, password_set=password is not None)
+    refusal = exposure_refusal(bound, password=password)
     if refusal is not None:
         st.error(
             f"The dashboard refuses to serve: {refusal}. Start it with `tradepipe dashboard`, "
             "or by hand with `streamlit run streamlit_app/app.py --server.address 127.0.0.1`."
         )
         return False
+    password = usable_password(password)  # a blank one is none (allowed on loopback only)
     if password is None:
         return True
     expected = _digest(password.get_secret_value())

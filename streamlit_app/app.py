@@ -1,6 +1,7 @@
 """The dashboard's entry script (`streamlit run streamlit_app/app.py`): page setup, access
 check, navigation. Each page lives in streamlit_app/screens/ and reads through the kernel's
-query layer; nothing here writes anywhere."""
+query layer; the only writes are the Models page's operator actions, through the kernel
+(tradepipe.model_ops), behind the same access check as every page."""
 
 from __future__ import annotations
 
@@ -29,5 +30,5 @@ page = st.navigation(
 with st.sidebar:
     context.live_toggle()
     st.caption(f"Database: `{context.database_label(current)}`")
-    st.caption("Times are UTC. Read only.")
+    st.caption("Times are UTC.")
 page.run()

@@ -11,9 +11,11 @@ import ipaddress
 import sys
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from tradepipe.config import ConfigError, Settings
 
-__all__ = ["APP_SCRIPT", "command", "exposure_refusal", "is_loopback"]
+__all__ = ["APP_SCRIPT", "command", "exposure_refusal", "is_loopback", "usable_password"]
 
 APP_SCRIPT = Path(__file__).resolve().parent / "app.py"
 
@@ -31,14 +33,23 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def exposure_refusal(host: str | None, *, password_set: bool) -> str | None:
+def usable_password(password: SecretStr | None) -> SecretStr | None:
+    """The password, or None when it is unset, empty or only whitespace: a password anyone
+    can type by pressing Enter protects nothing."""
+    if password is None or not password.get_secret_value().strip():
+        return None
+    return password
+
+
+def exposure_refusal(host: str | None, *, password: SecretStr | None) -> str | None:
     """Why the dashboard must not serve on `host`, or None: beyond loopback it needs a
-    password, because it shows every bot's orders and PnL."""
-    if password_set or is_loopback(host):
+    (non-blank) password, because it shows every bot's orders and PnL."""
+    if usable_password(password) is not None or is_loopback(host):
         return None
     where = "every network interface" if host is None else f"{host}, not a loopback address,"
+    problem = "without a password" if password is None else "with an empty or blank password"
     return (
-        f"the dashboard would listen on {where} without a password: set "
+        f"the dashboard would listen on {where} {problem}: set "
         "TRADEPIPE_DASHBOARD_PASSWORD (or dashboard_password in the config file), or bind "
         "it to 127.0.0.1 with TRADEPIPE_HOST"
     )
@@ -49,7 +60,7 @@ def command(settings: Settings) -> list[str]:
 
     Raises ConfigError when the host is not loopback and no password is set.
     """
-    refusal = exposure_refusal(settings.host, password_set=settings.dashboard_password is not None)
+    refusal = exposure_refusal(settings.host, password=settings.dashboard_password)
     if refusal is not None:
         raise ConfigError(refusal)
     # Errors show their type only off loopback: a message can name internals.

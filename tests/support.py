@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import gzip
 import json
 import math
-from collections.abc import Awaitable, Callable, Coroutine
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -95,3 +98,34 @@ def independent_second_candles(capture: Path) -> pd.DataFrame:
         trade_count=("price", "size"),
     )
     return frame.reset_index().astype({"trade_count": "float64"})
+
+
+@contextlib.contextmanager
+def venue_rest(symbols: Iterable[str] = ("BTCUSDT", "ETHUSDT")) -> Iterator[str]:
+    """The replay's Binance-style REST side on loopback, in a thread of its own (for
+    synchronous callers such as the CLI): yields its base URL; its exchangeInfo lists
+    `symbols`."""
+    from live.replay.rest import RestServer, TradeRecord
+
+    server = RestServer(TradeRecord(), symbols)
+    loop = asyncio.new_event_loop()
+    ready: concurrent.futures.Future[int] = concurrent.futures.Future()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def begin() -> None:
+            ready.set_result(await server.start("127.0.0.1", 0))
+
+        loop.run_until_complete(begin())
+        loop.run_forever()
+        loop.run_until_complete(server.stop())
+        loop.close()
+
+    thread = threading.Thread(target=serve, name="venue-rest", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{ready.result(timeout=10)}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)

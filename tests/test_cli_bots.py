@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.support import venue_rest
 from tradepipe.cli import app
 
 runner = CliRunner()
@@ -17,9 +20,14 @@ ADD = ["bots", "add", "alpha", "--strategy", "ema_rsi", "--symbol", "BTCUSDT", "
 
 
 @pytest.fixture(autouse=True)
-def migrated(monkeypatch: pytest.MonkeyPatch) -> None:
+def migrated(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A migrated database, and a venue on loopback whose exchangeInfo lists BTCUSDT and
+    ETHUSDT (`bots add` asks it whether the symbol exists)."""
     monkeypatch.setenv("TRADEPIPE_STRATEGIES_DIR", str(STRATEGIES))
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    with venue_rest(("BTCUSDT", "ETHUSDT")) as url:
+        monkeypatch.setenv("TRADEPIPE_FEED_REST_URL", url)
+        yield url
 
 
 def test_add_list_show_disable_remove() -> None:
@@ -48,6 +56,21 @@ def test_add_list_show_disable_remove() -> None:
         (["--param", "rsi_entry_below=oops"], "strategy_parameters do not suit 'ema_rsi'"),
         (["--param", "no_such=1"], "no_such"),
         (["--param", "novalue"], "expected KEY=VALUE"),
+        # Numbers must be finite and within the documented bounds (README, bots section).
+        (["--max-holding-seconds", "inf"], "max_holding_seconds: Input should be a finite"),
+        (["--max-holding-seconds", "nan"], "max_holding_seconds: Input should be a finite"),
+        (["--max-holding-seconds", "1e300"], "max_holding_seconds: Input should be less than"),
+        (["--take-profit-pct", "1e308"], "take_profit_pct: Input should be less than"),
+        (["--stop-loss-pct", "200"], "stop_loss_pct: Input should be less than 100"),
+        (["--stop-loss-pct", "100"], "stop_loss_pct: Input should be less than 100"),
+        (["--capital", "1e300"], "capital_per_trade: Input should be less than"),
+        (["--capital", "-inf"], "capital_per_trade: Input should be a finite"),
+        (["--max-open-positions", "1000000000"], "max_open_positions: Input should be less"),
+        (["--maker-timeout-seconds", "inf"], "maker_order_timeout_seconds: Input should be a"),
+        (["--param", "rsi_entry_below=NaN"], "strategy_parameters.rsi_entry_below: numbers"),
+        # The venue's word on the symbol, and only exchanges the engine trades.
+        (["--symbol", "NOPEUSDT"], "symbol NOPEUSDT is not listed on binance"),
+        (["--exchange", "kraken"], "exchange 'kraken' is not supported: the engine trades"),
     ],
 )
 def test_invalid_bot_is_one_line(change: list[str], fragment: str) -> None:
@@ -62,6 +85,43 @@ def test_invalid_bot_is_one_line(change: list[str], fragment: str) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("error:") and fragment in result.stderr
     assert "no bots yet" in runner.invoke(app, ["bots", "list"]).stdout
+
+
+def test_bounds_are_inclusive_where_documented() -> None:
+    args = list(ADD)
+    for option, value in (("--max-holding-seconds", "31622400"), ("--take-profit-pct", "1000"),
+                          ("--capital", "1e9"), ("--stop-loss-pct", "99.9")):  # fmt: skip
+        index = args.index(option)
+        args[index + 1] = value
+    added = runner.invoke(app, [*args, "--max-open-positions", "1000", "--symbol", "ETHUSDT"])
+    assert added.exit_code == 0, added.stderr
+    assert "on ETHUSDT" in added.stdout
+
+
+def test_unreachable_venue_refuses_unless_the_check_is_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("TRADEPIPE_FEED_REST_URL", f"http://127.0.0.1:{port}")
+    refused = runner.invoke(app, ADD)
+    assert refused.exit_code == 1
+    assert "cannot ask binance whether it lists BTCUSDT" in refused.stderr
+    assert "--skip-symbol-check" in refused.stderr
+    assert "no bots yet" in runner.invoke(app, ["bots", "list"]).stdout
+    added = runner.invoke(app, [*ADD, "--skip-symbol-check"])
+    assert added.exit_code == 0, added.stderr
+    # skipping the venue's word skips nothing else
+    other = [*ADD, "--skip-symbol-check", "--exchange", "coinbase"]
+    other[2] = "beta"
+    assert "not supported" in runner.invoke(app, other).stderr
+
+
+def test_symbol_is_stored_as_the_venue_spells_it() -> None:
+    added = runner.invoke(app, [*ADD[:6], "eth/usdt", *ADD[7:]])
+    assert added.exit_code == 0, added.stderr
+    assert "on ETHUSDT" in added.stdout
 
 
 def test_unmigrated_database_says_what_to_do(

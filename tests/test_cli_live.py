@@ -58,21 +58,30 @@ def test_engine_trades_from_the_replay_and_stops_cleanly(tmp_path: Path) -> None
     }
     runner = CliRunner(env=env)
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
-    added = runner.invoke(
-        app, ["bots", "add", "scalper", "--strategy", "always_enter", "--symbol", "BTCUSDT",
-              "--timeframe", "1s", "--capital", "100", "--take-profit-pct", "0.01",
-              "--stop-loss-pct", "0.01", "--max-holding-seconds", "30",
-              "--maker-timeout-seconds", "5"],
-    )  # fmt: skip
-    assert added.exit_code == 0, added.stderr
     tradepipe = [sys.executable, "-m", "tradepipe"]
     replay_args = ["feed", "replay", "--source", "synthetic", "--speed", "20"]
     replay = subprocess.Popen(
         [*tradepipe, *replay_args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    engine = subprocess.Popen([*tradepipe, "live", "run"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    engine = None
     try:
+        # `bots add` asks the venue (here the replay's REST side) whether BTCUSDT exists:
+        # retried until the replay is up
+        deadline = time.monotonic() + 60
+        while True:
+            added = runner.invoke(
+                app, ["bots", "add", "scalper", "--strategy", "always_enter", "--symbol",
+                      "BTCUSDT", "--timeframe", "1s", "--capital", "100", "--take-profit-pct",
+                      "0.01", "--stop-loss-pct", "0.01", "--max-holding-seconds", "30",
+                      "--maker-timeout-seconds", "5"],
+            )  # fmt: skip
+            if added.exit_code == 0 or "cannot ask" not in added.stderr:
+                break
+            assert time.monotonic() < deadline, added.stderr
+            time.sleep(0.3)
+        assert added.exit_code == 0, added.stderr
+        engine = subprocess.Popen([*tradepipe, "live", "run"], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)  # fmt: skip
         deadline = time.monotonic() + 120
         orders = 0
         while time.monotonic() < deadline and orders == 0:
@@ -89,6 +98,8 @@ def test_engine_trades_from_the_replay_and_stops_cleanly(tmp_path: Path) -> None
         assert engine.returncode == 0, output
     finally:
         for process in (engine, replay):
+            if process is None:
+                continue
             if process.poll() is None:
                 process.kill()
             process.wait(timeout=10)

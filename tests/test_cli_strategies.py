@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.support import venue_rest
 from tradepipe.cli import app
 
 runner = CliRunner()
@@ -107,11 +108,15 @@ def test_sync_list_show_through_add_edit_break_and_remove(folder: Path) -> None:
     assert "removed" in invoke("strategies", "show", "calm")[1]
 
 
-def test_show_lists_the_bots_using_a_strategy(folder: Path) -> None:
+def test_show_lists_the_bots_using_a_strategy(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert invoke("strategies", "sync")[0] == 0
-    added = invoke("bots", "add", "alpha", "--strategy", "ema_rsi", "--symbol", "BTCUSDT",
-                   "--timeframe", "1m", "--capital", "100", "--take-profit-pct", "1",
-                   "--stop-loss-pct", "1", "--max-holding-seconds", "3600")  # fmt: skip
+    with venue_rest(("BTCUSDT",)) as venue:  # `bots add` asks the venue about the symbol
+        monkeypatch.setenv("TRADEPIPE_FEED_REST_URL", venue)
+        added = invoke("bots", "add", "alpha", "--strategy", "ema_rsi", "--symbol", "BTCUSDT",
+                       "--timeframe", "1m", "--capital", "100", "--take-profit-pct", "1",
+                       "--stop-loss-pct", "1", "--max-holding-seconds", "3600")  # fmt: skip
     assert added[0] == 0, added[2]
     code, shown, _ = invoke("strategies", "show", "ema_rsi")
     assert code == 0 and "bots using it" in shown and "alpha" in shown and "BTCUSDT" in shown
@@ -148,9 +153,11 @@ def test_validate_refuses_with_file_and_line(folder: Path, tmp_path: Path) -> No
 
 
 def test_validate_against_a_bots_config(folder: Path) -> None:
+    # the venue is not what this test is about: skip asking it
     added = invoke("bots", "add", "alpha", "--strategy", "ema_rsi", "--symbol", "BTCUSDT",
                    "--timeframe", "1m", "--capital", "100", "--take-profit-pct", "1",
-                   "--stop-loss-pct", "1", "--max-holding-seconds", "3600")  # fmt: skip
+                   "--stop-loss-pct", "1", "--max-holding-seconds", "3600",
+                   "--skip-symbol-check")  # fmt: skip
     assert added[0] == 0, added[2]
     calm = str(folder / "calm.py")
     code, stdout, stderr = invoke("strategies", "validate", calm, "--bot", "alpha")

@@ -7,6 +7,7 @@ the field instead of surfacing later inside the engine.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -19,6 +20,17 @@ from tradepipe.validation import describe_validation_error
 __all__ = ["BotConfig", "BotConfigError", "NotifyCategory", "parse_bot_config"]
 
 
+# The documented bounds (README, "Bots and the replay feed"). Each is far beyond any sane
+# bot yet small enough that prices, quantities and millisecond deadlines derived from it
+# stay finite and fit the database's columns.
+MAX_CAPITAL = 1e9  # quote currency per entry
+MAX_TAKE_PROFIT_PCT = 1_000.0  # an exit at 11x the entry price
+MAX_STOP_LOSS_PCT = 100.0  # exclusive
+MAX_HOLDING_SECONDS = 366 * 86_400.0  # a year
+MAX_MAKER_TIMEOUT_SECONDS = 30 * 86_400.0  # a month (a backtest default: 3 candles of 7d)
+MAX_OPEN_POSITIONS = 1_000
+
+
 class BotConfigError(ValueError):
     """A bot config that does not validate; the message names every bad field."""
 
@@ -26,16 +38,29 @@ class BotConfigError(ValueError):
 class BotConfig(BaseModel):
     """How one bot sizes, exits and filters its trades."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `inf` or `nan` from a command line or a hand-edited row is refused
+    # with the field's name instead of overflowing later inside the engine.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    capital_per_trade: float = Field(gt=0, description="quote currency committed per entry")
-    take_profit_pct: float = Field(gt=0, description="exit above entry by this percentage")
-    stop_loss_pct: float = Field(gt=0, description="exit below entry by this percentage")
-    max_holding_seconds: float = Field(gt=0, description="close the position after this long")
-    maker_order_timeout_seconds: float = Field(
-        gt=0, description="cancel an unfilled maker entry order after this long"
+    capital_per_trade: float = Field(
+        gt=0, le=MAX_CAPITAL, description="quote currency committed per entry"
     )
-    max_open_positions: int = Field(default=1, ge=1)
+    take_profit_pct: float = Field(
+        gt=0, le=MAX_TAKE_PROFIT_PCT, description="exit above entry by this percentage"
+    )
+    # Below 100 %: a stop at or beyond it would sit at a price of zero or less, i.e. no stop.
+    stop_loss_pct: float = Field(
+        gt=0, lt=MAX_STOP_LOSS_PCT, description="exit below entry by this percentage"
+    )
+    max_holding_seconds: float = Field(
+        gt=0, le=MAX_HOLDING_SECONDS, description="close the position after this long"
+    )
+    maker_order_timeout_seconds: float = Field(
+        gt=0,
+        le=MAX_MAKER_TIMEOUT_SECONDS,
+        description="cancel an unfilled maker entry order after this long",
+    )
+    max_open_positions: int = Field(default=1, ge=1, le=MAX_OPEN_POSITIONS)
     confidence_threshold: float = Field(
         default=0.5, gt=0, lt=1, description="minimum model probability to enter"
     )
@@ -54,6 +79,14 @@ class BotConfig(BaseModel):
     notify_events: tuple[NotifyCategory, ...] = Field(
         default=tuple(NotifyCategory), description="categories sent to the notifiers"
     )
+
+    @field_validator("strategy_parameters")
+    @classmethod
+    def _parameters_are_finite(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = _non_finite(value)
+        if bad is not None:
+            raise ValueError(f"{bad}: numbers must be finite (no inf or nan)")
+        return value
 
     @field_validator("credentials")
     @classmethod
@@ -89,3 +122,20 @@ def parse_bot_config(data: Any, *, bot: str | None = None) -> BotConfig:
         problems = describe_validation_error(error, "config")
         owner = f"bot {bot!r}" if bot else "bot config"
         raise BotConfigError(f"invalid {owner}: {problems}") from None
+
+
+def _non_finite(value: Any, where: str = "strategy_parameters") -> str | None:
+    """The path of the first non-finite float inside `value` (JSON-like), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}")
+        if found is not None:
+            return found
+    return None

@@ -8,7 +8,7 @@ anything is written, and each failure is a `BotError` naming the input and what 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,13 @@ from tradepipe.db.queries import get_bot
 from tradepipe.db.views import BotView
 from tradepipe.enums import BotMode, PositionStatus, StrategyStatus
 from tradepipe.timeframes import InvalidTimeframeError, parse_timeframe
+from tradepipe.venue_symbols import (
+    SymbolListError,
+    UnsupportedExchangeError,
+    listed_symbol_status,
+    symbol_problem,
+)
+from tradepipe.venue_symbols import check_exchange as venue_exchange
 
 # Client order ids embed the bot name and must fit Binance's 36 characters
 # (tradepipe.orders.types.client_order_id), hence the short alphabet and length.
@@ -64,6 +71,27 @@ def check_symbol(symbol: str) -> str:
     if not SYMBOL.match(normalised):
         raise BotError(f"symbol {symbol!r}: use the exchange's symbol, e.g. BTCUSDT or BTC/USDT")
     return normalised
+
+
+def check_exchange(exchange: str) -> str:
+    try:
+        return venue_exchange(exchange)
+    except UnsupportedExchangeError as error:
+        raise BotError(str(error)) from None
+
+
+def check_listed(exchange: str, symbol: str, rest_url: str, *, timeout_seconds: float) -> None:
+    """The venue at `rest_url` must list `symbol` as trading (its exchangeInfo)."""
+    try:
+        status = listed_symbol_status(rest_url, symbol, timeout_seconds=timeout_seconds)
+    except SymbolListError as error:
+        raise BotError(
+            f"cannot ask {exchange} whether it lists {symbol} ({error}): start the venue "
+            "or the replay, set feed_rest_url, or pass --skip-symbol-check"
+        ) from None
+    problem = symbol_problem(exchange, symbol, status)
+    if problem is not None:
+        raise BotError(f"{problem}: use a symbol the venue lists, e.g. BTCUSDT")
 
 
 def check_timeframe(timeframe: str) -> str:
@@ -171,10 +199,14 @@ def add_bot(
     *,
     allow_live_trading: bool = False,
     known_notifiers: Collection[str] | None = None,
+    listed: Callable[[str, str], None] | None = None,
 ) -> BotView:
     """Create a bot after every check; `known_notifiers` (the settings' notifier names),
-    when given, must include each notifier the bot names."""
+    when given, must include each notifier the bot names; `listed(exchange, symbol)`, when
+    given, asks the venue (last: it is the one check that needs the network)."""
     check_name(bot.name)
+    exchange = check_exchange(bot.exchange)
+    symbol = check_symbol(bot.symbol)
     if known_notifiers is not None:
         check_notifiers(bot.config, known_notifiers)
     if get_bot(session, bot.name) is not None:
@@ -188,12 +220,16 @@ def add_bot(
     if bot.mode not in AVAILABLE_MODES:
         raise BotError(f"mode {bot.mode.value!r} is not available yet: bots trade in paper mode")
     check_parameters(bot.strategy, strategies_dir, bot.config)
+    strategy = check_strategy(session, bot.strategy, strategies_dir)
+    timeframe = check_timeframe(bot.timeframe)
+    if listed is not None:
+        listed(exchange, symbol)
     row = Bot(
         name=bot.name,
-        strategy_name=check_strategy(session, bot.strategy, strategies_dir),
-        symbol=check_symbol(bot.symbol),
-        exchange=bot.exchange.strip().lower(),
-        timeframe=check_timeframe(bot.timeframe),
+        strategy_name=strategy,
+        symbol=symbol,
+        exchange=exchange,
+        timeframe=timeframe,
         mode=bot.mode,
         config=bot.config,
         enabled=bot.enabled,

@@ -163,6 +163,11 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.state_dir / 'tradepipe.db'}"
 
     @cached_property
+    def resolved_feed_rest_url(self) -> str:
+        """The venue's REST side: feed_rest_url, else the local replay's."""
+        return self.feed_rest_url or f"http://{self.host}:{self.replay_rest_port}"
+
+    @cached_property
     def resolved_mlflow_tracking_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{self.state_dir / 'mlflow' / 'mlflow.db'}"
 

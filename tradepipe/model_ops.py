@@ -16,6 +16,7 @@ the lifecycle DAG's promotion nor an operator (`registry.ModelPinnedError`); unp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +49,7 @@ __all__ = [
     "VersionRow",
     "list_models",
     "pin",
+    "pin_of",
     "promote",
     "rollback",
     "show_model",
@@ -190,7 +192,7 @@ def pin(
     current = _champion_version(registry, name)
     if current is None:
         raise OperatorError(f"{name} has no champion to pin: promote a version first")
-    pinned = _pin(registry.model_tags(name))
+    pinned = pin_of(registry.model_tags(name))
     if pinned is not None:
         raise ModelPinnedError(
             f"{name} is pinned already at version {pinned.version} ({pinned.reason})"
@@ -204,7 +206,7 @@ def unpin(
     registry: ModelRegistry, name: str, *, by: str, reason: str, session: Session
 ) -> ModelAction:
     reason = _required(reason)
-    if _pin(registry.model_tags(name)) is None:
+    if pin_of(registry.model_tags(name)) is None:
         raise OperatorError(f"{name} is not pinned")
     registry.set_model_tags(name, dict.fromkeys(PIN_TAGS))
     current = _champion_version(registry, name)
@@ -224,7 +226,7 @@ def _summary(registry: ModelRegistry, name: str, versions: list[ModelVersionInfo
         challenger=by_alias.get(CHALLENGER),
         previous_champion=None if target is None else target.version,
         versions=len(versions),
-        pin=_pin(registry.model_tags(name)),
+        pin=pin_of(registry.model_tags(name)),
     )
 
 
@@ -248,7 +250,8 @@ def _rolled_back_since_demoted(item: ModelVersionInfo) -> bool:
     return rolled_back_at is not None and rolled_back_at >= item.tags.get(DEMOTED_AT_TAG, "")
 
 
-def _pin(tags: dict[str, str]) -> Pin | None:
+def pin_of(tags: Mapping[str, str]) -> Pin | None:
+    """The pin recorded in a registered model's tags, or None when it is not pinned."""
     version, by, reason, at = (tags.get(key) for key in PIN_TAGS)
     return None if version is None else Pin(version, by or "", reason or "", at or "")
 

@@ -9,9 +9,12 @@ Status codes:
   reconciling, degraded, stopping, stopped) so that a load balancer or systemd watchdog
   sees "not trading" as unhealthy. The body is the same in both cases.
 - 401: mutating route without the right bearer token; 403: no token configured (control
-  disabled); 404: unknown bot or strategy; 409: a strategy that may not run the bot it is
-  assigned to (live/api/strategies.py); 501: model refresh not wired in this process; 502: the
-  model refresh hook failed. Errors are `{"error": "..."}`.
+  disabled); both before the body is read (live/api/body_gate.py), which also answers 413 to
+  a body over `max_body_bytes` and 422 to NaN, Infinity or a body that is not JSON;
+  404: unknown bot or strategy; 409: a strategy that may not run the bot it is assigned to
+  (live/api/strategies.py), or a model action that cannot be taken (live/api/models.py);
+  501: model refresh not wired in this process; 502: the model refresh hook failed. Errors
+  are `{"error": "..."}`.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from live.api.auth import TokenGuard
+from live.api.body_gate import DEFAULT_MAX_BODY_BYTES, BodyGate
 from live.api.errors import ApiError, install_error_handler
 from live.api.events_ws import EventStream
+from live.api.models import model_router
 from live.api.prometheus import CONTENT_TYPE, render_metrics
 from live.api.strategies import strategy_router
 from live.api.views import event_body, health_body, strategies_body
@@ -81,15 +86,18 @@ def create_app(
     refresh_models: RefreshModels | None = None,
     events_queue_size: int = 1000,
     events_close_timeout_seconds: float = 5.0,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The API of `engine`; `token` guards control (None: control refused with 403).
 
     `events_queue_size`: events a /ws/events client may have unread before it is dropped;
-    `events_close_timeout_seconds`: how long a dropped client gets to read its close frame.
+    `events_close_timeout_seconds`: how long a dropped client gets to read its close frame;
+    `max_body_bytes`: the largest request body read (413 beyond).
     """
     app = FastAPI(title="tradepipe engine", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handler(app)
     guard = TokenGuard(token)
+    app.add_middleware(BodyGate, guard=guard, max_bytes=max_body_bytes)
     read = [Depends(guard.read)]
     control = [Depends(guard.control)]
     stream = EventStream(
@@ -111,6 +119,7 @@ def create_app(
         return PlainTextResponse(text, media_type=CONTENT_TYPE)
 
     app.include_router(strategy_router(engine, read=read, control=control))
+    app.include_router(model_router(engine, read=read, control=control))
 
     @app.websocket("/ws/events")
     async def events(websocket: WebSocket) -> None:

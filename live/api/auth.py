@@ -58,6 +58,11 @@ class TokenGuard:
         """Dependency of every mutating route."""
         self._check(request)
 
+    def check_control(self, connection: HTTPConnection) -> None:
+        """The control rule for any connection (the body gate checks it before a body
+        is read: live/api/body_gate.py)."""
+        self._check(connection)
+
     async def read(self, request: Request) -> None:
         """Dependency of every read-only route: open on loopback, token elsewhere."""
         self.check_read(request)

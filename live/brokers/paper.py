@@ -21,7 +21,12 @@ in a way that flatters a strategy. Fill ids are synthetic and deterministic
 restarts.
 
 The broker keeps its working orders in memory only: after a restart the engine re-registers
-every working order from the restored books (the books are the truth in paper mode).
+every working order from the restored books (the books are the truth in paper mode). A
+limit order the broker had acknowledged before the restart comes back `resting`: the same
+rules as before the restart apply, so a take-profit the market rallied through while the
+engine was down fills at its limit, as maker, not at the first trade price it sees.
+(An order acknowledged but not yet traded against before the restart is counted resting
+too: the one difference, always at the less favourable price.)
 Orders placed again under an id the broker already holds are ignored, as a venue refuses a
 duplicate client order id.
 """
@@ -105,7 +110,7 @@ class PaperBroker:
             self._finish(order_id)
             self._report(OrderRejectedReport(order_id, self._now(), problem))
             return
-        working = _Working(order)
+        working = _Working(order, resting=order.resting)
         self._working[order_id] = working
         self._by_symbol.setdefault(order.symbol, {})[order_id] = working
         self._report(OrderAcceptedReport(order_id, self._now(), f"paper-{order_id}"))

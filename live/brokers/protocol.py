@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tradepipe.domain import Side, Trade
-from tradepipe.enums import OrderType
+from tradepipe.enums import OrderStatus, OrderType
 from tradepipe.orders import Liquidity, OrderState
 
 __all__ = [
@@ -49,6 +49,10 @@ class BrokerUnavailableError(BrokerError):
     """The venue could not be reached: the request may be retried as it is."""
 
 
+# Order statuses that mean the venue has had the order on its book.
+ACKNOWLEDGED = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerOrder:
     """One order as a venue sees it. Exactly one of `quantity` (base currency) and
@@ -61,10 +65,16 @@ class BrokerOrder:
     price: float | None
     quantity: float | None
     quote_quantity: float | None = None
+    # The venue acknowledged this limit order before (it is sent again after a restart):
+    # it has been resting on the book, so a simulated venue fills it at its limit when
+    # traded through, as it would have without the restart, never at the price of the
+    # first trade it sees (which would flatter a take-profit after a rally).
+    resting: bool = False
 
     @classmethod
     def from_state(cls, symbol: str, order: OrderState) -> BrokerOrder:
         """What is left to do of `order` (its remaining quantity, after partial fills)."""
+        resting = order.order_type is OrderType.LIMIT and order.status in ACKNOWLEDGED
         if order.quantity is not None:
             return cls(
                 order.client_order_id,
@@ -73,6 +83,7 @@ class BrokerOrder:
                 order.order_type,
                 order.price,
                 order.quantity - order.filled_quantity,
+                resting=resting,
             )
         assert order.quote_quantity is not None  # a quote-sized market entry
         spent = order.filled_quantity * (order.average_price or 0.0)

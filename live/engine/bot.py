@@ -46,6 +46,7 @@ class BotRow:
     config: BotConfig
     enabled: bool
     mode: BotMode = BotMode.PAPER
+    exchange: str = "binance"
 
     def model_ref(self, loaded: LoadedStrategy | None) -> tuple[str, str] | None:
         """The (model, alias) the bot consumes: its config's, else its strategy's."""

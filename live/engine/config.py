@@ -190,7 +190,7 @@ class EngineConfig:
             "strategies_dir": settings.strategies_dir.resolve(),
             "mlflow_tracking_uri": settings.resolved_mlflow_tracking_uri,
             "feed_url": f"ws://{settings.host}:{settings.replay_port}",
-            "rest_url": f"http://{settings.host}:{settings.replay_rest_port}",
+            "rest_url": settings.resolved_feed_rest_url,
             "market_data_dir": settings.resolved_market_data_dir,
             "decision_log_dir": settings.resolved_decision_log_dir,
         }

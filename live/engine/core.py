@@ -152,7 +152,8 @@ class TradingCore:
             for name in pipeline.bots:
                 bot = self.bots.get(name)
                 if bot is not None:
-                    step.add(name, bot.book.on_tick(trade.time_ms, trade.price))
+                    with self.isolated(bot, "managing its positions"):
+                        step.add(name, bot.book.on_tick(trade.time_ms, trade.price))
             self.seconds.on_trade(trade)
 
     def on_gap(self, gap: Gap) -> None:
@@ -191,7 +192,8 @@ class TradingCore:
             return
         with self.step(now) as step:
             for bot in self.bots.values():
-                step.add(bot.name, bot.book.on_tick(now))
+                with self.isolated(bot, "managing its positions"):
+                    step.add(bot.name, bot.book.on_tick(now))
             closing = now - int(self.config.candle_close_grace_seconds * 1000)
             self.seconds.close_until(closing)
             repairing = self.seconds.pending_gaps()
@@ -266,7 +268,12 @@ class TradingCore:
             if bot is None:
                 log.error("events of unknown bot %s dropped: %s", name, events)
                 continue
-            seq = self.recorder.submit(self.batch(bot, events, step))
+            batch = None
+            with self.isolated(bot, "recording its step"):  # never the other bots' writes
+                batch = self.batch(bot, events, step)
+            if batch is None:
+                continue
+            seq = self.recorder.submit(batch)
             for listener in self.order_listeners:
                 listener(bot.name, bot.symbol, events)
             for event in events:
@@ -421,6 +428,18 @@ class TradingCore:
             target = BotRunState.RUNNING
         if target is not bot.state:
             self.set_state(bot, target)
+
+    @contextlib.contextmanager
+    def isolated(self, bot: BotRuntime, doing: str) -> Iterator[None]:
+        """Run one bot's part of a step: an exception is this bot's error (reported once
+        per distinct message), never the step's, so the other bots go on."""
+        try:
+            yield
+        except Exception as error:
+            message = f"bot {bot.name} failed while {doing}: {type(error).__name__}: {error}"
+            if bot.state is not BotRunState.ERROR or bot.last_error != redact(message):
+                log.exception("%s", message, extra={"bot": bot.name})
+                self.fail_bot(bot, message)
 
     def fail_bot(self, bot: BotRuntime, message: str) -> None:
         """Isolate a bot whose strategy failed: no more decisions; open positions are still

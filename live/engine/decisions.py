@@ -54,18 +54,27 @@ def decide(core: TradingCore, rows: list[ClosedRow], step: Step) -> None:
             continue
         core.metrics.decisions += 1
         probability = probabilities.get((id(bot.slot), id(closed.stream))) if bot.slot else None
-        features = dict(zip(closed.stream.spec.feature_names, closed.row, strict=True))
-        recording = core.evidence is not None and core.evidence.records_decisions
-        try:
-            decision = bot.decide(closed.candle, features, probability)
-        except StrategyFailure as failure:
-            if recording:  # the version is the one that failed, before the bot's state moves
-                _record(core, bot, closed, step, probability, None, None, failed=True)
-            core.fail_bot(bot, str(failure))
-            continue
-        entry = _enter(core, bot, decision, closed, step) if decision is not None else None
-        if recording:
-            _record(core, bot, closed, step, probability, decision, entry)
+        # One bot's failure, whatever raised it (its strategy, or its entry built from a
+        # config nobody validated), is that bot's error: the others on the stream decide on.
+        with core.isolated(bot, "deciding"):
+            _decide_one(core, bot, closed, probability, step)
+
+
+def _decide_one(
+    core: TradingCore, bot: BotRuntime, closed: ClosedRow, probability: float | None, step: Step
+) -> None:
+    features = dict(zip(closed.stream.spec.feature_names, closed.row, strict=True))
+    recording = core.evidence is not None and core.evidence.records_decisions
+    try:
+        decision = bot.decide(closed.candle, features, probability)
+    except StrategyFailure as failure:
+        if recording:  # the version is the one that failed, before the bot's state moves
+            _record(core, bot, closed, step, probability, None, None, failed=True)
+        core.fail_bot(bot, str(failure))
+        return
+    entry = _enter(core, bot, decision, closed, step) if decision is not None else None
+    if recording:
+        _record(core, bot, closed, step, probability, decision, entry)
 
 
 def _record(

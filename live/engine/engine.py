@@ -34,6 +34,7 @@ from live.engine.evidence import EvidenceRecorder
 from live.engine.features import NoBackfill
 from live.engine.heartbeats import bot_status_view, engine_metrics, heartbeat_rows
 from live.engine.lifecycle import BotManager, FeedSubscriptions
+from live.engine.listing import SymbolListing
 from live.engine.models import ModelSource, ModelWatcher
 from live.engine.recorder import EngineDatabase, Recorder
 from live.engine.recovery import BotsSnapshot, ReconcileReport, read_saved, read_snapshot
@@ -142,6 +143,7 @@ class Engine:
             self.watcher,
             FeedSubscriptions(feed, consumer),
             lambda ids: self.recorder.read(lambda session: read_saved(session, ids)),
+            SymbolListing(config.rest_url, timeout_seconds=min(config.exchange_timeout_seconds, 5)),
         )
         self.strategies = StrategyReloads(
             self.core,

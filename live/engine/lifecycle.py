@@ -25,6 +25,7 @@ from dataclasses import fields, replace
 from live.engine.bot import BotRow, BotRuntime, StrategyFailure, inert_strategy
 from live.engine.core import TradingCore
 from live.engine.heartbeats import bot_status_view
+from live.engine.listing import SymbolListing
 from live.engine.models import ActiveModel, ModelSlot, ModelWatcher
 from live.engine.persistence import BotBatch, BotStatusWrite, BotStrategyWrite
 from live.engine.recovery import BotsSnapshot, SavedState, restore_book
@@ -69,8 +70,10 @@ class BotManager:
         watcher: ModelWatcher,
         subscriptions: FeedSubscriptions,
         read_saved: Callable[[list[int]], Awaitable[dict[int, SavedState]]],
+        listing: SymbolListing | None = None,
     ) -> None:
         self.core = core
+        self.listing = listing or SymbolListing(None)
         self.library = library
         self.watcher = watcher
         self.subscriptions = subscriptions
@@ -122,6 +125,10 @@ class BotManager:
             )
         except BotError as error:
             self._report_once(row.name, "bot_error", f"bot {row.name} refused: {error}", row.id)
+            return
+        unlisted = await self.listing.problem(row.symbol)
+        if unlisted is not None:  # its stream would stay silent: warming up forever
+            self._report_once(row.name, "bot_error", f"bot {row.name} refused: {unlisted}", row.id)
             return
         try:
             loaded = self.library.current(row.strategy)
@@ -299,6 +306,11 @@ class BotManager:
                 "bot_symbol_change_deferred",
                 f"symbol {bot.row.symbol} applies once the positions on {bot.symbol} are closed",
             )
+            return
+        unlisted = await self.listing.problem(bot.row.symbol)
+        if unlisted is not None:  # stays flat on its old symbol, in error, until fixed
+            message = f"bot {bot.name} cannot move to {bot.row.symbol}: {unlisted}"
+            self._report_once(bot.name, "bot_error", message, bot.row.id)
             return
         await self._detach(bot)
         book = bot.book

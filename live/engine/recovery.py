@@ -19,6 +19,7 @@ broker.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,9 +31,10 @@ from live.brokers import Broker, BrokerOrder
 from live.engine.bot import BotRow
 from live.engine.outbox import BrokerCommand, Outbox
 from live.engine.status import KillSwitchState
-from tradepipe.botconfig import BotConfigError
+from tradepipe.botconfig import BotConfigError, parse_bot_config
+from tradepipe.bots import BotError, check_exchange, check_symbol, check_timeframe
 from tradepipe.db import KILL_SWITCH, Bot, BotState, EngineControl, Fill, Order
-from tradepipe.enums import OrderRole
+from tradepipe.enums import BotMode, OrderRole
 from tradepipe.orders import FeeSchedule, PositionBook, StateError, parse_client_order_id
 
 __all__ = [
@@ -76,25 +78,23 @@ class SavedState:
 
 
 def read_snapshot(session: Session) -> BotsSnapshot:
+    """Every bot row, checked as `tradepipe bots add` checks it: the table may have been
+    edited by other paths, so a row that does not validate (config, exchange, symbol,
+    timeframe, mode, even unreadable JSON) becomes an `InvalidBot` (in error, naming the
+    problem) and never stops the others or the engine."""
     bots, invalid = [], []
-    for row in session.scalars(sa.select(Bot).order_by(Bot.id)):
+    columns = (
+        Bot.id, Bot.name, Bot.strategy_name, Bot.symbol, Bot.exchange, Bot.timeframe,
+        # raw values: a bad mode or unreadable JSON must fail its row, not the whole query
+        sa.type_coerce(Bot.mode, sa.String), sa.type_coerce(Bot.config, sa.Text), Bot.enabled,
+    )  # fmt: skip
+    for values in session.execute(sa.select(*columns).order_by(Bot.id)):
         try:
-            config = row.bot_config
-        except BotConfigError as error:
-            invalid.append(InvalidBot(row.id, row.name, str(error)))
-            continue
-        bots.append(
-            BotRow(
-                row.id,
-                row.name,
-                row.strategy_name,
-                row.symbol,
-                row.timeframe,
-                config,
-                bool(row.enabled),
-                row.mode,
-            )
-        )
+            bots.append(_bot_row(*values))
+        except BotConfigError as error:  # its message names the bot already
+            invalid.append(InvalidBot(values[0], values[1], str(error)))
+        except (BotError, ValueError, TypeError) as error:
+            invalid.append(InvalidBot(values[0], values[1], f"invalid bot {values[1]!r}: {error}"))
     control = session.get(EngineControl, KILL_SWITCH)
     value = control.value if control is not None else {}
     kill = KillSwitchState(
@@ -103,6 +103,39 @@ def read_snapshot(session: Session) -> BotsSnapshot:
         control.updated_at if control is not None and value.get("engaged") else None,
     )
     return BotsSnapshot(tuple(bots), tuple(invalid), kill)
+
+
+def _bot_row(
+    bot_id: int,
+    name: str,
+    strategy: str,
+    symbol: str,
+    exchange: str,
+    timeframe: str,
+    mode: str,
+    config: Any,
+    enabled: bool,
+) -> BotRow:
+    if isinstance(config, str | bytes):  # drivers hand JSON back as text or already parsed
+        try:
+            config = json.loads(config)
+        except ValueError as error:
+            raise BotConfigError(f"invalid bot {name!r}: config is not JSON ({error})") from None
+    try:
+        checked_mode = BotMode(mode)
+    except ValueError:
+        raise BotError(f"mode {mode!r}: choose paper, testnet or live") from None
+    return BotRow(
+        bot_id,
+        name,
+        strategy,
+        check_symbol(symbol),
+        check_timeframe(timeframe),
+        parse_bot_config(config, bot=name),
+        bool(enabled),
+        checked_mode,
+        check_exchange(exchange),
+    )
 
 
 def read_saved(session: Session, bot_ids: Iterable[int]) -> dict[int, SavedState]:

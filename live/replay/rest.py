@@ -8,7 +8,8 @@ over HTTP/1.1 on loopback, enough for the real ccxt client:
 - `GET /api/v3/klines?symbol=&interval=&startTime=&endTime=&limit=`: 12-column kline rows
   of the intervals that have trades, aggregated here (the exchange's own arithmetic:
   correctly rounded sums, decimal strings that read back as the exact floats);
-- `GET /api/v3/exchangeInfo`, `/api/v3/ping`, `/api/v3/time`.
+- `GET /api/v3/exchangeInfo` (`?symbol=` as Binance: that one, or -1121 if unknown),
+  `/api/v3/ping`, `/api/v3/time`.
 Errors use Binance's shape `{"code": -1121, "msg": "Invalid symbol."}`.
 """
 
@@ -215,7 +216,12 @@ class RestServer:
         if url.path == "/api/v3/time":
             return 200, {"serverTime": int(time.time() * 1000)}
         if url.path == "/api/v3/exchangeInfo":
-            return 200, exchange_info(self.symbols | set(self.record.symbols()))
+            listed = self.symbols | set(self.record.symbols())
+            if "symbol" in query:  # as Binance: that symbol only, or an error if unknown
+                if query["symbol"] not in listed:
+                    return 400, {"code": -1121, "msg": "Invalid symbol."}
+                return 200, exchange_info([query["symbol"]])
+            return 200, exchange_info(listed)
         if url.path == "/api/v3/klines":
             return self._klines(query)
         return 404, {"code": -1000, "msg": f"no endpoint {url.path} on the replay server"}

@@ -88,10 +88,9 @@ def ingest_spec_data(settings: Settings, config: OrchestrationConfig) -> list[st
         if len(parts) != 3 or parts[0] != _SYNTHETIC:
             continue  # a file or an exchange series: ingested by its owner, not here
         now_ms = int(time.time() * 1000)
-        end_ms = spec.data.end_ms if spec.data.end_ms is not None else now_ms - now_ms % 60_000
+        start_ms, end_ms = spec.data.window(now_ms - now_ms % 60_000)
         result = ingest(
-            store,
-            IngestRequest(_SYNTHETIC, None, parts[1], parts[2], None, spec.data.start_ms, end_ms),
+            store, IngestRequest(_SYNTHETIC, None, parts[1], parts[2], None, start_ms, end_ms)
         )
         done.append(f"{spec.data.reference}: {result.rows_added} added, {result.rows_total} stored")
     return done

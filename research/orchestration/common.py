@@ -4,7 +4,8 @@ Tasks are keyed by their run's data interval, never by the wall clock: re-runnin
 retry, a clear, a backfill) repeats exactly the same work. Airflow 3 lets a run be triggered
 without a logical date, and then it has no data interval; such a run gets the schedule
 period that ended last before the run's `run_after`, which is stored with the run, so even
-then a retry sees the same interval.
+then a retry sees the same interval; so does a run an asset event triggered (model_lifecycle
+after market_data), with the producer's period.
 """
 
 from __future__ import annotations
@@ -43,15 +44,28 @@ class DataInterval:
             )
 
     @classmethod
-    def from_context(cls, context: Mapping[str, Any], period: timedelta) -> DataInterval:
+    def from_context(
+        cls,
+        context: Mapping[str, Any],
+        period: timedelta,
+        *,
+        asset_period: timedelta | None = None,
+    ) -> DataInterval:
         """The run's data interval from an Airflow task context; for a run without one, the
-        `period` that ended last before the run's `run_after` (see the module docstring)."""
+        `period` that ended last before the run's `run_after` (see the module docstring).
+        A run an asset event triggered gets `asset_period` instead, when given: whatever
+        Airflow derives from the events' times is not on any grid, and retries must repeat
+        the same interval."""
+        dag_run = context.get("dag_run")
+        run_after = getattr(dag_run, "run_after", None)
+        run_type = getattr(dag_run, "run_type", None)
+        triggered = getattr(run_type, "value", run_type) == "asset_triggered"
+        if asset_period is not None and triggered and run_after is not None:
+            return cls.ending_before(_utc(run_after), asset_period)
         start = context.get("data_interval_start")
         end = context.get("data_interval_end")
         if start is not None and end is not None and end > start:
             return cls(_utc(start), _utc(end))
-        dag_run = context.get("dag_run")
-        run_after = getattr(dag_run, "run_after", None)
         if run_after is None:
             raise OrchestrationError(
                 "this run has neither a data interval nor a run_after time: trigger it with "

@@ -63,9 +63,8 @@ def build_spec_dataset(
     chosen = workspace or Workspace.from_settings()
     spec = load_spec(spec_path)
     load_consuming_strategy(spec)  # a wrong strategy file fails here, not after the data
-    start_ms = spec.data.start_ms
-    spec_end = spec.data.end_ms
-    end_ms = interval.end_ms if spec_end is None else min(spec_end, interval.end_ms)
+    start_ms, window_end_ms = spec.data.window(interval.end_ms)
+    end_ms = interval.end_ms if window_end_ms is None else window_end_ms
     if start_ms is not None and start_ms >= end_ms:
         raise DatasetError(
             f"{spec_path}: its data starts at {spec.data.start} but this run's data interval "

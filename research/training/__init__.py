@@ -5,7 +5,8 @@ registered, validated MLflow model version and a promotion decision; `ModelSpec`
 `load_spec` read specs; every user-fixable failure is a `ResearchError` with one line.
 Modules: spec (the TOML model), dataset (features + labels), splits (purge/embargo),
 model (LightGBM fit, metrics), evaluate (backtests), train / walkforward / promotion (the
-steps), gates (pure decisions), tracking (MLflow runs), workspace (where state lives).
+steps), gates (pure decisions), guard_gates (look-ahead, pins), tracking (MLflow runs),
+workspace (where state lives).
 """
 
 from research.training.context import DataInput

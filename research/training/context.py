@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -88,14 +89,18 @@ def load_context(
 
 def _load(spec: ModelSpec, data: str | Path | None, workspace: Workspace) -> CandleData:
     reference = str(data) if data is not None else spec.data.reference
+    # A relative window, run by hand, ends now (on the timeframe's grid: a whole candle).
+    now_ms = int(time.time() * 1000)
+    until_ms = None if spec.data.lookback_days is None else spec.parsed_timeframe.floor_ms(now_ms)
+    start_ms, end_ms = spec.data.window(until_ms)
     try:
         loaded = load_candles(
             reference,
             store=workspace.store,
             timeframe=spec.timeframe,
             symbol=spec.symbol,
-            start_ms=spec.data.start_ms,
-            end_ms=spec.data.end_ms,
+            start_ms=start_ms,
+            end_ms=end_ms,
         )
     except SourceError as error:
         hint = ""

@@ -3,9 +3,11 @@
 The candidate and the current champion are backtested on the same window (the candidate's
 validation window, unseen by its training) with the same strategy, bot config and fees; each
 model sees features from its own feature spec. Walk-forward figures decide the absolute
-gates. Every decision is written in three places: a `model_promotions` row in the trading
-database (what the dashboard and API read), tags on the model version, and tags and metrics
-on its training run.
+gates; the guard gates (guard_gates.py) refuse a candidate whose strategy or model looks
+ahead on that window, and any move of a champion an operator pinned. Every decision is
+written in three places: a `model_promotions` row in the trading database (what the
+dashboard and API read), tags on the model version, and tags and metrics on its training
+run.
 
 Idempotent, and safe to resume: the database row is written first and is the record of the
 decision. Re-running finds it, re-applies the MLflow tags and, for a promotion, completes the
@@ -24,7 +26,7 @@ import sqlalchemy as sa
 from mlflow import MlflowClient
 
 from research.training.context import StepContext
-from research.training.evaluate import Window, backtest_window
+from research.training.evaluate import Predictor, Window, backtest_window
 from research.training.gates import (
     ChampionComparison,
     GateResult,
@@ -32,6 +34,7 @@ from research.training.gates import (
     failed_reasons,
     jsonable,
 )
+from research.training.guard_gates import champion_not_pinned, no_lookahead
 from research.training.splits import holdout_split
 from research.training.tracking import TAG_PREFIX, metric_key
 from tradepipe.db import (
@@ -41,7 +44,13 @@ from tradepipe.db import (
     session_scope,
     upgrade_database,
 )
-from tradepipe.registry import CHAMPION, ModelRegistry, ModelVersionInfo, RegistryError
+from tradepipe.registry import (
+    CHAMPION,
+    ModelPinnedError,
+    ModelRegistry,
+    ModelVersionInfo,
+    RegistryError,
+)
 
 __all__ = ["PromotionOutcome", "promote_step"]
 
@@ -99,8 +108,13 @@ def promote_step(
         if record is not None:
             return _replay(registry, client, version, run_id, *record)
 
-        comparison = _compare(context, registry, version)
+        window = _validation_window(context)
+        # The candidate as registered, not as fitted in memory: this also proves the artifact.
+        candidate = registry.load(name, version=version.version)
+        comparison = _compare(context, registry, version, window, candidate.predict_proba)
         gates = evaluate_gates(context.spec.gates, walk_forward, comparison)
+        gates.append(no_lookahead(context, window, candidate.predict_proba))
+        gates.append(champion_not_pinned(registry.model_tags(name)))
         promoted = all(gate.passed for gate in gates)
         decided_at = datetime.now(UTC)
         reasons: dict[str, Any] = {gate.name: gate.to_dict() for gate in gates}
@@ -148,9 +162,8 @@ def promote_step(
     )
 
 
-def _compare(
-    context: StepContext, registry: ModelRegistry, version: ModelVersionInfo
-) -> ChampionComparison:
+def _validation_window(context: StepContext) -> Window:
+    """The candidate's validation window: candles its training never saw."""
     spec, dataset = context.spec, context.dataset
     split = holdout_split(
         dataset.start_ms,
@@ -159,16 +172,19 @@ def _compare(
         purge_ms=round(spec.walk_forward.purge_seconds * 1000),
         embargo_ms=round(spec.walk_forward.embargo_seconds * 1000),
     )
-    window = Window.of_rows(dataset, split.test)
-    # The candidate as registered, not as fitted in memory: this also proves the artifact.
-    candidate_model = registry.load(version.name, version=version.version)
+    return Window.of_rows(dataset, split.test)
+
+
+def _compare(
+    context: StepContext,
+    registry: ModelRegistry,
+    version: ModelVersionInfo,
+    window: Window,
+    predict: Predictor,
+) -> ChampionComparison:
+    spec, dataset = context.spec, context.dataset
     candidate = backtest_window(
-        dataset,
-        window,
-        spec,
-        context.strategy,
-        candidate_model.predict_proba,
-        model_version=version.version,
+        dataset, window, spec, context.strategy, predict, model_version=version.version
     )
     current = registry.champion(version.name)
     if current is None:
@@ -217,8 +233,11 @@ def _replay(
     current = registry.champion(version.name)
     champion = current.version if current is not None else None
     if promoted and (current is None or current.version == beaten):
-        registry.set_champion(version.name, version.version)
-        champion = version.version
+        try:
+            registry.set_champion(version.name, version.version)
+            champion = version.version
+        except ModelPinnedError:
+            pass  # pinned since the decision: the operator's pin wins; the row says promoted
     return PromotionOutcome(
         model_name=version.name,
         version=version.version,

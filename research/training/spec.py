@@ -41,11 +41,27 @@ class _Section(BaseModel):
 
 class DataSection(_Section):
     """Where the candles come from: a store key (exchange/SYMBOL/timeframe) or a file path,
-    and an optional [start, end) range in UTC (dates or date-times)."""
+    and either a fixed [start, end) range in UTC (dates or date-times, each optional) or a
+    relative one, `lookback_days` ending where the run's data ends: a scheduled run then
+    trains on the recent market, not on a window that ages."""
 
     reference: str = Field(min_length=1)
     start: date | datetime | None = None
     end: date | datetime | None = None
+    lookback_days: float | None = Field(None, gt=0, le=3650)
+
+    def window(self, until_ms: int | None = None) -> tuple[int | None, int | None]:
+        """[start, end) in ms of the candles a run trains on. `until_ms` is where the run's
+        data ends (its data interval end, or now): it caps `end`, and a `lookback_days`
+        window ends there (ValueError without it)."""
+        end = self.end_ms
+        if until_ms is not None:
+            end = until_ms if end is None else min(end, until_ms)
+        if self.lookback_days is None:
+            return self.start_ms, end
+        if end is None:
+            raise ValueError("a lookback_days window needs the time the run's data ends")
+        return end - round(self.lookback_days * 86_400_000), end
 
     @property
     def start_ms(self) -> int | None:
@@ -59,6 +75,8 @@ class DataSection(_Section):
     def _ordered(self) -> DataSection:
         if self.start_ms is not None and self.end_ms is not None and self.end_ms <= self.start_ms:
             raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        if self.lookback_days is not None and self.start is not None:
+            raise ValueError("give start or lookback_days, not both")
         return self
 
 
@@ -155,7 +173,9 @@ class GatesSection(_Section):
     Out-of-sample figures come from the walk-forward folds: trades summed over folds, Sharpe
     and profit factor as the median fold (one lucky fold cannot carry a model), drawdown as
     the worst fold. `compare_metric` must beat the current champion's by `min_improvement`
-    on the candidate's validation window, both backtested the same way.
+    on the candidate's validation window, both backtested the same way. The look-ahead
+    check runs on that window with `lookahead_cuts` truncated histories (always on: a
+    strategy or model that sees the future cannot be promoted at any setting).
     """
 
     min_trades: int = Field(10, ge=0)
@@ -164,6 +184,7 @@ class GatesSection(_Section):
     max_drawdown: float = Field(0.25, gt=0, le=1)
     min_improvement: float = Field(0.0, ge=0)
     compare_metric: Literal["sharpe", "sortino", "total_return", "profit_factor"] = "sharpe"
+    lookahead_cuts: int = Field(6, ge=1, le=200)
 
     @model_validator(mode="after")
     def _has_performance_gate(self) -> GatesSection:

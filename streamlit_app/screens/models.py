@@ -1,6 +1,7 @@
 """Models: registered models and their versions with metrics, which version is champion,
-the promotion history with every gate's result and the refusal reasons, and each version's
-lineage (data fingerprint, feature spec hash, strategy hash)."""
+the promotion history with every gate's result and the refusal reasons, each version's
+lineage (data fingerprint, feature spec hash, strategy hash), and the operator's actions on
+a champion (streamlit_app/model_actions.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from streamlit_app import context, display, model_registry
+from streamlit_app import context, display, model_actions, model_registry
 from streamlit_app.model_registry import RegisteredModelInfo, RegistryRead
 from tradepipe.config import Settings
 from tradepipe.db.queries import list_model_promotions
@@ -35,6 +36,9 @@ def render() -> None:
             _body(current)
 
     live()
+    # Outside the refreshing fragment: a refresh must not redraw the form being filled in.
+    registry = _registry(current.resolved_mlflow_tracking_uri)
+    model_actions.render(current, [model.name for model in registry.models], _registry.clear)
 
 
 def _body(current: Settings) -> None:

@@ -76,10 +76,15 @@ def _describe(bag: Any) -> dict[str, Any]:
     runs set them to zero; the DAG's default_args are what the DAG file says)."""
     dags = {}
     for dag_id, dag in bag.dags.items():
+        # An asset-or-time schedule wraps the time-based timetable; the assets it waits for
+        # are named apart.
+        timed = getattr(dag.timetable, "timetable", dag.timetable)
+        condition = getattr(dag.timetable, "asset_condition", None)
         dags[dag_id] = {
-            "timetable": type(dag.timetable).__name__,
-            "schedule": getattr(dag.timetable, "expression", None),
-            "timezone": str(getattr(dag.timetable, "timezone", "")),
+            "timetable": type(timed).__name__,
+            "schedule": getattr(timed, "expression", None),
+            "timezone": str(getattr(timed, "timezone", "")),
+            "trigger_assets": sorted(_asset_names(condition)),
             "catchup": dag.catchup,
             "max_active_runs": dag.max_active_runs,
             "retries": dag.default_args.get("retries"),
@@ -90,6 +95,7 @@ def _describe(bag: Any) -> dict[str, Any]:
                     "downstream": sorted(task.downstream_task_ids),
                     "trigger_rule": str(task.trigger_rule.value),
                     "multiple_outputs": bool(getattr(task, "multiple_outputs", False)),
+                    "outlets": sorted(_asset_names(getattr(task, "outlets", []))),
                     "mapped": bool(getattr(task, "is_mapped", False))
                     or task.get_closest_mapped_task_group() is not None,
                 }
@@ -97,6 +103,18 @@ def _describe(bag: Any) -> dict[str, Any]:
             },
         }
     return {"dags": dags}
+
+
+def _asset_names(node: Any) -> set[str]:
+    """The names of the assets (or asset references) in an asset condition or a list."""
+    if node is None:
+        return set()
+    if isinstance(node, list | tuple):
+        return set().union(*(_asset_names(item) for item in node))
+    if hasattr(node, "objects"):  # AssetAll / AssetAny
+        return set().union(*(_asset_names(item) for item in node.objects))
+    name = getattr(node, "name", None)
+    return {name} if isinstance(name, str) else set()
 
 
 def _seconds(delta: Any) -> float | None:

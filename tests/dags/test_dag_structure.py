@@ -84,6 +84,18 @@ def test_tasks_and_edges(dags: dict[str, Any], dag_id: str) -> None:
     assert not any(task["multiple_outputs"] for task in tasks.values())
 
 
+def test_market_data_s_ingest_produces_the_asset_model_lifecycle_waits_for(
+    dags: dict[str, Any],
+) -> None:
+    outlets = {
+        (dag_id, task_id): task["outlets"]
+        for dag_id, dag in dags.items()
+        for task_id, task in dag["tasks"].items()
+        if task["outlets"]
+    }
+    assert outlets == {("market_data", "ingest"): ["tradepipe_market_data"]}
+
+
 def test_model_lifecycle_notifies_whatever_happened_and_still_fails_on_a_failed_spec(
     dags: dict[str, Any],
 ) -> None:
@@ -98,6 +110,10 @@ def test_schedule_catchup_and_retries(dags: dict[str, Any], dag_id: str) -> None
     # Data intervals, not trigger instants: every task is keyed by [start, end).
     assert dag["timetable"] == "CronDataIntervalTimetable"
     assert (dag["schedule"], dag["timezone"]) == (SCHEDULES[dag_id], "UTC")
+    # model_lifecycle also runs when market_data stored new candles (Airflow assets).
+    assert dag["trigger_assets"] == (
+        ["tradepipe_market_data"] if dag_id == "model_lifecycle" else []
+    )
     assert dag["catchup"] is False
     assert dag["max_active_runs"] == 1
     assert dag["retries"] >= 1 and dag["retry_delay_seconds"] > 0

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
 
 from research.marketdata import MarketDataStore
 from tests.dags.conftest import AirflowWorker, Platform
@@ -11,8 +16,24 @@ HOUR_START_MS = 1_709_337_600_000  # 2024-03-02T00:00:00Z
 HOUR_END_MS = HOUR_START_MS + 3_600_000
 
 
+def asset_events(airflow_home: Path) -> list[dict[str, Any]]:
+    """The extras of the tradepipe_market_data events in Airflow's metadata database."""
+    engine = sa.create_engine(f"sqlite:///{airflow_home / 'airflow.db'}")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text(
+                    "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                    "WHERE a.name = 'tradepipe_market_data' ORDER BY e.id"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return [json.loads(row.extra) if isinstance(row.extra, str) else row.extra for row in rows]
+
+
 def test_a_run_ingests_its_hour_in_every_timeframe_and_a_rerun_adds_nothing(
-    airflow: AirflowWorker, platform: Platform
+    airflow: AirflowWorker, platform: Platform, airflow_home: Path
 ) -> None:
     platform.write_config(
         '[[market_data.series]]\nsource = "synthetic"\nsymbol = "BTCUSDT"\n'
@@ -39,6 +60,11 @@ def test_a_run_ingests_its_hour_in_every_timeframe_and_a_rerun_adds_nothing(
     for result in again.mapped("ingest"):
         assert result["rows_added"] == result["rows_changed"] == 0
     assert len(store.read_candles("synthetic", "BTCUSDT", "1m")) == len(candles)
+
+    # Each ingest updated the asset model_lifecycle is scheduled on, saying what changed.
+    events = [extra for extra in asset_events(airflow_home) if extra["end_ms"] == HOUR_END_MS]
+    minute_events = [extra for extra in events if extra["key"] == "synthetic/BTCUSDT/1m"]
+    assert [extra["rows_added"] for extra in minute_events] == [len(candles), 0]
 
 
 def test_a_run_without_a_logical_date_ingests_the_hour_before_it_was_due(

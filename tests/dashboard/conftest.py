@@ -60,10 +60,14 @@ class MlflowStore:
 @pytest.fixture(scope="session")
 def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> MlflowStore:
     """An MLflow registry holding btc-lgbm versions 1-4, version 3 the champion; built once
-    per session (MLflow's import and schema creation take seconds)."""
+    per session (MLflow's import and schema creation take seconds). Tests that move its
+    aliases build their own with `build_mlflow_store`."""
+    return build_mlflow_store(tmp_path_factory.mktemp("mlflow"))
+
+
+def build_mlflow_store(root: Path) -> MlflowStore:
     from mlflow import MlflowClient
 
-    root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment("training", artifact_location=str(root / "artifacts"))

@@ -87,6 +87,24 @@ def test_refuses_to_serve_beyond_loopback_without_a_password(
         assert not at.error and len(at.text_input) == 1  # the password form instead
 
 
+@SQLITE_ONLY
+@pytest.mark.parametrize("blank", ["", "   ", "\t"])
+def test_an_empty_or_blank_password_counts_as_none(
+    empty_database: str, blank: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEPIPE_DASHBOARD_PASSWORD", blank)
+    with served_on("0.0.0.0"):
+        at = new_app().run()
+        assert not at.exception
+        (refusal,) = at.error
+        assert "refuses to serve" in refusal.value and "empty or blank password" in refusal.value
+        assert not at.title and not at.text_input  # no form a blank entry would pass
+    with served_on("127.0.0.1"):  # loopback needs no password: a blank one is none
+        at = new_app().run()
+        assert not at.exception and not at.error
+        assert [title.value for title in at.title] == ["Overview"]
+
+
 def test_every_page_has_an_empty_state(empty_database: str, loopback: None, tmp_path: Path) -> None:
     at = new_app()
     for page, title in PAGES.items():

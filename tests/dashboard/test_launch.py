@@ -1,10 +1,12 @@
-"""The launcher's argv and its refusal to serve beyond loopback without a password."""
+"""The launcher's argv and its refusal to serve beyond loopback without a password (an empty
+or blank one counts as none)."""
 
 from __future__ import annotations
 
 import sys
 
 import pytest
+from pydantic import SecretStr
 
 from streamlit_app.launch import APP_SCRIPT, command, exposure_refusal, is_loopback
 from tradepipe.config import ConfigError, load_settings
@@ -55,6 +57,18 @@ def test_beyond_loopback_a_password_is_required() -> None:
 )
 def test_is_loopback(host: str | None, loopback: bool) -> None:
     assert is_loopback(host) is loopback
-    refusal = exposure_refusal(host, password_set=False)
+    refusal = exposure_refusal(host, password=None)
     assert (refusal is None) is loopback
-    assert exposure_refusal(host, password_set=True) is None
+    assert exposure_refusal(host, password=SecretStr("s3cret-pass")) is None
+    for blank in ("", " ", "\t\n"):  # anyone can type these
+        refusal = exposure_refusal(host, password=SecretStr(blank))
+        assert (refusal is None) is loopback
+        assert refusal is None or "empty or blank password" in refusal
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_beyond_loopback_a_blank_password_is_refused(blank: str) -> None:
+    with pytest.raises(ConfigError, match="empty or blank password"):
+        command(load_settings(host="0.0.0.0", dashboard_password=blank))
+    assert _option(command(load_settings(host="127.0.0.1", dashboard_password=blank)),
+                   "--server.address") == "127.0.0.1"  # fmt: skip

@@ -97,3 +97,30 @@ def test_valid_configs_round_trip_through_json(
     )
     assert parse_bot_config(config.model_dump(mode="json")) == config
     assert BotConfig.model_validate_json(config.model_dump_json()) == config
+
+
+@pytest.mark.parametrize("timeframe", ["1s", "1m", "1h", "1d", "7d"])
+def test_the_backtests_default_config_is_within_the_bounds(timeframe: str) -> None:
+    from research.backtest.cli import default_config
+    from tradepipe.timeframes import parse_timeframe
+
+    config = default_config(parse_timeframe(timeframe))  # up to the longest timeframe
+    assert parse_bot_config(config.model_dump()) == config
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("capital_per_trade", float("inf")),
+        ("capital_per_trade", 1e9 + 1),
+        ("take_profit_pct", 1e308),
+        ("stop_loss_pct", 100.0),
+        ("max_holding_seconds", float("nan")),
+        ("max_holding_seconds", 1e300),
+        ("maker_order_timeout_seconds", 30 * 86_400 + 1),
+        ("max_open_positions", 1_001),
+    ],
+)
+def test_numbers_outside_the_documented_bounds_are_refused(field: str, value: float) -> None:
+    with pytest.raises(BotConfigError, match=field):
+        parse_bot_config({**VALID, field: value})

@@ -4,6 +4,7 @@ ids, cancels racing fills, open orders for reconciliation)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -18,8 +19,8 @@ from live.brokers import (
     PaperConfig,
 )
 from tradepipe.domain import Side, Trade
-from tradepipe.enums import OrderType
-from tradepipe.orders import FeeSchedule, Liquidity
+from tradepipe.enums import OrderRole, OrderStatus, OrderType
+from tradepipe.orders import FeeSchedule, Liquidity, OrderState
 
 FEES = FeeSchedule(maker_rate=0.001, taker_rate=0.002)
 
@@ -95,6 +96,33 @@ def test_a_limit_already_through_on_arrival_is_marketable() -> None:
     paper.on_trade(trade(100.0))
     [fill] = fills(reports)
     assert (fill.price, fill.liquidity) == (100.0, Liquidity.TAKER)
+
+
+def test_a_limit_acknowledged_before_a_restart_comes_back_resting() -> None:
+    """The same take-profit on a broker that never restarted and on a new one it is sent to
+    again after a restart: the market is far through it at the first trade either way."""
+    kept, kept_reports = broker()
+    take_profit = order("b-1-tp", side=Side.SELL, order_type=OrderType.LIMIT, price=105.0,
+                        quantity=1.0)  # fmt: skip
+    asyncio.run(kept.place(take_profit))
+    kept.on_trade(trade(100.0))  # rests
+    kept.on_trade(trade(110.0, 12_000))
+    resent, resent_reports = broker()
+    state = OrderState(
+        client_order_id="b-1-tp", role=OrderRole.TAKE_PROFIT, side=Side.SELL,
+        order_type=OrderType.LIMIT, status=OrderStatus.OPEN, placed_at_ms=1_000,
+        updated_at_ms=1_000, price=105.0, quantity=1.0,
+    )  # fmt: skip
+    again = BrokerOrder.from_state("BTCUSDT", state)
+    assert again.resting
+    asyncio.run(resent.place(again))
+    resent.on_trade(trade(110.0, 12_000))
+    [before], [after] = fills(kept_reports), fills(resent_reports)
+    assert (after.price, after.liquidity) == (before.price, before.liquidity)
+    assert (after.price, after.liquidity) == (105.0, Liquidity.MAKER)  # not 110
+    # never acknowledged (NEW): it arrives fresh, marketable if already through
+    fresh = BrokerOrder.from_state("BTCUSDT", replace(state, status=OrderStatus.NEW))
+    assert not fresh.resting
 
 
 def test_take_profit_limit_sell_fills_when_the_price_reaches_it() -> None:

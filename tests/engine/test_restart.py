@@ -91,3 +91,50 @@ def test_a_restart_resumes_every_position_and_order(
     orders = query(database_url, "SELECT client_order_id FROM orders")
     ids = [row.client_order_id for row in orders]
     assert len(ids) == len(set(ids)) and {r.client_order_id for r in orders_before} <= set(ids)
+
+
+def test_a_resting_take_profit_fills_at_its_limit_after_a_restart(
+    aio: Aio, database_url: str, strategies_dir: Path
+) -> None:
+    """Before a restart a resting take-profit that the market trades through fills at its
+    limit (maker); re-registered after one, it must too, not at the first trade's price."""
+    add_bots(database_url, strategies_dir, [("tp", "always")], take_profit_pct=1.0,
+             stop_loss_pct=5.0, max_holding_seconds=600.0, max_open_positions=1)  # fmt: skip
+    config = config_for(database_url, strategies_dir)
+    calm = (1.0001, 0.9999)  # a zigzag far from both barriers
+
+    async def first_run() -> float:
+        running = await start_engine(config)
+        engine = running.engine
+        try:
+            await push(running, walk(45, moves=calm))
+            [position] = engine.core.bots["tp"].book.positions
+            assert position.status.value == "active" and position.take_profit_price is not None
+            await aio.eventually(lambda: engine.recorder.pending == 0, "writes")
+            return position.take_profit_price
+        finally:
+            await engine.stop()
+
+    async def second_run() -> None:
+        running = await start_engine(config)
+        engine = running.engine
+        try:
+            await aio.eventually(lambda: engine.core.outbox.pending == 0, "re-registration")
+            # the market rallied far through the take-profit while the engine was down
+            await push(running, walk(5, start_ms=START_MS + 45_000, first_id=46, moves=(1.0,),
+                                     price=105.0))  # fmt: skip
+            await aio.eventually(lambda: engine.recorder.pending == 0, "writes")
+        finally:
+            await engine.stop()
+
+    limit = aio.run(first_run())
+    assert limit < 105.0
+    aio.run(second_run())
+    [fill] = query(
+        database_url,
+        "SELECT f.price, f.fee, o.price AS limit_price FROM fills f JOIN orders o ON "
+        "f.order_id = o.id WHERE o.role = 'take_profit'",
+    )
+    assert fill.price == fill.limit_price == limit  # at its limit, not at 105
+    [position] = query(database_url, "SELECT exit_reason FROM positions WHERE status = 'closed'")
+    assert position.exit_reason == "take_profit"

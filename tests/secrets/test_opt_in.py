@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from tests.support import venue_rest
 from tradepipe.botconfig import BotConfigError, parse_bot_config
 from tradepipe.bots import BotError, NewBot, add_bot, check_mode_opt_in
 from tradepipe.cli import app
@@ -35,7 +36,9 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("TRADEPIPE_DATABASE_URL", url)
     monkeypatch.setenv("TRADEPIPE_STRATEGIES_DIR", str(STRATEGIES))
     monkeypatch.setenv("TRADEPIPE_NOTIFIERS", json.dumps(NOTIFIERS))
-    yield url
+    with venue_rest(("BTCUSDT",)) as venue:  # `bots add` asks it whether BTCUSDT exists
+        monkeypatch.setenv("TRADEPIPE_FEED_REST_URL", venue)
+        yield url
 
 
 def config(**changes: object) -> dict[str, object]:

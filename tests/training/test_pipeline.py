@@ -153,8 +153,17 @@ def test_the_first_model_passing_the_gates_becomes_champion(
     assert first.promoted and first.reasons == ()
     assert first.promotion.champion_before is None
     gates = {gate.name: gate for gate in first.promotion.gates}
-    assert set(gates) == {"min_trades", "min_sharpe", "max_drawdown", "beats_champion"}
+    assert set(gates) == {
+        "min_trades",
+        "min_sharpe",
+        "max_drawdown",
+        "beats_champion",
+        "no_lookahead",
+        "champion_not_pinned",
+    }
     assert gates["beats_champion"].detail == "no champion yet"
+    lookahead = gates["no_lookahead"]
+    assert lookahead.passed and "nothing in the past changed" in lookahead.detail
     registry = ModelRegistry(workspace.tracking_uri)
     champion = registry.champion(MODEL)
     assert champion is not None and champion.version == first.version

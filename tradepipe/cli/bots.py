@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING, Annotated
 
@@ -39,7 +40,13 @@ def bots_add(
     confidence_threshold: Annotated[float, typer.Option(help="model probability to enter")] = 0.5,
     model: Annotated[str | None, typer.Option(help="registered MLflow model it consumes")] = None,
     model_alias: Annotated[str, typer.Option(help="alias of that model")] = "champion",
-    exchange: Annotated[str, typer.Option()] = "binance",
+    exchange: Annotated[str, typer.Option(help="the venue (the engine trades binance)")] = (
+        "binance"
+    ),
+    skip_symbol_check: Annotated[
+        bool,
+        typer.Option(help="do not ask the venue whether it lists the symbol (venue unreachable)"),
+    ] = False,
     mode: Annotated[str, typer.Option(help="paper, testnet or live")] = "paper",
     credentials: Annotated[
         str | None,
@@ -66,7 +73,7 @@ def bots_add(
     """Add a bot; every setting is validated before anything is written. Testnet and live
     need --credentials and --confirm-mode; live also the allow_live_trading setting."""
     from tradepipe.botconfig import BotConfigError, parse_bot_config
-    from tradepipe.bots import NewBot, add_bot
+    from tradepipe.bots import NewBot, add_bot, check_listed
     from tradepipe.enums import BotMode
 
     current = settings()
@@ -104,6 +111,13 @@ def bots_add(
                 current.strategies_dir,
                 allow_live_trading=current.allow_live_trading,
                 known_notifiers=current.notifiers.keys(),
+                listed=None
+                if skip_symbol_check
+                else functools.partial(
+                    check_listed,
+                    rest_url=current.resolved_feed_rest_url,
+                    timeout_seconds=current.ccxt_timeout_seconds,
+                ),
             )
     console.print(f"added bot {bot.name}: {bot.strategy_name} on {bot.symbol} {bot.timeframe}")
 
