@@ -23,8 +23,9 @@ import statistics
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from live.engine import Engine, EngineConfig
 from live.feeds import InMemoryFeed
@@ -100,7 +101,9 @@ def bot_names(symbols: list[str], per_symbol: int) -> Iterator[tuple[str, str, s
             yield f"{symbol.lower()}_{index}", symbol, "ema_rsi" if index % 2 else "always"
 
 
-def prepare(folder: Path, symbols: list[str], per_symbol: int, timeframe: str) -> EngineConfig:
+def prepare(
+    folder: Path, symbols: list[str], per_symbol: int, timeframe: str, **changes: Any
+) -> EngineConfig:
     strategies = folder / "strategies"
     strategies.mkdir()
     shutil.copy(REPO / "strategies" / "ema_rsi.py", strategies / "ema_rsi.py")
@@ -115,7 +118,8 @@ def prepare(folder: Path, symbols: list[str], per_symbol: int, timeframe: str) -
                 add_bot(session, NewBot(name, strategy, symbol, timeframe, config), strategies)
     finally:
         database.dispose()
-    return EngineConfig(database_url=url, strategies_dir=strategies, **QUIET)  # type: ignore[arg-type]
+    values: dict[str, Any] = {**QUIET, **changes}
+    return EngineConfig(database_url=url, strategies_dir=strategies, **values)
 
 
 class Run:
@@ -127,6 +131,7 @@ class Run:
         self.feed_seconds = 0.0
         self.rss_before_mb = 0.0
         self.rss_after_mb = 0.0
+        self.metrics: dict[str, float] = {}
 
 
 async def drive(config: EngineConfig, trades: list[Trade]) -> Run:
@@ -154,14 +159,23 @@ async def drive(config: EngineConfig, trades: list[Trade]) -> Run:
         run.rss_after_mb = rss_mb()
     finally:
         await engine.stop()
+    run.metrics = engine.metrics()
     return run
 
 
-def measure(symbols: int, per_symbol: int, timeframe: str, hours: float) -> Run:
+def measure(
+    symbols: int,
+    per_symbol: int,
+    timeframe: str,
+    hours: float,
+    changes: Callable[[Path], dict[str, Any]] | None = None,
+) -> Run:
+    """One engine run; `changes(folder)`: engine settings that differ (paths under folder)."""
     names = ["BTCUSDT"] if symbols == 1 else [f"S{index:03d}USDT" for index in range(symbols)]
     trades = synthetic_trades(names, hours)
     with tempfile.TemporaryDirectory(prefix="bench_engine_") as folder:
-        config = prepare(Path(folder), names, per_symbol, timeframe)
+        extra = changes(Path(folder)) if changes is not None else {}
+        config = prepare(Path(folder), names, per_symbol, timeframe, **extra)
         run = asyncio.run(drive(config, trades))
     print(
         f"  {symbols * per_symbol} bots over {symbols} symbols ({timeframe} candles): "

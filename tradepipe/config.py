@@ -120,6 +120,14 @@ class Settings(BaseSettings):
     feed_price_band: float | None = Field(default=None, gt=0, lt=1)
     feed_max_quantity_ratio: float | None = Field(default=None, gt=1)
     feed_max_message_bytes: int | None = Field(default=None, ge=1024, le=2**22)
+    # Evidence of live trading, for the review against a backtest: the engine's candles
+    # go to the candle store (market_data_dir) as exchange `record_exchange`, its decisions
+    # to day partitions under decision_log_dir, kept `decision_retention_days`.
+    record_candles: bool = True
+    record_decisions: bool = True
+    record_exchange: str = Field(default="binance-live", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    decision_retention_days: int = Field(default=30, ge=1)
+    decision_log_dir: Path | None = Field(default=None, description="default <home>/decisions")
 
     # Secrets and notifications (tradepipe/secrets.py, tradepipe/notifications.py). Configs
     # name secrets; values come from the environment or this file outside the repository.
@@ -184,6 +192,10 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_market_data_dir(self) -> Path:
         return (self.market_data_dir or self.state_dir / "market_data").resolve()
+
+    @cached_property
+    def resolved_decision_log_dir(self) -> Path:
+        return (self.decision_log_dir or self.state_dir / "decisions").resolve()
 
 
 def _describe(error: ValidationError) -> str:

@@ -75,6 +75,16 @@ class BotRuntime:
         # this bot (live/engine/guard.py). None: unguarded (the engine always sets one).
         self.guard: CallGuard | None = None
         self.call_budget_seconds = math.inf
+        self._config_json: tuple[BotRow, str] | None = None
+
+    def config_json(self) -> str:
+        """The bot's config as canonical JSON, computed once per bots-table row (the
+        decision log keeps it with each decision: the review re-runs with it)."""
+        cached = self._config_json
+        if cached is None or cached[0] is not self.row:
+            text = json.dumps(self.row.config.model_dump(mode="json"), sort_keys=True)
+            cached = self._config_json = (self.row, text)
+        return cached[1]
 
     @property
     def name(self) -> str:

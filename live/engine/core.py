@@ -33,6 +33,7 @@ from live.engine.clock import MarketClock
 from live.engine.config import EngineConfig
 from live.engine.decisions import decide
 from live.engine.events import EngineEvent, EventBus
+from live.engine.evidence import EvidenceRecorder
 from live.engine.features import ClosedRow, SymbolPipeline, TimeframeStream
 from live.engine.guard import CallGuard
 from live.engine.outbox import BrokerCommand, Outbox
@@ -110,8 +111,11 @@ class TradingCore:
         bus: EventBus,
         seconds: Callable[[Callable[[Candle], None]], SecondCandles],
         warmup: CandleBackfill | None = None,
+        evidence: EvidenceRecorder | None = None,
     ) -> None:
         self.config = config
+        # what the engine saw and decided, for the review (None: nothing recorded)
+        self.evidence = evidence
         self.clock = MarketClock()
         self.broker = broker
         self.recorder = recorder
@@ -170,6 +174,8 @@ class TradingCore:
         if pipeline is None:
             return
         self.metrics.seconds += 1
+        if self.evidence is not None:
+            self.evidence.candle(candle)
         for listener in self.candle_listeners:
             listener(candle)
         rows = pipeline.on_second(candle)
@@ -341,7 +347,8 @@ class TradingCore:
 
     def new_pipeline(self, symbol: str) -> SymbolPipeline:
         warm = self.warm_up if self._warmup_source is not None else None
-        return SymbolPipeline(symbol, self.config.candle_history, warm)
+        built = self.evidence.candle if self.evidence is not None else None
+        return SymbolPipeline(symbol, self.config.candle_history, warm, built)
 
     def warm_up(self, frame: TimeframeStream) -> None:
         task = asyncio.get_running_loop().create_task(

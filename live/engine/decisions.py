@@ -10,6 +10,10 @@ stays out), and the failure is an event.
 A decision is taken at the candle's close on the market clock (the step's time, never
 before the candle's end); `EntryRequest.from_config` copies the bot's current config, the
 strategy's content hash and the model version into the position for its whole life.
+
+Each decision is also handed to the evidence recorder (when the engine records decisions):
+the features of the candle, the model version and probability, the strategy hash, the
+strategy's answer and what became of the entry, one `DecisionRecord` per bot and candle.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import pandas as pd
 from live.engine.bot import BotRuntime, StrategyFailure
 from live.engine.features import ClosedRow
 from live.engine.models import ModelSlot
+from tradepipe.marketdata.decisions import DecisionKind, DecisionRecord
 from tradepipe.orders import EntryRequest, InvalidOrderError, OrderPlaced
 from tradepipe.strategy import Enter
 
@@ -59,13 +64,60 @@ def _decide_one(
     core: TradingCore, bot: BotRuntime, closed: ClosedRow, probability: float | None, step: Step
 ) -> None:
     features = dict(zip(closed.stream.spec.feature_names, closed.row, strict=True))
+    recording = core.evidence is not None and core.evidence.records_decisions
     try:
         decision = bot.decide(closed.candle, features, probability)
     except StrategyFailure as failure:
+        if recording:  # the version is the one that failed, before the bot's state moves
+            _record(core, bot, closed, step, probability, None, None, failed=True)
         core.fail_bot(bot, str(failure))
         return
-    if decision is not None:
-        _enter(core, bot, decision, closed, step)
+    entry = _enter(core, bot, decision, closed, step) if decision is not None else None
+    if recording:
+        _record(core, bot, closed, step, probability, decision, entry)
+
+
+def _record(
+    core: TradingCore,
+    bot: BotRuntime,
+    closed: ClosedRow,
+    step: Step,
+    probability: float | None,
+    decision: Enter | None,
+    entry: str | None,
+    *,
+    failed: bool = False,
+) -> None:
+    assert core.evidence is not None
+    slot = bot.slot
+    active = slot.active if slot is not None else None
+    if failed:
+        kind = DecisionKind.FAILED
+    else:
+        kind = DecisionKind.HOLD if decision is None else DecisionKind.ENTER
+    candle = closed.candle
+    spec = closed.stream.spec
+    record = DecisionRecord(
+        decided_ms=max(step.time_ms, candle.end_ms),
+        candle_start_ms=candle.start_ms,
+        symbol=candle.symbol,
+        timeframe=candle.timeframe.name,
+        bot=bot.name,
+        strategy=bot.loaded.name,
+        strategy_hash=bot.strategy_hash,
+        bot_config=bot.config_json(),
+        model=slot.name if slot is not None else None,
+        model_version=active.version if active is not None else None,
+        probability=probability,
+        decision=kind,
+        limit_price=decision.limit_price if decision is not None else None,
+        reason=(decision.reason or None) if decision is not None else None,
+        entry=entry,
+        feature_spec_hash=spec.content_hash,
+        feature_names=tuple(spec.feature_names),
+        feature_values=closed.row,
+    )
+    core.evidence.decision(record)
 
 
 def _predict(
@@ -102,10 +154,12 @@ def _predict(
 
 def _enter(
     core: TradingCore, bot: BotRuntime, decision: Enter, closed: ClosedRow, step: Step
-) -> None:
+) -> str:
+    """Ask the book for the entry; what became of it: placed, blocked (the engine takes
+    no entries now), refused (the book's limits), invalid (the bot went to error)."""
     if not core.accepting_entries(bot):
         core.metrics.entries_blocked += 1
-        return
+        return "blocked"
     version = bot.slot.active.version if bot.slot and bot.slot.active else None
     try:
         request = EntryRequest.from_config(
@@ -117,10 +171,12 @@ def _enter(
         )
     except InvalidOrderError as error:
         core.fail_bot(bot, f"{bot.loaded.path}: on_candle asked for an invalid entry: {error}")
-        return
+        return "invalid"
     time_ms = max(step.time_ms, closed.candle.end_ms)
     events = bot.book.submit_entry(request, time_ms)
-    if any(isinstance(event, OrderPlaced) for event in events):
+    placed = any(isinstance(event, OrderPlaced) for event in events)
+    if placed:
         bot.entries += 1
         core.metrics.entries += 1
     step.add(bot.name, events)
+    return "placed" if placed else "refused"

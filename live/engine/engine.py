@@ -30,6 +30,7 @@ from live.engine.config import EngineConfig, default_engine_id
 from live.engine.control import KillSwitch
 from live.engine.core import TradingCore
 from live.engine.events import EventBus
+from live.engine.evidence import EvidenceRecorder
 from live.engine.features import NoBackfill
 from live.engine.heartbeats import bot_status_view, engine_metrics, heartbeat_rows
 from live.engine.lifecycle import BotManager, FeedSubscriptions
@@ -103,6 +104,15 @@ class Engine:
         repair = backfill or (
             BinanceRestBackfill(config.rest_url) if config.rest_url else NoBackfill()
         )
+        self.evidence = EvidenceRecorder(
+            store_root=config.market_data_dir if config.record_candles else None,
+            decision_root=config.decision_log_dir if config.record_decisions else None,
+            exchange=config.record_exchange,
+            retention_days=config.decision_retention_days,
+            queue_size=config.evidence_queue_size,
+            flush_seconds=config.evidence_flush_seconds,
+            on_event=lambda kind, message: self.core.emit(kind, message),
+        )
         self.core = TradingCore(
             config,
             broker=broker,
@@ -112,6 +122,9 @@ class Engine:
             warmup=None
             if isinstance(repair, NoBackfill) or not config.warmup_from_exchange
             else repair,
+            evidence=self.evidence
+            if self.evidence.records_candles or self.evidence.records_decisions
+            else None,
         )
         consumer = CallbackConsumer(self.core.on_trade, self.core.on_gap, self._on_feed_status)
         self.watcher = ModelWatcher(
@@ -202,6 +215,7 @@ class Engine:
             },
         )
         self.venues.report_unknown(report)
+        self.evidence.start()
         await self.feed.start()
         self._spawn(self._every(self.config.tick_seconds, self._tick), "ticker")
         self._spawn(self._every(self.config.heartbeat_seconds, self._beat), "heartbeats")
@@ -256,6 +270,8 @@ class Engine:
             self.recorder.submit(self.core.batch(bot, []))
             if bot.state is not BotRunState.ERROR:
                 self.core.set_state(bot, BotRunState.STOPPED)
+        if not await self.evidence.close(deadline / 3):
+            log.error("evidence writer still busy at stop: what it had queued is lost")
         self.core.emit(
             "engine_stopped", f"engine {self.engine_id} stopped", data={"engine_id": self.engine_id}
         )
@@ -389,7 +405,9 @@ class Engine:
 
     def metrics(self) -> dict[str, float]:
         """Counters and gauges for /metrics (names without a prefix; totals end in _total)."""
-        metrics = engine_metrics(self.core, self.feed.metrics(), self.recorder)
+        metrics = engine_metrics(
+            self.core, self.feed.metrics(), self.recorder, self.evidence.metrics()
+        )
         if self.notifications is not None:
             metrics.update(self.notifications.metrics())
         return metrics

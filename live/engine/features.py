@@ -89,11 +89,20 @@ class TimeframeStream:
     (`finish_warmup`); closed candles wait in `held` meanwhile, so the states take every
     candle once, in order."""
 
-    def __init__(self, symbol: str, timeframe: Timeframe, history: int) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        timeframe: Timeframe,
+        history: int,
+        on_built: Callable[[Candle], None] | None = None,
+    ) -> None:
         self.symbol = symbol
         self.timeframe = timeframe
         # 1 s candles are already closed candles of this timeframe: no resampling
         self.resampler = None if timeframe == ONE_SECOND else CandleResampler(timeframe, symbol)
+        # each candle built here from live seconds (not the exchange's warm-up candles, not
+        # the partial first one): the evidence recorder; 1 s candles are recorded upstream
+        self.on_built = on_built if self.resampler is not None else None
         self.history: deque[Candle] = deque(maxlen=history)
         self.streams: dict[str, FeatureStream] = {}
         self.complete_from: int | None = None  # start of the first interval seen whole
@@ -156,6 +165,8 @@ class TimeframeStream:
             self.partial_skipped += 1
             return []
         self.history.append(candle)
+        if self.on_built is not None and not earlier:
+            self.on_built(candle)
         rows = []
         for stream in self.streams.values():
             row = stream.update(candle)
@@ -172,10 +183,12 @@ class SymbolPipeline:
         symbol: str,
         history: int,
         warm_up: Callable[[TimeframeStream], None] | None = None,
+        on_built: Callable[[Candle], None] | None = None,
     ) -> None:
         self.symbol = symbol
         self.history = history
         self._warm_up = warm_up  # asks the exchange for a new timeframe's earlier candles
+        self._on_built = on_built  # every timeframe candle built (the evidence recorder)
         self.timeframes: dict[str, TimeframeStream] = {}
         self.bots: set[str] = set()
         self.last_price: float | None = None
@@ -187,7 +200,9 @@ class SymbolPipeline:
         frame = parse_timeframe(timeframe)
         stream = self.timeframes.get(frame.name)
         if stream is None:
-            stream = self.timeframes[frame.name] = TimeframeStream(self.symbol, frame, self.history)
+            stream = self.timeframes[frame.name] = TimeframeStream(
+                self.symbol, frame, self.history, self._on_built
+            )
         features = stream.stream_for(spec)
         features.bots.add(bot)
         self.bots.add(bot)

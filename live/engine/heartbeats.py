@@ -17,6 +17,7 @@ from typing import Any
 
 from live.engine.bot import BotRuntime
 from live.engine.core import TradingCore
+from live.engine.evidence import EvidenceMetrics
 from live.engine.persistence import HeartbeatWrite
 from live.engine.recorder import Recorder
 from live.engine.status import BotStatusView, EngineStatus
@@ -111,7 +112,9 @@ def heartbeat_rows(
     return beats
 
 
-def engine_metrics(core: TradingCore, feed: FeedMetrics, recorder: Recorder) -> dict[str, float]:
+def engine_metrics(
+    core: TradingCore, feed: FeedMetrics, recorder: Recorder, evidence: EvidenceMetrics
+) -> dict[str, float]:
     """Counters and gauges of one engine, flat, for the control API's /metrics."""
     counts = core.metrics
     return {
@@ -147,4 +150,11 @@ def engine_metrics(core: TradingCore, feed: FeedMetrics, recorder: Recorder) -> 
         "feed_latency_p99_ms": feed.latency.p99_ms,
         "bots": len(core.bots),
         "kill_switch_engaged": 1.0 if core.kill_switch.engaged else 0.0,
+        # evidence for the review: dropped = not queued (queue full), lost = write failed
+        "evidence_candles_total": evidence.candles,
+        "evidence_decisions_total": evidence.decisions,
+        "evidence_dropped_total": evidence.dropped,
+        "evidence_lost_total": evidence.lost,
+        "evidence_write_failures_total": evidence.failures,
+        "evidence_queued": evidence.queued,
     }

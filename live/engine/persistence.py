@@ -38,6 +38,7 @@ from tradepipe.db import (
     Fill,
     Heartbeat,
     Order,
+    record_strategy_source,
 )
 from tradepipe.db import Position as PositionRow
 from tradepipe.enums import OrderRole, PositionStatus
@@ -60,6 +61,7 @@ __all__ = [
     "EventWrite",
     "FillRecord",
     "HeartbeatWrite",
+    "StrategySourceWrite",
     "Write",
     "apply_writes",
     "from_ms",
@@ -141,7 +143,18 @@ class HeartbeatWrite:
     beat_at: datetime
 
 
-Write = BotBatch | BotStatusWrite | BotStrategyWrite | EventWrite | ControlWrite
+@dataclass(frozen=True, slots=True)
+class StrategySourceWrite:
+    """A strategy version the engine loaded: its source, kept by content hash."""
+
+    name: str
+    content_hash: str
+    source: bytes = field(repr=False)
+
+
+Write = (
+    BotBatch | BotStatusWrite | BotStrategyWrite | EventWrite | ControlWrite | StrategySourceWrite
+)
 
 
 def apply_writes(session: Session, writes: Iterable[Write]) -> None:
@@ -168,6 +181,8 @@ def apply_writes(session: Session, writes: Iterable[Write]) -> None:
                     created_at=event.at,
                 )
             )
+        elif isinstance(write, StrategySourceWrite):
+            record_strategy_source(session, write.name, write.content_hash, write.source)
         else:
             row = session.get(EngineControl, write.name)
             if row is None:

@@ -32,6 +32,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from live.engine.persistence import StrategySourceWrite
 from live.engine.strategies import (
     StrategyChange,
     StrategyChangeKind,
@@ -217,6 +218,7 @@ class StrategyReloads:
             self.library.publish()
             for change in changes:
                 self._announce(change)
+                self._keep_source(change)
             await self.bots.apply_strategy_changes(changes)
             if changes or self._registry_stale:
                 await self._record()
@@ -249,6 +251,14 @@ class StrategyReloads:
         else:
             message = f"strategy {change.name} {change.kind.value}: {change.content_hash[:12]}"
         self.core.emit(f"strategy_{change.kind.value}", message, data=data)
+
+    def _keep_source(self, change: StrategyChange) -> None:
+        """Every version bots may run is kept by hash (queued before any decision or order
+        naming it, so the recorder writes it first)."""
+        loaded = change.loaded
+        if loaded is not None and loaded.source:
+            write = StrategySourceWrite(loaded.name, loaded.content_hash, loaded.source)
+            self.core.recorder.submit(write)
 
     async def _record(self) -> None:
         """The registry table, in line with the folder (the one registry sync)."""

@@ -175,13 +175,32 @@ def test_non_numeric_and_fractional_times_are_refused(store: MarketDataStore) ->
 
 @pytest.mark.parametrize(
     ("exchange", "symbol"),
-    [("bin/ance", "BTCUSDT"), ("binance", "BTC USDT"), ("", "X"), ("binance", "../x")],
+    [
+        ("bin/ance", "BTCUSDT"),
+        ("binance", "BTC USDT"),
+        ("", "X"),
+        ("binance", "../x"),
+        ("-live", "BTCUSDT"),
+    ],
 )
 def test_names_that_cannot_be_paths_are_refused(
     store: MarketDataStore, exchange: str, symbol: str
 ) -> None:
     with pytest.raises(SeriesKeyError):
         store.read_candles(exchange, symbol, "1m")
+
+
+def test_a_derived_exchange_id_is_a_series_of_its_own(store: MarketDataStore) -> None:
+    # the live engine records what it built as binance-live, beside the exchange's binance
+    frame = pd.DataFrame(
+        {"start_ms": [JAN_1], "open": [1.0], "high": [2.0], "low": [0.5], "close": [1.5],
+         "volume": [3.0]}
+    )  # fmt: skip
+    store.write_candles("binance-live", "BTCUSDT", "1m", frame)
+    assert store.series_dir("binance-live", "BTCUSDT", "1m").parts[-3] == "exchange=binance-live"
+    assert store.row_count("binance-live", "BTCUSDT", "1m") == 1
+    assert store.row_count("binance", "BTCUSDT", "1m") == 0
+    assert [(s.exchange, s.rows) for s in store.list_series()] == [("binance-live", 1)]
 
 
 def test_symbols_are_one_key_however_typed(store: MarketDataStore) -> None:

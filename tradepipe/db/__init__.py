@@ -54,6 +54,12 @@ from tradepipe.db.session import (
     normalise_url,
     session_scope,
 )
+from tradepipe.db.strategy_sources import (
+    StrategySource,
+    StrategySourceError,
+    record_strategy_source,
+    strategy_source,
+)
 from tradepipe.db.views import (
     BotPnl,
     BotView,
@@ -130,6 +136,8 @@ __all__ = [
     "Side",
     "Strategy",
     "StrategyDetail",
+    "StrategySource",
+    "StrategySourceError",
     "StrategyStatus",
     "StrategyView",
     "create_engine_for",
@@ -150,7 +158,9 @@ __all__ = [
     "parse_bot_config",
     "pnl_summary",
     "recent_events",
+    "record_strategy_source",
     "require_current_schema",
     "session_scope",
+    "strategy_source",
     "upgrade_database",
 ]

@@ -42,7 +42,9 @@ SCHEMA = pa.schema(
     [("start_ms", pa.int64())] + [(name, pa.float64()) for name in CANDLE_COLUMNS[1:]]
 )
 _MONTH_FILE = re.compile(r"^month=(\d{4})-(\d{2})\.parquet$")
-_EXCHANGE = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
+# "-" names a series the platform derives from an exchange, e.g. binance-live (what the
+# live engine recorded) beside binance (what the exchange published).
+_EXCHANGE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _SYMBOL = re.compile(r"^[A-Z0-9]+$")
 
 
@@ -69,10 +71,13 @@ class SeriesInfo:
 
 
 def normalize_exchange(exchange: str) -> str:
-    """Exchange ids are lower case ccxt-style ids ("binance", "coinbase", "synthetic")."""
+    """Exchange ids are lower case ccxt-style ids ("binance", "coinbase", "synthetic"),
+    or such an id with a suffix after "-" ("binance-live": the engine's own recording)."""
     name = exchange.strip().lower()
     if not _EXCHANGE.match(name):
-        raise SeriesKeyError(f"exchange {exchange!r}: use letters, digits and _, e.g. binance")
+        raise SeriesKeyError(
+            f"exchange {exchange!r}: use letters, digits, _ and -, e.g. binance or binance-live"
+        )
     return name
 
 

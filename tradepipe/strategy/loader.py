@@ -15,7 +15,7 @@ import inspect
 import sys
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,9 @@ class LoadedStrategy:
     path: Path
     cls: type[Strategy[Any]]
     content_hash: str
+    # the bytes that were hashed and executed: kept so this version can be recorded and
+    # re-run later (tradepipe.db.strategy_sources), whatever happens to the file
+    source: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def class_name(self) -> str:
@@ -95,7 +98,9 @@ def load_strategy_source(source: bytes, path: Path) -> LoadedStrategy:
         )
     cls = found[0]
     _validate_class(cls, path, _class_line(source, cls.__name__))
-    return LoadedStrategy(name=path.stem, path=path, cls=cls, content_hash=digest)
+    return LoadedStrategy(
+        name=path.stem, path=path, cls=cls, content_hash=digest, source=bytes(source)
+    )
 
 
 def _identifier(text: str) -> str:
