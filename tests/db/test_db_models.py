@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -38,10 +39,12 @@ from tradepipe.db import (
     StrategyStatus,
     session_scope,
 )
+from tradepipe.db.strategy_sources import StrategySource
 from tradepipe.timeframes import InvalidTimeframeError
 
 HASH_A = "a" * 64
 HASH_B = "b" * 64
+SOURCE = b"class Dip:\n    pass\n"  # bytes: sources are kept exactly as on disk
 
 
 def bot_config(**overrides: object) -> dict[str, object]:
@@ -206,6 +209,12 @@ def _one_of_each(session: Session) -> list[Base]:
             value={"engaged": True, "reason": "test"},
             updated_by="engine-1",
             updated_at=WHEN,
+        ),
+        StrategySource(
+            content_hash=hashlib.sha256(SOURCE).hexdigest(),
+            name="dip",
+            source=SOURCE,
+            first_seen_at=WHEN,
         ),
     ]
     session.add_all(rows[4:])
