@@ -45,6 +45,10 @@ class BotError(ValueError):
     """A bot that cannot be created or changed as asked; the message says why."""
 
 
+class UnknownBotError(BotError):
+    """No bot of that name."""
+
+
 @dataclass(frozen=True, slots=True)
 class NewBot:
     name: str
@@ -240,7 +244,7 @@ def add_bot(
 
 
 def set_enabled(session: Session, name: str, enabled: bool) -> BotView:
-    _row(session, name).enabled = enabled
+    bot_row(session, name).enabled = enabled
     session.flush()
     return _view(session, name)
 
@@ -250,7 +254,7 @@ def set_strategy(
 ) -> BotView:
     """Point bot `name` at `strategy`. With `strategies_dir` the strategy and the bot's
     parameters are checked here; without, the caller (the engine) checked them."""
-    row = _row(session, name)
+    row = bot_row(session, name)
     if strategies_dir is not None:
         check_strategy(session, strategy, strategies_dir)
         check_parameters(strategy, strategies_dir, row.bot_config)
@@ -262,7 +266,7 @@ def set_strategy(
 def remove_bot(session: Session, name: str) -> None:
     """Delete a bot that never traded. One with history is refused (disable it instead):
     deleting would lose its orders and PnL."""
-    row = _row(session, name)
+    row = bot_row(session, name)
     open_positions = session.scalar(
         sa.select(sa.func.count(Position.id)).where(
             Position.bot_id == row.id, Position.status != PositionStatus.CLOSED
@@ -279,10 +283,11 @@ def remove_bot(session: Session, name: str) -> None:
     session.flush()
 
 
-def _row(session: Session, name: str) -> Bot:
+def bot_row(session: Session, name: str) -> Bot:
+    """The bots-table row of `name`; UnknownBotError when there is none."""
     row = session.scalars(sa.select(Bot).where(Bot.name == name)).one_or_none()
     if row is None:
-        raise BotError(f"no bot called {name!r} (see `tradepipe bots list`)")
+        raise UnknownBotError(f"no bot called {name!r} (see `tradepipe bots list`)")
     return row
 
 
