@@ -6,7 +6,7 @@ LightGBM's C++ code call `std::terminate`, which aborts the whole process). Run 
 caller, such code takes the caller down with it; run here, it takes only the worker, and the
 caller gets an exception that says what happened. The strategy validation
 (`tradepipe.strategy.validation`) and the live engine's model check
-(`live.engine.model_check`) both run their workers through this module.
+(`live.model_check`) both run their workers through this module.
 
 The parent side, `WorkerProcess`, starts `python -m <module>` on first use and reuses it;
 calls are serialised (a lock) and may come from any thread. A call that does not answer
@@ -118,6 +118,12 @@ class WorkerProcess:
         process = self._process
         return process.pid if process is not None and process.poll() is None else None
 
+    def start(self) -> None:
+        """Start the worker now (if it is not running): the first call then does not pay
+        for the start. Raises WorkerStartError."""
+        with self._lock:
+            self._ensure_worker()
+
     def call(self, request: object, timeout: float) -> Any:
         """`handle(request)` in the worker, within `timeout` seconds (not counting the
         worker's start). Raises a WorkerError when there is no answer."""
@@ -140,8 +146,15 @@ class WorkerProcess:
                 raise self._died() from None
 
     def close(self) -> None:
-        """Ask the worker to stop, kill it if it does not."""
-        with self._lock:
+        """Ask the worker to stop, kill it if it does not. A call in flight (another
+        thread) is not waited for: the worker is killed and that call fails at once."""
+        if not self._lock.acquire(timeout=0.2):
+            process = self._process
+            if process is not None:
+                with contextlib.suppress(OSError):
+                    process.kill()
+            self._lock.acquire()
+        try:
             if self._connection is not None:
                 with contextlib.suppress(OSError, ValueError):
                     self._connection.send(None)
@@ -149,6 +162,8 @@ class WorkerProcess:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self._process.wait(2.0)
             self._kill()
+        finally:
+            self._lock.release()
 
     def _ensure_worker(self) -> _PipeConnection:
         if self._process is not None and self._process.poll() is None and self._connection:
@@ -221,7 +236,8 @@ class _OutputTail:
                 text = raw.decode("utf-8", "replace")
                 with contextlib.suppress(Exception):  # a closed or replaced sys.stderr
                     sys.stderr.write(text)
-                line = text.strip()
+                # a reason quoting it must be one readable line
+                line = "".join(c if c.isprintable() else "?" for c in text.strip())
                 if line:
                     with self._lock:
                         self._lines.append(line[:OUTPUT_LINE_CHARS])
