@@ -183,12 +183,16 @@ class WorkerProcess:
         connection = _PipeConnection(process.stdout, process.stdin)
         output = _OutputTail(process.stderr)
         self._process, self._connection, self._output = process, connection, output
+        answered = connection.poll(self.start_seconds)
         try:
-            ready = connection.poll(self.start_seconds) and connection.recv() == READY
+            ready = answered and connection.recv() == READY
         except (EOFError, OSError):
             ready = False
         if not ready:
             returncode = process.poll()
+            if answered and returncode is None:  # its stdout closed: it is exiting
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    returncode = process.wait(2.0)
             self._kill()
             why = f"it {describe_exit(returncode)}" if returncode is not None else "timed out"
             raise WorkerStartError(f"{self.description} did not start ({why}){output.quoted()}")
