@@ -53,13 +53,20 @@ class ModelChecker:
     calls are serialised and may come from any thread. `close()` stops the worker."""
 
     def __init__(
-        self, tracking_uri: str, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+        self,
+        tracking_uri: str,
+        *,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        worker: WorkerProcess | None = None,
     ) -> None:
+        """`worker`: by default `python -m live.model_check` (another one in tests)."""
         if not (math.isfinite(timeout_seconds) and timeout_seconds > 0):
             raise ValueError(f"model check timeout must be > 0 seconds: {timeout_seconds!r}")
         self.tracking_uri = tracking_uri
         self.timeout_seconds = timeout_seconds
-        self._worker = WorkerProcess("live.model_check", description="the model check process")
+        self._worker = worker or WorkerProcess(
+            "live.model_check", description="the model check process"
+        )
 
     @property
     def worker_pid(self) -> int | None:

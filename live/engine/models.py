@@ -39,6 +39,7 @@ from tradepipe.domain import Candle
 from tradepipe.features import FeatureSpec, IncrementalFeatures, default_spec
 from tradepipe.registry import LoadedModel, ModelVersionInfo
 from tradepipe.timeframes import parse_timeframe
+from tradepipe.worker_process import WorkerError
 
 __all__ = [
     "ActiveModel",
@@ -212,6 +213,9 @@ class ModelWatcher:
         async with slot.lock:
             try:
                 await self._refresh(slot)
+            except WorkerError as error:  # no check process: says nothing of the model
+                slot.last_error = f"model check: {error}"
+                log.warning("model %s: %s", slot.ref, slot.last_error, extra={"model": slot.ref})
             except Exception as error:  # the registry unreachable, a timeout...
                 slot.last_error = f"model registry: {type(error).__name__}: {error}"
                 log.warning("model %s: %s", slot.ref, slot.last_error, extra={"model": slot.ref})

@@ -1,7 +1,8 @@
 """The model check in its own process (live/model_check.py) on versions of a real MLflow
 store: a good version passes; a truncated LightGBM file (which aborts the process that
 loads it), garbage and an empty file are refused with their reason; a worker killed or
-stuck is a refusal too, and the next check starts a new worker that works."""
+stuck is a refusal too, and the next check starts a new worker that works; a worker that
+cannot start at all is no refusal (the model watcher tries again)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from live.engine.models import ModelSlot, ModelWatcher
 from live.model_check import ModelChecker
+from tests.engine.helpers import Aio
 from tests.engine.model_store import ModelStore
 from tradepipe.features import FeatureSpec
+from tradepipe.worker_process import WorkerProcess
 
 SMALL = FeatureSpec(
     name="small_check",
@@ -122,3 +126,34 @@ def test_a_timeout_must_be_positive(model_store: ModelStore) -> None:
     for bad in (0.0, -1.0, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="timeout"):
             ModelChecker(model_store.tracking_uri, timeout_seconds=bad)
+
+
+def test_a_check_process_that_cannot_start_is_no_refusal_of_the_model(
+    aio: Aio, model_store: ModelStore
+) -> None:
+    version = model_store.register("check_no_worker")
+    broken_worker = WorkerProcess("live.no_such_module", description="the model check process")
+    checker = ModelChecker(model_store.tracking_uri, worker=broken_worker)
+    refusals: list[str] = []
+    watcher = ModelWatcher(
+        lambda: model_store.registry,
+        sample=lambda slot: [],
+        on_swap=lambda slot, previous: None,
+        on_refused=lambda slot, version, reason: refusals.append(version),
+        timeout_seconds=30,
+        checker=checker,
+    )
+
+    async def scenario() -> ModelSlot:
+        slot = watcher.slot("check_no_worker", "champion")
+        await watcher.poll_slot(slot)
+        return slot
+
+    try:
+        slot = aio.run(scenario(), timeout=60)
+    finally:
+        checker.close()
+    assert refusals == [] and slot.refused == {} and slot.refusal is None
+    assert slot.active is None  # nor loaded unchecked
+    assert str(slot.last_error).startswith("model check: the model check process did not start")
+    assert version not in slot.refused  # tried again at the next poll
