@@ -87,17 +87,19 @@ def test_an_unknown_version_is_refused(checker: ModelChecker, model_store: Model
     assert not result.ok and "no registered model check_unknown version 99" in str(result.reason)
 
 
+@pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGSEGV])
 def test_a_worker_killed_is_a_refusal_then_the_next_check_works(
-    checker: ModelChecker, model_store: ModelStore
+    checker: ModelChecker, model_store: ModelStore, signal_number: signal.Signals
 ) -> None:
-    version = model_store.register("check_killed")
+    name = f"check_killed_{signal_number.name.lower()}"
+    version = model_store.register(name)
     checker.start()
     pid = checker.worker_pid
     assert pid is not None
-    os.kill(pid, signal.SIGKILL)
-    result = checker.check("check_killed", version)
-    assert not result.ok and "killed by SIGKILL" in str(result.reason)
-    assert checker.check("check_killed", version).ok
+    os.kill(pid, signal_number)
+    result = checker.check(name, version)
+    assert not result.ok and f"killed by {signal_number.name}" in str(result.reason)
+    assert checker.check(name, version).ok
 
 
 def test_a_worker_that_does_not_answer_is_killed_at_the_timeout(
