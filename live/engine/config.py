@@ -101,6 +101,9 @@ class EngineConfig:
     broker_retry_initial_seconds: float = 0.5
     broker_retry_max_seconds: float = 30.0
     registry_timeout_seconds: float = 120.0
+    # A new model version is loaded and tried in a separate process first (live/model_check):
+    # one that does not load and predict within this time is refused.
+    model_check_timeout_seconds: float = 60.0
     # Strategy files: bots of a deleted strategy move to `default_strategy`. Saves are
     # applied once the folder was quiet for `strategy_debounce_seconds`; the folder is also
     # rescanned every `strategy_rescan_seconds` (file systems that report no changes); a
@@ -175,6 +178,7 @@ class EngineConfig:
             "heartbeat_seconds",
             "bot_reload_seconds",
             "model_poll_seconds",
+            "model_check_timeout_seconds",
             "strategy_rescan_seconds",
             "strategy_smoke_budget_seconds",
             "strategy_call_budget_seconds",

@@ -59,6 +59,7 @@ from live.feeds import (
     FeedStatus,
     SecondCandles,
 )
+from live.model_check import ModelChecker
 from tradepipe.db import DatabaseUrlError, upgrade_database
 from tradepipe.domain import Candle
 
@@ -127,12 +128,22 @@ class Engine:
             else None,
         )
         consumer = CallbackConsumer(self.core.on_trade, self.core.on_gap, self._on_feed_status)
+        # the configured registry's versions are tried in a separate process before they
+        # are loaded here (a model whose native code aborts must not abort the engine)
+        self.model_checker = (
+            ModelChecker(
+                config.mlflow_tracking_uri, timeout_seconds=config.model_check_timeout_seconds
+            )
+            if models is None
+            else None
+        )
         self.watcher = ModelWatcher(
             models or self._registry,
             sample=self._model_sample,
             on_swap=lambda slot, previous: self.bots.on_swap(slot, previous),
             on_refused=lambda slot, version, reason: self.bots.on_refused(slot, version, reason),
             timeout_seconds=config.registry_timeout_seconds,
+            checker=self.model_checker,
         )
         library = StrategyLibrary(
             config.strategies_dir,
@@ -288,6 +299,8 @@ class Engine:
         await self._close_resources()
 
     async def _close_resources(self) -> None:
+        if self.model_checker is not None:
+            await asyncio.to_thread(self.model_checker.close)
         await self.broker.close()
         self.core.guard.close()
         await self.core.seconds.aclose()
