@@ -1,6 +1,7 @@
 """Bots: health per bot (status, heartbeat age with stale highlighting, strategy and its
-version, model and its version, open positions, last error, uptime) and per engine
-(heartbeat, version, bots owned)."""
+version, model and its version, open positions, last error, uptime), per engine
+(heartbeat, version, bots owned), and an editor of a bot's configuration
+(streamlit_app/bot_editor.py) with its change history."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import pandas as pd
 import streamlit as st
 from pandas.io.formats.style import Styler
 
-from streamlit_app import context, display
+from streamlit_app import bot_editor, context, display
 from tradepipe.config import Settings
 from tradepipe.db.dashboard_queries import BotHealth, EngineHealth, bot_health, engine_health
-from tradepipe.db.queries import DEFAULT_STALE_AFTER
+from tradepipe.db.queries import DEFAULT_STALE_AFTER, list_bots
 
 _STALE_STYLE = "background-color: rgba(255, 165, 0, 0.25)"
 _ERROR_STYLE = "background-color: rgba(255, 60, 60, 0.22)"
@@ -33,6 +34,9 @@ def render() -> None:
             _body(current)
 
     live()
+    # Outside the refreshing fragment: a refresh must not redraw the form being filled in.
+    with context.read_errors_shown():
+        bot_editor.render(current, context.read(current, list_bots))
 
 
 def _body(current: Settings) -> None:
