@@ -49,3 +49,37 @@ def test_edit_a_bot_s_take_profit_on_the_bots_page(dashboard: Dashboard, loopbac
         dashboard.database_url, "SELECT id FROM events WHERE kind = 'bot_config_changed'"
     )
     assert len(events) == 1
+
+
+def test_controls_on_the_bots_page(dashboard: Dashboard, loopback: None) -> None:
+    at = open_page(new_app(), "bots")
+    controls = "tradepipe_controls"
+
+    def press(label: str) -> None:
+        [button] = [button for button in at.button if button.label == label]
+        button.click().run()
+        assert not at.exception, [item.value for item in at.exception]
+
+    press("Engage kill switch")
+    assert any("give a reason" in item.value for item in at.error)
+    at.text_input(key=f"{controls}_kill_reason").input("exchange incident")
+    press("Engage kill switch")
+    assert [item.value for item in at.success][-1].startswith("kill switch engaged")
+    [row] = query(dashboard.database_url, "SELECT value, updated_by FROM engine_controls")
+    assert "exchange incident" in str(row.value) and row.updated_by == "dashboard"
+    at.run()
+    assert any("Kill switch **engaged** by dashboard" in item.value for item in at.error)
+    at.text_input(key=f"{controls}_kill_reason").input("incident over")
+    press("Release kill switch")
+    [row] = query(dashboard.database_url, "SELECT value FROM engine_controls")
+    assert "false" in str(row.value).lower()
+
+    at.selectbox(key=f"{controls}_bot_name").set_value("gamma")
+    at.selectbox(key=f"{controls}_bot_action").set_value("disable")
+    press("Apply")
+    [gamma] = query(dashboard.database_url, "SELECT enabled FROM bots WHERE name = 'gamma'")
+    assert not gamma.enabled
+    at.selectbox(key=f"{controls}_bot_action").set_value("assign strategy")
+    at.text_input(key=f"{controls}_bot_strategy").input("no_such_strategy")
+    press("Apply")
+    assert any("unknown strategy 'no_such_strategy'" in item.value for item in at.error)
