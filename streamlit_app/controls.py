@@ -60,15 +60,20 @@ def _kill_switch(current: Settings) -> None:
     if state.engaged:
         st.error(f"Kill switch **engaged** by {state.by}: {state.reason}")
     with st.form(f"{_KEY}_kill"):
-        columns = st.columns([4, 1])
+        columns = st.columns([4, 1, 1])
         reason = columns[0].text_input("Reason (required, recorded)", key=f"{_KEY}_kill_reason")
+        flatten = columns[1].checkbox(
+            "Flatten", key=f"{_KEY}_kill_flatten", help="also leave every open position at market"
+        )
         label = "Release kill switch" if state.engaged else "Engage kill switch"
-        submitted = columns[1].form_submit_button(label, type="primary")
+        submitted = columns[2].form_submit_button(label, type="primary")
     if submitted:
         engaged = not state.engaged
         _write(
             current,
-            lambda session: set_kill_switch(session, engaged=engaged, reason=reason, by=WHO),
+            lambda session: set_kill_switch(
+                session, engaged=engaged, reason=reason, by=WHO, flatten=engaged and flatten
+            ),
             f"kill switch {'engaged' if engaged else 'released'}; engines apply it at their "
             "next poll",
         )

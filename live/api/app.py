@@ -51,6 +51,7 @@ RefreshModels = Callable[[str | None], Awaitable[object]]
 
 class KillSwitchRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=500, description="why, kept in the events")
+    flatten: bool = Field(default=False, description="also leave every open position at market")
 
 
 class ModelRefreshRequest(BaseModel):
@@ -178,10 +179,10 @@ def create_app(
 
     @app.post("/api/kill-switch", dependencies=control)
     async def engage(request: KillSwitchRequest) -> dict[str, Any]:
-        cancelled = await engine.engage_kill_switch(request.reason)
+        closed = await engine.engage_kill_switch(request.reason, flatten=request.flatten)
         log.warning("kill switch engaged through the API: %s", request.reason)
         return {
-            "cancelled_entries": cancelled,
+            "cancelled_entries": closed,  # with flatten: the open positions left, too
             "kill_switch": jsonable_encoder(engine.status().kill_switch),
         }
 

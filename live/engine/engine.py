@@ -499,10 +499,11 @@ class Engine:
         await self.strategies.assign(bot, strategy)
         return self.bot_status(bot)
 
-    async def engage_kill_switch(self, reason: str) -> int:
+    async def engage_kill_switch(self, reason: str, *, flatten: bool = False) -> int:
         """Block every new entry and cancel every pending one (in every engine reading the
-        table) until released; returns how many pending entries were cancelled."""
-        return self.kill_switch.engage(reason)
+        table) until released; with `flatten`, leave every open position at market too.
+        Returns how many positions were cancelled or left."""
+        return self.kill_switch.engage(reason, flatten=flatten)
 
     async def release_kill_switch(self) -> None:
         self.kill_switch.release()

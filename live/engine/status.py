@@ -90,6 +90,7 @@ class KillSwitchState:
     engaged: bool
     reason: str | None = None
     engaged_at: datetime | None = None
+    flatten: bool = False  # every open position left at market too, not only pending entries
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,12 +17,14 @@ kill_switch_app = typer.Typer(
 Reason = Annotated[str, typer.Option(help="why: recorded with the switch (required)")]
 
 
-def _set(engaged: bool, reason: str) -> None:
+def _set(engaged: bool, reason: str, flatten: bool = False) -> None:
     from tradepipe.controls import set_kill_switch
 
     try:
         with database_session() as session:
-            set_kill_switch(session, engaged=engaged, reason=reason, by=operator_name())
+            set_kill_switch(
+                session, engaged=engaged, reason=reason, by=operator_name(), flatten=flatten
+            )
     except ValueError as error:
         fail(str(error))
     state = "engaged" if engaged else "released"
@@ -30,9 +32,13 @@ def _set(engaged: bool, reason: str) -> None:
 
 
 @kill_switch_app.command("engage")
-def engage(reason: Reason) -> None:
-    """Stop every new entry and cancel pending ones (open positions keep their exits)."""
-    _set(True, reason)
+def engage(
+    reason: Reason,
+    flatten: Annotated[bool, typer.Option(help="also leave every open position at market")] = False,
+) -> None:
+    """Stop every new entry and cancel pending ones; open positions keep their exits, or
+    with --flatten are left at market too."""
+    _set(True, reason, flatten)
 
 
 @kill_switch_app.command("release")
@@ -51,4 +57,5 @@ def status() -> None:
         console.print("kill switch released")
         return
     when = current.at.isoformat(timespec="seconds") if current.at else "?"
-    console.print(f"kill switch ENGAGED by {current.by} at {when}: {current.reason}")
+    flat = " (flatten)" if current.flatten else ""
+    console.print(f"kill switch ENGAGED{flat} by {current.by} at {when}: {current.reason}")
