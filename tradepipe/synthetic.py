@@ -99,6 +99,13 @@ LEVEL_REVERSION = math.log(2.0) / (365.0 * 24.0)
 SEASON_AMPLITUDE, SEASON_PEAK_HOUR = 0.2, 15
 BASE_RATE, RATE_ELASTICITY, MIN_RATE, MAX_RATE = 18.0, 0.5, 6.0, 60.0
 
+# Flow bursts, the demo's edge (module docstring, item 4): in a BURST_CHANCE share of hours,
+# BURST_MINUTES of one-sided taker flow, then a BURST_MOVE log move over MOVE_MINUTES.
+BURST_CHANCE = 0.15
+BURST_MINUTES, MOVE_MINUTES = 5, 20
+BURST_FLOW, BURST_MOVE, BURST_ACTIVITY = 0.45, 0.01, 3.0
+LAST_BURST_START = MINUTES - BURST_MINUTES - MOVE_MINUTES
+
 LOGVOL_PHI, LOGVOL_SD = 0.9, 0.45
 FLOW_DEV_PHI, FLOW_DEV_SD = 0.7, 0.04
 CONTEMP_FLOW, LEAD_FLOW = 3.0, 3.0
@@ -147,6 +154,8 @@ class _CoarsePage:
     target: FloatArray  # T_h, the hour's log return
     count: IntArray
     first_id: IntArray
+    burst_sign: npt.NDArray[np.int8]  # +1 a buy burst, -1 a sell burst, 0 none
+    burst_minute: IntArray  # the burst's first minute in the hour
     end: _CoarseState
 
 
@@ -172,6 +181,15 @@ def _coarse_page(entropy: tuple[int, int], start_price: float, page: int) -> _Co
     flow_draws = rng.standard_normal(PAGE_HOURS).tolist()
     return_draws = rng.standard_normal(PAGE_HOURS).tolist()
     mixing = ((HOURLY_T_DF - 2.0) / rng.chisquare(HOURLY_T_DF, PAGE_HOURS)).tolist()
+    # bursts from a generator of their own, so the rest of the market keeps its draws
+    burst_rng = np.random.default_rng([*entropy, 2, page])
+    burst_sign = np.where(
+        burst_rng.random(PAGE_HOURS) < BURST_CHANCE,
+        np.where(burst_rng.random(PAGE_HOURS) < 0.5, 1, -1),
+        0,
+    ).astype(np.int8)
+    burst_minute = burst_rng.integers(0, LAST_BURST_START + 1, PAGE_HOURS).astype(np.int64)
+    burst_moves = (BURST_MOVE * burst_sign).tolist()
 
     regime, variance, flow_noise = state.regime, state.variance, state.flow_noise
     log_price, ema = state.log_price, state.ema
@@ -192,7 +210,7 @@ def _coarse_page(entropy: tuple[int, int], start_price: float, page: int) -> _Co
         if regime == RANGE:
             drift -= RANGE_REVERSION * (log_price - ema)
         shock = math.sqrt(mixing[i]) * return_draws[i]
-        target = drift + FLOW_RETURN * bias * sigma + sigma * shock
+        target = drift + FLOW_RETURN * bias * sigma + sigma * shock + burst_moves[i]
         regimes.append(regime)
         sigmas.append(sigma)
         noise_sds.append(sigma * math.sqrt(mixing[i]))
@@ -220,6 +238,8 @@ def _coarse_page(entropy: tuple[int, int], start_price: float, page: int) -> _Co
         target=np.asarray(targets),
         count=count,
         first_id=first_id.astype(np.int64),
+        burst_sign=burst_sign,
+        burst_minute=burst_minute,
         end=end,
     )
 
@@ -316,13 +336,22 @@ class SyntheticMarket:
         variance_share = np.exp(2.0 * log_vol)
         variance_share /= variance_share.sum()
         activity = np.exp(log_vol)
+        sign, first_burst = int(page.burst_sign[i]), int(page.burst_minute[i])
+        if sign != 0:  # a rush of takers: more of the hour's trades in the burst's minutes
+            activity[first_burst : first_burst + BURST_MINUTES] *= BURST_ACTIVITY
         per_minute = rng.multinomial(count, activity / activity.sum())
         offsets = np.repeat(np.arange(MINUTES) * MINUTE_MS, per_minute)
         offsets += rng.integers(0, MINUTE_MS, count)
         offsets.sort()
         minute = offsets // MINUTE_MS
 
-        buy_probability = np.clip(0.5 + page.flow_bias[i] + flow_dev, 0.02, 0.98)
+        burst_flow = np.zeros(MINUTES)
+        burst_drift = np.zeros(MINUTES)
+        if sign != 0:
+            moving = first_burst + BURST_MINUTES
+            burst_flow[first_burst:moving] = sign * BURST_FLOW
+            burst_drift[moving : moving + MOVE_MINUTES] = sign * BURST_MOVE / MOVE_MINUTES
+        buy_probability = np.clip(0.5 + page.flow_bias[i] + flow_dev + burst_flow, 0.02, 0.98)
         taker_buy = rng.random(count) < buy_probability[minute]
         size_draw = rng.standard_normal(count)
         noise = np.clip(rng.standard_t(TRADE_T_DF, count), -30.0, 30.0)
@@ -333,6 +362,7 @@ class SyntheticMarket:
         sigma_minute = noise_sd / math.sqrt(MINUTES)
         lagged_dev = np.concatenate(([0.0], flow_dev[:-1]))
         minute_drift = sigma_minute * (CONTEMP_FLOW * flow_dev + LEAD_FLOW * lagged_dev)
+        minute_drift += burst_drift  # part of T_h: the bridge below leaves it in place
         surprise_flow = np.where(taker_buy, 1.0, -1.0) - (2.0 * buy_probability[minute] - 1.0)
         returns = minute_drift[minute] / trades_in_minute + np.sqrt(variance) * (
             NOISE_WEIGHT * noise + KAPPA * surprise_flow * np.exp(0.5 * SIZE_LOG_SD * size_draw)
