@@ -296,7 +296,8 @@ class SyntheticMarket:
 
     def hourly_states(self, start_ms: int, end_ms: int) -> pd.DataFrame:
         """The hidden hourly state (for diagnostics and tests; a model never sees it):
-        hour_start_ms, regime (0 range, 1 up, 2 down), sigma, flow_bias, open_price."""
+        hour_start_ms, regime (0 range, 1 up, 2 down), sigma, flow_bias, open_price,
+        burst_sign (+1 buy burst, -1 sell burst, 0 none) and burst_minute (its first)."""
         hours = self._hours(max(int(start_ms), ORIGIN_MS), int(end_ms))
         rows = [self._coarse(hour) for hour in hours]
         return pd.DataFrame(
@@ -306,6 +307,8 @@ class SyntheticMarket:
                 "sigma": [float(page.sigma[i]) for page, i in rows],
                 "flow_bias": [float(page.flow_bias[i]) for page, i in rows],
                 "open_price": [math.exp(page.anchor[i]) for page, i in rows],
+                "burst_sign": [int(page.burst_sign[i]) for page, i in rows],
+                "burst_minute": [int(page.burst_minute[i]) for page, i in rows],
             }
         )
 
