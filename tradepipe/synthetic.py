@@ -35,15 +35,17 @@ pages of ``PAGE_HOURS`` hours with one random generator per page and memoised, s
 - minute flow deviation ``d_k``, AR(1) 0.7 with s.d. 0.04, demeaned over the hour; taker-buy
   probability ``0.5 + b_h + d_k``; each trade's side is drawn from it;
 - each minute drifts by ``sigma_m * (CONTEMP_FLOW * d_k + LEAD_FLOW * d_{k-1})``: the flow
-  imbalance of a minute moves its own price and, weakly, the next minute's;
+  imbalance of a minute moves its own price and, weakly, the next minute's (plus a burst's
+  move, item 4 below);
 - each trade adds Student-t (3 d.o.f.) noise plus the price impact of its *surprise* flow
   ``KAPPA * (side - E[side]) * sqrt(quantity / median)``, 25 % of the trade's variance;
 - trade sizes are log-normal (s.d. 1.0) around a median notional of $300 at start price;
 - a variance-weighted bridge adds ``(T_h - sum) * v_i / V`` so the hour ends exactly at the
-  next anchor. Every predictable drift inside the hour has zero hourly sum (d is demeaned),
-  so the bridge only reconciles noise, the law of a Gaussian path conditioned on its sum.
+  next anchor. Every predictable drift inside the hour has zero hourly sum (d is demeaned)
+  or is part of T_h (a burst's move), so the bridge only reconciles noise, the law of a
+  Gaussian path conditioned on its sum.
 
-Structure a model on candle features can find (all weak, all real):
+Structure a model on candle features can find (1 to 3 weak, all real):
 1. momentum: trend regimes persist for tens of hours, so past returns predict the sign of
    future returns; range regimes revert to their 24-hour mean;
 2. order flow leads returns: at 1 minute, taker imbalance (taker_buy_volume / volume)
@@ -51,8 +53,20 @@ Structure a model on candle features can find (all weak, all real):
    the previous hours' imbalance estimates b_h, which is persistent and moves T_h;
 3. volatility clustering (GARCH, minute log-vol), a daily volatility cycle and trade counts
    that rise with volatility: candle ranges and counts predict future ranges.
+4. **flow bursts, the demo's edge** (stated, and large enough to trade): each hour, with
+   probability ``BURST_CHANCE`` (15 %, its own generator), a burst of sign +1 or -1 (even
+   odds) starts at a minute drawn in [0, ``LAST_BURST_START``]: for ``BURST_MINUTES`` (5)
+   minutes the taker-buy probability moves by ``sign * BURST_FLOW`` (to about 95 % buys or
+   sells) and those minutes draw ``BURST_ACTIVITY`` (3) times their share of the hour's
+   trades; then, over the next ``MOVE_MINUTES`` (20), the price drifts by
+   ``sign * BURST_MOVE`` (1 % of log price), added to the hour's return T_h so the bridge
+   leaves it in place. The paper broker's round trip costs 0.24 % (tradepipe/costs.py), so a
+   long entered after a buy burst, with a take-profit inside the move, earns after costs:
+   the demo spec (research/specs/btcusdt_1m.toml) is built on this. Bursts are far plainer
+   than anything a real market offers and add about 40 % to the hourly variance.
 Known artifacts: minute log-volatility and flow deviations restart at each hour (the hour
-keeps the totals), and a minute's lead effect does not cross the hour boundary.
+keeps the totals), a minute's lead effect does not cross the hour boundary, and a burst and
+its move always fit inside their hour.
 
 Prices are rounded to a tick of 1e-6 of the start price's order of magnitude (0.01 at
 30 000), quantities to 1e-5. Times are ms since the epoch, trade ids increase by one.
