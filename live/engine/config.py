@@ -23,6 +23,7 @@ from typing import Any
 
 from live.feeds.sanity import SanityConfig
 from tradepipe.config import Settings
+from tradepipe.costs import PAPER_COSTS
 from tradepipe.orders import FeeSchedule
 
 __all__ = ["SETTINGS_FIELDS", "EngineConfig", "default_engine_id"]
@@ -86,9 +87,10 @@ class EngineConfig:
     warmup_from_exchange: bool = True
     warmup_settle_seconds: float = 2.0
     warmup_timeout_seconds: float = 30.0
-    paper_slippage_bps: float = 2.0
-    maker_fee_rate: float = 0.001
-    taker_fee_rate: float = 0.001
+    # the paper broker's costs; defaults: the kernel's PAPER_COSTS (tradepipe/costs.py)
+    paper_slippage_bps: float = PAPER_COSTS.slippage_bps
+    maker_fee_rate: float = PAPER_COSTS.maker_rate
+    taker_fee_rate: float = PAPER_COSTS.taker_rate
     db_retry_initial_seconds: float = 0.5
     db_retry_max_seconds: float = 30.0
     db_busy_timeout_ms: int = 2_000
