@@ -231,3 +231,11 @@ def test_quality_over_time_buckets_by_candle_time() -> None:
     ]
     with pytest.raises(QualityError, match="positive"):
         quality_over_time(outcomes, None, 0)
+
+
+def test_recorded_features_that_do_not_match_their_names_are_refused() -> None:
+    rows = live_outcomes(decisions([(0, bot_config(1.0), 0.9)]), lambda s, t: candles())
+    rows["feature_values"] = [(1.0,)]  # two names, one value
+    reference = build_reference(pd.DataFrame({"a": [1.0, 2.0]}), [0, 1], [0.2, 0.8], 0.5)
+    with pytest.raises(QualityError, match="1 values for"):
+        live_quality(rows, reference)
