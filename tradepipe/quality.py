@@ -385,15 +385,20 @@ def _recorded_features(decisions: pd.DataFrame) -> dict[str, FloatArray]:
     """Each recorded feature's values over `decisions` (rows of any feature specs)."""
     if decisions.empty:
         return {}
-    # rows of one spec share one names tuple: stack each group's values as one matrix
+    # rows of one feature spec share its names: stack each spec's values as one matrix
     # (vectorised; the engine runs this in a thread that shares the GIL with trading)
-    names = decisions["feature_names"].map(lambda items: tuple(str(n) for n in items))
+    specs = decisions["feature_spec_hash"].astype(str).to_numpy()
     columns: dict[str, list[FloatArray]] = {}
-    for spec_names in names.unique():
-        rows = decisions.loc[(names == spec_names).to_numpy(), "feature_values"]
-        matrix = np.vstack([np.asarray(v, dtype=np.float64) for v in rows.to_numpy()])
-        if matrix.shape[1] != len(spec_names):
-            raise QualityError(f"decision rows with {matrix.shape[1]} values for {spec_names}")
+    for spec in np.unique(specs).tolist():
+        rows = decisions.loc[specs == spec]
+        spec_names = [str(name) for name in rows["feature_names"].iloc[0]]
+        widths = {len(values) for values in rows["feature_values"]}
+        if widths != {len(spec_names)}:
+            raise QualityError(
+                f"decision rows of feature spec {spec[:12]} whose values do not match its "
+                f"{len(spec_names)} feature names: the decision log is damaged"
+            )
+        matrix = np.vstack([np.asarray(v, dtype=np.float64) for v in rows["feature_values"]])
         for index, name in enumerate(spec_names):
             columns.setdefault(name, []).append(matrix[:, index])
     return {name: np.concatenate(parts) for name, parts in columns.items()}

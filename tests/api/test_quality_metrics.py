@@ -25,6 +25,7 @@ def version_quality(version: str, labels: list[int], with_reference: bool) -> Ve
             "label": labels,
             "feature_names": [("a",)] * len(labels),
             "feature_values": [(float(i),) for i in range(len(labels))],
+            "feature_spec_hash": "spec",
         }
     )
     reference = (

@@ -71,6 +71,7 @@ def decisions(rows: list[tuple[int, str, float | None]]) -> pd.DataFrame:
             "probability": [p for _, _, p in rows],
             "feature_names": [("a", "b")] * len(rows),
             "feature_values": [(float(i), float(-i)) for i, _, _ in rows],
+            "feature_spec_hash": "spec",
         }
     )
 
@@ -237,5 +238,5 @@ def test_recorded_features_that_do_not_match_their_names_are_refused() -> None:
     rows = live_outcomes(decisions([(0, bot_config(1.0), 0.9)]), lambda s, t: candles())
     rows["feature_values"] = [(1.0,)]  # two names, one value
     reference = build_reference(pd.DataFrame({"a": [1.0, 2.0]}), [0, 1], [0.2, 0.8], 0.5)
-    with pytest.raises(QualityError, match="1 values for"):
+    with pytest.raises(QualityError, match="do not match its 2 feature names"):
         live_quality(rows, reference)
