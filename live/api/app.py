@@ -128,7 +128,9 @@ def create_app(
 
     @app.get("/metrics", dependencies=read)
     async def metrics() -> Response:
-        text = render_metrics(engine.status(), engine.metrics(), stream.metrics())
+        text = render_metrics(
+            engine.status(), engine.metrics(), stream.metrics(), engine.quality.latest
+        )
         return PlainTextResponse(text, media_type=CONTENT_TYPE)
 
     app.include_router(strategy_router(engine, read=read, control=control))

@@ -60,6 +60,8 @@ SETTINGS_FIELDS = {
     "record_decisions": "record_decisions",
     "decision_retention_days": "decision_retention_days",
     "record_exchange": "record_exchange",
+    "quality_seconds": "engine_quality_seconds",
+    "quality_window_seconds": "engine_quality_window_seconds",
 }
 
 
@@ -168,6 +170,10 @@ class EngineConfig:
     decision_retention_days: int = 30
     evidence_queue_size: int = 100_000
     evidence_flush_seconds: float = 300.0
+    # Live model quality (live/engine/quality.py) from that evidence, recomputed every
+    # `quality_seconds` (0: never) over the last `quality_window_seconds` of market time.
+    quality_seconds: float = 300.0
+    quality_window_seconds: float = 86_400.0
 
     def __post_init__(self) -> None:
         for item in fields(self):

@@ -36,6 +36,7 @@ from live.engine.heartbeats import bot_status_view, engine_metrics, heartbeat_ro
 from live.engine.lifecycle import BotManager, FeedSubscriptions
 from live.engine.listing import SymbolListing
 from live.engine.models import ModelSource, ModelWatcher
+from live.engine.quality import QualityMonitor
 from live.engine.recorder import EngineDatabase, Recorder
 from live.engine.recovery import BotsSnapshot, ReconcileReport, read_saved, read_snapshot
 from live.engine.single_engine import EngineAlreadyRunningError, SingleEngineLock
@@ -113,6 +114,15 @@ class Engine:
             queue_size=config.evidence_queue_size,
             flush_seconds=config.evidence_flush_seconds,
             on_event=lambda kind, message: self.core.emit(kind, message),
+        )
+        recording = config.record_candles and config.record_decisions
+        self.quality = QualityMonitor(
+            decision_root=config.decision_log_dir if recording else None,
+            market_data_root=config.market_data_dir if recording else None,
+            exchange=config.record_exchange,
+            tracking_uri=config.mlflow_tracking_uri,
+            window_seconds=config.quality_window_seconds,
+            market_now_ms=lambda: self.core.clock.now(),
         )
         self.core = TradingCore(
             config,
@@ -234,6 +244,8 @@ class Engine:
         self._spawn(self._every(self.config.model_poll_seconds, self.watcher.poll), "models")
         self._spawn(self.strategies.run(), "strategies")
         self._spawn(self._every(self.config.reconcile_seconds, self.reconcile), "reconcile")
+        if self.quality.enabled and self.config.quality_seconds > 0:
+            self._spawn(self._every(self.config.quality_seconds, self.quality.refresh), "quality")
         self._trading_started = True
         self._update_state()
         await self._beat()
@@ -421,6 +433,7 @@ class Engine:
         metrics = engine_metrics(
             self.core, self.feed.metrics(), self.recorder, self.evidence.metrics()
         )
+        metrics.update(self.quality.metrics())
         if self.notifications is not None:
             metrics.update(self.notifications.metrics())
         return metrics

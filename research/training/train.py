@@ -33,7 +33,13 @@ from research.training.tracking import (
     metric_key,
     tracking_to,
 )
-from tradepipe.registry import FEATURE_SPEC_HASH_TAG, FEATURE_SPEC_TAG, ModelRegistry
+from tradepipe.quality import build_reference
+from tradepipe.registry import (
+    FEATURE_SPEC_HASH_TAG,
+    FEATURE_SPEC_TAG,
+    QUALITY_REFERENCE_ARTIFACT,
+    ModelRegistry,
+)
 
 __all__ = ["COSTS_TAG", "TrainResult", "train_step"]
 
@@ -99,6 +105,16 @@ def train_step(context: StepContext, *, force: bool = False) -> TrainResult:
         probabilities = fitted.predict_proba(validation_features)
         threshold = spec.strategy.bot.confidence_threshold
         scores = classification_metrics(dataset.targets(split.test), probabilities, threshold)
+        # What live quality is compared with: the validation figures, the training rows'
+        # feature distributions, and the out-of-sample probabilities' distribution (the
+        # fit rows' own probabilities are optimistic).
+        reference = build_reference(
+            validation_features,
+            dataset.targets(split.test),
+            probabilities,
+            threshold,
+            training_features=dataset.matrix(split.train),
+        )
         window = Window.of_rows(dataset, split.test)
         backtest = backtest_window(
             dataset, window, spec, context.strategy, fitted.predict_proba, costs=context.costs
@@ -133,6 +149,7 @@ def train_step(context: StepContext, *, force: bool = False) -> TrainResult:
             client.log_text(run_id, spec.features.to_toml(), "feature_spec.toml")
             log_json(client, run_id, spec.features.to_dict(), "feature_spec.json")
             log_json(client, run_id, fingerprint, "data_fingerprint.json")
+            client.log_text(run_id, reference.to_json(), QUALITY_REFERENCE_ARTIFACT)
             example = validation_features.dropna().head(5)
             if example.empty:
                 example = validation_features.head(5)
