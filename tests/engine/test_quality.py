@@ -124,6 +124,7 @@ def test_live_quality_of_the_recorded_evidence(
                 await aio.eventually(
                     lambda: getattr(engine.bot_status("lgbm"), "model_version", None) == version,
                     "the champion to load",
+                    40,  # the first check waits for the model check process to start
                 )
                 listener = f"{replay.url}/stream?streams=btcusdt@trade"
                 async with connect(listener, proxy=None, close_timeout=1) as starter:
