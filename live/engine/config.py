@@ -46,6 +46,7 @@ SETTINGS_FIELDS = {
     "exchange_timeout_seconds": "ccxt_timeout_seconds",
     "exchange_poll_seconds": "exchange_poll_seconds",
     "reconcile_seconds": "engine_reconcile_seconds",
+    "journal_dir": "engine_journal_dir",
 }
 
 
@@ -80,6 +81,9 @@ class EngineConfig:
     db_retry_max_seconds: float = 30.0
     db_busy_timeout_ms: int = 2_000
     db_batches_per_transaction: int = 256
+    # The write journal (live/engine/journal.py): writes the database could not take,
+    # replayed at the next start. None: beside a SQLite file; var/journal for PostgreSQL.
+    journal_dir: Path | None = None
     # An entry whose intent is not durable by then is not sent at all (rejected locally).
     entry_intent_timeout_seconds: float = 5.0
     # Exits and cancels wait this long for their intent to be durable, then go anyway:
