@@ -96,7 +96,7 @@ class EngineDatabase:
 
     def read(self, function: Callable[[Session], T]) -> T:
         if self.storage is not None:  # a new connection would create an empty file
-            self.storage.check()
+            self.storage.check(writing=False)
         with session_scope(self.engine) as session:
             return function(session)
 
@@ -174,6 +174,7 @@ class Recorder:
         self._wake = asyncio.Event()
         self._durable = asyncio.Condition()
         self._closing = False
+        self._gave_up = False  # the writer stopped retrying at close
         # One thread: writes are applied strictly in order, one transaction at a time.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
 
@@ -238,7 +239,8 @@ class Recorder:
                 attempt += 1
                 self._failed(error)
                 if self._closing and attempt > 3:
-                    return  # stop() has a deadline; what is left is reported there
+                    self._gave_up = True
+                    return  # stop() has a deadline; what is left is journaled there
                 delay = self.config.db_retry_delay(attempt)
                 await asyncio.sleep(delay)
                 continue
@@ -311,7 +313,7 @@ class Recorder:
         self._wake.set()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                while self._queue or self._beats:
+                while (self._queue or self._beats) and not self._gave_up:
                     await asyncio.sleep(0.02)
         left = len(self._queue)
         if left:

@@ -67,8 +67,9 @@ class SqliteFileWatch:
             anchor.execute("SELECT count(*) FROM sqlite_master").fetchall()
             self._anchor = anchor
 
-    def check(self) -> None:
-        """Raise StorageFaultError if the file is gone, another one, or read-only."""
+    def check(self, *, writing: bool = True) -> None:
+        """Raise StorageFaultError if the file is gone or another one, or (`writing`)
+        read-only."""
         if self._identity is None:
             return
         with self._lock:
@@ -78,6 +79,8 @@ class SqliteFileWatch:
                     self._rescue()
             if self._lost is not None:
                 raise StorageFaultError(self._lost)
+            if not writing:
+                return
             try:
                 mode = os.stat(self.path).st_mode
             except OSError as error:
