@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     exchange_live_url: str | None = None
     exchange_poll_seconds: float | None = Field(default=None, gt=0)  # order status polling
     engine_reconcile_seconds: float | None = Field(default=None, gt=0)  # venue vs database
+    # the engine's write journal (live/engine/journal.py); default beside the SQLite file
+    engine_journal_dir: Path | None = None
 
     # Secrets and notifications (tradepipe/secrets.py, tradepipe/notifications.py). Configs
     # name secrets; values come from the environment or this file outside the repository.
