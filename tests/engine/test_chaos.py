@@ -14,6 +14,7 @@ each moment is only a moment, and every check is on what the database says."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import signal
 import time
@@ -68,9 +69,8 @@ def test_sigkill_at_twenty_random_moments_keeps_the_database_consistent(
                         await asyncio.sleep(moments.uniform(0.5, 5.0))
                     else:  # trading: managing the resumed positions, entering, exiting
                         trading_kills += 1
-                        await engine.until(
-                            lambda: reconciled_after(url, last), f"start {kill}", 120
-                        )
+                        started_up = functools.partial(reconciled_after, url, last)
+                        await engine.until(started_up, f"start {kill}", 120)
                         await asyncio.sleep(moments.uniform(0.0, 1.0))
                     assert await engine.kill() == -signal.SIGKILL
                     event = await asyncio.to_thread(reconciled_after, url, last)
