@@ -177,7 +177,12 @@ class Engine:
             raise
         if self.notifications is not None:
             self.notifications.start()
+        # the strategy validation process starts while the database is migrated and the
+        # journal replayed: a restart is seconds shorter
+        warming = asyncio.create_task(asyncio.to_thread(self.strategies.warm_validator))
         snapshot = await self._wait_for_database()
+        with contextlib.suppress(Exception):  # a failure shows at the first scan, with its cause
+            await warming
         if self.notifications is not None:
             self.notifications.update_bots(snapshot.bots)
         self._recorder_task = asyncio.create_task(self.recorder.run(), name="recorder")
