@@ -116,7 +116,7 @@ class EngineProcess:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
-    async def until(self, condition: Callable[[], T], what: str, timeout: float = 30.0) -> T:
+    async def until(self, condition: Callable[[], T], what: str, timeout: float = 90.0) -> T:
         """Poll `condition` (in a thread) until it is truthy; fail naming `what`, with the
         engine's log."""
         deadline = time.monotonic() + timeout

@@ -33,6 +33,8 @@ FAULT_SETTINGS = {
     "db_busy_timeout_ms": 100,
     "exit_intent_wait_seconds": 0.2,
     "entry_intent_timeout_seconds": 0.5,
+    # warm from the replayed trades: the REST warm-up (ccxt's import alone) takes seconds
+    "warmup_from_exchange": False,
 }
 
 
@@ -182,7 +184,7 @@ def test_the_database_file_deleted(
 ) -> None:
     aio.run(
         lost_file_scenario(aio, tmp_path, database_url, strategies_dir, os.remove, "was deleted"),
-        timeout=90,
+        timeout=300,
     )
 
 
@@ -214,7 +216,7 @@ def test_the_database_file_replaced_by_another(
             "was replaced by another file",
             after_stop=untouched,
         ),
-        timeout=90,
+        timeout=300,
     )
 
 
@@ -250,7 +252,7 @@ def test_the_database_file_made_read_only(
         assert len(unavailable) == 1 and "is read-only" in unavailable[0]
         assert len(event_messages(database_url, "database_recovered")) == 1
 
-    aio.run(scenario(), timeout=90)
+    aio.run(scenario(), timeout=300)
     assert stat.S_IMODE(database.stat().st_mode) == 0o644
 
 
@@ -309,4 +311,4 @@ def test_stopped_during_an_outage_then_restarted_resumes_no_closed_position(
         assert problems(database_url) == []
         assert at_outage <= closed_positions(database_url)  # each closed once, recorded
 
-    aio.run(scenario(), timeout=90)
+    aio.run(scenario(), timeout=300)
