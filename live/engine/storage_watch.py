@@ -52,6 +52,7 @@ class SqliteFileWatch:
         self._identity: _Identity | None = None
         self._anchor: sqlite3.Connection | None = None
         self._lost: str | None = None  # deleted or replaced: sticky until restart
+        self._rescue_tried = False
         self.rescued: Path | None = None
         self._lock = threading.Lock()  # reads and the writer check from different threads
 
@@ -60,6 +61,7 @@ class SqliteFileWatch:
         info = os.stat(self.path)
         self._identity = _Identity(info.st_dev, info.st_ino)
         self._lost = None
+        self._rescue_tried = False
         self.rescued = None
         if self._anchor is None:
             # read-only, never written through: only there to still read a deleted file
@@ -75,9 +77,13 @@ class SqliteFileWatch:
         with self._lock:
             if self._lost is None:
                 self._lost = self._lost_reason()
-                if self._lost is not None:
-                    self._rescue()
             if self._lost is not None:
+                # only the writer rescues, before its transaction: none is in flight then, so
+                # the copy holds every commit made to the old file (a read noticing first
+                # while a write commits would copy without it)
+                if writing and not self._rescue_tried:
+                    self._rescue_tried = True
+                    self._rescue()
                 raise StorageFaultError(self._lost)
             if not writing:
                 return
