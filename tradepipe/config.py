@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     # engine_quality_seconds (0: off) over the last engine_quality_window_seconds.
     engine_quality_seconds: float | None = Field(default=None, ge=0)
     engine_quality_window_seconds: float | None = Field(default=None, gt=0)
+    # the engine's write journal (live/engine/journal.py); default beside the SQLite file
+    engine_journal_dir: Path | None = None
 
     # Secrets and notifications (tradepipe/secrets.py, tradepipe/notifications.py). Configs
     # name secrets; values come from the environment or this file outside the repository.

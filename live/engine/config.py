@@ -62,6 +62,7 @@ SETTINGS_FIELDS = {
     "record_exchange": "record_exchange",
     "quality_seconds": "engine_quality_seconds",
     "quality_window_seconds": "engine_quality_window_seconds",
+    "journal_dir": "engine_journal_dir",
 }
 
 
@@ -97,6 +98,9 @@ class EngineConfig:
     db_retry_max_seconds: float = 30.0
     db_busy_timeout_ms: int = 2_000
     db_batches_per_transaction: int = 256
+    # The write journal (live/engine/journal.py): writes the database could not take,
+    # replayed at the next start. None: beside a SQLite file; var/journal for PostgreSQL.
+    journal_dir: Path | None = None
     # An entry whose intent is not durable by then is not sent at all (rejected locally).
     entry_intent_timeout_seconds: float = 5.0
     # Exits and cancels wait this long for their intent to be durable, then go anyway:

@@ -148,6 +148,11 @@ class StrategyValidator:
             seconds=seconds,
         )
 
+    def warm(self) -> None:
+        """Start the worker now (an interpreter start: seconds), not at the first check."""
+        with self._lock:
+            self._ensure_worker()
+
     def close(self) -> None:
         self._worker.close()
 
