@@ -20,6 +20,7 @@ Where: beside a SQLite file (`<database>.journal.jsonl`), or in `journal_dir` wh
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -42,6 +43,7 @@ from live.engine.persistence import (
     ControlWrite,
     EventWrite,
     FillRecord,
+    StrategySourceWrite,
     Write,
     apply_writes,
 )
@@ -112,6 +114,13 @@ def write_to_dict(write: Write) -> dict[str, Any]:
             "data": dict(event.data),
             "at": event.at.isoformat(),
         }
+    if isinstance(write, StrategySourceWrite):
+        return {
+            "type": "strategy_source",
+            "name": write.name,
+            "content_hash": write.content_hash,
+            "source": base64.b64encode(write.source).decode("ascii"),
+        }
     return {
         "type": "control",
         "name": write.name,
@@ -143,6 +152,8 @@ def write_from_dict(data: dict[str, Any]) -> Write:
         return EventWrite(event)
     if kind == "control":
         return build(ControlWrite, body, {})
+    if kind == "strategy_source":
+        return build(StrategySourceWrite, body, {"source": base64.b64decode})
     raise StateError(f"journal: unknown write type {kind!r}")
 
 

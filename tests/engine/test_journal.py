@@ -14,7 +14,13 @@ import pytest
 
 from live.engine.events import EngineEvent
 from live.engine.journal import WriteJournal, replay, write_from_dict, write_to_dict
-from live.engine.persistence import BotBatch, BotStatusWrite, ControlWrite, EventWrite
+from live.engine.persistence import (
+    BotBatch,
+    BotStatusWrite,
+    ControlWrite,
+    EventWrite,
+    StrategySourceWrite,
+)
 from live.engine.recorder import EngineDatabase, is_unavailable
 from tests.engine.helpers import query
 from tradepipe.enums import BotStatus
@@ -53,6 +59,7 @@ def test_every_write_kind_comes_back_equal() -> None:
         events(1)[0][1],
         BotStatusWrite(3, BotStatus.ERROR, "boom"),
         ControlWrite("kill_switch", {"engaged": True, "reason": "r"}, "ops"),
+        StrategySourceWrite("dip", "ab" * 32, b"class Dip:\n    pass\n\xff"),  # bytes kept
     ):
         assert write_from_dict(write_to_dict(write)) == write
 

@@ -150,8 +150,7 @@ class StrategyValidator:
 
     def warm(self) -> None:
         """Start the worker now (an interpreter start: seconds), not at the first check."""
-        with self._lock:
-            self._ensure_worker()
+        self._worker.start()
 
     def close(self) -> None:
         self._worker.close()
