@@ -49,6 +49,10 @@ class UnknownBotError(BotError):
     """No bot of that name."""
 
 
+class BotConflictError(BotError):
+    """The bots table's state forbids it: the name is taken, or the bot has history."""
+
+
 @dataclass(frozen=True, slots=True)
 class NewBot:
     name: str
@@ -214,7 +218,7 @@ def add_bot(
     if known_notifiers is not None:
         check_notifiers(bot.config, known_notifiers)
     if get_bot(session, bot.name) is not None:
-        raise BotError(f"a bot called {bot.name!r} exists already")
+        raise BotConflictError(f"a bot called {bot.name!r} exists already")
     check_mode_opt_in(
         bot.mode,
         bot.config,
@@ -273,10 +277,12 @@ def remove_bot(session: Session, name: str) -> None:
         )
     )
     if open_positions:
-        raise BotError(f"bot {name!r} has {open_positions} open position(s): disable it first")
+        raise BotConflictError(
+            f"bot {name!r} has {open_positions} open position(s): disable it first"
+        )
     orders = session.scalar(sa.select(sa.func.count(Order.id)).where(Order.bot_id == row.id))
     if orders:
-        raise BotError(
+        raise BotConflictError(
             f"bot {name!r} has trading history ({orders} orders): disable it instead of removing"
         )
     session.delete(row)

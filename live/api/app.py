@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from live.api.auth import TokenGuard
 from live.api.body_gate import DEFAULT_MAX_BODY_BYTES, BodyGate
-from live.api.bot_config import bot_config_router
+from live.api.bot_routes import bot_routes
 from live.api.errors import ApiError, install_error_handler
 from live.api.events_ws import EventStream
 from live.api.history import history_router
@@ -136,7 +136,7 @@ def create_app(
     app.include_router(strategy_router(engine, read=read, control=control))
     app.include_router(model_router(engine, read=read, control=control))
     app.include_router(history_router(engine, read=read))
-    app.include_router(bot_config_router(engine, control=control))
+    app.include_router(bot_routes(engine, control=control))
 
     @app.websocket("/ws/events")
     async def events(websocket: WebSocket) -> None:

@@ -73,3 +73,53 @@ def test_a_changed_take_profit_applies_to_the_next_entry_only(
         assert abs(row.take_profit_price / row.entry_price - 1.003) < 1e-9
     events = query(database_url, "SELECT payload FROM events WHERE kind = 'bot_config_changed'")
     assert len(events) == 1
+
+
+def test_create_and_delete_a_bot_through_the_api(
+    aio: Aio, database_url: str, strategies_dir: Path
+) -> None:
+    config = {
+        "capital_per_trade": 50.0,
+        "take_profit_pct": 0.1,
+        "stop_loss_pct": 0.1,
+        "max_holding_seconds": 60.0,
+        "maker_order_timeout_seconds": 10.0,
+    }
+    new = {"name": "gamma", "strategy": "always", "symbol": "BTCUSDT", "timeframe": "1s",
+           "config": config}  # fmt: skip
+    answers: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        async with engine_api(database_url, strategies_dir) as api:
+            post, auth = api.client.post, api.auth()
+            answers["no_token"] = await post("/api/bots", json=new)
+            answers["created"] = await post("/api/bots", json=new, headers=auth)
+            answers["running"] = api.running.engine.bot_status("gamma")
+            answers["again"] = await post("/api/bots", json=new, headers=auth)
+            bad = {**new, "name": "delta", "config": {**config, "stop_loss_pct": 100}}
+            answers["bad"] = await post("/api/bots", json=bad, headers=auth)
+            unknown = {**new, "name": "delta", "strategy": "nope"}
+            answers["unknown_strategy"] = await post("/api/bots", json=unknown, headers=auth)
+            answers["deleted"] = await api.client.delete("/api/bots/gamma", headers=auth)
+            answers["gone"] = await api.client.delete("/api/bots/gamma", headers=auth)
+            answers["dropped"] = api.running.engine.bot_status("gamma")
+            await push(api.running, walk(60))  # alpha trades: it has history now
+            await api.running.engine.recorder.wait_durable(
+                api.running.engine.recorder.last_submitted, 10
+            )
+            answers["history"] = await api.client.delete("/api/bots/alpha", headers=auth)
+
+    aio.run(scenario())
+    assert answers["no_token"].status_code == 401
+    assert answers["created"].status_code == 201, answers["created"].text
+    assert answers["created"].json()["bot"]["name"] == "gamma"
+    assert answers["running"] is not None  # the engine took it at once
+    assert answers["again"].status_code == 409
+    assert answers["bad"].status_code == 422 and "stop_loss_pct" in answers["bad"].text
+    assert answers["unknown_strategy"].status_code == 422
+    assert "unknown strategy 'nope'" in answers["unknown_strategy"].json()["error"]
+    assert answers["history"].status_code == 409, answers["history"].text
+    assert answers["deleted"].status_code == 200, answers["deleted"].text
+    assert answers["gone"].status_code == 404
+    assert answers["dropped"] is None  # the engine let it go at once
+    assert not query(database_url, "SELECT id FROM bots WHERE name IN ('gamma', 'delta')")
