@@ -1,0 +1,123 @@
+"""Several engines on one PostgreSQL database share the bots through leases: each bot runs
+in exactly one engine, a write made under a lease another engine has taken over is refused
+by the database and stops the bot there at once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.engine.helpers import Aio, add_bots, config_for, execute, push, query, start_engine, walk
+
+pytestmark = pytest.mark.postgres
+
+LEASES = {"lease_ttl_seconds": 2.0, "heartbeat_seconds": 0.2}
+
+
+def test_two_engines_share_the_bots_each_bot_owned_by_exactly_one(
+    aio: Aio, postgres_url: str, strategies_dir: Path
+) -> None:
+    names = [f"bot{index}" for index in range(6)]
+    add_bots(postgres_url, strategies_dir, [(name, "always") for name in names])
+    overlaps: list[set[str]] = []
+
+    async def scenario() -> None:
+        configs = [
+            config_for(postgres_url, strategies_dir, engine_id=f"e{n}", engine_max_bots=3, **LEASES)
+            for n in (1, 2)
+        ]
+        engines = await asyncio.gather(*(start_engine(config) for config in configs))
+        stop_sampling = asyncio.Event()
+
+        async def sample() -> None:  # no bot may ever run in both engines
+            while not stop_sampling.is_set():
+                shared = set(engines[0].engine.core.bots) & set(engines[1].engine.core.bots)
+                if shared:
+                    overlaps.append(shared)
+                await asyncio.sleep(0.01)
+
+        sampler = asyncio.create_task(sample())
+        try:
+            await aio.eventually(
+                lambda: sum(len(r.engine.core.bots) for r in engines) == len(names),
+                "every bot running",
+            )
+            trades = list(walk(120))
+            await asyncio.gather(*(push(running, trades) for running in engines))
+            await aio.eventually(
+                lambda: all(r.engine.core.metrics.entries >= 3 for r in engines), "entries"
+            )
+            await asyncio.sleep(1.0)  # several renewals: nothing moves
+            running = [set(r.engine.core.bots) for r in engines]
+            assert running[0] | running[1] == set(names)
+            assert len(running[0]) == len(running[1]) == 3  # capacity per engine
+            for engine in (r.engine for r in engines):
+                assert engine.recorder.refused == 0
+                assert engine.recorder.dead_letters == []
+                leases = engine.status().leases
+                assert leases is not None and leases.fresh
+                assert set(leases.epochs) == set(engine.core.bots)
+        finally:
+            stop_sampling.set()
+            await sampler
+            await asyncio.gather(*(r.engine.stop() for r in engines))
+
+    aio.run(scenario())
+    assert overlaps == []
+    leases = query(postgres_url, "SELECT bot_id, owner, epoch FROM bot_leases")
+    assert len(leases) == len(names)
+    assert {row.owner for row in leases} == {"e1", "e2"}
+    assert all(row.epoch == 1 for row in leases)  # never taken over
+    # each bot's orders come from its one owner: no position number used twice
+    duplicates = query(
+        postgres_url,
+        "SELECT bot_id, role, position_id, COUNT(*) AS n FROM orders "
+        "GROUP BY bot_id, role, position_id HAVING COUNT(*) > 1 AND role = 'entry'",
+    )
+    assert duplicates == []
+    entries = query(postgres_url, "SELECT COUNT(*) AS n FROM orders WHERE role = 'entry'")
+    assert entries[0].n >= 6
+
+
+def test_a_write_under_a_stale_epoch_is_refused_and_the_bot_stops(
+    aio: Aio, postgres_url: str, strategies_dir: Path
+) -> None:
+    add_bots(postgres_url, strategies_dir, [("paused", "always")], max_open_positions=5)
+    # no renewal during the test: the engine writes as a paused engine would on waking up
+    slow = {"lease_ttl_seconds": 60.0, "heartbeat_seconds": 20.0, "bot_reload_seconds": 20.0}
+
+    async def scenario() -> None:
+        running = await start_engine(
+            config_for(postgres_url, strategies_dir, engine_id="sleeper", **slow)
+        )
+        engine = running.engine
+        try:
+            await push(running, walk(80))
+            await aio.eventually(lambda: engine.core.metrics.entries >= 1, "an entry")
+            await aio.eventually(lambda: engine.recorder.pending == 0, "writes flushed")
+            # another engine takes the bot over while this one is not looking
+            execute(
+                postgres_url,
+                "UPDATE bot_leases SET owner = 'thief', epoch = epoch + 1, "
+                "expires_at = now() + interval '1 hour'",
+            )
+            before = query(postgres_url, "SELECT COUNT(*) AS n FROM orders")[0].n
+            await push(running, walk(40, start_ms=1_704_067_280_000, first_id=100))
+            await aio.eventually(lambda: engine.recorder.refused >= 1, "a refused write")
+            await aio.eventually(lambda: "paused" not in engine.core.bots, "the bot stopped")
+            entries_then = engine.core.metrics.entries
+            await push(running, walk(40, start_ms=1_704_067_320_000, first_id=200))
+            await asyncio.sleep(0.3)
+            assert engine.core.metrics.entries == entries_then  # it trades no more here
+            after = query(postgres_url, "SELECT COUNT(*) AS n FROM orders")[0].n
+            assert after == before  # nothing written for the bot under the stale epoch
+            kinds = [event.kind for event in engine.bus.recent()]
+            assert "write_refused" in kinds and "bot_lease_lost" in kinds
+        finally:
+            await engine.stop()
+
+    aio.run(scenario())
+    [lease] = query(postgres_url, "SELECT owner, epoch FROM bot_leases")
+    assert (lease.owner, lease.epoch) == ("thief", 2)  # the stop did not release it either
