@@ -5,11 +5,29 @@ by the database and stops the bot there at once."""
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.engine.helpers import Aio, add_bots, config_for, execute, push, query, start_engine, walk
+from live.replay import ReplayServer, SyntheticSource
+from tests.engine.helpers import (
+    START_MS,
+    Aio,
+    MarketTimes,
+    add_bots,
+    config_for,
+    execute,
+    push,
+    query,
+    start_engine,
+    walk,
+)
+from tests.engine.test_crash import SPEED, engine_command, open_positions, start
 
 pytestmark = pytest.mark.postgres
 
@@ -121,3 +139,109 @@ def test_a_write_under_a_stale_epoch_is_refused_and_the_bot_stops(
     aio.run(scenario())
     [lease] = query(postgres_url, "SELECT owner, epoch FROM bot_leases")
     assert (lease.owner, lease.epoch) == ("thief", 2)  # the stop did not release it either
+
+
+def test_sigkilled_engine_s_bots_trade_again_on_the_other_within_ttl_and_recovery(
+    aio: Aio, tmp_path: Path, postgres_url: str, strategies_dir: Path
+) -> None:
+    names = ["k0", "k1", "k2", "k3"]
+    add_bots(
+        postgres_url,
+        strategies_dir,
+        [(name, "counting") for name in names],
+        take_profit_pct=0.3,
+        stop_loss_pct=0.3,
+        max_holding_seconds=300.0,
+        max_open_positions=2,
+    )
+    source = MarketTimes(SyntheticSource(["BTCUSDT"], start_ms=START_MS + 3_600_000))
+    log = tmp_path / "engines.log"
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def command(replay: ReplayServer, engine_id: str, max_bots: int) -> list[str]:
+        base = engine_command(postgres_url, replay, strategies_dir)
+        base[base.index("--engine-id") + 1] = engine_id
+        return [*base, "--set", "lease_ttl_seconds=2", "--set", f"engine_max_bots={max_bots}"]
+
+    def owners() -> dict[str, tuple[str, int]]:
+        rows = query(
+            postgres_url,
+            "SELECT b.name, l.owner, l.epoch FROM bot_leases l JOIN bots b ON b.id = l.bot_id",
+        )
+        return {row.name: (row.owner, row.epoch) for row in rows}
+
+    async def until(condition: Any, what: str, timeout: float = 30.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = await asyncio.to_thread(condition)
+            if found:
+                return found
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; engine log:\n{log.read_text()}")
+
+    async def scenario() -> None:
+        async with ReplayServer(source, speed=SPEED) as replay:
+            processes.append(start(command(replay, "victim", 2), log))
+            await until(lambda: len(owners()) == 2, "the first engine's two bots")
+            processes.append(start(command(replay, "survivor", 4), log))
+            await until(lambda: len(owners()) == 4, "the second engine's two bots")
+            victims = {name for name, (owner, _) in owners().items() if owner == "victim"}
+            assert len(victims) == 2
+
+            def victim_positions() -> dict[tuple[str, int], dict[str, Any]]:
+                found = open_positions(postgres_url)
+                return {key: p for key, p in found.items() if key[0] in victims}
+
+            await until(victim_positions, "open positions in the first engine's bots")
+            processes[0].send_signal(signal.SIGKILL)
+            assert await asyncio.to_thread(processes[0].wait, 10) == -signal.SIGKILL
+            killed_at = time.monotonic()
+            at_kill = victim_positions()
+            orders_at_kill = {
+                r.client_order_id for r in query(postgres_url, "SELECT client_order_id FROM orders")
+            }
+
+            def taken_over() -> bool:
+                now = owners()
+                return all(now[name] == ("survivor", 2) for name in victims)
+
+            await until(taken_over, "the survivor to take the bots over")
+            claimed = await until(
+                lambda: query(
+                    postgres_url,
+                    "SELECT payload FROM events WHERE kind = 'bots_claimed' ORDER BY id",
+                ),
+                "the takeover event",
+            )
+            payloads = [
+                json.loads(p.payload) if isinstance(p.payload, str) else p.payload for p in claimed
+            ]
+            resumed = {(item["bot"], item["seq"]) for p in payloads for item in p["resumed"]}
+            assert set(at_kill) <= resumed  # every open position resumed from the database
+
+            def new_victim_orders() -> bool:
+                rows = query(
+                    postgres_url,
+                    "SELECT o.client_order_id, b.name FROM orders o JOIN bots b ON b.id = o.bot_id",
+                )
+                fresh = {r.name for r in rows if r.client_order_id not in orders_at_kill}
+                return victims <= fresh
+
+            await until(new_victim_orders, "the taken-over bots to trade again")
+            # within the TTL plus recovery: far below what an operator would have to do
+            assert time.monotonic() - killed_at < 30
+            processes[1].send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(processes[1].wait, 20) == 0
+
+    try:
+        aio.run(scenario(), timeout=120)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+    ids = [r.client_order_id for r in query(postgres_url, "SELECT client_order_id FROM orders")]
+    assert len(ids) == len(set(ids))
+    # a graceful stop hands its leases back at once (expired, epoch kept)
+    leases = query(postgres_url, "SELECT owner, expires_at <= now() AS free FROM bot_leases")
+    assert all(row.free for row in leases)
