@@ -1,6 +1,7 @@
 """Several engines on one PostgreSQL database share the bots through leases: each bot runs
-in exactly one engine, a write made under a lease another engine has taken over is refused
-by the database and stops the bot there at once."""
+in exactly one engine; a SIGKILLed engine's bots trade again on another after recovery; a
+write made under a lease another engine has taken over is refused by the database and
+stops the bot there at once; an engine cut from its database stops entries in time."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ import json
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
+from live.api.views import health_body
 from live.replay import ReplayServer, SyntheticSource
 from tests.engine.helpers import (
     START_MS,
@@ -28,6 +34,7 @@ from tests.engine.helpers import (
     walk,
 )
 from tests.engine.test_crash import SPEED, engine_command, open_positions, start
+from tradepipe.cli import app
 
 pytestmark = pytest.mark.postgres
 
@@ -77,6 +84,9 @@ def test_two_engines_share_the_bots_each_bot_owned_by_exactly_one(
                 leases = engine.status().leases
                 assert leases is not None and leases.fresh
                 assert set(leases.epochs) == set(engine.core.bots)
+                health = health_body(engine.status())["leases"]
+                assert health["epochs"] == dict.fromkeys(engine.core.bots, 1)
+                assert health["max_bots"] == 3 and health["fresh"] is True
         finally:
             stop_sampling.set()
             await sampler
@@ -100,7 +110,7 @@ def test_two_engines_share_the_bots_each_bot_owned_by_exactly_one(
 
 
 def test_a_write_under_a_stale_epoch_is_refused_and_the_bot_stops(
-    aio: Aio, postgres_url: str, strategies_dir: Path
+    aio: Aio, postgres_url: str, strategies_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     add_bots(postgres_url, strategies_dir, [("paused", "always")], max_open_positions=5)
     # no renewal during the test: the engine writes as a paused engine would on waking up
@@ -139,6 +149,82 @@ def test_a_write_under_a_stale_epoch_is_refused_and_the_bot_stops(
     aio.run(scenario())
     [lease] = query(postgres_url, "SELECT owner, epoch FROM bot_leases")
     assert (lease.owner, lease.epoch) == ("thief", 2)  # the stop did not release it either
+    monkeypatch.setenv("TRADEPIPE_DATABASE_URL", postgres_url)
+    listing = CliRunner().invoke(app, ["engines", "list"])
+    assert listing.exit_code == 0, listing.output
+    assert "thief" in listing.stdout and "paused" in listing.stdout
+    assert "1 engines holding live leases: thief" in listing.stdout
+
+
+def test_an_engine_cut_from_its_database_stops_entries_before_its_lease_expires(
+    aio: Aio, postgres_url: str, strategies_dir: Path
+) -> None:
+    """The database goes away (connections refused, every session terminated); meanwhile
+    another engine takes the bot over; when the database is back, the writes the cut-off
+    engine queued are refused and the bot stops there."""
+    add_bots(postgres_url, strategies_dir, [("cut", "always")], max_open_positions=50)
+    database = make_url(postgres_url).database
+    kept = sa.create_engine(postgres_url, poolclass=sa.NullPool, isolation_level="AUTOCOMMIT")
+    connection = kept.connect()  # the other engine's session, surviving the cut
+    mine = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    admin = sa.create_engine(
+        make_url(postgres_url).set(database="postgres"),
+        poolclass=sa.NullPool,
+        isolation_level="AUTOCOMMIT",
+    )
+
+    def cut(allow: bool) -> None:
+        with admin.connect() as server:
+            server.exec_driver_sql(
+                f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {"true" if allow else "false"}'
+            )
+            if not allow:
+                server.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{database}' AND pid <> {int(mine)}"
+                )
+
+    async def scenario() -> None:
+        running = await start_engine(
+            config_for(postgres_url, strategies_dir, engine_id="cut-off", **LEASES)
+        )
+        engine = running.engine
+        try:
+            await push(running, walk(80))
+            await aio.eventually(lambda: engine.core.metrics.entries >= 1, "an entry")
+            expiry = connection.execute(sa.text("SELECT expires_at FROM bot_leases")).scalar_one()
+            orders_before = connection.execute(sa.text("SELECT COUNT(*) FROM orders")).scalar_one()
+            cut(allow=False)
+            await push(running, walk(40, start_ms=START_MS + 80_000, first_id=100), settle=False)
+            await aio.eventually(lambda: not engine.core.trading, "entries stopped")
+            assert datetime.now(UTC) < expiry  # stopped while its lease was still valid
+            assert not engine.core.accepting_entries(engine.core.bots["cut"])
+            await asyncio.sleep(LEASES["lease_ttl_seconds"])  # the lease runs out
+            taken = connection.execute(
+                sa.text(
+                    "UPDATE bot_leases SET owner = 'other', epoch = epoch + 1, "
+                    "expires_at = now() + interval '1 hour' WHERE expires_at < now() "
+                    "RETURNING epoch"
+                )
+            ).scalar_one()
+            assert taken == 2
+            await push(running, walk(40, start_ms=START_MS + 120_000, first_id=200), settle=False)
+            cut(allow=True)
+            await aio.eventually(lambda: "cut" not in engine.core.bots, "the bot stopped here")
+            await aio.eventually(lambda: engine.recorder.pending == 0, "the queue written")
+            assert engine.recorder.refused >= 1  # what it queued for the bot was refused
+            orders_after = connection.execute(sa.text("SELECT COUNT(*) FROM orders")).scalar_one()
+            assert orders_after == orders_before
+        finally:
+            cut(allow=True)
+            await engine.stop()
+
+    try:
+        aio.run(scenario(), timeout=60)
+    finally:
+        connection.close()
+        kept.dispose()
+        admin.dispose()
 
 
 def test_sigkilled_engine_s_bots_trade_again_on_the_other_within_ttl_and_recovery(

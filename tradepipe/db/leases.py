@@ -50,6 +50,10 @@ class LeaseView:
         return (self.now - self.acquired_at).total_seconds()
 
     @property
+    def expires_in_seconds(self) -> float:
+        return (self.expires_at - self.now).total_seconds()
+
+    @property
     def renewed_seconds_ago(self) -> float:
         return (self.now - self.renewed_at).total_seconds()
 
