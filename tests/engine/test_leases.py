@@ -68,11 +68,14 @@ def test_two_engines_share_the_bots_each_bot_owned_by_exactly_one(
             await aio.eventually(
                 lambda: sum(len(r.engine.core.bots) for r in engines) == len(names),
                 "every bot running",
+                timeout=30,
             )
             trades = list(walk(120))
             await asyncio.gather(*(push(running, trades) for running in engines))
             await aio.eventually(
-                lambda: all(r.engine.core.metrics.entries >= 3 for r in engines), "entries"
+                lambda: all(r.engine.core.metrics.entries >= 3 for r in engines),
+                "entries",
+                timeout=30,
             )
             await asyncio.sleep(1.0)  # several renewals: nothing moves
             running = [set(r.engine.core.bots) for r in engines]
@@ -92,7 +95,7 @@ def test_two_engines_share_the_bots_each_bot_owned_by_exactly_one(
             await sampler
             await asyncio.gather(*(r.engine.stop() for r in engines))
 
-    aio.run(scenario())
+    aio.run(scenario(), timeout=90)  # two engines starting on a shared, small machine
     assert overlaps == []
     leases = query(postgres_url, "SELECT bot_id, owner, epoch FROM bot_leases")
     assert len(leases) == len(names)
@@ -146,7 +149,7 @@ def test_a_write_under_a_stale_epoch_is_refused_and_the_bot_stops(
         finally:
             await engine.stop()
 
-    aio.run(scenario())
+    aio.run(scenario(), timeout=60)
     [lease] = query(postgres_url, "SELECT owner, epoch FROM bot_leases")
     assert (lease.owner, lease.epoch) == ("thief", 2)  # the stop did not release it either
     monkeypatch.setenv("TRADEPIPE_DATABASE_URL", postgres_url)
