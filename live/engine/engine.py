@@ -423,12 +423,21 @@ class Engine:
             return LeaseChange({}, ())
         for bot in [b for b in self.core.bots.values() if b.row.id in change.lost]:
             await self.bots.forget(bot.name, "its lease is held by another engine")
+        # held again under a new epoch: another engine ran it meanwhile, so it restarts
+        # from what the database says (the recovery of a takeover), not from this memory
+        for bot in [b for b in self.core.bots.values() if b.row.id in change.gained]:
+            await self.bots.forget(bot.name, "its lease changed hands and came back")
         return change
 
     def _on_write_refused(self, write: BotWrite) -> None:
-        """The database refused a write: another engine took the bot over. Stop it now."""
-        self.leases.forget(write.bot_id)
+        """The database refused a write: another engine took the bot over. Stop it now
+        (unless the write is from an earlier tenure and the bot runs here again since)."""
+        current = write.epoch is not None and self.leases.epoch(write.bot_id) == write.epoch
         bot = next((b for b in self.core.bots.values() if b.row.id == write.bot_id), None)
+        if current:
+            self.leases.forget(write.bot_id)
+        elif self.leases.epoch(write.bot_id) is not None:
+            bot = None  # running here under a newer epoch: only reported
         self.core.emit(
             "write_refused",
             f"engine {self.engine_id}: a {type(write).__name__} of bot "
