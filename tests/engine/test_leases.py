@@ -41,6 +41,24 @@ pytestmark = pytest.mark.postgres
 LEASES = {"lease_ttl_seconds": 2.0, "heartbeat_seconds": 0.2}
 
 
+def assert_positions_consistent(url: str, max_open_positions: int) -> None:
+    """No position exited twice (both barriers filled: two engines on one bot), and no bot
+    over its position limit at the end."""
+    doubled = query(
+        url,
+        "SELECT position_id FROM orders WHERE role <> 'entry' AND status = 'filled' "
+        "GROUP BY position_id HAVING COUNT(*) > 1",
+    )
+    assert doubled == []
+    over = query(
+        url,
+        "SELECT bot_id FROM positions WHERE status IN ('pending', 'active') "
+        "GROUP BY bot_id HAVING COUNT(*) > :limit",
+        limit=max_open_positions,
+    )
+    assert over == []
+
+
 def test_two_engines_share_the_bots_each_bot_owned_by_exactly_one(
     aio: Aio, postgres_url: str, strategies_dir: Path
 ) -> None:
@@ -110,6 +128,7 @@ def test_two_engines_share_the_bots_each_bot_owned_by_exactly_one(
     assert duplicates == []
     entries = query(postgres_url, "SELECT COUNT(*) AS n FROM orders WHERE role = 'entry'")
     assert entries[0].n >= 6
+    assert_positions_consistent(postgres_url, max_open_positions=1)
 
 
 def test_a_write_under_a_stale_epoch_is_refused_and_the_bot_stops(
@@ -331,6 +350,7 @@ def test_sigkilled_engine_s_bots_trade_again_on_the_other_within_ttl_and_recover
                 process.wait(10)
     ids = [r.client_order_id for r in query(postgres_url, "SELECT client_order_id FROM orders")]
     assert len(ids) == len(set(ids))
+    assert_positions_consistent(postgres_url, max_open_positions=2)
     # a graceful stop hands its leases back at once (expired, epoch kept)
     leases = query(postgres_url, "SELECT owner, expires_at <= now() AS free FROM bot_leases")
     assert all(row.free for row in leases)
