@@ -466,13 +466,16 @@ class Engine:
 
     def _set_heartbeats(self) -> None:
         metrics = self.core.metrics
-        extra = {
+        extra: dict[str, object] = {
             "trades": metrics.trades,
             "decisions": metrics.decisions,
             "entries": metrics.entries,
             "predict_calls": metrics.predict_calls,
         }
         status = self.status()
+        if status.leases is not None and status.leases.enabled:  # the dashboard's view
+            extra["lease_epochs"] = status.leases.epochs
+            extra["leases_fresh"] = status.leases.fresh
         started = self.started_at or datetime.now(UTC)
         stopped, self.core.stopped_bots = self.core.stopped_bots, []
         rows = heartbeat_rows(status, started, datetime.now(UTC), extra, stopped)

@@ -129,6 +129,12 @@ def test_two_engines_share_the_bots_each_bot_owned_by_exactly_one(
     entries = query(postgres_url, "SELECT COUNT(*) AS n FROM orders WHERE role = 'entry'")
     assert entries[0].n >= 6
     assert_positions_consistent(postgres_url, max_open_positions=1)
+    beats = query(postgres_url, "SELECT name, detail FROM heartbeats WHERE kind = 'engine'")
+    held = {}
+    for beat in beats:
+        detail = json.loads(beat.detail) if isinstance(beat.detail, str) else beat.detail
+        held[beat.name] = detail["lease_epochs"]
+    assert {name: len(epochs) for name, epochs in held.items()} == {"e1": 3, "e2": 3}
 
 
 def test_a_write_under_a_stale_epoch_is_refused_and_the_bot_stops(
