@@ -360,3 +360,37 @@ def test_sigkilled_engine_s_bots_trade_again_on_the_other_within_ttl_and_recover
     # a graceful stop hands its leases back at once (expired, epoch kept)
     leases = query(postgres_url, "SELECT owner, expires_at <= now() AS free FROM bot_leases")
     assert all(row.free for row in leases)
+
+
+def test_a_lease_that_changed_hands_and_came_back_restarts_its_bot_from_the_database(
+    aio: Aio, postgres_url: str, strategies_dir: Path
+) -> None:
+    add_bots(postgres_url, strategies_dir, [("back", "always")])
+
+    async def scenario() -> None:
+        running = await start_engine(
+            config_for(postgres_url, strategies_dir, engine_id="home", **LEASES)
+        )
+        engine = running.engine
+        try:
+            await push(running, walk(80))
+            await aio.eventually(lambda: engine.core.metrics.entries >= 1, "an entry")
+            first = engine.core.bots["back"]
+            # another engine held it (epoch 2) and let it lapse; this one took it back (3)
+            execute(postgres_url, "UPDATE bot_leases SET epoch = epoch + 2")
+            await aio.eventually(
+                lambda: engine.leases.status({}).epochs.get(str(first.row.id)) == 3,
+                "the new epoch",
+            )
+            await aio.eventually(
+                lambda: "back" in engine.core.bots and engine.core.bots["back"] is not first,
+                "the bot restarted",
+            )
+            lost = [event.message for event in engine.bus.recent("bot_lease_lost")]
+            assert any("came back" in message for message in lost)
+            claimed = engine.bus.recent("bots_claimed")
+            assert claimed and claimed[-1].data["epochs"] == {"back": 3}
+        finally:
+            await engine.stop()
+
+    aio.run(scenario(), timeout=60)
