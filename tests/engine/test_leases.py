@@ -394,3 +394,37 @@ def test_a_lease_that_changed_hands_and_came_back_restarts_its_bot_from_the_data
             await engine.stop()
 
     aio.run(scenario(), timeout=60)
+
+
+def test_a_joining_engine_takes_only_free_bots_and_a_graceful_stop_hands_over_at_once(
+    aio: Aio, postgres_url: str, strategies_dir: Path
+) -> None:
+    names = [f"j{index}" for index in range(6)]
+    add_bots(postgres_url, strategies_dir, [(name, "always") for name in names])
+
+    def config(engine_id: str) -> Any:
+        return config_for(
+            postgres_url, strategies_dir, engine_id=engine_id, engine_max_bots=3, **LEASES
+        )
+
+    async def scenario() -> None:
+        first = await start_engine(config("first"))
+        second = await start_engine(config("second"))
+        await aio.eventually(lambda: len(second.engine.core.bots) == 3, "the second's share")
+        joining = await start_engine(config("joining"))
+        try:
+            await asyncio.sleep(1.0)  # several renewals: every bot is held, nothing moves
+            assert joining.engine.core.bots == {}
+            assert {len(r.engine.core.bots) for r in (first, second)} == {3}
+            handed = set(first.engine.core.bots)
+            await first.engine.stop()  # releases its leases: no TTL to wait for
+            await aio.eventually(
+                lambda: set(joining.engine.core.bots) == handed, "the joining engine's share"
+            )
+            epochs = joining.engine.status().leases
+            assert epochs is not None and set(epochs.epochs.values()) == {2}
+        finally:
+            for running in (first, second, joining):
+                await running.engine.stop()
+
+    aio.run(scenario(), timeout=90)
