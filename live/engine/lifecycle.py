@@ -205,9 +205,15 @@ class BotManager:
 
     async def forget_detached(self, bot: BotRuntime, reason: str) -> None:
         """The rest of `forget` for a bot already out of `core.bots`."""
+        dropped = self.core.outbox.drop(bot.name)
         await self._detach(bot)
         bot.state = BotRunState.STOPPED
-        self.core.emit("bot_lease_lost", f"bot {bot.name} stopped here: {reason}", bot.name)
+        self.core.emit(
+            "bot_lease_lost",
+            f"bot {bot.name} stopped here: {reason}",
+            bot.name,
+            {"commands_dropped": dropped},
+        )
 
     # -- changes ----------------------------------------------------------------------------
 
