@@ -7,6 +7,12 @@ a crash: database up and migrated, bots and their saved books loaded, working or
 with the broker; only then does it subscribe to market data and trade. `stop` takes no new
 entries, stops the feed, flushes every write and marks bots and engine stopped.
 
+On PostgreSQL the engine runs only the bots it leases (live/engine/leases.py): leases are
+claimed and renewed with the bot poll and the heartbeat, a bot gained later starts through
+the same recovery (saved book, venue reconciled) before any entry, a bot lost is dropped
+without a write, and every bot write carries the lease epoch the database checks. On SQLite
+it owns every bot and holds the single-engine lock instead.
+
 What the control API needs is here: `status()` / `bot_status(name)` (frozen snapshots),
 `metrics()` (flat counters), `start_bot` / `stop_bot` (written to the bots table, applied
 at once), the kill switch (`engage_kill_switch` cancels every pending entry and blocks new
