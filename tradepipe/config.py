@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     feed_url: str | None = None
     feed_rest_url: str | None = None
     engine_heartbeat_seconds: float | None = Field(default=None, gt=0)
+    # several engines on one PostgreSQL database: lease TTL and bots per engine
+    engine_lease_ttl_seconds: float | None = Field(default=None, gt=0)
+    engine_max_bots: int | None = Field(default=None, ge=1)
     engine_bot_reload_seconds: float | None = Field(default=None, gt=0)
     engine_model_poll_seconds: float | None = Field(default=None, gt=0)
     # events a client of the engine's /ws/events may have unread before it is dropped

@@ -33,6 +33,8 @@ SETTINGS_FIELDS = {
     "feed_url": "feed_url",
     "rest_url": "feed_rest_url",
     "heartbeat_seconds": "engine_heartbeat_seconds",
+    "lease_ttl_seconds": "engine_lease_ttl_seconds",
+    "engine_max_bots": "engine_max_bots",
     "bot_reload_seconds": "engine_bot_reload_seconds",
     "model_poll_seconds": "engine_model_poll_seconds",
     "default_strategy": "default_strategy",
@@ -77,6 +79,11 @@ class EngineConfig:
     rest_url: str | None = None  # kline backfill (gap repair); None: no repair
     engine_id: str | None = None  # default: <host>-<pid>
     heartbeat_seconds: float = 5.0
+    # PostgreSQL (several engines share the bots, live/engine/leases.py): a bot's lease
+    # lasts `lease_ttl_seconds` unless renewed (each heartbeat); an engine that has not
+    # renewed for half of it takes no new entries. An engine runs at most `engine_max_bots`.
+    lease_ttl_seconds: float = 30.0
+    engine_max_bots: int = 1000
     bot_reload_seconds: float = 3.0
     model_poll_seconds: float = 30.0
     tick_seconds: float = 0.25
@@ -202,6 +209,15 @@ class EngineConfig:
                 raise ValueError(f"engine setting {name} must be > 0")
         if self.tick_seconds <= 0:
             raise ValueError("engine setting tick_seconds must be > 0")
+        if self.lease_ttl_seconds <= 2 * self.heartbeat_seconds:
+            raise ValueError(
+                "engine setting lease_ttl_seconds must be more than twice heartbeat_seconds "
+                f"(a lease is renewed each heartbeat): {self.lease_ttl_seconds!r}"
+            )
+        if self.engine_max_bots < 1:
+            raise ValueError(
+                f"engine setting engine_max_bots must be >= 1: {self.engine_max_bots!r}"
+            )
         if self.candle_history < 1 or self.db_batches_per_transaction < 1:
             raise ValueError("candle_history and db_batches_per_transaction must be >= 1")
         if self.decision_retention_days < 1 or self.evidence_queue_size < 1:

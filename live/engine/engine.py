@@ -7,6 +7,12 @@ a crash: database up and migrated, bots and their saved books loaded, working or
 with the broker; only then does it subscribe to market data and trade. `stop` takes no new
 entries, stops the feed, flushes every write and marks bots and engine stopped.
 
+On PostgreSQL the engine runs only the bots it leases (live/engine/leases.py): leases are
+claimed and renewed with the bot poll and the heartbeat, a bot gained later starts through
+the same recovery (saved book, venue reconciled) before any entry, a bot lost is dropped
+without a write, and every bot write carries the lease epoch the database checks. On SQLite
+it owns every bot and holds the single-engine lock instead.
+
 What the control API needs is here: `status()` / `bot_status(name)` (frozen snapshots),
 `metrics()` (flat counters), `start_bot` / `stop_bot` (written to the bots table, applied
 at once), the kill switch (`engage_kill_switch` cancels every pending entry and blocks new
@@ -34,11 +40,13 @@ from live.engine.evidence import EvidenceRecorder
 from live.engine.features import NoBackfill
 from live.engine.heartbeats import bot_status_view, engine_metrics, heartbeat_rows
 from live.engine.journal import WriteJournal, journal_path, replay
+from live.engine.leases import LeaseChange, LeaseKeeper
 from live.engine.lifecycle import BotManager, FeedSubscriptions
 from live.engine.listing import SymbolListing
 from live.engine.models import ModelSource, ModelWatcher
+from live.engine.persistence import BotWrite
 from live.engine.quality import QualityMonitor
-from live.engine.recorder import EngineDatabase, Recorder, is_unavailable
+from live.engine.recorder import EngineDatabase, Recorder, describe, is_unavailable
 from live.engine.recovery import BotsSnapshot, ReconcileReport, read_saved, read_snapshot
 from live.engine.single_engine import EngineAlreadyRunningError, SingleEngineLock
 from live.engine.status import (
@@ -97,8 +105,21 @@ class Engine:
         )
         # writes the database cannot take survive a stop: replayed first at the next start
         self.journal = WriteJournal(journal_path(config))
+        # PostgreSQL: this engine runs the bots it leases, every bot write fenced by epoch
+        self.leases = LeaseKeeper(
+            self.engine_id,
+            enabled=self.database.shared,
+            ttl_seconds=config.lease_ttl_seconds,
+            max_bots=config.engine_max_bots,
+        )
         self.recorder = Recorder(
-            self.database, config, on_health=self._on_database_health, journal=self.journal
+            self.database,
+            config,
+            on_health=self._on_database_health,
+            journal=self.journal,
+            owner=self.engine_id if self.leases.enabled else None,
+            fence=self.leases.epoch if self.leases.enabled else None,
+            on_refused=self._on_write_refused,
         )
         self.database_lock = SingleEngineLock(config.database_url, self.engine_id)
         # paper, or each bot's exchange venue (its mode and credentials): live/engine/venues.py
@@ -196,6 +217,7 @@ class Engine:
         self._stopping = False
         self._trading_started = False
         self._refused = False
+        self._forgetting: set[asyncio.Task[None]] = set()
 
     @property
     def broker(self) -> Broker:
@@ -226,7 +248,7 @@ class Engine:
         self._recorder_task = asyncio.create_task(self.recorder.run(), name="recorder")
         self.state = EngineState.RECONCILING
         await self.strategies.first_scan()
-        await self.bots.apply(snapshot, first=True)
+        await self.bots.apply(self.leases.mine(snapshot), first=True)
         report = await self.venues.reconcile(act=True)
         # engaged while this engine was away: cancel the pending entries just re-registered
         self.kill_switch.follow(snapshot.kill_switch, read_after_seq=0)
@@ -250,6 +272,8 @@ class Engine:
         await self.feed.start()
         self._spawn(self._every(self.config.tick_seconds, self._tick), "ticker")
         self._spawn(self._every(self.config.heartbeat_seconds, self._beat), "heartbeats")
+        if self.leases.enabled:  # renewed with the heartbeat, claimed bots started at once
+            self._spawn(self._every(self.config.heartbeat_seconds, self.poll_bots), "leases")
         self._spawn(self._every(self.config.bot_reload_seconds, self.poll_bots), "bot-poll")
         self._spawn(self._every(self.config.model_poll_seconds, self.watcher.poll), "models")
         self._spawn(self.strategies.run(), "strategies")
@@ -311,6 +335,9 @@ class Engine:
         self.state = EngineState.STOPPED  # what the last heartbeat says
         self._set_heartbeats()
         flushed = await self.recorder.close(deadline)
+        if flushed:  # every write is in: the others may take the bots over at once
+            with contextlib.suppress(Exception):
+                await self.leases.release(self.recorder.read)
         if self._recorder_task is not None:
             if not flushed:
                 self._recorder_task.cancel()
@@ -344,7 +371,10 @@ class Engine:
                     replay, self.journal, self.database.session, is_unavailable=is_unavailable
                 )
                 await asyncio.to_thread(self.database.watch_file)
-                return await self.recorder.read(read_snapshot)
+                snapshot = await self.recorder.read(read_snapshot)
+                if self.leases.enabled:
+                    await self.leases.renew(self.recorder.read, _bot_ids(snapshot))
+                return snapshot
             except DatabaseUrlError:
                 raise
             except Exception as error:
@@ -398,7 +428,77 @@ class Engine:
             self.kill_switch.follow(snapshot.kill_switch, read_after_seq=read_after)
             if self.notifications is not None:
                 self.notifications.update_bots(snapshot.bots)
-            await self.bots.apply(snapshot)
+            change = await self._renew_leases(snapshot)
+            if change is None or not change.gained:
+                await self.bots.apply(self.leases.mine(snapshot))
+                return
+            # a takeover: the bots start from what the database says, and their working
+            # orders are agreed with the venue, before any entry
+            self.core.trading = False
+            try:
+                await self.bots.apply(self.leases.mine(snapshot))
+                names = {b.name for b in self.core.bots.values() if b.row.id in change.gained}
+                report = await self.venues.reconcile(act=True, bots=names)
+                self.venues.report_unknown(report)
+            finally:
+                self._update_state()
+            self.core.emit(
+                "bots_claimed",
+                f"engine {self.engine_id} runs {len(names)} more bots: {sorted(names)}",
+                data={
+                    "engine_id": self.engine_id,
+                    "epochs": {
+                        b.name: change.gained[b.row.id]
+                        for b in self.core.bots.values()
+                        if b.row.id in change.gained
+                    },
+                    "resumed": list(report.resumed),
+                    "resent": list(report.resent),
+                },
+            )
+
+    async def _renew_leases(self, snapshot: BotsSnapshot) -> LeaseChange | None:
+        """Renew and claim (PostgreSQL); bots lost to another engine are dropped here."""
+        if not self.leases.enabled:
+            return None
+        try:
+            change = await self.leases.renew(self.recorder.read, _bot_ids(snapshot))
+        except Exception as error:
+            log.warning("cannot renew the bot leases: %s", describe(error))
+            self._update_state()  # entries stop once the leases are no longer fresh
+            return LeaseChange({}, ())
+        for bot in [b for b in self.core.bots.values() if b.row.id in change.lost]:
+            await self.bots.forget(bot.name, "its lease is held by another engine")
+        # held again under a new epoch: another engine ran it meanwhile, so it restarts
+        # from what the database says (the recovery of a takeover), not from this memory
+        for bot in [b for b in self.core.bots.values() if b.row.id in change.gained]:
+            await self.bots.forget(bot.name, "its lease changed hands and came back")
+        return change
+
+    def _on_write_refused(self, write: BotWrite) -> None:
+        """The database refused a write: another engine took the bot over. Stop it now
+        (unless the write is from an earlier tenure and the bot runs here again since)."""
+        current = write.epoch is not None and self.leases.epoch(write.bot_id) == write.epoch
+        bot = next((b for b in self.core.bots.values() if b.row.id == write.bot_id), None)
+        if current:
+            self.leases.forget(write.bot_id)
+        elif self.leases.epoch(write.bot_id) is not None:
+            bot = None  # running here under a newer epoch: only reported
+        self.core.emit(
+            "write_refused",
+            f"engine {self.engine_id}: a {type(write).__name__} of bot "
+            f"{bot.name if bot else write.bot_id} was refused (epoch {write.epoch} is stale)",
+            bot.name if bot else None,
+            {"engine_id": self.engine_id, "bot_id": write.bot_id, "epoch": write.epoch},
+        )
+        if bot is not None:
+            self.core.bots.pop(bot.name, None)  # no decision, no order from here on
+            task = asyncio.get_running_loop().create_task(
+                self.bots.forget_detached(bot, "a write was refused: another engine owns it"),
+                name=f"forget-{bot.name}",
+            )
+            self._forgetting.add(task)
+            task.add_done_callback(self._forgetting.discard)
 
     async def _beat(self) -> None:
         with contextlib.suppress(Exception):
@@ -412,13 +512,16 @@ class Engine:
 
     def _set_heartbeats(self) -> None:
         metrics = self.core.metrics
-        extra = {
+        extra: dict[str, object] = {
             "trades": metrics.trades,
             "decisions": metrics.decisions,
             "entries": metrics.entries,
             "predict_calls": metrics.predict_calls,
         }
         status = self.status()
+        if status.leases is not None and status.leases.enabled:  # the dashboard's view
+            extra["lease_epochs"] = status.leases.epochs
+            extra["leases_fresh"] = status.leases.fresh
         started = self.started_at or datetime.now(UTC)
         stopped, self.core.stopped_bots = self.core.stopped_bots, []
         rows = heartbeat_rows(status, started, datetime.now(UTC), extra, stopped)
@@ -442,6 +545,7 @@ class Engine:
             broker=self.broker.name,
             broker_open_orders=self._broker_open_orders,
             bots=tuple(bot_status_view(self.core, bot) for bot in self.core.bots.values()),
+            leases=self.leases.status({b.row.id: b.name for b in self.core.bots.values()}),
         )
 
     def metrics(self) -> dict[str, float]:
@@ -469,6 +573,10 @@ class Engine:
         blocking = []  # no entry may be opened while these last
         if not self.recorder.available:
             blocking.append(f"database: {self.recorder.last_error}")
+        if not self.leases.fresh:
+            blocking.append(
+                f"bot leases not renewed for over {self.leases.ttl_seconds / 2:g} s (half the TTL)"
+            )
         if feed.state is not FeedState.CONNECTED:
             blocking.append(f"feed {feed.state.value}: {feed.last_error or 'not connected'}")
         # A silent symbol (nothing believable for feed_silence_seconds while connected)
@@ -553,3 +661,7 @@ class Engine:
                 if frame is not None and frame.history:
                     return list(frame.history)
         return []
+
+
+def _bot_ids(snapshot: BotsSnapshot) -> list[int]:
+    return [bot.id for bot in snapshot.bots] + [bot.id for bot in snapshot.invalid]

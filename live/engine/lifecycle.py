@@ -195,6 +195,26 @@ class BotManager:
         core.stopped_bots.append(bot_status_view(core, bot))  # its last heartbeat
         core.emit("bot_stopped", f"bot {name} stopped: {reason}", name)
 
+    async def forget(self, name: str, reason: str) -> None:
+        """Drop a bot another engine owns now (its lease was taken over): nothing is written
+        for it, nothing is cancelled at the venue; the new owner recovers it from the
+        database and the venue."""
+        bot = self.core.bots.pop(name, None)
+        if bot is not None:
+            await self.forget_detached(bot, reason)
+
+    async def forget_detached(self, bot: BotRuntime, reason: str) -> None:
+        """The rest of `forget` for a bot already out of `core.bots`."""
+        dropped = self.core.outbox.drop(bot.name)
+        await self._detach(bot)
+        bot.state = BotRunState.STOPPED
+        self.core.emit(
+            "bot_lease_lost",
+            f"bot {bot.name} stopped here: {reason}",
+            bot.name,
+            {"commands_dropped": dropped},
+        )
+
     # -- changes ----------------------------------------------------------------------------
 
     async def _update(self, bot: BotRuntime, row: BotRow) -> None:

@@ -132,6 +132,14 @@ class Outbox:
                     log.error("outbox: cancel of %s failed: %s", command.client_order_id, error)
                 return
 
+    def drop(self, bot: str) -> int:
+        """Send nothing more for `bot` (another engine owns it now and sends its orders again
+        from the database); the number of commands dropped."""
+        task = self._tasks.pop(bot, None)
+        if task is not None:
+            task.cancel()
+        return len(self._queues.pop(bot, ()))
+
     async def idle(self, timeout: float) -> bool:
         """Until every queue is empty; False if `timeout` passed first."""
         with contextlib.suppress(TimeoutError):

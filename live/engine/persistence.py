@@ -41,6 +41,7 @@ from tradepipe.db import (
     record_strategy_source,
 )
 from tradepipe.db import Position as PositionRow
+from tradepipe.db.leases import lease_holds
 from tradepipe.enums import OrderRole, PositionStatus
 from tradepipe.orders import (
     Event as BookEvent,
@@ -57,6 +58,7 @@ __all__ = [
     "BotBatch",
     "BotStatusWrite",
     "BotStrategyWrite",
+    "BotWrite",
     "ControlWrite",
     "EventWrite",
     "FillRecord",
@@ -102,6 +104,7 @@ class BotBatch:
     strategy_hash: str | None = None
     reference_price: float | None = None  # last price, for a market entry's quantity
     exchange_ids: dict[str, str] = field(default_factory=dict)
+    epoch: int | None = None  # the lease epoch it was made under (PostgreSQL: fencing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ class BotStatusWrite:
     bot_id: int
     status: BotStatus
     last_error: str | None
+    epoch: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,7 @@ class BotStrategyWrite:
 
     bot_id: int
     strategy: str
+    epoch: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,10 +160,23 @@ class StrategySourceWrite:
 Write = (
     BotBatch | BotStatusWrite | BotStrategyWrite | EventWrite | ControlWrite | StrategySourceWrite
 )
+BotWrite = BotBatch | BotStatusWrite | BotStrategyWrite
 
 
-def apply_writes(session: Session, writes: Iterable[Write]) -> None:
-    for write in writes:
+def apply_writes(session: Session, writes: Iterable[Write], owner: str | None = None) -> list[int]:
+    """Apply `writes` in order; with `owner` (an engine sharing the bots through leases) a
+    bot's writes are applied only while `owner` holds the bot's lease at the epoch the
+    write carries, checked in this very transaction. The positions of refused writes."""
+    refused: list[int] = []
+    holds: dict[tuple[int, int | None], bool] = {}
+    for index, write in enumerate(writes):
+        if owner is not None and isinstance(write, BotWrite):
+            key = (write.bot_id, write.epoch)
+            if key not in holds:
+                holds[key] = lease_holds(session, write.bot_id, owner, write.epoch)
+            if not holds[key]:
+                refused.append(index)
+                continue
         if isinstance(write, BotBatch):
             _apply_batch(session, write)
         elif isinstance(write, BotStatusWrite):
@@ -191,6 +209,7 @@ def apply_writes(session: Session, writes: Iterable[Write]) -> None:
             row.value = write.value
             row.updated_by = write.updated_by
         session.flush()
+    return refused
 
 
 def write_heartbeats(session: Session, beats: Sequence[HeartbeatWrite]) -> None:

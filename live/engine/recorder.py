@@ -32,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -41,7 +42,13 @@ from sqlalchemy.orm import Session
 
 from live.engine.config import EngineConfig
 from live.engine.journal import WriteJournal
-from live.engine.persistence import HeartbeatWrite, Write, apply_writes, write_heartbeats
+from live.engine.persistence import (
+    BotWrite,
+    HeartbeatWrite,
+    Write,
+    apply_writes,
+    write_heartbeats,
+)
 from live.engine.single_engine import sqlite_file_path
 from live.engine.storage_watch import SqliteFileWatch
 from tradepipe.db import DatabaseUnavailableError, create_engine_for, mask_url, session_scope
@@ -100,12 +107,21 @@ class EngineDatabase:
         with session_scope(self.engine) as session:
             return function(session)
 
-    def write(self, writes: Sequence[Write], beats: Sequence[HeartbeatWrite]) -> None:
+    @property
+    def shared(self) -> bool:
+        """PostgreSQL: engines may share it, through bot leases."""
+        return self.engine.dialect.name == "postgresql"
+
+    def write(
+        self, writes: Sequence[Write], beats: Sequence[HeartbeatWrite], owner: str | None = None
+    ) -> list[int]:
+        """Apply in one transaction; the positions of bot writes refused (stale lease)."""
         if self.storage is not None:
             self.storage.check()
         with session_scope(self.engine) as session:
-            apply_writes(session, writes)
+            refused = apply_writes(session, writes, owner)
             write_heartbeats(session, beats)
+        return refused
 
     def session(self) -> contextlib.AbstractContextManager[Session]:
         """A transaction outside the recorder (journal replay at start)."""
@@ -151,7 +167,17 @@ class Recorder:
         *,
         on_health: Callable[[bool, str | None], None],
         journal: WriteJournal | None = None,
+        owner: str | None = None,
+        fence: Callable[[int], int | None] | None = None,
+        on_refused: Callable[[BotWrite], None] | None = None,
     ) -> None:
+        # With leases (PostgreSQL): `fence` gives the epoch held for a bot, stamped on its
+        # writes at submit; a write whose epoch is stale is refused by the database, never
+        # retried (another engine owns the bot), and reported through `on_refused`.
+        self.owner = owner
+        self._fence = fence
+        self._on_refused = on_refused
+        self.refused = 0
         self.database = database
         self.journal = journal
         self._journal_handed = 0  # the latest sequence number given to the journal
@@ -188,6 +214,8 @@ class Recorder:
         return self._next_seq - 1
 
     def submit(self, write: Write) -> int:
+        if self._fence is not None and isinstance(write, BotWrite):
+            write = replace(write, epoch=self._fence(write.bot_id))
         seq = self._next_seq
         self._next_seq += 1
         self._queue.append((seq, write))
@@ -228,7 +256,10 @@ class Recorder:
             group = [write for _, write in entries]
             beats = self._beats
             try:
-                await self._in_thread(self.database.write, self._marked(entries), beats)
+                # the journal's watermark goes last: refused positions index `group`
+                refused = await self._in_thread(
+                    self.database.write, self._marked(entries), beats, self.owner
+                )
             except Exception as error:
                 if len(group) > 1 and not is_unavailable(error):
                     await self._write_singly(group)
@@ -247,21 +278,23 @@ class Recorder:
             attempt = 0
             if beats is self._beats:
                 self._beats = []
-            await self._committed(len(group))
+            await self._committed(len(group), refused)
 
     async def _write_singly(self, group: list[Write]) -> None:
         """A group failed for a reason other than availability: find the culprit."""
         for entry in [(seq, w) for seq, w in itertools.islice(self._queue, len(group))]:
             write = entry[1]
             try:
-                await self._in_thread(self.database.write, self._marked([entry]), [])
+                refused = await self._in_thread(
+                    self.database.write, self._marked([entry]), [], self.owner
+                )
             except Exception as error:
                 if is_unavailable(error):
                     self._failed(error)
                     return
                 self._dead_letter(write, error)
                 continue
-            await self._committed(1)
+            await self._committed(1, refused)
 
     def _dead_letter(self, write: Write, error: BaseException) -> None:
         self.dead_letters.append(write)
@@ -274,9 +307,21 @@ class Recorder:
         )
         self._queue.popleft()
 
-    async def _committed(self, count: int) -> None:
-        for _ in range(count):
-            self.durable_seq = self._queue.popleft()[0]
+    async def _committed(self, count: int, refused: Sequence[int] = ()) -> None:
+        for index in range(count):
+            seq, write = self._queue.popleft()
+            self.durable_seq = seq
+            if index in refused:  # never durable: an order waiting on it is not sent
+                self._dead.add(seq)
+                self.refused += 1
+                log.error(
+                    "write refused: the lease of bot %s is held by another engine now; %r",
+                    getattr(write, "bot_id", "?"),
+                    write,
+                    extra={"write": type(write).__name__},
+                )
+                if self._on_refused is not None and isinstance(write, BotWrite):
+                    self._on_refused(write)
         self.transactions += 1
         if not self.available:
             down_for = time.time() - (self.failing_since or datetime.now(UTC)).timestamp()

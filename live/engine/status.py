@@ -20,6 +20,7 @@ __all__ = [
     "EngineState",
     "EngineStatus",
     "KillSwitchState",
+    "LeaseStatus",
 ]
 
 
@@ -94,6 +95,18 @@ class KillSwitchState:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaseStatus:
+    """The engine's bot leases (PostgreSQL; `enabled` False on SQLite, which has none)."""
+
+    enabled: bool
+    ttl_seconds: float
+    max_bots: int
+    epochs: dict[str, int]  # bot name -> epoch held
+    renewed_at: datetime | None
+    fresh: bool
+
+
+@dataclass(frozen=True, slots=True)
 class EngineStatus:
     engine_id: str
     state: EngineState
@@ -107,6 +120,7 @@ class EngineStatus:
     bots: tuple[BotStatusView, ...]
     # why `state` is degraded: the database, the feed, or a symbol silent by name
     degraded_reasons: tuple[str, ...] = ()
+    leases: LeaseStatus | None = None
 
     @property
     def healthy(self) -> bool:

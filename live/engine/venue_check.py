@@ -28,13 +28,14 @@ class VenueReconciler:
         self.engine_id = engine_id
         self._reported: set[str] = set()  # findings reported already
 
-    async def reconcile(self, *, act: bool) -> ReconcileReport:
+    async def reconcile(self, *, act: bool, bots: set[str] | None = None) -> ReconcileReport:
+        """Every bot's book against its venue (or only `bots`': a takeover's)."""
         core = self.core
         lookback_ms = int(core.config.reconcile_fills_lookback_seconds * 1000)
         market_now = core.clock.now()  # a replayed day's fills are that day's
         now_ms = market_now if market_now is not None else time.time_ns() // 1_000_000
         return await reconcile_orders(
-            [bot.book for bot in core.bots.values()],
+            [bot.book for bot in core.bots.values() if bots is None or bot.name in bots],
             core.broker,
             core.outbox,
             known=self._known_orders,

@@ -16,6 +16,7 @@ from tradepipe.db import (
     Bot,
     BotConfig,
     BotConfigError,
+    BotLease,
     BotMode,
     BotState,
     BotStatus,
@@ -209,6 +210,14 @@ def _one_of_each(session: Session) -> list[Base]:
             value={"engaged": True, "reason": "test"},
             updated_by="engine-1",
             updated_at=WHEN,
+        ),
+        BotLease(
+            bot_id=bot.id,
+            owner="engine-1",
+            epoch=3,
+            acquired_at=WHEN,
+            renewed_at=WHEN,
+            expires_at=WHEN,
         ),
         StrategySource(
             content_hash=hashlib.sha256(SOURCE).hexdigest(),

@@ -8,7 +8,7 @@ The schema changes only through Alembic migrations (`upgrade_database`), never t
 
 from tradepipe.botconfig import BotConfig, BotConfigError, parse_bot_config
 from tradepipe.db.base import NAMING_CONVENTION, Base
-from tradepipe.db.engine_state import KILL_SWITCH, BotState, EngineControl
+from tradepipe.db.engine_state import KILL_SWITCH, BotLease, BotState, EngineControl
 from tradepipe.db.migrate import (
     MigrationError,
     SchemaNotCurrentError,
@@ -98,6 +98,7 @@ __all__ = [
     "Bot",
     "BotConfig",
     "BotConfigError",
+    "BotLease",
     "BotMode",
     "BotPnl",
     "BotState",

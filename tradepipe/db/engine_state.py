@@ -8,7 +8,13 @@
 - `EngineControl`: named switches every engine reads on each poll, e.g. the kill switch;
   kept in the database so that a switch survives restarts and reaches every engine.
 
-Introduced by migration 0002; kept out of models.py because only the engine writes them.
+- `BotLease`: which engine owns a bot (PostgreSQL only, several engines sharing the bots):
+  the owner's engine id, the fencing epoch (incremented at each takeover; every bot write
+  carries it and is refused unless it still matches) and when the lease expires unless
+  renewed. Claimed and checked in tradepipe/db/leases.py.
+
+Introduced by migrations 0002 and 0005; kept out of models.py because only the engine
+writes them.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tradepipe.db.base import Base
 from tradepipe.db.types import IdType, UTCDateTime, utcnow
 
-__all__ = ["KILL_SWITCH", "BotState", "EngineControl"]
+__all__ = ["KILL_SWITCH", "BotLease", "BotState", "EngineControl"]
 
 KILL_SWITCH = "kill_switch"
 
@@ -52,3 +58,18 @@ class EngineControl(Base):
     value: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     updated_by: Mapped[str | None] = mapped_column(sa.String(128))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class BotLease(Base):
+    """One engine's claim on one bot until `expires_at` (see the module docstring)."""
+
+    __tablename__ = "bot_leases"
+
+    bot_id: Mapped[int] = mapped_column(
+        IdType, sa.ForeignKey("bots.id", ondelete="CASCADE"), primary_key=True
+    )
+    owner: Mapped[str] = mapped_column(sa.String(64))
+    epoch: Mapped[int] = mapped_column(sa.BigInteger)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    renewed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -1,0 +1,93 @@
+"""The lease rules in the database (tradepipe/db/leases.py) on the real PostgreSQL server,
+the settings that bound them, and `tradepipe engines list` on SQLite."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.engine.helpers import add_bots, config_for, execute, query
+from tradepipe.cli import app
+from tradepipe.db import create_engine_for, session_scope
+from tradepipe.db.leases import claim_leases, lease_holds, list_leases, release_leases
+
+
+def _claim(
+    url: str, owner: str, ids: list[int], max_bots: int = 10, ttl: float = 30.0
+) -> dict[int, int]:
+    engine = create_engine_for(url)
+    try:
+        with session_scope(engine) as session:
+            return claim_leases(session, owner, ids, ttl_seconds=ttl, max_bots=max_bots)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_claims_respect_owners_capacity_and_expiry_and_each_takeover_bumps_the_epoch(
+    postgres_url: str, strategies_dir: Path
+) -> None:
+    add_bots(postgres_url, strategies_dir, [(f"b{i}", "always") for i in range(4)])
+    ids = [row.id for row in query(postgres_url, "SELECT id FROM bots ORDER BY id")]
+    assert _claim(postgres_url, "a", ids, max_bots=3) == dict.fromkeys(ids[:3], 1)
+    assert _claim(postgres_url, "b", ids, max_bots=3) == {ids[3]: 1}  # a's are live
+    assert _claim(postgres_url, "a", ids, max_bots=3) == dict.fromkeys(ids[:3], 1)  # renewed
+    # a is gone: its leases run out, b takes them within its capacity, epoch 2
+    execute(postgres_url, "UPDATE bot_leases SET expires_at = now() WHERE owner = 'a'")
+    assert _claim(postgres_url, "b", ids, max_bots=3) == {ids[3]: 1, ids[0]: 2, ids[1]: 2}
+    # capacity lowered: b gives the excess up at once, its epoch kept for the next owner
+    assert _claim(postgres_url, "b", ids, max_bots=1) == {ids[0]: 2}
+    assert _claim(postgres_url, "c", ids, max_bots=10) == {ids[1]: 3, ids[2]: 2, ids[3]: 2}
+    engine = create_engine_for(postgres_url)
+    try:
+        with session_scope(engine) as session:
+            assert lease_holds(session, ids[1], "c", 3)
+            assert not lease_holds(session, ids[1], "b", 2)  # b's epoch is stale
+            assert not lease_holds(session, ids[1], "c", None)
+            release_leases(session, "c")
+        with session_scope(engine) as session:
+            views = {view.bot: view for view in list_leases(session)}
+    finally:
+        engine.dispose()
+    assert views["b0"].owner == "b" and not views["b0"].expired
+    assert all(views[name].expired for name in ("b1", "b2", "b3"))
+    assert views["b1"].epoch == 3 and views["b1"].held_seconds >= 0
+
+
+@pytest.mark.postgres
+def test_a_short_ttl_lapses_without_renewal(postgres_url: str, strategies_dir: Path) -> None:
+    add_bots(postgres_url, strategies_dir, [("lapse", "always")])
+    [bot_id] = [row.id for row in query(postgres_url, "SELECT id FROM bots")]
+    assert _claim(postgres_url, "a", [bot_id], ttl=0.2) == {bot_id: 1}
+    assert _claim(postgres_url, "b", [bot_id]) == {}
+    time.sleep(0.3)  # the database's clock decides, not a sleep's length: checked below
+    [row] = query(postgres_url, "SELECT expires_at < clock_timestamp() AS gone FROM bot_leases")
+    assert row.gone
+    assert _claim(postgres_url, "b", [bot_id]) == {bot_id: 2}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"lease_ttl_seconds": 1.0, "heartbeat_seconds": 0.5}, "more than twice heartbeat"),
+        ({"engine_max_bots": 0}, "engine_max_bots must be >= 1"),
+        ({"lease_ttl_seconds": -1.0}, "lease_ttl_seconds must be a number >= 0"),
+    ],
+)
+def test_lease_settings_that_cannot_work_are_refused_naming_them(
+    changes: dict[str, float], message: str, database_url: str, strategies_dir: Path
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        config_for(database_url, strategies_dir, **changes)
+
+
+def test_engines_list_on_sqlite_says_one_engine_owns_every_bot(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEPIPE_DATABASE_URL", database_url)
+    result = CliRunner().invoke(app, ["engines", "list"])
+    assert result.exit_code == 0, result.output
+    assert "one engine owns every bot" in result.stdout

@@ -1,0 +1,193 @@
+"""Bot leases: several engines on one PostgreSQL database, one owner per bot at any time.
+
+An engine claims bots atomically: a bot never leased gets its row by `INSERT ... ON
+CONFLICT DO NOTHING` (of two engines racing, exactly one inserts), an expired lease is
+taken by locking its row (`FOR UPDATE SKIP LOCKED`, re-checking the expiry) and updating
+it, and each takeover increments the bot's `epoch`. The owner renews its leases with its
+heartbeat; a bot moves only when its owner stops renewing (it is gone) or gives it up
+(over capacity, or a graceful stop). Times are the database server's clock, never an
+engine's own, so engines on machines with skewed clocks still agree on who holds what.
+
+Fencing: every bot write of an engine carries the epoch it held when the write was made,
+and `lease_holds` (in the writing transaction, the row locked FOR SHARE so a takeover
+waits for that transaction to end) refuses the write once another engine has taken over.
+SQLite has no leases: one engine owns every bot there (live/engine/single_engine.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from tradepipe.db.engine_state import BotLease
+from tradepipe.db.models import Bot
+
+__all__ = ["LeaseView", "claim_leases", "lease_holds", "list_leases", "release_leases"]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseView:
+    bot_id: int
+    bot: str
+    owner: str
+    epoch: int
+    acquired_at: datetime
+    renewed_at: datetime
+    expires_at: datetime
+    now: datetime  # the database's clock when read: ages are measured against it
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at <= self.now
+
+    @property
+    def held_seconds(self) -> float:
+        return (self.now - self.acquired_at).total_seconds()
+
+    @property
+    def expires_in_seconds(self) -> float:
+        return (self.expires_at - self.now).total_seconds()
+
+    @property
+    def renewed_seconds_ago(self) -> float:
+        return (self.now - self.renewed_at).total_seconds()
+
+
+def claim_leases(
+    session: Session,
+    owner: str,
+    bot_ids: Iterable[int],
+    *,
+    ttl_seconds: float,
+    max_bots: int,
+) -> dict[int, int]:
+    """Renew `owner`'s leases, give up those over `max_bots`, then take free or expired
+    ones among `bot_ids` up to `max_bots`; the bots `owner` holds now -> their epochs."""
+    now = sa.func.clock_timestamp()
+    expiry = now + sa.literal(timedelta(seconds=ttl_seconds))
+    renewed = session.execute(
+        sa.update(BotLease)
+        .where(BotLease.owner == owner)
+        .values(renewed_at=now, expires_at=expiry)
+        .returning(BotLease.bot_id, BotLease.epoch)
+    )
+    owned = {bot_id: epoch for bot_id, epoch in renewed}
+    excess = sorted(owned)[max_bots:]
+    if excess:  # capacity lowered: the excess goes to the other engines
+        _expire(session, owner, excess)
+        for bot_id in excess:
+            del owned[bot_id]
+    wanted = sorted(set(bot_ids) - set(owned))
+    room = max_bots - len(owned)
+    if room <= 0 or not wanted:
+        return owned
+    # Never wait on a lease row another transaction holds (a live owner renewing, a writer
+    # checking its fence, a rival claiming): skip it. Waiting is how claims deadlock.
+    leased = dict(
+        session.execute(
+            sa.select(BotLease.bot_id, BotLease.expires_at < now).where(BotLease.bot_id.in_(wanted))
+        ).all()
+    )
+    expired = session.scalars(
+        sa.select(BotLease.bot_id)
+        .where(BotLease.bot_id.in_([i for i, gone in leased.items() if gone]))
+        .where(BotLease.expires_at < now)
+        .order_by(BotLease.bot_id)
+        .limit(room)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for bot_id in expired:  # a takeover: the next epoch
+        epoch = session.scalar(
+            sa.update(BotLease)
+            .where(BotLease.bot_id == bot_id)
+            .values(
+                owner=owner,
+                epoch=BotLease.epoch + 1,
+                acquired_at=now,
+                renewed_at=now,
+                expires_at=expiry,
+            )
+            .returning(BotLease.epoch)
+        )
+        if epoch is not None:
+            owned[bot_id] = epoch
+    for bot_id in (i for i in wanted if i not in leased):  # never leased: epoch 1
+        if len(owned) >= max_bots:
+            break
+        claim = (
+            pg_insert(BotLease)
+            .values(
+                bot_id=bot_id,
+                owner=owner,
+                epoch=1,
+                acquired_at=now,
+                renewed_at=now,
+                expires_at=expiry,
+            )
+            .on_conflict_do_nothing(index_elements=[BotLease.bot_id])
+            .returning(BotLease.epoch)
+        )
+        with session.begin_nested():  # a bot deleted meanwhile fails only its own claim
+            try:
+                epoch = session.scalar(claim)
+            except sa.exc.IntegrityError:
+                epoch = None
+        if epoch is not None:
+            owned[bot_id] = epoch
+    return owned
+
+
+def release_leases(session: Session, owner: str, bot_ids: Iterable[int] | None = None) -> None:
+    """Let another engine take `owner`'s bots (all, or `bot_ids`) at once; the epoch stays,
+    so the next owner's is higher."""
+    ids = None if bot_ids is None else list(bot_ids)
+    _expire(session, owner, ids)
+
+
+def _expire(session: Session, owner: str, bot_ids: list[int] | None) -> None:
+    statement = sa.update(BotLease).where(BotLease.owner == owner)
+    if bot_ids is not None:
+        statement = statement.where(BotLease.bot_id.in_(bot_ids))
+    session.execute(statement.values(expires_at=sa.func.clock_timestamp()))
+
+
+def lease_holds(session: Session, bot_id: int, owner: str, epoch: int | None) -> bool:
+    """Does `owner` still hold `bot_id` at `epoch`? Locks the lease row until the end of the
+    transaction, so no takeover can slip between this check and the writes it guards."""
+    if epoch is None:
+        return False
+    found = session.scalar(
+        sa.select(BotLease.bot_id)
+        .where(BotLease.bot_id == bot_id, BotLease.owner == owner, BotLease.epoch == epoch)
+        .with_for_update(read=True)
+    )
+    return found is not None
+
+
+def list_leases(session: Session) -> list[LeaseView]:
+    """Every lease, by owner then bot, with the database's current time to judge ages."""
+    now = session.scalar(sa.select(sa.func.now()))
+    assert now is not None
+    rows = session.execute(
+        sa.select(BotLease, Bot.name)
+        .join(Bot, Bot.id == BotLease.bot_id)
+        .order_by(BotLease.owner, Bot.name)
+    )
+    return [
+        LeaseView(
+            lease.bot_id,
+            name,
+            lease.owner,
+            lease.epoch,
+            lease.acquired_at,
+            lease.renewed_at,
+            lease.expires_at,
+            now if now.tzinfo else now.replace(tzinfo=lease.expires_at.tzinfo),
+        )
+        for lease, name in rows
+    ]
