@@ -86,3 +86,74 @@ def feed_replay(
             exchange=exchange,
         )
     raise typer.Exit(code)
+
+
+@live_app.command("review")
+def live_review(
+    bot: Annotated[str, typer.Option(help="the bot to review")],
+    since: Annotated[
+        str | None, typer.Option(help="first candle, UTC (YYYY-MM-DD or ISO-8601)")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="end of the range, UTC (exclusive)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the review as JSON")] = False,
+    record: Annotated[
+        bool, typer.Option(help="keep the review in the database (and MLflow for a model bot)")
+    ] = True,
+) -> None:
+    """Replay the bot's recorded candles through the backtester with the strategy and model
+    versions that were live, and compare features, probabilities, decisions and positions."""
+    import json
+
+    from research.review import ReviewError, ReviewInputs, review_bot
+    from research.review.record import record_review
+    from tradepipe.orders import FeeSchedule
+    from tradepipe.registry import RegistryError
+
+    current = settings()
+    since_ms = parse_day(since, "--since") if since is not None else None
+    until_ms = parse_day(until, "--until") if until is not None else None
+    if since_ms is not None and until_ms is not None and until_ms <= since_ms:
+        raise UserError(f"--until {until} is not after --since {since}")
+    engine_defaults = FeeSchedule(maker_rate=0.001, taker_rate=0.001)
+    fees = FeeSchedule(
+        maker_rate=current.paper_maker_fee_rate
+        if current.paper_maker_fee_rate is not None
+        else engine_defaults.maker_rate,
+        taker_rate=current.paper_taker_fee_rate
+        if current.paper_taker_fee_rate is not None
+        else engine_defaults.taker_rate,
+    )
+    inputs = ReviewInputs(
+        bot=bot,
+        database_url=current.resolved_database_url,
+        market_data_dir=current.resolved_market_data_dir,
+        decision_log_dir=current.resolved_decision_log_dir,
+        record_exchange=current.record_exchange,
+        mlflow_tracking_uri=current.resolved_mlflow_tracking_uri,
+        fees=fees,
+        since_ms=since_ms,
+        until_ms=until_ms,
+        mlflow_artifact_root=current.resolved_mlflow_artifact_root,
+    )
+    with user_errors((ReviewError, RegistryError)):
+        report = review_bot(inputs)
+        if record:
+            record_review(report, inputs)
+    summary = report.to_dict()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    console.print(
+        f"bot {bot} {summary['symbol']} {summary['timeframe']} "
+        f"{summary['since']} .. {summary['until']}: "
+        f"features {'equal' if report.features_equal else 'DIFFER'}, "
+        f"decisions {'equal' if report.decisions_equal else 'DIFFER'} "
+        f"({report.decisions_agreeing}/{report.decisions_compared}), positions "
+        f"{len(report.matches)} matched of {report.positions_live} live and "
+        f"{report.positions_backtest} backtest"
+    )
+    for divergence in report.divergences:
+        console.print(
+            f"  {divergence.kind} {divergence.time}: {divergence.detail} ({divergence.cause})",
+            markup=False,
+        )

@@ -9,6 +9,7 @@ The schema changes only through Alembic migrations (`upgrade_database`), never t
 from tradepipe.botconfig import BotConfig, BotConfigError, parse_bot_config
 from tradepipe.db.base import NAMING_CONVENTION, Base
 from tradepipe.db.engine_state import KILL_SWITCH, BotState, EngineControl
+from tradepipe.db.live_reviews import LiveReview, list_live_reviews, record_live_review
 from tradepipe.db.migrate import (
     MigrationError,
     SchemaNotCurrentError,
@@ -117,6 +118,7 @@ __all__ = [
     "FillView",
     "Heartbeat",
     "HeartbeatView",
+    "LiveReview",
     "MigrationError",
     "ModelPromotion",
     "Order",
@@ -149,6 +151,7 @@ __all__ = [
     "head_revision",
     "heartbeats",
     "list_bots",
+    "list_live_reviews",
     "list_model_promotions",
     "list_orders",
     "list_positions",
@@ -158,6 +161,7 @@ __all__ = [
     "parse_bot_config",
     "pnl_summary",
     "recent_events",
+    "record_live_review",
     "record_strategy_source",
     "require_current_schema",
     "session_scope",

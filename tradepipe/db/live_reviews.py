@@ -1,0 +1,58 @@
+"""Reviews of live bots against a backtest of the same recorded market.
+
+`tradepipe live review` (and the `live_review` DAG) replays a bot's recorded candles
+through the backtester and keeps what it found here: the bot, the range of candles
+reviewed, and the review's summary (the JSON the command prints: features and decisions
+equal, positions matched, every divergence with its cause). One row per review run; the
+dashboard's Reviews page lists them. Introduced by migration 0004.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from tradepipe.db.base import Base
+from tradepipe.db.types import IdType, UTCDateTime, utcnow
+
+__all__ = ["LiveReview", "list_live_reviews", "record_live_review"]
+
+
+class LiveReview(Base):
+    __tablename__ = "live_reviews"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    bot_name: Mapped[str] = mapped_column(sa.String(128))
+    range_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    range_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    summary: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (sa.Index("ix_live_reviews_bot_name_created_at", "bot_name", "created_at"),)
+
+
+def record_live_review(
+    session: Session, bot: str, range_start: datetime, range_end: datetime, summary: dict[str, Any]
+) -> int:
+    """Keep one review; returns its id."""
+    row = LiveReview(bot_name=bot, range_start=range_start, range_end=range_end, summary=summary)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def list_live_reviews(
+    session: Session, *, bot: str | None = None, limit: int = 100
+) -> tuple[LiveReview, ...]:
+    """Reviews, newest first (of `bot` if given)."""
+    query = sa.select(LiveReview)
+    if bot is not None:
+        query = query.where(LiveReview.bot_name == bot)
+    query = query.order_by(LiveReview.created_at.desc(), LiveReview.id.desc()).limit(limit)
+    rows = tuple(session.scalars(query))
+    for row in rows:
+        session.expunge(row)  # read-only for the caller, usable after the session
+    return rows
