@@ -169,19 +169,32 @@ def compare_pair(live: ReviewedPosition, backtest: ReviewedPosition) -> tuple[Di
                 )
             )
     elif (live.entry_price is None) != (backtest.entry_price is None):
-        filled = "live" if live.entry_price is not None else "backtest"
+        filled, waiting = (live, backtest) if live.entry_price is not None else (backtest, live)
+        side = "live" if filled is live else "backtest"
         found.append(
             Divergence(
                 "entry_fill",
                 iso_utc(live.entry_candle_ms),
-                f"the entry filled only in the {filled}",
-                "fill model: the limit was traded through on one side only",
+                f"the entry filled only in the {side}",
+                "latency: the entry was still waiting for a trade when the range ended"
+                if waiting.exit_reason is None
+                else "fill model: the limit was traded through on one side only",
             )
         )
     if live.exit_reason != backtest.exit_reason:
         when = live.exit_time_ms or backtest.exit_time_ms or live.entry_candle_ms
+        entries_differ = (
+            live.entry_price is not None
+            and backtest.entry_price is not None
+            and not same_price(live.entry_price, backtest.entry_price)
+        )
         if live.exit_reason is None or backtest.exit_reason is None:
-            cause = "still open at the end of the range on one side"
+            cause = "latency: still open at the end of the range on one side"
+        elif entries_differ:
+            cause = (
+                "entry price: the barriers were set from another entry price (see "
+                "entry_price), so the market reached another one first"
+            )
         else:
             cause = (
                 "fill model: live exits on trades in the order they came, the backtest on "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def review_bot(inputs: ReviewInputs) -> ReviewReport:
             "range asked (is record_decisions on, and the range right?)"
         )
     store = MarketDataStore(inputs.market_data_dir)
-    registry = ModelRegistry(inputs.mlflow_tracking_uri)
+    registry: ModelRegistry | None = None  # opened for the first model segment only
     models: dict[tuple[str, str], LoadedModel] = {}
     database = create_engine_for(inputs.database_url)
     divergences: list[Divergence] = []
@@ -126,6 +127,7 @@ def review_bot(inputs: ReviewInputs) -> ReviewReport:
                 if key["model"] is not None and key["model_version"] is not None:
                     ref = (str(key["model"]), str(key["model_version"]))
                     if ref not in models:
+                        registry = registry or ModelRegistry(inputs.mlflow_tracking_uri)
                         models[ref] = registry.load(ref[0], version=ref[1])
                     model = models[ref]
                 spec = (model.feature_spec() if model is not None else None) or default_spec()
@@ -191,10 +193,13 @@ def review_bot(inputs: ReviewInputs) -> ReviewReport:
                     raise ReviewError(f"bot {inputs.bot}: the replay failed: {error}") from None
                 answers = live_answers(rows)
                 live_side = [p for p in every_live if seg_first <= p.entry_candle_ms < seg_end]
-                held = {
-                    start: (live_open(live_side, start, step), replay.open_positions.get(start, 0))
-                    for start in answers
-                }
+                # the books matter to a decision only where one side was full (can_enter)
+                slots = int(json.loads(str(key["bot_config"])).get("max_open_positions", 1))
+                held = {}
+                for start in answers:
+                    counts = (live_open(live_side, start, step), replay.open_positions.get(start))
+                    if counts[1] is not None and (counts[0] >= slots) != (counts[1] >= slots):
+                        held[start] = (counts[0], counts[1])
                 count, agree, found = compare_decisions(
                     {start: answer for start, (answer, _) in answers.items()},
                     replay.answers,
