@@ -8,10 +8,10 @@ that differs gets one cause, tried in this order:
 
 - `fill model`: the two orders were of different kinds (a limit against a market order),
   so different rules priced them;
-- `latency`: the live fill came on a later trade, after the end of the candle whose price
-  the backtest used;
 - `entry price`: an exit at the position's own barrier (take-profit, stop-loss), which lies
   at the same distance from an entry price that differed;
+- `latency`: the live fill came on a later trade, after the end of the candle whose price
+  the backtest used;
 - `slippage`: inside the candle the backtest used, at another price than the candle's
   (the paper broker fills at the first trade after the order arrives, moved by its
   slippage): stated in basis points.
@@ -122,14 +122,14 @@ def attribute_price(
         return None
     if live_type is not None and backtest_type is not None and live_type != backtest_type:
         return f"fill model: a {live_type} order live, a {backtest_type} order in the backtest"
+    if at_barrier:  # the whole difference is the barrier's: its timing changes nothing
+        return "entry price: the exit is at the position's barrier, set from another entry"
     if backtest_window is not None and live_time_ms >= backtest_window[1]:
         late = live_time_ms - backtest_window[1]
         return (
             f"latency: filled live on a later trade, {late} ms after the end of the candle "
             f"the backtest used ({iso_utc(backtest_window[0])})"
         )
-    if at_barrier:
-        return "entry price: the exit is at the position's barrier, set from another entry"
     bps = (live_price - backtest_price) / backtest_price * 10_000
     return f"slippage: {bps:+.2f} bps from the candle price the backtest used ({backtest_price!r})"
 
