@@ -22,15 +22,25 @@ def _at(time_ms: int) -> datetime:
 
 
 def record_review(
-    report: ReviewReport, inputs: ReviewInputs, *, artifact_root: Path | None = None
+    report: ReviewReport,
+    inputs: ReviewInputs,
+    *,
+    artifact_root: Path | None = None,
+    replace: bool = False,
 ) -> tuple[int, list[str]]:
-    """Store `report`; returns the live_reviews row id and the MLflow run ids."""
+    """Store `report`; returns the live_reviews row id and the MLflow run ids. `replace`
+    overwrites the review of the same bot and range (see `record_live_review`)."""
     summary = report.to_dict()
     database = create_engine_for(inputs.database_url)
     try:
         with session_scope(database) as session:
             row_id = record_live_review(
-                session, report.bot, _at(report.since_ms), _at(report.until_ms), summary
+                session,
+                report.bot,
+                _at(report.since_ms),
+                _at(report.until_ms),
+                summary,
+                replace=replace,
             )
     finally:
         database.dispose()

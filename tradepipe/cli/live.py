@@ -104,38 +104,18 @@ def live_review(
     versions that were live, and compare features, probabilities, decisions and positions."""
     import json
 
-    from research.review import ReviewError, ReviewInputs, review_bot
+    from research.review import ReviewError, review_bot
     from research.review.record import record_review
-    from tradepipe.orders import FeeSchedule
+    from research.review.settings import inputs_from_settings
     from tradepipe.registry import RegistryError
 
     current = settings()
-    since_ms = parse_day(since, "--since") if since is not None else None
-    until_ms = parse_day(until, "--until") if until is not None else None
-    if since_ms is not None and until_ms is not None and until_ms <= since_ms:
-        raise UserError(f"--until {until} is not after --since {since}")
-    engine_defaults = FeeSchedule(maker_rate=0.001, taker_rate=0.001)
-    fees = FeeSchedule(
-        maker_rate=current.paper_maker_fee_rate
-        if current.paper_maker_fee_rate is not None
-        else engine_defaults.maker_rate,
-        taker_rate=current.paper_taker_fee_rate
-        if current.paper_taker_fee_rate is not None
-        else engine_defaults.taker_rate,
-    )
-    inputs = ReviewInputs(
-        bot=bot,
-        database_url=current.resolved_database_url,
-        market_data_dir=current.resolved_market_data_dir,
-        decision_log_dir=current.resolved_decision_log_dir,
-        record_exchange=current.record_exchange,
-        mlflow_tracking_uri=current.resolved_mlflow_tracking_uri,
-        fees=fees,
-        since_ms=since_ms,
-        until_ms=until_ms,
-        mlflow_artifact_root=current.resolved_mlflow_artifact_root,
-    )
     with user_errors((ReviewError, RegistryError)):
+        since_ms = parse_day(since, "--since")
+        until_ms = parse_day(until, "--until")
+        if since_ms is not None and until_ms is not None and until_ms <= since_ms:
+            raise UserError(f"--until {until} is not after --since {since}")
+        inputs = inputs_from_settings(current, bot, since_ms=since_ms, until_ms=until_ms)
         report = review_bot(inputs)
         if record:
             record_review(report, inputs)

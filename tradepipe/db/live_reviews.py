@@ -35,11 +35,29 @@ class LiveReview(Base):
 
 
 def record_live_review(
-    session: Session, bot: str, range_start: datetime, range_end: datetime, summary: dict[str, Any]
+    session: Session,
+    bot: str,
+    range_start: datetime,
+    range_end: datetime,
+    summary: dict[str, Any],
+    *,
+    replace: bool = False,
 ) -> int:
-    """Keep one review; returns its id."""
-    row = LiveReview(bot_name=bot, range_start=range_start, range_end=range_end, summary=summary)
-    session.add(row)
+    """Keep one review; returns its id. With `replace`, the review of the same bot and
+    range is overwritten (a scheduled task re-run for its interval writes one row)."""
+    row = None
+    if replace:
+        row = session.scalars(
+            sa.select(LiveReview).where(
+                LiveReview.bot_name == bot,
+                LiveReview.range_start == range_start,
+                LiveReview.range_end == range_end,
+            )
+        ).first()
+    if row is None:
+        row = LiveReview(bot_name=bot, range_start=range_start, range_end=range_end)
+        session.add(row)
+    row.summary = summary
     session.flush()
     return row.id
 
