@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from textwrap import dedent
 
@@ -19,11 +20,14 @@ from websockets.asyncio.client import connect
 from live.engine import Engine
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
+from research.orchestration.common import DataInterval
+from research.orchestration.live_review import plan_reviews, review_one_bot
 from tests.engine.helpers import START_MS, Aio, MarketTimes, add_bots, config_for, query
 from tests.engine.model_store import ModelStore
 from tests.engine.test_evidence import MODEL, drain, recording
 from tests.support import feed_config
 from tradepipe.cli import app
+from tradepipe.config import load_settings
 
 CAUSES = ("slippage", "latency", "entry price", "fill model")
 POSITION_KINDS = {"entry_price", "exit_price", "exit_reason", "entry_fill"}
@@ -182,6 +186,22 @@ def test_the_review_reconciles_both_default_strategies(
     assert run.data.tags["tradepipe.model_version"] == version
     assert run.data.metrics["matched_ratio"] == 1.0
     assert run.data.metrics["decision_agreement"] == 1.0
+
+    # the live_review DAG's task bodies over the market's day: one row per bot and day,
+    # replaced when the day is re-run
+    day = DataInterval(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC))
+    plans = plan_reviews(load_settings())
+    assert plans == [{"bot": "ema"}, {"bot": "lgbm"}]
+    first = review_one_bot(plans[1], day, load_settings())
+    again = review_one_bot(plans[1], day, load_settings())
+    assert first["review_id"] == again["review_id"]
+    assert again["positions_matched"] == again["positions_live"] == summary["positions_live"]
+    assert again["features_equal"] is again["decisions_equal"] is True
+    daily = query(database_url, "SELECT id FROM live_reviews WHERE bot_name = 'lgbm'")
+    assert len(daily) == 2  # the command's and the day's
+    quiet = DataInterval(datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 3, tzinfo=UTC))
+    skipped = review_one_bot(plans[0], quiet, load_settings())
+    assert "no decisions recorded" in skipped["skipped"]
 
 
 def test_the_review_names_a_strategy_that_reads_the_wall_clock(
