@@ -9,7 +9,12 @@ The schema changes only through Alembic migrations (`upgrade_database`), never t
 from tradepipe.botconfig import BotConfig, BotConfigError, parse_bot_config
 from tradepipe.db.base import NAMING_CONVENTION, Base
 from tradepipe.db.engine_state import KILL_SWITCH, BotState, EngineControl
-from tradepipe.db.live_reviews import LiveReview, list_live_reviews, record_live_review
+from tradepipe.db.live_reviews import (
+    LiveReview,
+    LiveReviewView,
+    list_live_reviews,
+    record_live_review,
+)
 from tradepipe.db.migrate import (
     MigrationError,
     SchemaNotCurrentError,
@@ -119,6 +124,7 @@ __all__ = [
     "Heartbeat",
     "HeartbeatView",
     "LiveReview",
+    "LiveReviewView",
     "MigrationError",
     "ModelPromotion",
     "Order",

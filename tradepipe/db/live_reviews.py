@@ -9,6 +9,7 @@ dashboard's Reviews page lists them. Introduced by migration 0004.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from tradepipe.db.base import Base
 from tradepipe.db.types import IdType, UTCDateTime, utcnow
 
-__all__ = ["LiveReview", "list_live_reviews", "record_live_review"]
+__all__ = ["LiveReview", "LiveReviewView", "list_live_reviews", "record_live_review"]
 
 
 class LiveReview(Base):
@@ -62,15 +63,32 @@ def record_live_review(
     return row.id
 
 
+@dataclass(frozen=True, slots=True)
+class LiveReviewView:
+    id: int
+    bot_name: str
+    range_start: datetime
+    range_end: datetime
+    summary: dict[str, Any]  # the review's JSON (`tradepipe live review --json`)
+    created_at: datetime
+
+    @property
+    def divergences(self) -> list[dict[str, Any]]:
+        found = self.summary.get("divergences")
+        return list(found) if isinstance(found, list) else []
+
+
 def list_live_reviews(
     session: Session, *, bot: str | None = None, limit: int = 100
-) -> tuple[LiveReview, ...]:
+) -> tuple[LiveReviewView, ...]:
     """Reviews, newest first (of `bot` if given)."""
     query = sa.select(LiveReview)
     if bot is not None:
         query = query.where(LiveReview.bot_name == bot)
     query = query.order_by(LiveReview.created_at.desc(), LiveReview.id.desc()).limit(limit)
-    rows = tuple(session.scalars(query))
-    for row in rows:
-        session.expunge(row)  # read-only for the caller, usable after the session
-    return rows
+    return tuple(
+        LiveReviewView(
+            row.id, row.bot_name, row.range_start, row.range_end, dict(row.summary), row.created_at
+        )
+        for row in session.scalars(query)
+    )
