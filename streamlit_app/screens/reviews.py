@@ -59,6 +59,10 @@ def _body(current: Settings) -> None:
             "`live_review` DAG review every bot."
         )
         return
+    st.caption(
+        f"{len(reviews)} review(s), newest first: each replays a bot's recorded candles "
+        "through the backtester with the strategy and model versions that were live."
+    )
     st.dataframe(_frame(reviews), hide_index=True)
     labels = {
         f"#{r.id} {r.bot_name} {r.range_start:%Y-%m-%d %H:%M} .. {r.range_end:%H:%M}": r
@@ -72,7 +76,10 @@ def _body(current: Settings) -> None:
     st.dataframe(
         pd.DataFrame(divergences, columns=["kind", "time", "detail", "cause"]),
         hide_index=True,
-        column_config={"detail": st.column_config.TextColumn(width="large")},
+        column_config={
+            "detail": st.column_config.TextColumn(width="medium"),
+            "cause": st.column_config.TextColumn(width="large"),
+        },
     )
 
 
