@@ -228,3 +228,12 @@ def test_the_review_names_a_strategy_that_reads_the_wall_clock(
         assert divergence["detail"] in {"live enter, backtest hold", "live hold, backtest enter"}
     agreement = summary["decision_agreement"]
     assert isinstance(agreement, float) and agreement < 1.0
+    # the plain form: one headline, then one line per divergence
+    result = CliRunner().invoke(app, ["live", "review", "--bot", "clock", "--no-record"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "features equal, decisions DIFFER" in lines[0]
+    assert len(lines) == 1 + len(divergences)
+    assert any(line.strip().startswith(f"decision {decisions[0]['time']}") for line in lines)
+    kept = query(database_url, "SELECT count(*) AS n FROM live_reviews")
+    assert kept[0].n == 1  # the --json run's; --no-record kept nothing

@@ -123,7 +123,8 @@ def live_review(
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
-    console.print(
+    # plain lines, never wrapped: one per divergence, for grep and scripts
+    typer.echo(
         f"bot {bot} {summary['symbol']} {summary['timeframe']} "
         f"{summary['since']} .. {summary['until']}: "
         f"features {'equal' if report.features_equal else 'DIFFER'}, "
@@ -133,7 +134,6 @@ def live_review(
         f"{report.positions_backtest} backtest"
     )
     for divergence in report.divergences:
-        console.print(
-            f"  {divergence.kind} {divergence.time}: {divergence.detail} ({divergence.cause})",
-            markup=False,
+        typer.echo(
+            f"  {divergence.kind} {divergence.time}: {divergence.detail} ({divergence.cause})"
         )
