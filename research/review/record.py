@@ -81,6 +81,16 @@ def _log_evaluation(
         f"{TAG_PREFIX}live_review_id": str(row_id),
         "mlflow.runName": f"review {report.bot} v{version}",
     }
+    # a review kept again under the same row (a re-run day) replaces its evaluation run
+    earlier = client.search_runs(
+        [experiment],
+        filter_string=(
+            f"tags.`{TAG_PREFIX}live_review_id` = '{row_id}' and "
+            f"tags.`{TAG_PREFIX}model_version` = '{version}'"
+        ),
+    )
+    for old in earlier:
+        client.delete_run(old.info.run_id)
     run = client.create_run(experiment, tags=tags)
     run_id = str(run.info.run_id)
     stamp = int(time.time() * 1000)

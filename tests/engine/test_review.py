@@ -197,6 +197,11 @@ def test_the_review_reconciles_both_default_strategies(
     assert first["review_id"] == again["review_id"]
     assert again["positions_matched"] == again["positions_live"] == summary["positions_live"]
     assert again["features_equal"] is again["decisions_equal"] is True
+    review_id = again["review_id"]
+    [evaluation] = client.search_runs(
+        [experiment.experiment_id], f"tags.`tradepipe.live_review_id` = '{review_id}'"
+    )  # the re-run replaced the day's evaluation run
+    assert evaluation.info.run_id == again["mlflow_runs"][0]  # type: ignore[index]
     daily = query(database_url, "SELECT id FROM live_reviews WHERE bot_name = 'lgbm'")
     assert len(daily) == 2  # the command's and the day's
     quiet = DataInterval(datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 3, tzinfo=UTC))
