@@ -89,6 +89,7 @@ def run_engine(
                             == version
                         ),
                         "the champion to load",
+                        40,  # the first check waits for the model check process to start
                     )
                 listener = f"{replay.url}/stream?streams=btcusdt@trade"
                 async with connect(listener, proxy=None, close_timeout=1) as starter:
