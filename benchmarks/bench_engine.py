@@ -11,6 +11,12 @@ the per-trade path. Orders, fills and database writes run in the background betw
 pushes, as live, and are not in the figure.
 
 Targets (issue 4): p99 <= 5 ms; 1000 bots over 100 symbols in <= 1 GB resident.
+
+Storage (issue 14): the recorder's transactions with the SQLite file check before each
+(device, inode, mode bits) against the same transactions without it, in the same run; and
+what the write journal costs when the database is away: an fsynced append of one
+transaction's writes, and the replay of them at start. While the database is available the
+journal is not written at all.
 Nothing here asserts a time.
 """
 
@@ -201,6 +207,7 @@ def report_latency(run: Run) -> None:
 
 
 def run() -> None:
+    bench_storage()
     print("engine, one symbol: message-to-decision latency in-process")
     report_latency(measure(symbols=1, per_symbol=10, timeframe="1s", hours=2.0))
 
@@ -228,6 +235,67 @@ def run() -> None:
     )
     per_bot_small = (small.rss_after_mb - small.rss_before_mb) / 100
     print(f"  reference: 100 bots, {per_bot_small * 1024:,.0f} kB a bot")
+
+
+def bench_storage(transactions: int = 400, writes_per_transaction: int = 16) -> None:
+    """Recorder transactions with and without the file check; journal append and replay."""
+    from datetime import UTC, datetime
+
+    from live.engine.events import EngineEvent
+    from live.engine.journal import WriteJournal, replay
+    from live.engine.persistence import EventWrite
+    from live.engine.recorder import EngineDatabase, is_unavailable
+
+    print("engine storage: the SQLite file check per transaction, the write journal")
+    stamp = datetime(2024, 1, 1, tzinfo=UTC)
+    writes = [
+        EventWrite(EngineEvent("bench", f"event {index}", None, {"index": index}, stamp))
+        for index in range(writes_per_transaction)
+    ]
+    with tempfile.TemporaryDirectory(prefix="bench_storage_") as folder:
+        url = f"sqlite:///{Path(folder) / 'trading.db'}"
+        upgrade_database(url)
+        database = EngineDatabase(url, busy_timeout_ms=2_000)
+        try:
+            database.write(writes, [])  # connections warm
+            seconds = {}
+            for label, watched in (("without the check", False), ("with the check", True)):
+                if watched:
+                    database.watch_file()
+                began = time.perf_counter()
+                for _ in range(transactions):
+                    database.write(writes, [])
+                seconds[label] = time.perf_counter() - began
+            check = database.storage
+            assert check is not None
+            began = time.perf_counter()
+            for _ in range(10_000):
+                check.check()
+            check_us = (time.perf_counter() - began) / 10_000 * 1e6
+            journal = WriteJournal(Path(folder) / "trading.db.journal.jsonl")
+            entries = list(enumerate(writes, 1))
+            began = time.perf_counter()
+            for _ in range(transactions):
+                journal.append(entries)
+            append_ms = (time.perf_counter() - began) / transactions * 1000
+            size_kb = journal.path.stat().st_size / 1024 / transactions
+            began = time.perf_counter()
+            replay(journal, database.session, is_unavailable=is_unavailable)
+            replay_seconds = time.perf_counter() - began
+        finally:
+            database.dispose()
+    plain, checked = seconds["without the check"], seconds["with the check"]
+    print(
+        f"  {transactions} transactions of {writes_per_transaction} writes: "
+        f"{plain / transactions * 1000:.3f} ms each without the file check, "
+        f"{checked / transactions * 1000:.3f} ms with it: {checked / plain:.3f}x "
+        f"(the check alone {check_us:.1f} us)"
+    )
+    print(
+        f"  journal (only while the database is away): append + fsync of one transaction's "
+        f"writes {append_ms:.3f} ms ({size_kb:.1f} kB); replay of "
+        f"{transactions * writes_per_transaction:,} writes {replay_seconds:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,14 @@ from tradepipe.db.dashboard_queries import EquityPoint
 from tradepipe.db.views import PositionDetail
 from tradepipe.enums import OrderRole, OrderStatus, Side
 
-__all__ = ["PriceMark", "equity_figure", "position_figure", "price_marks"]
+__all__ = [
+    "QUALITY_LINES",
+    "PriceMark",
+    "equity_figure",
+    "position_figure",
+    "price_marks",
+    "quality_figure",
+]
 
 _ENTRY_COLOUR = "#1f77b4"
 _EXIT_COLOUR = "#ff7f0e"
@@ -181,5 +188,52 @@ def position_figure(
         xaxis_rangeslider_visible=False,
         yaxis_title=f"{position.symbol} price",
         legend={"orientation": "h", "y": 1.08},
+    )
+    return figure
+
+
+# (figure key, legend name): the live figures the Models page charts over time
+QUALITY_LINES = (
+    ("auc", "AUC"),
+    ("precision_at_threshold", "precision"),
+    ("hit_rate", "hit rate"),
+)
+
+
+def quality_figure(
+    version: str,
+    points: Sequence[tuple[datetime, dict[str, float]]],
+    validation: dict[str, float] | None,
+) -> go.Figure:
+    """One model version's live figures per time bucket (solid lines, markers), and the
+    validation figures recorded at training as dotted horizontal lines of the same colour."""
+    figure = go.Figure()
+    colours = ("#1f77b4", "#2ca02c", "#ff7f0e")
+    times = [at for at, _ in points]
+    for (key, label), colour in zip(QUALITY_LINES, colours, strict=True):
+        figure.add_trace(
+            go.Scatter(
+                x=times,
+                y=[figures.get(key) for _, figures in points],
+                name=f"live {label}",
+                mode="lines+markers",
+                line={"color": colour},
+            )
+        )
+        if validation is not None and validation.get(key) is not None and times:
+            figure.add_trace(
+                go.Scatter(
+                    x=[times[0], times[-1]],
+                    y=[validation[key], validation[key]],
+                    name=f"validation {label}",
+                    mode="lines",
+                    line={"color": colour, "dash": "dot"},
+                )
+            )
+    figure.update_layout(
+        title=f"version {version}: live quality per period",
+        height=_HEIGHT,
+        yaxis={"range": [0, 1]},
+        margin={"t": 40, "b": 10},
     )
     return figure

@@ -44,6 +44,7 @@ _STATUS_STYLE = {
     "promoted": _GOOD,
     "passed": _GOOD,
     "error": _BAD,
+    "model_error": _BAD,
     "invalid": _BAD,
     "refused": _BAD,
     "failed": _BAD,

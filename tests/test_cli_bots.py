@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,3 +146,44 @@ def test_strategy_parameters_are_stored_and_a_bot_can_be_assigned_another_strate
     assert runner.invoke(app, ["bots", "assign", "nobody", "ema_rsi"]).exit_code == 1
     assigned = runner.invoke(app, ["bots", "assign", "alpha", "ema_rsi"])
     assert assigned.exit_code == 0 and "runs ema_rsi" in assigned.stdout
+
+
+def test_set_changes_the_config_validated_and_recorded() -> None:
+    assert runner.invoke(app, ADD).exit_code == 0
+    changed = runner.invoke(
+        app,
+        ["bots", "set", "alpha", "--take-profit-pct", "1.2", "--max-open-positions", "2",
+         "--param", "rsi_entry_below=25", "--json"],
+    )  # fmt: skip
+    assert changed.exit_code == 0, changed.stderr
+    done = json.loads(changed.stdout)
+    assert done["new"] == {
+        "take_profit_pct": 1.2,
+        "max_open_positions": 2,
+        "strategy_parameters": {"rsi_entry_below": 25},
+    }
+    assert done["old"]["take_profit_pct"] == 1.0 and done["old"]["max_open_positions"] == 1
+    assert done["by"].startswith("cli")
+    shown = runner.invoke(app, ["bots", "show", "alpha"]).stdout
+    assert "configuration changes" in shown and "take_profit_pct" in shown and "1.2" in shown
+
+    same = runner.invoke(app, ["bots", "set", "alpha", "--take-profit-pct", "1.2"])
+    assert same.exit_code == 0 and "nothing changed" in same.stdout
+    for args, fragment in (
+        (["--stop-loss-pct", "200"], "stop_loss_pct: Input should be less than 100"),
+        (["--capital", "inf"], "capital_per_trade: Input should be a finite"),
+        (["--param", "rsi_entry_below=oops"], "strategy_parameters do not suit 'ema_rsi'"),
+        (["--notify", "nobody"], "unknown notifier(s) nobody"),
+        ([], "nothing to set"),
+    ):
+        refused = runner.invoke(app, ["bots", "set", "alpha", *args])
+        assert refused.exit_code != 0 and fragment in refused.stderr, (args, refused.stderr)
+    assert (
+        "no bot called 'ghost'"
+        in runner.invoke(app, ["bots", "set", "ghost", "--capital", "5"]).stderr
+    )
+    # nothing of the refused changes was written
+    again = json.loads(
+        runner.invoke(app, ["bots", "set", "alpha", "--capital", "100", "--json"]).stdout
+    )
+    assert again["new"] == {} and again["old"] == {}

@@ -20,12 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from tradepipe.botconfig import BotConfig, BotConfigError, parse_bot_config
-from tradepipe.bots import BotError, check_notifiers, check_parameters
-from tradepipe.db.models import Bot, Event
+from tradepipe.bots import BotError, bot_row, check_notifiers, check_parameters
+from tradepipe.db.models import Event
 from tradepipe.enums import BotMode
 
 __all__ = ["CHANGE_EVENT", "SETTABLE", "BotConfigChange", "change_bot_config"]
@@ -59,9 +58,7 @@ def change_bot_config(
     ones, a None value there removes the parameter) to bot `name`'s config. BotError names
     an unknown bot or field and every value refused; nothing is written then. A change that
     changes nothing is recorded as nothing (empty old and new) and writes nothing."""
-    row = session.scalars(sa.select(Bot).where(Bot.name == name)).one_or_none()
-    if row is None:
-        raise BotError(f"no bot called {name!r} (see `tradepipe bots list`)")
+    row = bot_row(session, name)
     unknown = sorted(set(changes) - set(SETTABLE))
     if unknown:
         raise BotError(

@@ -45,6 +45,14 @@ class BotError(ValueError):
     """A bot that cannot be created or changed as asked; the message says why."""
 
 
+class UnknownBotError(BotError):
+    """No bot of that name."""
+
+
+class BotConflictError(BotError):
+    """The bots table's state forbids it: the name is taken, or the bot has history."""
+
+
 @dataclass(frozen=True, slots=True)
 class NewBot:
     name: str
@@ -210,7 +218,7 @@ def add_bot(
     if known_notifiers is not None:
         check_notifiers(bot.config, known_notifiers)
     if get_bot(session, bot.name) is not None:
-        raise BotError(f"a bot called {bot.name!r} exists already")
+        raise BotConflictError(f"a bot called {bot.name!r} exists already")
     check_mode_opt_in(
         bot.mode,
         bot.config,
@@ -240,7 +248,7 @@ def add_bot(
 
 
 def set_enabled(session: Session, name: str, enabled: bool) -> BotView:
-    _row(session, name).enabled = enabled
+    bot_row(session, name).enabled = enabled
     session.flush()
     return _view(session, name)
 
@@ -250,7 +258,7 @@ def set_strategy(
 ) -> BotView:
     """Point bot `name` at `strategy`. With `strategies_dir` the strategy and the bot's
     parameters are checked here; without, the caller (the engine) checked them."""
-    row = _row(session, name)
+    row = bot_row(session, name)
     if strategies_dir is not None:
         check_strategy(session, strategy, strategies_dir)
         check_parameters(strategy, strategies_dir, row.bot_config)
@@ -262,27 +270,30 @@ def set_strategy(
 def remove_bot(session: Session, name: str) -> None:
     """Delete a bot that never traded. One with history is refused (disable it instead):
     deleting would lose its orders and PnL."""
-    row = _row(session, name)
+    row = bot_row(session, name)
     open_positions = session.scalar(
         sa.select(sa.func.count(Position.id)).where(
             Position.bot_id == row.id, Position.status != PositionStatus.CLOSED
         )
     )
     if open_positions:
-        raise BotError(f"bot {name!r} has {open_positions} open position(s): disable it first")
+        raise BotConflictError(
+            f"bot {name!r} has {open_positions} open position(s): disable it first"
+        )
     orders = session.scalar(sa.select(sa.func.count(Order.id)).where(Order.bot_id == row.id))
     if orders:
-        raise BotError(
+        raise BotConflictError(
             f"bot {name!r} has trading history ({orders} orders): disable it instead of removing"
         )
     session.delete(row)
     session.flush()
 
 
-def _row(session: Session, name: str) -> Bot:
+def bot_row(session: Session, name: str) -> Bot:
+    """The bots-table row of `name`; UnknownBotError when there is none."""
     row = session.scalars(sa.select(Bot).where(Bot.name == name)).one_or_none()
     if row is None:
-        raise BotError(f"no bot called {name!r} (see `tradepipe bots list`)")
+        raise UnknownBotError(f"no bot called {name!r} (see `tradepipe bots list`)")
     return row
 
 

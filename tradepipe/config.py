@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     record_exchange: str = Field(default="binance-live", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     decision_retention_days: int = Field(default=30, ge=1)
     decision_log_dir: Path | None = Field(default=None, description="default <home>/decisions")
+    # Live model quality per version from that evidence, in the engine's /metrics: every
+    # engine_quality_seconds (0: off) over the last engine_quality_window_seconds.
+    engine_quality_seconds: float | None = Field(default=None, ge=0)
+    engine_quality_window_seconds: float | None = Field(default=None, gt=0)
+    # the engine's write journal (live/engine/journal.py); default beside the SQLite file
+    engine_journal_dir: Path | None = None
 
     # Secrets and notifications (tradepipe/secrets.py, tradepipe/notifications.py). Configs
     # name secrets; values come from the environment or this file outside the repository.

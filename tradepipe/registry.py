@@ -23,6 +23,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ import pandas as pd
 
 from tradepipe.config import Settings, load_settings
 from tradepipe.features import FeatureSpec
+from tradepipe.quality import QualityError, QualityReference
 
 __all__ = [
     "CHALLENGER",
@@ -39,6 +41,7 @@ __all__ = [
     "FEATURE_SPEC_TAG",
     "PIN_TAGS",
     "PREVIOUS_CHAMPION_TAG",
+    "QUALITY_REFERENCE_ARTIFACT",
     "LoadedModel",
     "ModelLoadError",
     "ModelNotFoundError",
@@ -61,6 +64,12 @@ PROMOTED_AT_TAG = "promoted_at"
 FEATURE_SPEC_TAG = "feature_spec"
 FEATURE_SPEC_HASH_TAG = "feature_spec_hash"
 LOGGED_MODEL_TAG = "logged_model_id"
+# The training run's artifact with the validation figures and training distributions that
+# live quality is compared with (tradepipe.quality.QualityReference).
+QUALITY_REFERENCE_ARTIFACT = "quality_reference.json"
+# Evaluation runs of a version's live quality: one run per (model, version), found by tags.
+EVALUATION_EXPERIMENT = "tradepipe-live-quality"
+EVALUATION_TAGS = ("tradepipe.evaluation", "tradepipe.model", "tradepipe.model_version")
 # Registered-model tags of a pinned champion: while `pinned_version` is set nothing moves
 # the alias, neither a promotion run nor an operator (unpin first).
 PIN_TAGS = ("pinned_version", "pinned_by", "pinned_reason", "pinned_at")
@@ -254,7 +263,105 @@ class ModelRegistry:
         found = self._client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
         return sorted((self._info(item) for item in found), key=lambda item: int(item.version))
 
+    def quality_reference(self, name: str, version: str) -> QualityReference | None:
+        """What training measured for `version` (None: trained before references were
+        stored, or not by the research pipeline); RegistryError if it cannot be read."""
+        import tempfile
+
+        from mlflow.exceptions import MlflowException
+
+        found = self.version(name, version)
+        if found.run_id is None:
+            return None
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                path = self._client.download_artifacts(
+                    found.run_id, QUALITY_REFERENCE_ARTIFACT, folder
+                )
+            except (MlflowException, OSError):
+                if QUALITY_REFERENCE_ARTIFACT in self._artifact_names(found.run_id):
+                    raise RegistryError(
+                        f"{name} version {version}: {QUALITY_REFERENCE_ARTIFACT} unreadable"
+                    ) from None
+                return None
+            text = Path(path).read_text(encoding="utf-8")
+        try:
+            return QualityReference.from_json(text)
+        except QualityError as error:
+            raise RegistryError(f"{name} version {version}: {error}") from None
+
+    def _artifact_names(self, run_id: str) -> set[str]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return {str(item.path) for item in self._client.list_artifacts(run_id)}
+        except (MlflowException, OSError):
+            return set()
+
     # --- writing --------------------------------------------------------------------------
+
+    def log_evaluation(
+        self,
+        name: str,
+        version: str,
+        steps: Mapping[int, Mapping[str, float]],
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> str:
+        """Log metrics per step (the caller's time axis, e.g. seconds since the epoch of a
+        window's end) to the evaluation run of (`name`, `version`), created on first use in
+        the EVALUATION_EXPERIMENT; returns its run id. A step already logged for a metric is
+        not logged again, so re-running over the same window changes nothing. NaN figures
+        (nothing to measure yet) are left out."""
+        import math
+
+        from mlflow.entities import Metric
+
+        run_id = self._evaluation_run(name, str(version))
+        logged: dict[str, set[int]] = {}
+        batch = []
+        stamp = int(datetime.now(UTC).timestamp() * 1000)
+        for step, metrics in sorted(steps.items()):
+            for key, value in metrics.items():
+                if math.isnan(value) or math.isinf(value):
+                    continue
+                if key not in logged:
+                    history = self._client.get_metric_history(run_id, key)
+                    logged[key] = {int(item.step) for item in history}
+                if int(step) in logged[key]:
+                    continue
+                logged[key].add(int(step))
+                batch.append(Metric(key, float(value), stamp, int(step)))
+        for start in range(0, len(batch), 1000):  # MLflow's limit per batch
+            self._client.log_batch(run_id, metrics=batch[start : start + 1000])
+        for key, text in (params or {}).items():
+            self._client.set_tag(run_id, f"tradepipe.{key}", text)
+        return run_id
+
+    def _evaluation_run(self, name: str, version: str) -> str:
+        experiment = self._client.get_experiment_by_name(EVALUATION_EXPERIMENT)
+        experiment_id = (
+            self._client.create_experiment(EVALUATION_EXPERIMENT)
+            if experiment is None
+            else experiment.experiment_id
+        )
+        kind, model_tag, version_tag = EVALUATION_TAGS
+        runs = self._client.search_runs(
+            [experiment_id],
+            filter_string=(
+                f"tags.`{kind}` = 'live_quality' and tags.`{model_tag}` = '{name}' "
+                f"and tags.`{version_tag}` = '{version}'"
+            ),
+            max_results=1,
+        )
+        if runs:
+            return str(runs[0].info.run_id)
+        run = self._client.create_run(
+            experiment_id,
+            tags={kind: "live_quality", model_tag: name, version_tag: version},
+            run_name=f"{name} v{version} live quality",
+        )
+        return str(run.info.run_id)
 
     def register(
         self,

@@ -35,15 +35,17 @@ pages of ``PAGE_HOURS`` hours with one random generator per page and memoised, s
 - minute flow deviation ``d_k``, AR(1) 0.7 with s.d. 0.04, demeaned over the hour; taker-buy
   probability ``0.5 + b_h + d_k``; each trade's side is drawn from it;
 - each minute drifts by ``sigma_m * (CONTEMP_FLOW * d_k + LEAD_FLOW * d_{k-1})``: the flow
-  imbalance of a minute moves its own price and, weakly, the next minute's;
+  imbalance of a minute moves its own price and, weakly, the next minute's (plus a burst's
+  move, item 4 below);
 - each trade adds Student-t (3 d.o.f.) noise plus the price impact of its *surprise* flow
   ``KAPPA * (side - E[side]) * sqrt(quantity / median)``, 25 % of the trade's variance;
 - trade sizes are log-normal (s.d. 1.0) around a median notional of $300 at start price;
 - a variance-weighted bridge adds ``(T_h - sum) * v_i / V`` so the hour ends exactly at the
-  next anchor. Every predictable drift inside the hour has zero hourly sum (d is demeaned),
-  so the bridge only reconciles noise, the law of a Gaussian path conditioned on its sum.
+  next anchor. Every predictable drift inside the hour has zero hourly sum (d is demeaned)
+  or is part of T_h (a burst's move), so the bridge only reconciles noise, the law of a
+  Gaussian path conditioned on its sum.
 
-Structure a model on candle features can find (all weak, all real):
+Structure a model on candle features can find (1 to 3 weak, all real):
 1. momentum: trend regimes persist for tens of hours, so past returns predict the sign of
    future returns; range regimes revert to their 24-hour mean;
 2. order flow leads returns: at 1 minute, taker imbalance (taker_buy_volume / volume)
@@ -51,8 +53,20 @@ Structure a model on candle features can find (all weak, all real):
    the previous hours' imbalance estimates b_h, which is persistent and moves T_h;
 3. volatility clustering (GARCH, minute log-vol), a daily volatility cycle and trade counts
    that rise with volatility: candle ranges and counts predict future ranges.
+4. **flow bursts, the demo's edge** (stated, and large enough to trade): each hour, with
+   probability ``BURST_CHANCE`` (15 %, its own generator), a burst of sign +1 or -1 (even
+   odds) starts at a minute drawn in [0, ``LAST_BURST_START``]: for ``BURST_MINUTES`` (5)
+   minutes the taker-buy probability moves by ``sign * BURST_FLOW`` (to about 95 % buys or
+   sells) and those minutes draw ``BURST_ACTIVITY`` (3) times their share of the hour's
+   trades; then, over the next ``MOVE_MINUTES`` (20), the price drifts by
+   ``sign * BURST_MOVE`` (1 % of log price), added to the hour's return T_h so the bridge
+   leaves it in place. The paper broker's round trip costs 0.24 % (tradepipe/costs.py), so a
+   long entered after a buy burst, with a take-profit inside the move, earns after costs:
+   the demo spec (research/specs/btcusdt_1m.toml) is built on this. Bursts are far plainer
+   than anything a real market offers and add about 40 % to the hourly variance.
 Known artifacts: minute log-volatility and flow deviations restart at each hour (the hour
-keeps the totals), and a minute's lead effect does not cross the hour boundary.
+keeps the totals), a minute's lead effect does not cross the hour boundary, and a burst and
+its move always fit inside their hour.
 
 Prices are rounded to a tick of 1e-6 of the start price's order of magnitude (0.01 at
 30 000), quantities to 1e-5. Times are ms since the epoch, trade ids increase by one.
@@ -98,6 +112,13 @@ EMA_ALPHA = 1.0 - 0.5 ** (1.0 / 24.0)
 LEVEL_REVERSION = math.log(2.0) / (365.0 * 24.0)
 SEASON_AMPLITUDE, SEASON_PEAK_HOUR = 0.2, 15
 BASE_RATE, RATE_ELASTICITY, MIN_RATE, MAX_RATE = 18.0, 0.5, 6.0, 60.0
+
+# Flow bursts, the demo's edge (module docstring, item 4): in a BURST_CHANCE share of hours,
+# BURST_MINUTES of one-sided taker flow, then a BURST_MOVE log move over MOVE_MINUTES.
+BURST_CHANCE = 0.15
+BURST_MINUTES, MOVE_MINUTES = 5, 20
+BURST_FLOW, BURST_MOVE, BURST_ACTIVITY = 0.45, 0.01, 3.0
+LAST_BURST_START = MINUTES - BURST_MINUTES - MOVE_MINUTES
 
 LOGVOL_PHI, LOGVOL_SD = 0.9, 0.45
 FLOW_DEV_PHI, FLOW_DEV_SD = 0.7, 0.04
@@ -147,6 +168,8 @@ class _CoarsePage:
     target: FloatArray  # T_h, the hour's log return
     count: IntArray
     first_id: IntArray
+    burst_sign: npt.NDArray[np.int8]  # +1 a buy burst, -1 a sell burst, 0 none
+    burst_minute: IntArray  # the burst's first minute in the hour
     end: _CoarseState
 
 
@@ -172,6 +195,15 @@ def _coarse_page(entropy: tuple[int, int], start_price: float, page: int) -> _Co
     flow_draws = rng.standard_normal(PAGE_HOURS).tolist()
     return_draws = rng.standard_normal(PAGE_HOURS).tolist()
     mixing = ((HOURLY_T_DF - 2.0) / rng.chisquare(HOURLY_T_DF, PAGE_HOURS)).tolist()
+    # bursts from a generator of their own, so the rest of the market keeps its draws
+    burst_rng = np.random.default_rng([*entropy, 2, page])
+    burst_sign = np.where(
+        burst_rng.random(PAGE_HOURS) < BURST_CHANCE,
+        np.where(burst_rng.random(PAGE_HOURS) < 0.5, 1, -1),
+        0,
+    ).astype(np.int8)
+    burst_minute = burst_rng.integers(0, LAST_BURST_START + 1, PAGE_HOURS).astype(np.int64)
+    burst_moves = (BURST_MOVE * burst_sign).tolist()
 
     regime, variance, flow_noise = state.regime, state.variance, state.flow_noise
     log_price, ema = state.log_price, state.ema
@@ -192,7 +224,7 @@ def _coarse_page(entropy: tuple[int, int], start_price: float, page: int) -> _Co
         if regime == RANGE:
             drift -= RANGE_REVERSION * (log_price - ema)
         shock = math.sqrt(mixing[i]) * return_draws[i]
-        target = drift + FLOW_RETURN * bias * sigma + sigma * shock
+        target = drift + FLOW_RETURN * bias * sigma + sigma * shock + burst_moves[i]
         regimes.append(regime)
         sigmas.append(sigma)
         noise_sds.append(sigma * math.sqrt(mixing[i]))
@@ -220,6 +252,8 @@ def _coarse_page(entropy: tuple[int, int], start_price: float, page: int) -> _Co
         target=np.asarray(targets),
         count=count,
         first_id=first_id.astype(np.int64),
+        burst_sign=burst_sign,
+        burst_minute=burst_minute,
         end=end,
     )
 
@@ -276,7 +310,8 @@ class SyntheticMarket:
 
     def hourly_states(self, start_ms: int, end_ms: int) -> pd.DataFrame:
         """The hidden hourly state (for diagnostics and tests; a model never sees it):
-        hour_start_ms, regime (0 range, 1 up, 2 down), sigma, flow_bias, open_price."""
+        hour_start_ms, regime (0 range, 1 up, 2 down), sigma, flow_bias, open_price,
+        burst_sign (+1 buy burst, -1 sell burst, 0 none) and burst_minute (its first)."""
         hours = self._hours(max(int(start_ms), ORIGIN_MS), int(end_ms))
         rows = [self._coarse(hour) for hour in hours]
         return pd.DataFrame(
@@ -286,6 +321,8 @@ class SyntheticMarket:
                 "sigma": [float(page.sigma[i]) for page, i in rows],
                 "flow_bias": [float(page.flow_bias[i]) for page, i in rows],
                 "open_price": [math.exp(page.anchor[i]) for page, i in rows],
+                "burst_sign": [int(page.burst_sign[i]) for page, i in rows],
+                "burst_minute": [int(page.burst_minute[i]) for page, i in rows],
             }
         )
 
@@ -316,13 +353,22 @@ class SyntheticMarket:
         variance_share = np.exp(2.0 * log_vol)
         variance_share /= variance_share.sum()
         activity = np.exp(log_vol)
+        sign, first_burst = int(page.burst_sign[i]), int(page.burst_minute[i])
+        if sign != 0:  # a rush of takers: more of the hour's trades in the burst's minutes
+            activity[first_burst : first_burst + BURST_MINUTES] *= BURST_ACTIVITY
         per_minute = rng.multinomial(count, activity / activity.sum())
         offsets = np.repeat(np.arange(MINUTES) * MINUTE_MS, per_minute)
         offsets += rng.integers(0, MINUTE_MS, count)
         offsets.sort()
         minute = offsets // MINUTE_MS
 
-        buy_probability = np.clip(0.5 + page.flow_bias[i] + flow_dev, 0.02, 0.98)
+        burst_flow = np.zeros(MINUTES)
+        burst_drift = np.zeros(MINUTES)
+        if sign != 0:
+            moving = first_burst + BURST_MINUTES
+            burst_flow[first_burst:moving] = sign * BURST_FLOW
+            burst_drift[moving : moving + MOVE_MINUTES] = sign * BURST_MOVE / MOVE_MINUTES
+        buy_probability = np.clip(0.5 + page.flow_bias[i] + flow_dev + burst_flow, 0.02, 0.98)
         taker_buy = rng.random(count) < buy_probability[minute]
         size_draw = rng.standard_normal(count)
         noise = np.clip(rng.standard_t(TRADE_T_DF, count), -30.0, 30.0)
@@ -333,6 +379,7 @@ class SyntheticMarket:
         sigma_minute = noise_sd / math.sqrt(MINUTES)
         lagged_dev = np.concatenate(([0.0], flow_dev[:-1]))
         minute_drift = sigma_minute * (CONTEMP_FLOW * flow_dev + LEAD_FLOW * lagged_dev)
+        minute_drift += burst_drift  # part of T_h: the bridge below leaves it in place
         surprise_flow = np.where(taker_buy, 1.0, -1.0) - (2.0 * buy_probability[minute] - 1.0)
         returns = minute_drift[minute] / trades_in_minute + np.sqrt(variance) * (
             NOISE_WEIGHT * noise + KAPPA * surprise_flow * np.exp(0.5 * SIZE_LOG_SD * size_draw)

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from live.api.auth import TokenGuard
 from live.api.body_gate import DEFAULT_MAX_BODY_BYTES, BodyGate
+from live.api.bot_routes import bot_routes
 from live.api.errors import ApiError, install_error_handler
 from live.api.events_ws import EventStream
 from live.api.history import history_router
@@ -50,6 +51,7 @@ RefreshModels = Callable[[str | None], Awaitable[object]]
 
 class KillSwitchRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=500, description="why, kept in the events")
+    flatten: bool = Field(default=False, description="also leave every open position at market")
 
 
 class ModelRefreshRequest(BaseModel):
@@ -126,12 +128,15 @@ def create_app(
 
     @app.get("/metrics", dependencies=read)
     async def metrics() -> Response:
-        text = render_metrics(engine.status(), engine.metrics(), stream.metrics())
+        text = render_metrics(
+            engine.status(), engine.metrics(), stream.metrics(), engine.quality.latest
+        )
         return PlainTextResponse(text, media_type=CONTENT_TYPE)
 
     app.include_router(strategy_router(engine, read=read, control=control))
     app.include_router(model_router(engine, read=read, control=control))
     app.include_router(history_router(engine, read=read))
+    app.include_router(bot_routes(engine, control=control))
 
     @app.websocket("/ws/events")
     async def events(websocket: WebSocket) -> None:
@@ -176,10 +181,10 @@ def create_app(
 
     @app.post("/api/kill-switch", dependencies=control)
     async def engage(request: KillSwitchRequest) -> dict[str, Any]:
-        cancelled = await engine.engage_kill_switch(request.reason)
+        closed = await engine.engage_kill_switch(request.reason, flatten=request.flatten)
         log.warning("kill switch engaged through the API: %s", request.reason)
         return {
-            "cancelled_entries": cancelled,
+            "cancelled_entries": closed,  # with flatten: the open positions left, too
             "kill_switch": jsonable_encoder(engine.status().kill_switch),
         }
 

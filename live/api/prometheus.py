@@ -8,10 +8,11 @@ engines in one process (the tests run many). Every scrape renders fresh snapshot
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from live.engine import BotRunState, EngineState, EngineStatus
 from live.feeds import FeedState
+from tradepipe.quality_report import VersionQuality
 
 __all__ = ["CONTENT_TYPE", "escape_label", "render_metrics"]
 
@@ -109,14 +110,62 @@ def _api_families(metrics: Mapping[str, float]) -> Iterable[_Family]:
         yield family
 
 
+# (gauge name, help, figure): live figures of matured outcomes, their validation
+# counterparts from the version's quality reference, and drift.
+_QUALITY_GAUGES: tuple[tuple[str, str, Callable[[VersionQuality], float]], ...] = (
+    ("model_live_auc", "Live AUC of matured outcomes per model version.",
+     lambda q: q.quality.figures["auc"]),
+    ("model_live_precision", "Live take-profit rate above the bots' threshold per version.",
+     lambda q: q.quality.figures["precision_at_threshold"]),
+    ("model_live_hit_rate", "Live share of right calls at the bots' threshold per version.",
+     lambda q: q.quality.figures["hit_rate"]),
+    ("model_live_calibration_error", "Live mean calibration gap per model version.",
+     lambda q: q.quality.figures["calibration_error"]),
+    ("model_matured_outcomes", "Live decisions whose triple-barrier outcome is known.",
+     lambda q: float(q.quality.matured)),
+    ("model_live_decisions", "Live decisions with a probability per model version.",
+     lambda q: float(q.quality.decisions)),
+    ("model_max_feature_psi", "Largest feature PSI against the training distribution.",
+     lambda q: q.quality.max_feature_psi),
+    ("model_prediction_psi", "PSI of live probabilities against validation's.",
+     lambda q: q.quality.prediction_psi),
+    ("model_validation_auc", "Validation AUC recorded at training per model version.",
+     lambda q: _validation(q, "auc")),
+    ("model_validation_precision", "Validation precision at the threshold per version.",
+     lambda q: _validation(q, "precision_at_threshold")),
+    ("model_validation_hit_rate", "Validation hit rate at the threshold per version.",
+     lambda q: _validation(q, "hit_rate")),
+)  # fmt: skip
+
+
+def _validation(item: VersionQuality, figure: str) -> float:
+    reference = item.reference
+    return math.nan if reference is None else reference.figures.get(figure, math.nan)
+
+
+def _quality_families(qualities: Sequence[VersionQuality]) -> Iterable[_Family]:
+    if not qualities:
+        return
+    for name, help_text, figure in _QUALITY_GAUGES:
+        family = _Family(name, "gauge", help_text)
+        for item in qualities:
+            family.add(figure(item), model=item.model, version=item.version)
+        yield family
+
+
 def render_metrics(
-    status: EngineStatus, metrics: Mapping[str, float], api: Mapping[str, float] | None = None
+    status: EngineStatus,
+    metrics: Mapping[str, float],
+    api: Mapping[str, float] | None = None,
+    quality: Sequence[VersionQuality] = (),
 ) -> str:
     """`metrics`: the engine's (`tradepipe_engine_*`); `api`: the API's own counters, such
-    as the events WebSocket's (`tradepipe_api_*`)."""
+    as the events WebSocket's (`tradepipe_api_*`); `quality`: the engine's last live model
+    quality per version (`tradepipe_model_*`, computed in the background, not here)."""
     families = [
         *_engine_families(status, metrics),
         *_api_families(api or {}),
         *_bot_families(status),
+        *_quality_families(quality),
     ]
     return "\n".join(line for family in families for line in family.lines) + "\n"

@@ -5,7 +5,8 @@ of that symbol in placement order:
 
 - **market** orders fill at the first trade the broker sees after the order arrived, at
   that trade's price moved `slippage_bps` against the order (a buy pays more, a sell gets
-  less), as taker. A market buy sized in quote currency gets `quote / fill price` coins.
+  less; the fill model's rule 6, `market_fill_price`), as taker. A market buy sized in
+  quote currency gets `quote / fill price` coins.
 - **limit** orders, on the first trade after arrival: if that trade is already at or
   through the limit (at or below it for a buy, at or above for a sell) the order is
   marketable and fills at the trade's price, as taker; otherwise it rests, and later
@@ -13,6 +14,8 @@ of that symbol in placement order:
   through the limit. This is the live reading of the candle fill model's rule 3
   (`tradepipe.orders.rules`): marketable on arrival, else filled at the limit when traded.
 - fees come from the `FeeSchedule` (maker or taker rate of the notional), in quote currency.
+  The defaults of both are the kernel's `PAPER_COSTS` (tradepipe/costs.py), the costs the
+  promotion gates judge paper bots at.
 
 Fills are complete (no partial fills): public trades do not say how much of the book a
 resting order would have taken, and a paper fill must never be better than reality allows
@@ -50,9 +53,10 @@ from live.brokers.protocol import (
     ReportSink,
     VenueFill,
 )
+from tradepipe.costs import PAPER_COSTS
 from tradepipe.domain import Side, Trade
 from tradepipe.enums import OrderType
-from tradepipe.orders import FeeSchedule, Liquidity
+from tradepipe.orders import FeeSchedule, Liquidity, market_fill_price
 
 __all__ = ["PaperBroker", "PaperConfig"]
 
@@ -64,8 +68,8 @@ DONE_MEMORY = 100_000
 class PaperConfig:
     """`slippage_bps`: adverse move of market fills in basis points (2.0 is 0.02 %)."""
 
-    slippage_bps: float = 2.0
-    fees: FeeSchedule = field(default_factory=lambda: FeeSchedule(0.001, 0.001))
+    slippage_bps: float = PAPER_COSTS.slippage_bps
+    fees: FeeSchedule = field(default_factory=lambda: PAPER_COSTS.fees)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.slippage_bps) and 0 <= self.slippage_bps < 10_000):
@@ -154,8 +158,8 @@ class PaperBroker:
         order = working.order
         buy = order.side is Side.BUY
         if order.order_type is OrderType.MARKET:
-            move = self.config.slippage_bps / 10_000
-            return trade.price * (1 + move if buy else 1 - move), Liquidity.TAKER
+            price = market_fill_price(order.side, trade.price, self.config.slippage_bps)
+            return price, Liquidity.TAKER
         assert order.price is not None
         through = trade.price <= order.price if buy else trade.price >= order.price
         if not working.resting:

@@ -23,6 +23,7 @@ from typing import Any
 
 from live.feeds.sanity import SanityConfig
 from tradepipe.config import Settings
+from tradepipe.costs import PAPER_COSTS
 from tradepipe.orders import FeeSchedule
 
 __all__ = ["SETTINGS_FIELDS", "EngineConfig", "default_engine_id"]
@@ -59,6 +60,9 @@ SETTINGS_FIELDS = {
     "record_decisions": "record_decisions",
     "decision_retention_days": "decision_retention_days",
     "record_exchange": "record_exchange",
+    "quality_seconds": "engine_quality_seconds",
+    "quality_window_seconds": "engine_quality_window_seconds",
+    "journal_dir": "engine_journal_dir",
 }
 
 
@@ -86,13 +90,17 @@ class EngineConfig:
     warmup_from_exchange: bool = True
     warmup_settle_seconds: float = 2.0
     warmup_timeout_seconds: float = 30.0
-    paper_slippage_bps: float = 2.0
-    maker_fee_rate: float = 0.001
-    taker_fee_rate: float = 0.001
+    # the paper broker's costs; defaults: the kernel's PAPER_COSTS (tradepipe/costs.py)
+    paper_slippage_bps: float = PAPER_COSTS.slippage_bps
+    maker_fee_rate: float = PAPER_COSTS.maker_rate
+    taker_fee_rate: float = PAPER_COSTS.taker_rate
     db_retry_initial_seconds: float = 0.5
     db_retry_max_seconds: float = 30.0
     db_busy_timeout_ms: int = 2_000
     db_batches_per_transaction: int = 256
+    # The write journal (live/engine/journal.py): writes the database could not take,
+    # replayed at the next start. None: beside a SQLite file; var/journal for PostgreSQL.
+    journal_dir: Path | None = None
     # An entry whose intent is not durable by then is not sent at all (rejected locally).
     entry_intent_timeout_seconds: float = 5.0
     # Exits and cancels wait this long for their intent to be durable, then go anyway:
@@ -101,6 +109,9 @@ class EngineConfig:
     broker_retry_initial_seconds: float = 0.5
     broker_retry_max_seconds: float = 30.0
     registry_timeout_seconds: float = 120.0
+    # A new model version is loaded and tried in a separate process first (live/model_check):
+    # one that does not load and predict within this time is refused.
+    model_check_timeout_seconds: float = 60.0
     # Strategy files: bots of a deleted strategy move to `default_strategy`. Saves are
     # applied once the folder was quiet for `strategy_debounce_seconds`; the folder is also
     # rescanned every `strategy_rescan_seconds` (file systems that report no changes); a
@@ -163,6 +174,10 @@ class EngineConfig:
     decision_retention_days: int = 30
     evidence_queue_size: int = 100_000
     evidence_flush_seconds: float = 300.0
+    # Live model quality (live/engine/quality.py) from that evidence, recomputed every
+    # `quality_seconds` (0: never) over the last `quality_window_seconds` of market time.
+    quality_seconds: float = 300.0
+    quality_window_seconds: float = 86_400.0
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -175,6 +190,7 @@ class EngineConfig:
             "heartbeat_seconds",
             "bot_reload_seconds",
             "model_poll_seconds",
+            "model_check_timeout_seconds",
             "strategy_rescan_seconds",
             "strategy_smoke_budget_seconds",
             "strategy_call_budget_seconds",

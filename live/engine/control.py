@@ -2,8 +2,9 @@
 
 It lives in the database (`engine_controls`, name `kill_switch`), so it survives restarts
 and reaches every engine that polls the table; the engine that flips it applies it at
-once. Open (filled) positions are not touched: their take-profit, stop-loss and timeout
-keep protecting them, which a blunt "close everything at market" would not do better.
+once. Open (filled) positions are left to their take-profit, stop-loss and timeout, unless
+the operator asks to flatten: then every open position is left at market as well (its
+resting exits cancelled by the exit), in every engine.
 While this engine's own change is not yet written, the poll ignores the table, so a stale
 read can never undo a switch just flipped.
 """
@@ -31,14 +32,15 @@ class KillSwitch:
     def state(self) -> KillSwitchState:
         return self.core.kill_switch
 
-    def engage(self, reason: str) -> int:
-        """Block every new entry and cancel every pending one; returns how many."""
+    def engage(self, reason: str, *, flatten: bool = False) -> int:
+        """Block every new entry and cancel every pending one (with `flatten`, leave every
+        active position at market too); returns how many positions were closed."""
         now = datetime.now(UTC)
-        value = {"engaged": True, "reason": reason, "at": now.isoformat()}
+        value = {"engaged": True, "reason": reason, "at": now.isoformat(), "flatten": flatten}
         self._write_seq = self.core.recorder.submit(
             ControlWrite(KILL_SWITCH, value, self.engine_id)
         )
-        return self._engaged(KillSwitchState(True, reason, now))
+        return self._engaged(KillSwitchState(True, reason, now, flatten))
 
     def release(self) -> None:
         write = ControlWrite(KILL_SWITCH, {"engaged": False}, self.engine_id)
@@ -51,7 +53,8 @@ class KillSwitch:
         own change was written may predate it, even if it is written by now."""
         if read_after_seq < self._write_seq:
             return  # the table as read is behind us
-        if wanted.engaged and not self.state.engaged:
+        newly_flat = wanted.flatten and not self.state.flatten
+        if wanted.engaged and (not self.state.engaged or newly_flat):
             self._engaged(wanted)
         elif not wanted.engaged and self.state.engaged:
             self._released()
@@ -59,21 +62,30 @@ class KillSwitch:
     def _engaged(self, state: KillSwitchState) -> int:
         core = self.core
         core.kill_switch = state
-        cancelled = 0
+        cancelled = exited = 0
         with core.step() as step:
             for bot in core.bots.values():
-                for position in bot.book.positions:
-                    if position.status is PositionStatus.PENDING:
-                        time_ms = core.clock.now_or(position.entry.updated_at_ms)
-                        events = bot.book.close_position(position.seq, time_ms, ExitReason.MANUAL)
-                        step.add(bot.name, events)
-                        cancelled += 1
+                for position in list(bot.book.positions):
+                    pending = position.status is PositionStatus.PENDING
+                    if not pending and not state.flatten:
+                        continue  # its own exits protect it
+                    time_ms = core.clock.now_or(position.entry.updated_at_ms)
+                    events = bot.book.close_position(position.seq, time_ms, ExitReason.MANUAL)
+                    step.add(bot.name, events)
+                    cancelled += pending
+                    exited += not pending
+        flattened = " and flattened" if state.flatten else ""
         core.emit(
             "kill_switch_engaged",
-            f"kill switch engaged: {state.reason}",
-            data={"reason": state.reason, "pending_entries_cancelled": cancelled},
+            f"kill switch engaged{flattened}: {state.reason}",
+            data={
+                "reason": state.reason,
+                "flatten": state.flatten,
+                "pending_entries_cancelled": cancelled,
+                "positions_exited": exited,
+            },
         )
-        return cancelled
+        return cancelled + exited
 
     def _released(self) -> None:
         self.core.kill_switch = KillSwitchState(False)

@@ -421,6 +421,11 @@ class TradingCore:
             # disabled, or moving to another symbol once flat: no new entries meanwhile
             target = BotRunState.DISABLED
         elif bot.needs_model and (bot.slot is None or bot.slot.active is None):
+            slot = bot.slot
+            if slot is not None and slot.refusal is not None:
+                # in error with the reason, but not isolated: a good version ends it
+                self.set_state(bot, BotRunState.MODEL_ERROR, f"model {slot.ref}: {slot.refusal}")
+                return
             target = BotRunState.WAITING_FOR_MODEL
         elif bot.features is None or not bot.features.ready:
             target = BotRunState.WARMING_UP

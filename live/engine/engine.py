@@ -33,10 +33,12 @@ from live.engine.events import EventBus
 from live.engine.evidence import EvidenceRecorder
 from live.engine.features import NoBackfill
 from live.engine.heartbeats import bot_status_view, engine_metrics, heartbeat_rows
+from live.engine.journal import WriteJournal, journal_path, replay
 from live.engine.lifecycle import BotManager, FeedSubscriptions
 from live.engine.listing import SymbolListing
 from live.engine.models import ModelSource, ModelWatcher
-from live.engine.recorder import EngineDatabase, Recorder
+from live.engine.quality import QualityMonitor
+from live.engine.recorder import EngineDatabase, Recorder, is_unavailable
 from live.engine.recovery import BotsSnapshot, ReconcileReport, read_saved, read_snapshot
 from live.engine.single_engine import EngineAlreadyRunningError, SingleEngineLock
 from live.engine.status import (
@@ -59,6 +61,7 @@ from live.feeds import (
     FeedStatus,
     SecondCandles,
 )
+from live.model_check import ModelChecker
 from tradepipe.db import DatabaseUrlError, upgrade_database
 from tradepipe.domain import Candle
 
@@ -92,7 +95,11 @@ class Engine:
         self.database = EngineDatabase(
             config.database_url, busy_timeout_ms=config.db_busy_timeout_ms
         )
-        self.recorder = Recorder(self.database, config, on_health=self._on_database_health)
+        # writes the database cannot take survive a stop: replayed first at the next start
+        self.journal = WriteJournal(journal_path(config))
+        self.recorder = Recorder(
+            self.database, config, on_health=self._on_database_health, journal=self.journal
+        )
         self.database_lock = SingleEngineLock(config.database_url, self.engine_id)
         # paper, or each bot's exchange venue (its mode and credentials): live/engine/venues.py
         broker = broker or build_broker(
@@ -113,6 +120,15 @@ class Engine:
             flush_seconds=config.evidence_flush_seconds,
             on_event=lambda kind, message: self.core.emit(kind, message),
         )
+        recording = config.record_candles and config.record_decisions
+        self.quality = QualityMonitor(
+            decision_root=config.decision_log_dir if recording else None,
+            market_data_root=config.market_data_dir if recording else None,
+            exchange=config.record_exchange,
+            tracking_uri=config.mlflow_tracking_uri,
+            window_seconds=config.quality_window_seconds,
+            market_now_ms=lambda: self.core.clock.now(),
+        )
         self.core = TradingCore(
             config,
             broker=broker,
@@ -127,12 +143,22 @@ class Engine:
             else None,
         )
         consumer = CallbackConsumer(self.core.on_trade, self.core.on_gap, self._on_feed_status)
+        # the configured registry's versions are tried in a separate process before they
+        # are loaded here (a model whose native code aborts must not abort the engine)
+        self.model_checker = (
+            ModelChecker(
+                config.mlflow_tracking_uri, timeout_seconds=config.model_check_timeout_seconds
+            )
+            if models is None
+            else None
+        )
         self.watcher = ModelWatcher(
             models or self._registry,
             sample=self._model_sample,
             on_swap=lambda slot, previous: self.bots.on_swap(slot, previous),
             on_refused=lambda slot, version, reason: self.bots.on_refused(slot, version, reason),
             timeout_seconds=config.registry_timeout_seconds,
+            checker=self.model_checker,
         )
         library = StrategyLibrary(
             config.strategies_dir,
@@ -189,7 +215,12 @@ class Engine:
             raise
         if self.notifications is not None:
             self.notifications.start()
+        # the strategy validation process starts while the database is migrated and the
+        # journal replayed: a restart is seconds shorter
+        warming = asyncio.create_task(asyncio.to_thread(self.strategies.warm_validator))
         snapshot = await self._wait_for_database()
+        with contextlib.suppress(Exception):  # a failure shows at the first scan, with its cause
+            await warming
         if self.notifications is not None:
             self.notifications.update_bots(snapshot.bots)
         self._recorder_task = asyncio.create_task(self.recorder.run(), name="recorder")
@@ -223,6 +254,8 @@ class Engine:
         self._spawn(self._every(self.config.model_poll_seconds, self.watcher.poll), "models")
         self._spawn(self.strategies.run(), "strategies")
         self._spawn(self._every(self.config.reconcile_seconds, self.reconcile), "reconcile")
+        if self.quality.enabled and self.config.quality_seconds > 0:
+            self._spawn(self._every(self.config.quality_seconds, self.quality.refresh), "quality")
         self._trading_started = True
         self._update_state()
         await self._beat()
@@ -288,6 +321,8 @@ class Engine:
         await self._close_resources()
 
     async def _close_resources(self) -> None:
+        if self.model_checker is not None:
+            await asyncio.to_thread(self.model_checker.close)
         await self.broker.close()
         self.core.guard.close()
         await self.core.seconds.aclose()
@@ -297,12 +332,18 @@ class Engine:
         await self._stopped.wait()
 
     async def _wait_for_database(self) -> BotsSnapshot:
-        """Migrate (idempotent) and read the bots, retrying with backoff while the database
-        is unreachable; a URL that can never work is an error at once."""
+        """Migrate (idempotent), replay the write journal of the last run (before anything
+        reads a book: a position closed during an outage must be read closed), watch the
+        SQLite file, and read the bots; retrying with backoff while the database is
+        unreachable; a URL that can never work is an error at once."""
         attempt = 0
         while True:
             try:
                 await asyncio.to_thread(upgrade_database, self.config.database_url)
+                await asyncio.to_thread(
+                    replay, self.journal, self.database.session, is_unavailable=is_unavailable
+                )
+                await asyncio.to_thread(self.database.watch_file)
                 return await self.recorder.read(read_snapshot)
             except DatabaseUrlError:
                 raise
@@ -408,6 +449,7 @@ class Engine:
         metrics = engine_metrics(
             self.core, self.feed.metrics(), self.recorder, self.evidence.metrics()
         )
+        metrics.update(self.quality.metrics())
         if self.notifications is not None:
             metrics.update(self.notifications.metrics())
         return metrics
@@ -486,10 +528,11 @@ class Engine:
         await self.strategies.assign(bot, strategy)
         return self.bot_status(bot)
 
-    async def engage_kill_switch(self, reason: str) -> int:
+    async def engage_kill_switch(self, reason: str, *, flatten: bool = False) -> int:
         """Block every new entry and cancel every pending one (in every engine reading the
-        table) until released; returns how many pending entries were cancelled."""
-        return self.kill_switch.engage(reason)
+        table) until released; with `flatten`, leave every open position at market too.
+        Returns how many positions were cancelled or left."""
+        return self.kill_switch.engage(reason, flatten=flatten)
 
     async def release_kill_switch(self) -> None:
         self.kill_switch.release()

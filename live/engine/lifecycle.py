@@ -393,6 +393,8 @@ class BotManager:
         )
 
     def on_refused(self, slot: ModelSlot, version: str, reason: str) -> None:
+        """A version that may not trade: with no earlier one active, its bots wait in error
+        (the reason in the bots table) until a good version is promoted."""
         users = [b.name for b in self.core.bots.values() if b.slot is slot]
         running = slot.active.version if slot.active else None
         self.core.emit(
@@ -406,6 +408,8 @@ class BotManager:
                 "bots": users,
             },
         )
+        for name in users:
+            self.core.refresh_state(self.core.bots[name])
 
     async def close(self) -> None:
         for task in list(self._loading):

@@ -3,7 +3,9 @@
 One `ModelSlot` per `models:/<name>@<alias>` that some bot uses, however many bots use it.
 The `ModelWatcher` polls each alias (every `model_poll_seconds`, and at once when a bot
 needs a slot nobody loaded yet). A version behind the alias that differs from the active
-one is loaded (in a worker thread: MLflow is blocking) and checked before it may trade:
+one is first loaded and tried in a separate process (`live.model_check`: an artifact whose
+native code aborts takes only that process down, and the reason is a refusal), then loaded
+here (in a worker thread: MLflow is blocking) and checked before it may trade:
 
 - its feature spec (the registry tag; the default spec when absent) must produce every
   feature the model was trained on;
@@ -15,7 +17,9 @@ A version that passes replaces the active one in one synchronous step on the eve
 (`on_swap`), between two decisions, so no decision ever sees half a swap. A version that
 fails is refused: it is remembered (not retried until the alias moves again), the refusal
 is reported (`on_refused`, which records an event), and the active version keeps trading.
-A slot with no usable version leaves its bots waiting, never crashing.
+A slot with no usable version leaves its bots waiting, never crashing: waiting for a model
+while the alias has none, in error (`refusal` names the reason) while the version behind the
+alias was refused; they trade as soon as a version passes.
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ from typing import Protocol, TypeVar
 
 import pandas as pd
 
+from live.model_check import ModelChecker
 from tradepipe.domain import Candle
 from tradepipe.features import FeatureSpec, IncrementalFeatures, default_spec
 from tradepipe.registry import LoadedModel, ModelVersionInfo
 from tradepipe.timeframes import parse_timeframe
+from tradepipe.worker_process import WorkerError
 
 __all__ = [
     "ActiveModel",
@@ -78,6 +84,9 @@ class ModelSlot:
     active: ActiveModel | None = None
     refused: dict[str, str] = field(default_factory=dict)  # version -> reason
     last_error: str | None = None
+    # Why the version behind the alias may not trade, while it is refused (whether or not an
+    # older version is still active).
+    refusal: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -156,13 +165,19 @@ class ModelWatcher:
         on_swap: Callable[[ModelSlot, ActiveModel | None], None],
         on_refused: Callable[[ModelSlot, str, str], None],
         timeout_seconds: float,
+        checker: ModelChecker | None = None,
     ) -> None:
+        """`checker`: the check in a separate process before a version is loaded here (of
+        the registry the source reads); it bounds its own time. None: versions are loaded
+        here directly."""
         self._source_factory = source
         self._source: ModelSource | None = None
         self._sample = sample
         self._on_swap = on_swap
         self._on_refused = on_refused
         self._timeout = timeout_seconds
+        self._checker = checker
+        self._checker_start: asyncio.Future[None] | None = None
         self.slots: dict[tuple[str, str], ModelSlot] = {}
 
     def slot(self, name: str, alias: str) -> ModelSlot:
@@ -170,7 +185,20 @@ class ModelWatcher:
         found = self.slots.get(key)
         if found is None:
             found = self.slots[key] = ModelSlot(name, alias)
+            self._start_checker()
         return found
+
+    def _start_checker(self) -> None:
+        """The check process starts (seconds: it imports mlflow) as soon as a bot needs a
+        model, not when the first version appears."""
+        if self._checker is None or self._checker_start is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: the first check starts it
+            return
+        self._checker_start = loop.run_in_executor(None, self._checker.start)
+        self._checker_start.add_done_callback(_log_start_failure)
 
     def release_unused(self, in_use: set[tuple[str, str]]) -> None:
         for key in list(self.slots):
@@ -185,6 +213,9 @@ class ModelWatcher:
         async with slot.lock:
             try:
                 await self._refresh(slot)
+            except WorkerError as error:  # no check process: says nothing of the model
+                slot.last_error = f"model check: {error}"
+                log.warning("model %s: %s", slot.ref, slot.last_error, extra={"model": slot.ref})
             except Exception as error:  # the registry unreachable, a timeout...
                 slot.last_error = f"model registry: {type(error).__name__}: {error}"
                 log.warning("model %s: %s", slot.ref, slot.last_error, extra={"model": slot.ref})
@@ -194,26 +225,37 @@ class ModelWatcher:
         info = await self._call(source.alias, slot.name, slot.alias)
         if info is None:
             slot.last_error = f"model {slot.name!r} has no version with alias {slot.alias!r}"
+            slot.refusal = None
             return
         if slot.active is not None and slot.active.version == info.version:
-            slot.last_error = None
+            slot.last_error = slot.refusal = None
             return
         if info.version in slot.refused:
+            slot.refusal = f"version {info.version} refused: {slot.refused[info.version]}"
             return
+        if self._checker is not None:
+            # A worker that cannot start says nothing of the model: that error propagates
+            # (the slot's last_error) and the next poll tries again.
+            result = await asyncio.to_thread(self._checker.check, slot.name, info.version)
+            if not result.ok:
+                self._refuse(slot, info.version, result.reason or "refused by the model check")
+                return
         candles = self._sample(slot)
         try:
             model = await self._call(lambda: source.load(slot.name, version=info.version))
             spec = await self._call(check_model, model, candles)
         except Exception as error:
-            reason = str(error) or type(error).__name__
-            slot.refused[info.version] = reason
-            slot.last_error = f"version {info.version} refused: {reason}"
-            self._on_refused(slot, info.version, reason)
+            self._refuse(slot, info.version, str(error) or type(error).__name__)
             return
         previous = slot.active
         slot.active = ActiveModel(model, spec)
-        slot.last_error = None
+        slot.last_error = slot.refusal = None
         self._on_swap(slot, previous)
+
+    def _refuse(self, slot: ModelSlot, version: str, reason: str) -> None:
+        slot.refused[version] = reason
+        slot.last_error = slot.refusal = f"version {version} refused: {reason}"
+        self._on_refused(slot, version, reason)
 
     async def _registry(self) -> ModelSource:
         if self._source is None:
@@ -222,3 +264,9 @@ class ModelWatcher:
 
     async def _call(self, function: Callable[..., T], *args: object) -> T:
         return await asyncio.wait_for(asyncio.to_thread(function, *args), self._timeout)
+
+
+def _log_start_failure(started: asyncio.Future[None]) -> None:
+    if not started.cancelled() and started.exception() is not None:
+        # the first check tries again and reports it; here only a trace
+        log.warning("model check process: %s", started.exception())

@@ -101,6 +101,7 @@ def read_snapshot(session: Session) -> BotsSnapshot:
         bool(value.get("engaged")),
         value.get("reason"),
         control.updated_at if control is not None and value.get("engaged") else None,
+        bool(value.get("engaged")) and bool(value.get("flatten")),
     )
     return BotsSnapshot(tuple(bots), tuple(invalid), kill)
 

@@ -21,23 +21,28 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-__all__ = ["EngineAlreadyRunningError", "SingleEngineLock", "sqlite_lock_path"]
+__all__ = ["EngineAlreadyRunningError", "SingleEngineLock", "sqlite_file_path", "sqlite_lock_path"]
 
 
 class EngineAlreadyRunningError(RuntimeError):
     """Another engine holds this SQLite database."""
 
 
-def sqlite_lock_path(database_url: str) -> Path | None:
-    """The lock file of a SQLite file database; None for PostgreSQL or an in-memory one."""
+def sqlite_file_path(database_url: str) -> Path | None:
+    """The file of a SQLite file database; None for PostgreSQL or an in-memory one."""
     url = make_url(database_url)
     database = url.database or ""
     if url.get_backend_name() != "sqlite" or database in {"", ":memory:"}:
         return None
     if database.startswith("file:"):
         database = database.removeprefix("file:").partition("?")[0]
-    path = Path(database).expanduser().resolve()
-    return path.with_name(path.name + ".engine-lock")
+    return Path(database).expanduser().resolve()
+
+
+def sqlite_lock_path(database_url: str) -> Path | None:
+    """The lock file of a SQLite file database; None for PostgreSQL or an in-memory one."""
+    path = sqlite_file_path(database_url)
+    return None if path is None else path.with_name(path.name + ".engine-lock")
 
 
 class SingleEngineLock:

@@ -37,6 +37,9 @@ class BotRunState(StrEnum):
 
     STARTING = "starting"
     WAITING_FOR_MODEL = "waiting_for_model"  # its model is not available (yet): no decisions
+    # the version behind its model's alias cannot trade (it does not load, or fails its
+    # check) and no earlier one is loaded: no decisions until a good version is promoted
+    MODEL_ERROR = "model_error"
     WARMING_UP = "warming_up"  # features not defined yet: no decisions
     RUNNING = "running"
     DISABLED = "disabled"  # no new entries; open positions are still managed until flat
@@ -46,7 +49,7 @@ class BotRunState(StrEnum):
     @property
     def database_status(self) -> BotStatus:
         """The coarser word the bots table keeps (`bots.status`)."""
-        if self is BotRunState.ERROR:
+        if self in (BotRunState.ERROR, BotRunState.MODEL_ERROR):
             return BotStatus.ERROR
         if self in (BotRunState.STOPPED, BotRunState.DISABLED):
             return BotStatus.STOPPED
@@ -87,6 +90,7 @@ class KillSwitchState:
     engaged: bool
     reason: str | None = None
     engaged_at: datetime | None = None
+    flatten: bool = False  # every open position left at market too, not only pending entries
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,6 +177,12 @@ class StrategyReloads:
         """Ask for a scan soon (from the loop)."""
         self._wanted.set()
 
+    def warm_validator(self) -> None:
+        """Start the shared strategy validation process (blocking: call from a thread)."""
+        from tradepipe.strategy.validation import shared_validator
+
+        shared_validator().warm()
+
     async def first_scan(self) -> None:
         """At start, before any bot: load what the folder holds (no bot to reload yet)."""
         await self.scan()

@@ -44,6 +44,7 @@ from research.backtest._backtrader import bt
 from research.backtest.backtrader_broker import AT_OPEN, FillModelBroker
 from research.backtest.decisions import Decider
 from research.backtest.engine import BACKTEST_BOT, DEFAULT_FEES, starting_capital
+from research.backtest.errors import BacktestError
 from research.backtest.history import History, prepare_history
 from research.backtest.metrics import build_result
 from research.backtest.records import BacktestResult, Fill, TradeRecord, UnfilledEntry
@@ -87,11 +88,18 @@ def run_backtrader(
     feature_spec: FeatureSpec | None = None,
     probabilities: npt.ArrayLike | None = None,
     fees: FeeSchedule = DEFAULT_FEES,
+    slippage_bps: float = 0.0,
     strategy_hash: str = "",
     model_version: str | None = None,
     initial_capital: float | None = None,
 ) -> BacktestResult:
-    """`run_backtest`, executed by backtrader (slow; the reference the fast engine meets)."""
+    """`run_backtest`, executed by backtrader (slow; the reference the fast engine meets).
+    The reference models fills without slippage (rule 6): parity holds at slippage 0."""
+    if slippage_bps != 0:
+        raise BacktestError(
+            f"the backtrader reference models no slippage, got slippage_bps={slippage_bps}: "
+            "use the fast engine, or 0"
+        )
     capital = starting_capital(config, initial_capital)
     history = prepare_history(
         candles,

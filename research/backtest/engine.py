@@ -32,6 +32,7 @@ from research.backtest.history import History, prepare_history
 from research.backtest.metrics import build_result
 from research.backtest.records import BacktestResult, Fill, TradeRecord, UnfilledEntry
 from tradepipe.botconfig import BotConfig
+from tradepipe.costs import PAPER_COSTS
 from tradepipe.enums import OrderType, PositionStatus, Side
 from tradepipe.features import FeatureSpec
 from tradepipe.orders import (
@@ -49,8 +50,8 @@ from tradepipe.timeframes import Timeframe
 
 __all__ = ["BACKTEST_BOT", "DEFAULT_FEES", "run_backtest", "starting_capital"]
 
-# Binance spot's base tier: 0.1 % for maker and taker alike (before any BNB discount).
-DEFAULT_FEES = FeeSchedule(maker_rate=0.001, taker_rate=0.001)
+# The paper broker's fees (tradepipe/costs.py): Binance spot's base tier, 0.1 % maker and taker.
+DEFAULT_FEES = PAPER_COSTS.fees
 BACKTEST_BOT = "backtest"  # the bot name in client order ids; one book per run
 _FIRST_SCAN = 32  # candles scanned at first for an active position's next event
 
@@ -79,6 +80,7 @@ def run_backtest(
     feature_spec: FeatureSpec | None = None,
     probabilities: npt.ArrayLike | None = None,
     fees: FeeSchedule = DEFAULT_FEES,
+    slippage_bps: float = 0.0,
     strategy_hash: str = "",
     model_version: str | None = None,
     initial_capital: float | None = None,
@@ -87,7 +89,9 @@ def run_backtest(
 
     `features` (row-aligned with the candles) default to `compute_features(candles,
     feature_spec or default_spec())`; `probabilities` (one per candle, NaN for none) are
-    the model's output the strategy sees as `model_probability`. Orders carry
+    the model's output the strategy sees as `model_probability`. Market orders fill
+    `slippage_bps` worse (fill model rule 6; the research gates pass their venue's, see
+    `tradepipe.costs`). Orders carry
     `strategy_hash` and `model_version`. Positions still open after the last candle are
     left open (see `BacktestResult`). Raises BacktestError for bad inputs and for a
     strategy that fails (naming it and the candle).
@@ -105,7 +109,7 @@ def run_backtest(
     decider = Decider(
         strategy, history, config, strategy_hash=strategy_hash, model_version=model_version
     )
-    book = PositionBook.for_bot(BACKTEST_BOT, symbol, config, fees)
+    book = PositionBook.for_bot(BACKTEST_BOT, symbol, config, fees, slippage_bps=slippage_bps)
     run = _Run(history)
     decide, request, submit = decider.decide, decider.request, book.submit_entry
     ready = history.ready.tolist()

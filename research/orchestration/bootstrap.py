@@ -47,16 +47,17 @@ class DemoBot:
     config: dict[str, Any]
 
 
-# The demo spec's own exits and sizes (research/specs/btcusdt_1m.toml), for 1 m candles.
+# The demo spec's own exits and sizes (research/specs/btcusdt_1m.toml), for 1 m candles:
+# exits wide enough to clear the paper broker's costs (tradepipe/costs.py).
 DEMO_BOTS = (
     DemoBot(
         "demo_ema_rsi",
         "ema_rsi",
         {
             "capital_per_trade": 100.0,
-            "take_profit_pct": 0.3,
-            "stop_loss_pct": 0.3,
-            "max_holding_seconds": 3600.0,
+            "take_profit_pct": 0.7,
+            "stop_loss_pct": 0.5,
+            "max_holding_seconds": 1800.0,
             "maker_order_timeout_seconds": 60.0,
         },
     ),
@@ -65,9 +66,9 @@ DEMO_BOTS = (
         "lgbm_threshold",
         {
             "capital_per_trade": 1000.0,
-            "take_profit_pct": 0.3,
-            "stop_loss_pct": 0.3,
-            "max_holding_seconds": 3600.0,
+            "take_profit_pct": 0.7,
+            "stop_loss_pct": 0.5,
+            "max_holding_seconds": 1800.0,
             "maker_order_timeout_seconds": 60.0,
             "confidence_threshold": 0.5,
             "model_name": "btcusdt_1m_triple_barrier",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from research.backtest import DEFAULT_FEES, run_backtest
+from research.backtest import run_backtest
 from research.backtest.cli import default_config
 from research.marketdata import MarketDataStore, SourceError
 from research.marketdata.load import CandleData, load_candles
@@ -40,6 +40,7 @@ from research.orchestration.common import (
 )
 from research.orchestration.config import OrchestrationConfig, load_orchestration_config
 from tradepipe.config import Settings, load_settings
+from tradepipe.costs import PAPER_COSTS
 from tradepipe.db import Event, Strategy, StrategyStatus
 from tradepipe.features import compute_features, default_spec
 from tradepipe.strategy import LoadedStrategy, load_strategy
@@ -162,7 +163,8 @@ def _run(
         features=features,
         feature_spec=feature_spec,
         probabilities=None if model is None else model.predict_defined(features),
-        fees=DEFAULT_FEES,
+        fees=PAPER_COSTS.fees,  # the costs a paper bot of the strategy would pay
+        slippage_bps=PAPER_COSTS.slippage_bps,
         strategy_hash=loaded.content_hash,
         model_version=payload["model"],
     )

@@ -1,10 +1,11 @@
 """Everything one pipeline step needs, built once per CLI call or DAG task.
 
 A step is keyed by what determines its result: the spec's content hash, the candles'
-content hash and the consuming strategy's content hash (plus the LightGBM version, which can
-change the trees). Train, validate and promote all derive the same `train_key`, which is how
-validate and promote find the version `train` registered without being told its number, and
-why re-running a step on the same inputs finds its earlier result instead of repeating it.
+content hash, the consuming strategy's content hash and the trading costs its backtests pay
+(plus the LightGBM version, which can change the trees). Train, validate and promote all
+derive the same `train_key`, which is how validate and promote find the version `train`
+registered without being told its number, and why re-running a step on the same inputs
+finds its earlier result instead of repeating it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from research.training.errors import DatasetError
 from research.training.evaluate import load_consuming_strategy
 from research.training.spec import ModelSpec, load_spec
 from research.training.workspace import Workspace
+from tradepipe.costs import TradingCosts
 from tradepipe.strategy import LoadedStrategy
 
 __all__ = ["DataInput", "StepContext", "load_context"]
@@ -52,9 +54,15 @@ class StepContext:
         return build_dataset(self.data.candles, self.spec, source=self.data.source)
 
     @cached_property
+    def costs(self) -> TradingCosts:
+        """What every backtest of this step pays: the venue's costs, raised by the spec's."""
+        return self.spec.trading_costs(self.workspace.venue_costs)
+
+    @cached_property
     def train_key(self) -> str:
         parts = {
             "spec": self.spec.content_hash,
+            "costs": self.costs.to_dict(),  # other costs, other backtests: another run
             "data": self.data.content_hash,
             "strategy": self.strategy.content_hash,
             "lightgbm": lgb.__version__,

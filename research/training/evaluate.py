@@ -22,6 +22,7 @@ from research.training.dataset import Dataset
 from research.training.errors import ResearchError, SpecError
 from research.training.spec import ModelSpec
 from research.training.splits import IntArray
+from tradepipe.costs import TradingCosts
 from tradepipe.features import FeatureSpec, compute_features
 from tradepipe.strategy import (
     LoadedStrategy,
@@ -105,13 +106,15 @@ def backtest_window(
     strategy: LoadedStrategy,
     predict: Predictor,
     *,
+    costs: TradingCosts,
     feature_spec: FeatureSpec | None = None,
     model_version: str | None = None,
 ) -> dict[str, float]:
     """Backtest metrics of the spec's strategy on `window`, entering on `predict`'s output.
 
     `feature_spec` (default: the spec's) is the one `predict` was trained on; features are
-    recomputed over the whole history when it differs from the dataset's own.
+    recomputed over the whole history when it differs from the dataset's own. `costs` are
+    the step's (`StepContext.costs`: the venue's, raised by the spec's).
     """
     own = feature_spec is None or feature_spec.content_hash == spec.features.content_hash
     used_spec = spec.features if feature_spec is None else feature_spec
@@ -134,7 +137,8 @@ def backtest_window(
             features=window_features.reset_index(drop=True),
             feature_spec=used_spec,
             probabilities=probabilities,
-            fees=spec.fee_schedule,
+            fees=costs.fees,
+            slippage_bps=costs.slippage_bps,
             strategy_hash=strategy.content_hash,
             model_version=model_version,
         )

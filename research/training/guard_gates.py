@@ -37,7 +37,7 @@ def no_lookahead(context: StepContext, window: Window, predict: Predict) -> Gate
             parameters=spec.strategy.parameters,
             feature_spec=spec.features,
             predict=predict,
-            fees=spec.fee_schedule,
+            fees=context.costs.fees,
             cuts=cuts,
         )
     except BacktestError as error:

@@ -19,6 +19,7 @@ import pandas as pd
 from research.training.dataset import Dataset
 from research.training.spec import ModelSpec
 from research.training.splits import IntArray, holdout_split
+from tradepipe.quality import auc
 
 __all__ = ["FittedModel", "classification_metrics", "fit_model"]
 
@@ -93,21 +94,10 @@ def classification_metrics(
     p = np.clip(np.asarray(probabilities, dtype=np.float64), _EPSILON, 1 - _EPSILON)
     chosen = p > threshold
     return {
-        "auc": _auc(y, p),
+        "auc": auc(y, p),
         "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p))),
         "precision_at_threshold": float(y[chosen].mean()) if chosen.any() else float("nan"),
         "signal_rate": float(chosen.mean()),
         "positive_rate": float(y.mean()),
         "rows": float(len(y)),
     }
-
-
-def _auc(y: FloatArray, p: FloatArray) -> float:
-    """Mann-Whitney AUC with average ranks for ties (equal scores count one half)."""
-    positives = int(y.sum())
-    negatives = len(y) - positives
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    ranks = pd.Series(p).rank(method="average").to_numpy(dtype=np.float64)
-    rank_sum = float(ranks[y == 1].sum())
-    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)

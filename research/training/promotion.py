@@ -1,7 +1,8 @@
 """Promote step: gate a validated version and move `champion`, or record why not.
 
 The candidate and the current champion are backtested on the same window (the candidate's
-validation window, unseen by its training) with the same strategy, bot config and fees; each
+validation window, unseen by its training) with the same strategy, bot config and costs
+(the venue's, raised by the spec's: `StepContext.costs`, recorded with the decision); each
 model sees features from its own feature spec. Walk-forward figures decide the absolute
 gates; the guard gates (guard_gates.py) refuse a candidate whose strategy or model looks
 ahead on that window, and any move of a champion an operator pinned. Every decision is
@@ -132,6 +133,7 @@ def promote_step(
                             "walk_forward": dict(walk_forward),
                             "candidate": dict(comparison.candidate),
                             "champion": comparison.champion,
+                            "costs": context.costs.to_dict(),
                         }
                     ),
                     run_id=run_id,
@@ -183,8 +185,9 @@ def _compare(
     predict: Predictor,
 ) -> ChampionComparison:
     spec, dataset = context.spec, context.dataset
+    costs = context.costs
     candidate = backtest_window(
-        dataset, window, spec, context.strategy, predict, model_version=version.version
+        dataset, window, spec, context.strategy, predict, costs=costs, model_version=version.version
     )
     current = registry.champion(version.name)
     if current is None:
@@ -199,6 +202,7 @@ def _compare(
             spec,
             context.strategy,
             champion_model.predict_proba,
+            costs=costs,
             feature_spec=champion_model.feature_spec(),
             model_version=current.version,
         )

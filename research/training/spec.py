@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from research.training.errors import SpecError
 from tradepipe.botconfig import BotConfig
+from tradepipe.costs import TradingCosts
 from tradepipe.features import FeatureSpec, default_spec
-from tradepipe.orders import FeeSchedule
 from tradepipe.timeframes import InvalidTimeframeError, Timeframe, parse_timeframe
 
 __all__ = ["ModelSpec", "load_spec", "parse_spec"]
@@ -163,8 +163,15 @@ class StrategySection(_Section):
 
 
 class FeeSection(_Section):
+    """Costs this spec adds to its venue's: every backtest of the spec pays, per component,
+    the larger of these and the venue's (`ModelSpec.trading_costs`), so a spec can make its
+    gates stricter (a venue tier with higher fees, more slippage) but never cheaper than the
+    costs its bots trade at. Rates are fractions of the notional, slippage is in basis
+    points on market orders."""
+
     maker_rate: float = Field(0.0, ge=0, lt=1)
     taker_rate: float = Field(0.0, ge=0, lt=1)
+    slippage_bps: float = Field(0.0, ge=0, lt=10_000)
 
 
 class GatesSection(_Section):
@@ -241,9 +248,9 @@ class ModelSpec(_Section):
     def parsed_timeframe(self) -> Timeframe:
         return parse_timeframe(self.timeframe)
 
-    @property
-    def fee_schedule(self) -> FeeSchedule:
-        return FeeSchedule(maker_rate=self.fees.maker_rate, taker_rate=self.fees.taker_rate)
+    def trading_costs(self, venue: TradingCosts) -> TradingCosts:
+        """The costs this spec's backtests pay: the venue's, raised by [fees] where higher."""
+        return venue.at_least(TradingCosts(**self.fees.model_dump()))
 
     @property
     def bot_config(self) -> BotConfig:

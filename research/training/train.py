@@ -33,12 +33,19 @@ from research.training.tracking import (
     metric_key,
     tracking_to,
 )
-from tradepipe.registry import FEATURE_SPEC_HASH_TAG, FEATURE_SPEC_TAG, ModelRegistry
+from tradepipe.quality import build_reference
+from tradepipe.registry import (
+    FEATURE_SPEC_HASH_TAG,
+    FEATURE_SPEC_TAG,
+    QUALITY_REFERENCE_ARTIFACT,
+    ModelRegistry,
+)
 
-__all__ = ["TrainResult", "train_step"]
+__all__ = ["COSTS_TAG", "TrainResult", "train_step"]
 
 MODEL_NAME_IN_RUN = "model"
 TRAIN_KEY_TAG = f"{TAG_PREFIX}train_key"
+COSTS_TAG = f"{TAG_PREFIX}costs"  # the trading costs every backtest of the run paid
 
 
 @dataclass(frozen=True)
@@ -98,8 +105,20 @@ def train_step(context: StepContext, *, force: bool = False) -> TrainResult:
         probabilities = fitted.predict_proba(validation_features)
         threshold = spec.strategy.bot.confidence_threshold
         scores = classification_metrics(dataset.targets(split.test), probabilities, threshold)
+        # What live quality is compared with: the validation figures, the training rows'
+        # feature distributions, and the out-of-sample probabilities' distribution (the
+        # fit rows' own probabilities are optimistic).
+        reference = build_reference(
+            validation_features,
+            dataset.targets(split.test),
+            probabilities,
+            threshold,
+            training_features=dataset.matrix(split.train),
+        )
         window = Window.of_rows(dataset, split.test)
-        backtest = backtest_window(dataset, window, spec, context.strategy, fitted.predict_proba)
+        backtest = backtest_window(
+            dataset, window, spec, context.strategy, fitted.predict_proba, costs=context.costs
+        )
 
         metrics = {metric_key("val", name): value for name, value in scores.items()}
         metrics |= {metric_key("val", "bt", name): value for name, value in backtest.items()}
@@ -123,12 +142,14 @@ def train_step(context: StepContext, *, force: bool = False) -> TrainResult:
                 spec.flat_params()
                 | {f"fingerprint.{key}": str(value) for key, value in fingerprint.items()}
                 | {"lightgbm_version": lgb.__version__}
+                | {f"costs.{key}": str(value) for key, value in context.costs.to_dict().items()}
             )
             mlflow.log_metrics(metrics)
             client.log_text(run_id, context.spec_text, "model_spec.toml")
             client.log_text(run_id, spec.features.to_toml(), "feature_spec.toml")
             log_json(client, run_id, spec.features.to_dict(), "feature_spec.json")
             log_json(client, run_id, fingerprint, "data_fingerprint.json")
+            client.log_text(run_id, reference.to_json(), QUALITY_REFERENCE_ARTIFACT)
             example = validation_features.dropna().head(5)
             if example.empty:
                 example = validation_features.head(5)
@@ -171,6 +192,7 @@ def _run_tags(context: StepContext, window_start_ms: int, window_end_ms: int) ->
         f"{TAG_PREFIX}strategy_hash": context.strategy.content_hash,
         f"{TAG_PREFIX}validation.start_ms": str(window_start_ms),
         f"{TAG_PREFIX}validation.end_ms": str(window_end_ms),
+        COSTS_TAG: json.dumps(context.costs.to_dict(), sort_keys=True),
     }
     if context.spec_path is not None:
         tags[f"{TAG_PREFIX}spec_file"] = str(context.spec_path)
@@ -192,4 +214,5 @@ def _version_tags(context: StepContext) -> dict[str, str]:
         "spec_hash": spec.content_hash,
         "timeframe": spec.timeframe,
         "symbol": spec.symbol,
+        "costs": json.dumps(context.costs.to_dict(), sort_keys=True),
     }

@@ -29,6 +29,7 @@ from research.training.model import classification_metrics, fit_model
 from research.training.spec import ModelSpec
 from research.training.splits import walk_forward_splits
 from research.training.tracking import TAG_PREFIX, log_json, metric_key
+from tradepipe.costs import TradingCosts
 from tradepipe.strategy import LoadedStrategy
 
 __all__ = [
@@ -78,7 +79,7 @@ class ValidationResult:
 
 
 def run_walk_forward(
-    dataset: Dataset, spec: ModelSpec, strategy: LoadedStrategy
+    dataset: Dataset, spec: ModelSpec, strategy: LoadedStrategy, costs: TradingCosts
 ) -> list[FoldResult]:
     splits = walk_forward_splits(
         dataset.start_ms,
@@ -97,7 +98,9 @@ def run_walk_forward(
             threshold,
         )
         window = Window.of_rows(dataset, split.test)
-        backtest = backtest_window(dataset, window, spec, strategy, fitted.predict_proba)
+        backtest = backtest_window(
+            dataset, window, spec, strategy, fitted.predict_proba, costs=costs
+        )
         results.append(
             FoldResult(
                 fold=fold,
@@ -188,7 +191,7 @@ def validate_step(
     if recorded is not None:
         folds, aggregate = recorded
         return ValidationResult(model_name, version, run_id, tuple(folds), aggregate, reused=True)
-    folds = run_walk_forward(context.dataset, context.spec, context.strategy)
+    folds = run_walk_forward(context.dataset, context.spec, context.strategy, context.costs)
     aggregate = aggregate_folds(folds)
     log_walk_forward(client, run_id, folds, aggregate)
     return ValidationResult(model_name, version, run_id, tuple(folds), aggregate, reused=False)

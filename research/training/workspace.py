@@ -9,6 +9,7 @@ from pathlib import Path
 
 from research.marketdata import MarketDataStore
 from tradepipe.config import Settings, load_settings
+from tradepipe.costs import PAPER_COSTS, TradingCosts, paper_costs
 
 __all__ = ["Workspace"]
 
@@ -19,6 +20,8 @@ class Workspace:
     artifact_root: Path
     database_url: str
     market_data_dir: Path
+    # the costs of the venue the specs' bots trade on (paper): the least a gate charges
+    venue_costs: TradingCosts = PAPER_COSTS
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Workspace:
@@ -30,6 +33,7 @@ class Workspace:
             artifact_root=current.resolved_mlflow_artifact_root,
             database_url=current.resolved_database_url,
             market_data_dir=current.resolved_market_data_dir,
+            venue_costs=paper_costs(current),
         )
 
     @classmethod

@@ -1,6 +1,8 @@
 """Bots: health per bot (status, heartbeat age with stale highlighting, strategy and its
-version, model and its version, open positions, last error, uptime) and per engine
-(heartbeat, version, bots owned)."""
+version, model and its version, open positions, last error, uptime), per engine
+(heartbeat, version, bots owned), the operator's controls (streamlit_app/controls.py: a
+bot on or off, its strategy, the kill switch) and an editor of a bot's configuration
+(streamlit_app/bot_editor.py) with its change history."""
 
 from __future__ import annotations
 
@@ -10,10 +12,10 @@ import pandas as pd
 import streamlit as st
 from pandas.io.formats.style import Styler
 
-from streamlit_app import context, display
+from streamlit_app import bot_editor, context, controls, display
 from tradepipe.config import Settings
 from tradepipe.db.dashboard_queries import BotHealth, EngineHealth, bot_health, engine_health
-from tradepipe.db.queries import DEFAULT_STALE_AFTER
+from tradepipe.db.queries import DEFAULT_STALE_AFTER, list_bots
 
 _STALE_STYLE = "background-color: rgba(255, 165, 0, 0.25)"
 _ERROR_STYLE = "background-color: rgba(255, 60, 60, 0.22)"
@@ -33,6 +35,11 @@ def render() -> None:
             _body(current)
 
     live()
+    # Outside the refreshing fragment: a refresh must not redraw the form being filled in.
+    with context.read_errors_shown():
+        bots = context.read(current, list_bots)
+        controls.render(current, bots)
+        bot_editor.render(current, bots)
 
 
 def _body(current: Settings) -> None:

@@ -1,7 +1,8 @@
 """Models: registered models and their versions with metrics, which version is champion,
-the promotion history with every gate's result and the refusal reasons, each version's
-lineage (data fingerprint, feature spec hash, strategy hash), and the operator's actions on
-a champion (streamlit_app/model_actions.py)."""
+live quality per version beside its validation figures (with a chart over time), the
+promotion history with every gate's result and the refusal reasons, each version's lineage
+(data fingerprint, feature spec hash, strategy hash), and the operator's actions on a
+champion (streamlit_app/model_actions.py)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,46 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from streamlit_app import context, display, model_actions, model_registry
+from streamlit_app import charts, context, display, model_actions, model_registry
 from streamlit_app.model_registry import RegisteredModelInfo, RegistryRead
 from tradepipe.config import Settings
 from tradepipe.db.queries import list_model_promotions
 from tradepipe.db.views import PromotionView
 from tradepipe.enums import PromotionDecision
+from tradepipe.quality import QualityReference
+from tradepipe.quality_report import VersionQuality, quality_from_evidence
 
 REGISTRY_TTL_SECONDS = 30  # MLflow is asked at most this often per store
+QUALITY_TTL_SECONDS = 60  # the evidence is read and labelled at most this often
 
 
 @st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Reading the MLflow model registry…")
 def _registry(tracking_uri: str) -> RegistryRead:
     return model_registry.read(tracking_uri)
+
+
+@st.cache_data(ttl=QUALITY_TTL_SECONDS, show_spinner="Measuring live model quality…")
+def _quality(
+    decision_dir: str, market_data_dir: str, exchange: str, tracking_uri: str
+) -> tuple[tuple[VersionQuality, ...], str | None]:
+    """Live quality of every model version in the decision log; never raises."""
+    from pathlib import Path
+
+    from tradepipe.registry import ModelRegistry, RegistryError
+
+    def reference_of(name: str, version: str) -> QualityReference | None:
+        try:
+            return ModelRegistry(tracking_uri).quality_reference(name, version)
+        except RegistryError:
+            return None  # the live figures stand on their own
+
+    try:
+        found = quality_from_evidence(
+            Path(decision_dir), Path(market_data_dir), exchange, reference_of
+        )
+    except Exception as error:  # unreadable evidence is shown, not raised
+        return (), f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return tuple(found), None
 
 
 def render() -> None:
@@ -50,6 +78,14 @@ def _body(current: Settings) -> None:
         )
     promotions = context.read(current, list_model_promotions, limit=500)
     registered = {model.name: model for model in registry.models}
+    qualities, problem = _quality(
+        str(current.resolved_decision_log_dir),
+        str(current.resolved_market_data_dir),
+        current.record_exchange,
+        current.resolved_mlflow_tracking_uri,
+    )
+    if problem:
+        st.warning(f"live model quality cannot be measured: {problem}")
     names = sorted(set(registered) | {p.model_name for p in promotions})
     if not names:
         st.info(
@@ -58,11 +94,19 @@ def _body(current: Settings) -> None:
         )
         return
     for name in names:
-        _model(name, registered.get(name), [p for p in promotions if p.model_name == name])
+        _model(
+            name,
+            registered.get(name),
+            [p for p in promotions if p.model_name == name],
+            [q for q in qualities if q.model == name],
+        )
 
 
 def _model(
-    name: str, model: RegisteredModelInfo | None, promotions: Sequence[PromotionView]
+    name: str,
+    model: RegisteredModelInfo | None,
+    promotions: Sequence[PromotionView],
+    qualities: Sequence[VersionQuality] = (),
 ) -> None:
     st.subheader(name)
     champion = model.champion if model else None
@@ -86,6 +130,7 @@ def _model(
         st.info("No versions in the MLflow registry for this model.")
     else:
         st.dataframe(_versions_frame(model), hide_index=True)
+    _live_quality(qualities)
     st.markdown("**Promotion history** (one row per gate, newest decision first)")
     if promotions:
         st.dataframe(
@@ -109,6 +154,50 @@ def _model(
             column_config=display.narrow("run", "feature spec hash", "strategy hash"),
         )
     st.divider()
+
+
+def _live_quality(qualities: Sequence[VersionQuality]) -> None:
+    st.markdown(
+        "**Live quality** (the engine's recorded decisions, labelled once their "
+        "triple-barrier outcome is known, beside the validation figures of training)"
+    )
+    if not qualities:
+        st.caption("No recorded decision of this model yet (the engine's record_decisions).")
+        return
+    st.dataframe(_quality_frame(qualities), hide_index=True)
+    for item in qualities:
+        if item.series:
+            reference = item.reference
+            points = [
+                (pd.Timestamp(end, unit="ms", tz="UTC").to_pydatetime(), dict(q.figures))
+                for end, q in item.series
+            ]
+            validation = dict(reference.figures) if reference is not None else None
+            st.plotly_chart(charts.quality_figure(item.version, points, validation))
+
+
+def _quality_frame(qualities: Sequence[VersionQuality]) -> pd.DataFrame:
+    rows = []
+    for item in qualities:
+        live = item.quality.figures
+        validation = item.reference.figures if item.reference is not None else {}
+        row: dict[str, Any] = {
+            "version": item.version,
+            "decisions": item.quality.decisions,
+            "matured": item.quality.matured,
+        }
+        for key, label in charts.QUALITY_LINES:
+            row[f"{label} live"] = _shown(live.get(key))
+            row[f"{label} validation"] = _shown(validation.get(key))
+        row["max feature PSI"] = _shown(item.quality.max_feature_psi)
+        row["prediction PSI"] = _shown(item.quality.prediction_psi)
+        row["from"] = display.when(pd.Timestamp(item.window_start_ms, unit="ms", tz="UTC"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _shown(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.3f}"  # NaN != NaN
 
 
 def _versions_frame(model: RegisteredModelInfo) -> pd.DataFrame:

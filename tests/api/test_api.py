@@ -140,6 +140,7 @@ def test_kill_switch_engage_and_release(aio: Aio, database_url: str, strategies_
                 "engaged": True,
                 "reason": "operator: flash crash",
                 "engaged_at": engaged.json()["kill_switch"]["engaged_at"],
+                "flatten": False,  # open positions keep their exits
             }
             health = (await api.client.get("/health")).json()
             assert health["kill_switch"]["engaged"] is True

@@ -47,7 +47,8 @@ def test_rollback_pin_and_unpin_through_the_api(
         ) as api:
             engine = api.running.engine
             await push(api.running, walk(30, start_ms=START_MS))
-            await aio.eventually(lambda: version_in_use(engine) == second, "the champion")
+            # the first load waits for the model check process to start (seconds)
+            await aio.eventually(lambda: version_in_use(engine) == second, "the champion", 40)
 
             listed = (await api.client.get("/api/models")).json()["models"]
             [mine] = [model for model in listed if model["name"] == MODEL]

@@ -8,88 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from live.replay import ReplayServer, SyntheticSource
 from tests.engine.helpers import START_MS, Aio, MarketTimes, add_bots, query
+from tests.engine.processes import (
+    engine_command,
+    open_positions,
+    reconciled_after,
+    start,
+    working_orders,
+)
 
 SPEED = 100  # the market runs 100 times faster than the wall clock
-
-
-def engine_command(url: str, replay: ReplayServer, strategies: Path) -> list[str]:
-    fast = {
-        "heartbeat_seconds": 0.2,
-        "bot_reload_seconds": 0.5,
-        "tick_seconds": 0.05,
-        "candle_close_grace_seconds": 0.5,
-        "stop_timeout_seconds": 5,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "live.engine",
-        "--database-url",
-        url,
-        "--feed-url",
-        replay.url,
-        "--rest-url",
-        str(replay.rest_url),
-        "--strategies-dir",
-        str(strategies),
-        "--engine-id",
-        "crash-test",
-    ]
-    for name, value in fast.items():
-        command += ["--set", f"{name}={value}"]
-    return command
-
-
-def start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPIPE_")}
-    env["TRADEPIPE_HOME"] = str(log.parent / "var")
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=log.parent
-        )
-
-
-def books(url: str) -> dict[str, dict[str, Any]]:
-    rows = query(url, "SELECT b.name, s.book FROM bot_states s JOIN bots b ON b.id = s.bot_id")
-    return {
-        row.name: json.loads(row.book) if isinstance(row.book, str) else row.book for row in rows
-    }
-
-
-def open_positions(url: str) -> dict[tuple[str, int], dict[str, Any]]:
-    return {(name, p["seq"]): p for name, book in books(url).items() for p in book["positions"]}
-
-
-def working_orders(url: str) -> set[str]:
-    return {
-        order["client_order_id"]
-        for position in open_positions(url).values()
-        for order in (position["entry"], *position["exits"])
-        if order["status"] in ("new", "open", "partially_filled")
-    }
-
-
-def reconciled_after(url: str, last_id: int) -> dict[str, Any] | None:
-    rows = query(
-        url,
-        "SELECT id, payload FROM events WHERE kind = 'engine_reconciled' "
-        "AND id > :last ORDER BY id",
-        last=last_id,
-    )
-    if not rows:
-        return None
-    payload = rows[-1].payload
-    return json.loads(payload) if isinstance(payload, str) else payload
 
 
 def test_sigkill_with_open_positions_then_restart_resumes_everything(

@@ -77,6 +77,7 @@ def test_both_shipped_strategies_trade_and_every_order_is_traceable(
                         for name in ("lgbm1", "lgbm5")
                     ),
                     "the champion to load",
+                    40,  # the first check waits for the model check process to start
                 )
                 listener = f"{replay.url}/stream?streams=btcusdt@trade"
                 async with connect(listener, proxy=None, close_timeout=1) as starter:

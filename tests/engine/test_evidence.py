@@ -117,6 +117,7 @@ def test_recorded_candles_and_decisions_are_what_the_engine_saw(
                 await aio.eventually(
                     lambda: getattr(engine.bot_status("lgbm"), "model_version", None) == version,
                     "the champion to load",
+                    40,  # the first check waits for the model check process to start
                 )
                 # the market starts with a second listener, once the champion is loaded
                 listener = f"{replay.url}/stream?streams=btcusdt@trade"

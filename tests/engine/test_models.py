@@ -85,7 +85,9 @@ def test_wait_load_swap_and_refuse(
             assert state_of(engine, "plain") is BotRunState.RUNNING
 
             first = model_store.register(name)
-            await aio.eventually(lambda: version_of(engine) == first, "the first champion")
+            # the first check may wait for the model check process to start (it imports
+            # mlflow: seconds on a loaded machine)
+            await aio.eventually(lambda: version_of(engine) == first, "the first champion", 30)
             await trade(10)
             assert state_of(engine, "m1") is BotRunState.RUNNING
             assert engine.core.bots["m1"].entries > 0
@@ -112,7 +114,7 @@ def test_wait_load_swap_and_refuse(
         finally:
             await engine.stop()
 
-    first, second, broken = aio.run(scenario(), timeout=60)
+    first, second, broken = aio.run(scenario(), timeout=90)
     [refused] = [e for e in events if e.kind == "model_refused"]
     assert refused.data["version"] == broken and refused.data["running_version"] == second
     versions = query(

@@ -113,7 +113,8 @@ def test_no_temporary_files_are_left_behind(
     store: MarketDataStore, two_days_1m: pd.DataFrame
 ) -> None:
     store.write_candles("synthetic", "BTCUSDT", "1m", two_days_1m)
-    store.write_candles("synthetic", "BTCUSDT", "1m", two_days_1m.assign(volume=1.0))
+    changed = two_days_1m.assign(volume=two_days_1m["volume"] * 2)  # still >= taker volume
+    store.write_candles("synthetic", "BTCUSDT", "1m", changed)
     names = {path.name for path in store.root.rglob("*") if path.is_file()}
     assert names == {"month=2024-01.parquet", ".lock"}
 

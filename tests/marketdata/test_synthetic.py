@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from tradepipe import synthetic
 from tradepipe.candles import TRADE_COLUMNS, aggregate_trades
+from tradepipe.costs import PAPER_COSTS
 from tradepipe.synthetic import HOUR_MS, ORIGIN_MS, SyntheticMarket
 
 DAY_MS = 86_400_000
@@ -65,8 +66,8 @@ def test_the_market_is_pinned() -> None:
     # Every stored synthetic dataset and every replay depends on these exact numbers; a change
     # here (our code, or numpy's random streams after an upgrade) changes all of them.
     trades = MARKET.trades(JAN_1, JAN_1 + HOUR_MS)
-    assert trades.iloc[0].tolist() == [1704067200633, 58885502, 33713.91, 0.00812, False]
-    assert trades.iloc[-1].tolist() == [1704070797813, 58886452, 33616.70, 0.00218, False]
+    assert trades.iloc[0].tolist() == [1704067200633, 58885502, 40277.86, 0.00812, False]
+    assert trades.iloc[-1].tolist() == [1704070797813, 58886452, 40150.93, 0.00218, False]
     assert len(trades) == 951
 
 
@@ -140,6 +141,27 @@ def test_trend_regimes_drift_their_way() -> None:
     assert up.mean() > 0 > down.mean()
     flow = hours["flow_bias"].to_numpy()[:-1]
     assert flow[regime == synthetic.TREND_UP].mean() > flow[regime == synthetic.TREND_DOWN].mean()
+
+
+def test_flow_bursts_precede_moves_wider_than_the_paper_round_trip(minutes: pd.DataFrame) -> None:
+    # The demo's stated edge: one-sided taker flow for BURST_MINUTES, then a BURST_MOVE move.
+    hours = MARKET.hourly_states(JAN_1, JAN_1 + 20 * DAY_MS)
+    bursts = hours[hours["burst_sign"] != 0]
+    assert 0.08 < len(bursts) / len(hours) < 0.25
+    by_start = minutes.set_index("start_ms")
+    imbalance = 2 * by_start["taker_buy_volume"] / by_start["volume"] - 1
+    flows, moves = [], []
+    for hour in bursts.itertuples():
+        first = hour.hour_start_ms + hour.burst_minute * 60_000
+        last = first + (synthetic.BURST_MINUTES - 1) * 60_000
+        after = last + synthetic.MOVE_MINUTES * 60_000
+        flows.append(hour.burst_sign * imbalance.loc[first:last].mean())
+        moves.append(
+            hour.burst_sign * math.log(by_start.at[after, "close"] / by_start.at[last, "close"])
+        )
+    assert np.mean(flows) > 0.5  # the burst is visible in the candles' taker volume
+    assert np.mean(moves) > 2 * PAPER_COSTS.round_trip  # and the move clears a round trip
+    assert np.mean(np.array(moves) > PAPER_COSTS.round_trip) > 0.8
 
 
 def _correlation(left: npt.NDArray[np.float64], right: npt.NDArray[np.float64]) -> float:

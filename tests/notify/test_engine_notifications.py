@@ -50,7 +50,7 @@ def test_each_bot_hears_what_it_chose_and_nothing_else(
                 await Aio.eventually(
                     lambda: getattr(engine.bot_status("mdl"), "model_version", None) == first,
                     "the first model version",
-                    20,
+                    40,  # the first check waits for the model check process to start
                 )
                 await push(running, walk(120))
                 second = model_store.register(MODEL, seed=2)  # promoted: a swap

@@ -20,7 +20,11 @@ def test_usable_rows_are_past_warm_up_and_labelled(
     spec = load_spec(write_spec())
     dataset = build_dataset(candles.candles, spec, source=candles.source)
     labels = triple_barrier_labels(
-        candles.candles, "1m", take_profit_pct=0.3, stop_loss_pct=0.3, max_holding_seconds=3600
+        candles.candles,
+        "1m",
+        take_profit_pct=spec.labels.take_profit_pct,
+        stop_loss_pct=spec.labels.stop_loss_pct,
+        max_holding_seconds=spec.labels.max_holding_seconds,
     )
     assert dataset.rows[0] >= spec.features.warmup
     assert np.all(np.diff(dataset.rows) > 0)
@@ -28,8 +32,9 @@ def test_usable_rows_are_past_warm_up_and_labelled(
     assert set(np.unique(dataset.labels)) == {0, 1}
     assert np.all(dataset.label_end_ms >= dataset.start_ms + 2 * 60_000)
     assert list(dataset.matrix(np.arange(3)).columns) == list(spec.features.feature_names)
-    # Only the tail without a full horizon is unlabelled: about an hour of candles.
-    assert len(candles.candles) - dataset.rows[-1] <= 62
+    # Only the tail without a full horizon is unlabelled: about one horizon of candles.
+    horizon = round(spec.labels.max_holding_seconds / 60)
+    assert len(candles.candles) - dataset.rows[-1] <= horizon + 2
 
 
 def test_data_shorter_than_the_folds_need(candles: CandleData, write_spec: SpecWriter) -> None:
@@ -40,15 +45,15 @@ def test_data_shorter_than_the_folds_need(candles: CandleData, write_spec: SpecW
 
 
 def test_labels_of_one_class(write_spec: SpecWriter) -> None:
-    # A market rising 0.02 % a minute hits every take-profit within the hour.
+    # A market rising 0.05 % a minute hits every take-profit (0.7 %) within 30 minutes.
     rows = 6_000
-    close = 30_000 * 1.0002 ** np.arange(1, rows + 1)
+    close = 30_000 * 1.0005 ** np.arange(1, rows + 1)
     frame = pd.DataFrame(
         {
             "start_ms": 1_709_251_200_000 + 60_000 * np.arange(rows),
-            "open": close / 1.0002,
+            "open": close / 1.0005,
             "high": close * 1.0001,
-            "low": close / 1.0002 * 0.9999,
+            "low": close / 1.0005 * 0.9999,
             "close": close,
             "volume": 1.0,
             "taker_buy_volume": 0.5,

@@ -86,7 +86,7 @@ def test_train_logs_params_metrics_tags_and_artifacts(
     spec = load_spec(specs["good"])
     logged = client.get_run(first.train.run_id)
     params, metrics, tags = logged.data.params, logged.data.metrics, logged.data.tags
-    assert params["lightgbm.num_leaves"] == "15" and params["labels.take_profit_pct"] == "0.3"
+    assert params["lightgbm.num_leaves"] == "15" and params["labels.take_profit_pct"] == "0.7"
     assert params["fingerprint.content_hash"] == candles.content_hash
     assert params["features.hash"] == spec.features.content_hash
     assert 0.5 < metrics["val/auc"] < 1 and 0 < metrics["val/log_loss"] < 1

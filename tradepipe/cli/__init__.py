@@ -19,6 +19,7 @@ from tradepipe.cli.bots import bots_app
 from tradepipe.cli.common import console, error_console
 from tradepipe.cli.data import data_app
 from tradepipe.cli.demo import demo_app
+from tradepipe.cli.kill_switch import kill_switch_app
 from tradepipe.cli.live import feed_app, live_app
 from tradepipe.cli.models import models_app
 from tradepipe.cli.platform import db_app, platform_app
@@ -38,6 +39,7 @@ app.add_typer(features_app, name="features")
 app.add_typer(bots_app, name="bots")
 app.add_typer(strategies_app, name="strategies")
 app.add_typer(feed_app, name="feed")
+live_app.add_typer(kill_switch_app, name="kill-switch")
 app.add_typer(live_app, name="live")
 app.add_typer(research_app, name="research")
 app.add_typer(models_app, name="models")

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from tradepipe.cli.common import UserError, console, database_session, settings, user_errors
+from tradepipe.cli.common import (
+    UserError,
+    console,
+    database_session,
+    fail,
+    settings,
+    user_errors,
+)
 
 if TYPE_CHECKING:
     from tradepipe.db import BotView
@@ -189,7 +196,7 @@ def bots_set(
     }
     changes = {key: value for key, value in given.items() if value is not None}
     if not changes:
-        raise UserError("nothing to set: give at least one option (see --help)")
+        fail("nothing to set: give at least one option (see --help)")
     current = settings()
     with user_errors(_bot_errors()), database_session() as session:
         done = change_bot_config(
@@ -255,8 +262,9 @@ def bots_list() -> None:
 def bots_show(
     name: str, orders: Annotated[int, typer.Option(help="latest orders shown")] = 20
 ) -> None:
-    """One bot: its configuration, open positions and latest orders."""
-    from tradepipe.db import get_bot, list_orders, list_positions
+    """One bot: its configuration and its recent changes, open positions, latest orders."""
+    from tradepipe.bot_changes import CHANGE_EVENT
+    from tradepipe.db import get_bot, list_orders, list_positions, recent_events
 
     with database_session() as session:
         bot = get_bot(session, name)
@@ -264,7 +272,18 @@ def bots_show(
             raise UserError(f"no bot called {name!r} (see `tradepipe bots list`)")
         positions = list_positions(session, bot=name, status=("pending", "active"))
         recent = list_orders(session, bot=name, limit=orders)
+        changes = recent_events(session, kind=CHANGE_EVENT, bot=name, limit=10)
     _print_bot(bot)
+    if changes:
+        table = Table("time", "by", "setting", "old", "new", title="configuration changes")
+        for event in changes:
+            change = event.payload
+            for key, value in change.get("new", {}).items():
+                table.add_row(
+                    event.created_at.strftime("%Y-%m-%d %H:%M:%S"), str(change.get("by", "")),
+                    key, str(change.get("old", {}).get(key)), str(value),
+                )  # fmt: skip
+        console.print(table)
     console.print(f"open positions: {len(positions)}")
     if not recent:
         console.print("no orders yet")

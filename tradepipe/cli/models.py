@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from tradepipe.registry import ModelRegistry
 
 models_app = typer.Typer(
-    help="Models: list, show, promote, roll back, pin and unpin a champion.",
+    help="Models: list, show, promote, roll back, pin and unpin a champion; live quality.",
     no_args_is_help=True,
 )
 
@@ -172,3 +172,82 @@ def _act(action: Any, as_json: bool) -> None:
         else f"champion {done.champion_after or '-'}"
     )
     console.print(escape(f"{done.action} {done.model}: {moved} (by {done.by}: {done.reason})"))
+
+
+@models_app.command("quality")
+def models_quality(
+    name: str,
+    version: Annotated[str | None, typer.Option(help="one version (default: every one)")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="decisions on candles from this UTC time (ISO 8601) on")
+    ] = None,
+    bucket_minutes: Annotated[
+        int, typer.Option(min=1, help="one point per this many minutes of candle time")
+    ] = 60,
+    as_json: Json = False,
+) -> None:
+    """Live quality of NAME per version, from the engine's recorded decisions and candles:
+    outcomes that matured, AUC, precision and hit rate beside validation, and drift (PSI).
+    Logged to MLflow (experiment tradepipe-live-quality, step = time)."""
+    from tradepipe.marketdata.decisions import DecisionLogError
+    from tradepipe.quality import QualityError
+    from tradepipe.quality_report import evaluation_steps, quality_from_evidence
+
+    current = settings()
+    with user_errors((*_errors(), QualityError, DecisionLogError)):
+        start_ms = _utc_ms(since) if since is not None else None
+        registry = _registry()
+        found = quality_from_evidence(
+            current.resolved_decision_log_dir,
+            current.resolved_market_data_dir,
+            current.record_exchange,
+            registry.quality_reference,
+            model=name,
+            version=version,
+            start_ms=start_ms,
+            bucket_ms=bucket_minutes * 60_000,
+        )
+        runs = {
+            item.version: registry.log_evaluation(item.model, item.version, evaluation_steps(item))
+            for item in found
+        }
+    if as_json:
+        print(json.dumps([item.to_dict() | {"mlflow_run_id": runs[item.version]} for item in found],
+                         sort_keys=True))  # fmt: skip
+        return
+    if not found:
+        console.print(
+            escape(f"no recorded decision of {name}" + (f" version {version}" if version else ""))
+            + ": the engine records them with record_decisions on"
+        )
+        return
+    table = Table("version", "decisions", "matured", "AUC live / val", "precision live / val",
+                  "hit rate live / val", "max feature PSI", "prediction PSI")  # fmt: skip
+    for item in found:
+        live, val = item.quality.figures, item.reference.figures if item.reference else {}
+        pair = [f"{_figure(live.get(key))} / {_figure(val.get(key))}"
+                for key in ("auc", "precision_at_threshold", "hit_rate")]  # fmt: skip
+        table.add_row(
+            item.version, str(item.quality.decisions), str(item.quality.matured), *pair,
+            _figure(item.quality.max_feature_psi), _figure(item.quality.prediction_psi),
+        )  # fmt: skip
+    console.print(table)
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.3f}"  # NaN != NaN
+
+
+def _utc_ms(text: str) -> int:
+    from datetime import UTC, datetime
+
+    from tradepipe.registry import RegistryError
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        message = f"--since {text!r}: use an ISO 8601 time, e.g. 2024-01-01T00:00"
+        raise RegistryError(message) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)

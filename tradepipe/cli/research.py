@@ -316,7 +316,7 @@ def _lookahead_inputs(
         candles = context.data
         inputs.update(
             config=context.spec.bot_config,
-            fees=context.spec.fee_schedule,
+            fees=context.costs.fees,
             parameters=dict(context.spec.strategy.parameters),
             feature_spec=context.spec.features,
         )

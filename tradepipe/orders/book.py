@@ -20,6 +20,7 @@ Closed positions leave the book; their `PositionClosed` event is the record.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -63,16 +64,21 @@ class PositionBook:
         *,
         max_open_positions: int = 1,
         fees: FeeSchedule | None = None,
+        slippage_bps: float = 0.0,
         simulated: bool = True,
         next_seq: int = 1,
     ) -> None:
         client_order_id(bot, max(next_seq, 0), OrderRole.ENTRY)  # refuse unusable names now
         if max_open_positions < 1:
             raise ValueError(f"max_open_positions must be >= 1, got {max_open_positions}")
+        if not (math.isfinite(slippage_bps) and 0 <= slippage_bps < 10_000):
+            raise ValueError(f"slippage_bps must be in [0, 10000): {slippage_bps}")
         self.bot = bot
         self.symbol = symbol
         self.max_open_positions = max_open_positions
         self.fees = fees or FeeSchedule()
+        # market fills of the simulated venue (fill model rule 6); a real venue's are its own
+        self.slippage_bps = slippage_bps
         self.simulated = simulated
         self.next_seq = next_seq
         self.last_candle_start_ms: int | None = None
@@ -140,7 +146,7 @@ class PositionBook:
         self.last_candle_start_ms = candle.start_ms
         events: list[Event] = []
         for position in self.positions:
-            events += self._keep(step_candle(position, candle, self.fees))
+            events += self._keep(step_candle(position, candle, self.fees, self.slippage_bps))
         return tuple(events)
 
     # -- a real venue ----------------------------------------------------------------
@@ -256,6 +262,7 @@ class PositionBook:
             "symbol": self.symbol,
             "max_open_positions": self.max_open_positions,
             "fees": self.fees.to_dict(),
+            "slippage_bps": self.slippage_bps,
             "simulated": self.simulated,
             "next_seq": self.next_seq,
             "last_candle_start_ms": self.last_candle_start_ms,
@@ -274,6 +281,7 @@ class PositionBook:
                 data["symbol"],
                 max_open_positions=data["max_open_positions"],
                 fees=FeeSchedule.from_dict(data["fees"]),
+                slippage_bps=float(data.get("slippage_bps", 0.0)),  # saved before it existed
                 simulated=data["simulated"],
                 next_seq=data["next_seq"],
             )

@@ -46,6 +46,11 @@ way everywhere, and pessimistically where it matters:
    (open > L >= low) may have seen the high before the fill, so take-profit cannot trigger
    on that candle; the stop can (prices fall through L before reaching anything below it,
    so a low at or below S came after the fill), and so can the timeout.
+6. **Slippage.** A market order (a market entry, a stop-loss, a timeout or market exit)
+   fills `slippage_bps` basis points worse than the price the rules above give it: a buy
+   pays price * (1 + bps / 10 000), a sell gets price * (1 - bps / 10 000)
+   (`market_fill_price`). Limit orders fill at their price or the open they met, never
+   slipped. The paper broker applies the same rule to the trade a market order meets.
 
 Live trading uses the same predicates on real prices (`stop_touched` on a last price) and
 real fills; there the venue, not this model, decides fill prices.
@@ -67,6 +72,7 @@ __all__ = [
     "ExitFill",
     "barrier_prices",
     "limit_entry_fill",
+    "market_fill_price",
     "resolve_bar",
     "resolve_candle",
     "stop_touched",
@@ -150,6 +156,13 @@ def take_profit_touched(
 def take_profit_touched(side: Side, low: Any, high: Any, take_profit_price: Any) -> Any:
     """Did prices in [low, high] reach the take-profit? (Scalars or arrays.)"""
     return high >= take_profit_price if side is Side.BUY else low <= take_profit_price
+
+
+def market_fill_price(side: Side, price: float, slippage_bps: float) -> float:
+    """Rule 6: what a market order of `side` pays (a buy) or gets (a sell) when it meets
+    `price`: moved `slippage_bps` basis points against it."""
+    move = slippage_bps / 10_000
+    return price * (1.0 + move) if side is Side.BUY else price * (1.0 - move)
 
 
 def _entry_reached(side: Side, low: float, high: float, limit_price: float) -> bool:

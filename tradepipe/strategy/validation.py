@@ -9,7 +9,8 @@ the strategy refuses. So before a version may replace a running one, it is execu
 separate worker process (a file that hangs or crashes takes only that process with it) and
 driven over a few hundred synthetic candles with the features the engine computes, once
 per parameter set (the defaults and each bot's `strategy_parameters`), within a time
-budget. Inside the worker an interval timer interrupts a run that is over budget, so the
+budget (the worker mechanism is `tradepipe.worker_process`, shared with the engine's model
+check). Inside the worker an interval timer interrupts a run that is over budget, so the
 error names the line the code was stuck on; a worker that does not answer even then (a loop
 inside C code) is killed and replaced.
 
@@ -21,16 +22,9 @@ valid or invalid for the same reasons whoever looked last.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
 import math
-import os
-import pickle
-import select
 import signal
-import struct
-import subprocess
-import sys
 import threading
 import time
 import traceback
@@ -38,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 from tradepipe.botconfig import BotConfig
 from tradepipe.strategy.api import DecisionContext, Enter, StrategyParameterError
@@ -47,6 +41,13 @@ from tradepipe.strategy.loader import (
     StrategyLoadError,
     content_hash,
     load_strategy_source,
+)
+from tradepipe.worker_process import (
+    WorkerDiedError,
+    WorkerProcess,
+    WorkerStartError,
+    WorkerTimeoutError,
+    serve,
 )
 
 __all__ = [
@@ -64,7 +65,6 @@ SMOKE_CANDLES = 300
 # A worker that does not answer this long after its budget ran out is stuck outside Python
 # bytecode (the interval timer could not interrupt it): it is killed.
 KILL_GRACE_SECONDS = 2.0
-WORKER_START_SECONDS = 60.0
 # The context the smoke run decides with when no bot config is given.
 SMOKE_CONFIG = BotConfig(
     capital_per_trade=100.0,
@@ -91,13 +91,13 @@ class StrategyCheck:
 
 
 class StrategyValidator:
-    """One worker process, started on first use and reused; calls are serialised (a lock)
-    and may come from any thread. `close()` stops the worker."""
+    """One worker process (`tradepipe.worker_process`), started on first use and reused;
+    calls are serialised and may come from any thread. `close()` stops the worker."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._connection: _PipeConnection | None = None
+        self._worker = WorkerProcess(
+            "tradepipe.strategy.validation", description="the validation process"
+        )
 
     def check(
         self,
@@ -121,23 +121,20 @@ class StrategyValidator:
             {name: config.model_dump(mode="json") for name, config in (configs or {}).items()},
             budget,
         )
-        with self._lock:
-            connection = self._ensure_worker()
-            connection.send(request)
-            if not connection.poll(budget + KILL_GRACE_SECONDS):
-                self._kill()
-                raise StrategyLoadError(
-                    path,
-                    f"smoke run did not finish within its budget of {budget:g} s and did "
-                    "not stop when interrupted: the validation process was killed",
-                )
-            try:
-                answer = connection.recv()
-            except (EOFError, OSError):
-                self._kill()
-                raise StrategyLoadError(
-                    path, "the validation process died while running this file"
-                ) from None
+        try:
+            answer = self._worker.call(request, budget + KILL_GRACE_SECONDS)
+        except WorkerTimeoutError:
+            raise StrategyLoadError(
+                path,
+                f"smoke run did not finish within its budget of {budget:g} s and did "
+                "not stop when interrupted: the validation process was killed",
+            ) from None
+        except WorkerDiedError as error:
+            raise StrategyLoadError(
+                path, f"the validation process died while running this file ({error})"
+            ) from None
+        except WorkerStartError as error:
+            raise RuntimeError(str(error)) from None
         if answer[0] == "error":
             _, message, line = answer
             raise StrategyLoadError(path, message, line)
@@ -151,79 +148,12 @@ class StrategyValidator:
             seconds=seconds,
         )
 
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    self._connection.send(None)
-            if self._process is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._process.wait(2.0)
-            self._kill()
-
-    def _ensure_worker(self) -> _PipeConnection:
-        if self._process is not None and self._process.poll() is None and self._connection:
-            return self._connection
-        self._kill()
-        # A fresh interpreter, not a fork: the caller may be a threaded asyncio engine (a
-        # forked child can inherit locks held by threads that do not exist in it), and not
-        # multiprocessing's spawn either, which re-imports the caller's __main__.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tradepipe.strategy.validation"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            start_new_session=True,  # the terminal's Ctrl-C is for the caller
-        )
-        assert process.stdin is not None and process.stdout is not None
-        connection = _PipeConnection(process.stdout, process.stdin)
-        if not connection.poll(WORKER_START_SECONDS) or connection.recv() != "ready":
-            process.kill()
-            raise RuntimeError("the strategy validation process did not start")
-        self._process, self._connection = process, connection
-        return connection
-
-    def _kill(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait(5.0)
-        if self._connection is not None:
-            self._connection.close()
-        self._process = self._connection = None
-
-
-class _PipeConnection:
-    """Length-prefixed pickles over a pair of pipes (the worker's stdin and stdout)."""
-
-    def __init__(self, reader: IO[bytes], writer: IO[bytes]) -> None:
-        self._reader, self._writer = reader, writer
-
-    def send(self, message: object) -> None:
-        data = pickle.dumps(message)
-        self._writer.write(struct.pack("!I", len(data)) + data)
-        self._writer.flush()
-
-    def poll(self, timeout: float) -> bool:
-        ready, _, _ = select.select([self._reader], [], [], timeout)
-        return bool(ready)
-
-    def recv(self) -> Any:
-        header = self._read(4)
-        (size,) = struct.unpack("!I", header)
-        return pickle.loads(self._read(size))
-
-    def _read(self, size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            chunk = self._reader.read(size - len(data))
-            if not chunk:
-                raise EOFError("the other end closed the pipe")
-            data += chunk
-        return data
+    def warm(self) -> None:
+        """Start the worker now (an interpreter start: seconds), not at the first check."""
+        self._worker.start()
 
     def close(self) -> None:
-        for stream in (self._reader, self._writer):
-            with contextlib.suppress(OSError, ValueError):
-                stream.close()
+        self._worker.close()
 
 
 _shared: StrategyValidator | None = None
@@ -276,23 +206,11 @@ class _OverBudget(BaseException):
     own `except Exception` cannot swallow it."""
 
 
-def _serve(connection: _PipeConnection) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's Ctrl-C is the parent's
-    signal.signal(signal.SIGALRM, _interrupt)
-    market = _smoke_market()
-    connection.send("ready")
-    while True:
-        try:
-            request = connection.recv()
-        except (EOFError, OSError):
-            return
-        if request is None:
-            return
-        try:
-            answer = _check(market, *request)
-        except _OverBudget:  # the timer fired just as the run ended
-            answer = ("error", "the smoke run ended exactly at its budget", None)
-        connection.send(answer)
+def _answer(market: _SmokeMarket, request: tuple[Any, ...]) -> tuple[Any, ...]:
+    try:
+        return _check(market, *request)
+    except _OverBudget:  # the timer fired just as the run ended
+        return ("error", "the smoke run ended exactly at its budget", None)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -442,12 +360,10 @@ def _line_in(error: BaseException, path: Path) -> int | None:
 
 
 def _main() -> None:
-    """The worker: requests on stdin, answers on what was stdout. The strategy's own prints
-    go to stderr, so nothing it writes can corrupt the answers."""
-    answers = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    _serve(_PipeConnection(sys.stdin.buffer, answers))
+    """The worker (`tradepipe.worker_process.serve`): the smoke market is built once."""
+    signal.signal(signal.SIGALRM, _interrupt)
+    market = _smoke_market()
+    serve(lambda request: _answer(market, request))
 
 
 if __name__ == "__main__":
