@@ -25,6 +25,7 @@ page = st.navigation(
         st.Page(SCREENS / "bots.py", title="Bots", icon=":material/smart_toy:"),
         st.Page(SCREENS / "models.py", title="Models", icon=":material/model_training:"),
         st.Page(SCREENS / "strategies.py", title="Strategies", icon=":material/description:"),
+        st.Page(SCREENS / "reviews.py", title="Reviews", icon=":material/fact_check:"),
     ]
 )
 with st.sidebar:

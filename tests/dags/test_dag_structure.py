@@ -14,7 +14,7 @@ import pytest
 
 from tests.dags.conftest import DAGS_FOLDER, REPO_ROOT, AirflowWorker, airflow_environment
 
-DAG_IDS = {"market_data", "model_lifecycle", "strategy_sync", "daily_report"}
+DAG_IDS = {"market_data", "model_lifecycle", "strategy_sync", "daily_report", "live_review"}
 
 EDGES = {
     "market_data": {"plan_series": ["ingest"], "ingest": []},
@@ -33,15 +33,17 @@ EDGES = {
         "backtest_strategy": [],
     },
     "daily_report": {"roll_up_daily_stats": ["record_daily_report"], "record_daily_report": []},
+    "live_review": {"plan_reviews": ["review_bot"], "review_bot": []},
 }
 SCHEDULES = {
     "market_data": "0 * * * *",
     "model_lifecycle": "0 0 * * *",
     "strategy_sync": "0 0 * * *",
     "daily_report": "0 0 * * *",
+    "live_review": "0 0 * * *",
 }
 MAPPED = {"ingest", "spec.build_dataset", "spec.train", "spec.validate", "spec.promote"}
-MAPPED |= {"backtest_strategy"}
+MAPPED |= {"backtest_strategy", "review_bot"}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def dags(airflow: AirflowWorker) -> dict[str, Any]:
     return airflow.describe()
 
 
-def test_the_dag_folder_parses_into_the_four_dags_without_errors(
+def test_the_dag_folder_parses_into_the_five_dags_without_errors(
     airflow: AirflowWorker, dags: dict[str, Any]
 ) -> None:
     assert airflow.import_errors == {}

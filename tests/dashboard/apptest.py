@@ -19,6 +19,7 @@ PAGES = {
     "bots": "Bots",
     "models": "Models",
     "strategies": "Strategies",
+    "reviews": "Reviews",
 }
 # The first run of a page may import plotly or mlflow: generous, but a hang still fails.
 TIMEOUT_SECONDS = 60

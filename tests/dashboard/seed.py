@@ -27,6 +27,7 @@ from tradepipe.db import (
     ExitReason,
     Fill,
     Heartbeat,
+    LiveReview,
     ModelPromotion,
     Order,
     OrderRole,
@@ -49,6 +50,7 @@ DATA_FINGERPRINT = "sha256:0dd5a1a0b1c2"
 ENGINE_VERSION = "0.1.0"
 BETA_ERROR = "ccxt InsufficientFunds: account has 3.2 USDT, order needs 100"
 MEAN_REVERT_ERROR = "strategies/mean_revert.py:12: NameError: name 'np' is not defined"
+REVIEW_DIVERGENCE = "live enter, backtest hold"
 
 
 @dataclass(frozen=True)
@@ -365,6 +367,34 @@ def seed(engine: Engine, now: datetime) -> Seeded:
                     bot_name="alpha",
                     payload={"order": "tp-1"},
                     created_at=now - timedelta(hours=1),
+                ),
+                LiveReview(
+                    bot_name="alpha",
+                    range_start=day_start(now) - timedelta(days=1),
+                    range_end=day_start(now),
+                    summary={
+                        "features_equal": True,
+                        "decisions_equal": False,
+                        "positions_live": 3,
+                        "positions_backtest": 4,
+                        "positions_matched": 3,
+                        "divergences": [
+                            {
+                                "kind": "decision",
+                                "time": "2024-01-01T08:03:15.000Z",
+                                "detail": REVIEW_DIVERGENCE,
+                                "cause": "the strategy answered differently on the same inputs",
+                            },
+                            {
+                                "kind": "entry_price",
+                                "time": "2024-01-01T08:03:20.300Z",
+                                "detail": "live 100.012 backtest 100.0",
+                                "cause": "slippage: +1.20 bps from the candle price the "
+                                "backtest used (100.0)",
+                            },
+                        ],
+                    },
+                    created_at=now - timedelta(minutes=30),
                 ),
             ]
         )

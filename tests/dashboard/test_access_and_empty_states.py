@@ -20,6 +20,7 @@ EMPTY_STATES = {
     "bots": ["No bots yet", "No live engine has sent a heartbeat yet."],
     "models": ["no MLflow store at", "No models yet"],
     "strategies": ["No strategies registered yet: drop a strategy file into `strategies/`"],
+    "reviews": ["No reviews yet: run `tradepipe live review --bot NAME`"],
 }
 
 

@@ -53,6 +53,8 @@ PAGES = (
               charts=1, tables=2),
     PageCheck("bots", "Bots", ("is stale", "Engines"), tables=2),
     PageCheck("models", "Models", ("btc-lgbm", "champion", "version 3"), tables=1),
+    PageCheck("reviews", "Reviews", ("1 review(s), newest first", "Review"), tables=2),
+    # the Strategies page last: the live refresh check below runs on it
     PageCheck("strategies", "Strategies", ("mean_revert", "line 12", "vanished"), tables=1),
 )  # fmt: skip
 

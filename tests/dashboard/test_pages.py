@@ -17,6 +17,7 @@ from tests.dashboard.seed import (
     MEAN_REVERT_ERROR,
     MEAN_REVERT_HASH,
     MOMENTUM_HASH,
+    REVIEW_DIVERGENCE,
 )
 from tradepipe.enums import OrderRole
 
@@ -80,6 +81,13 @@ EXPECTED = {
         "line 12",
         "alpha, beta",
         "**delta** (vanished)",
+    ],
+    "reviews": [
+        "alpha",
+        "differ",  # its decisions
+        "3 matched of 3 live, 4 backtest",
+        REVIEW_DIVERGENCE,  # the newest review's divergences, with their causes
+        "slippage: +1.20 bps from the candle price the backtest used (100.0)",
     ],
 }
 

@@ -40,6 +40,7 @@ from tradepipe.db import (
     StrategyStatus,
     session_scope,
 )
+from tradepipe.db.live_reviews import LiveReview
 from tradepipe.db.strategy_sources import StrategySource
 from tradepipe.timeframes import InvalidTimeframeError
 
@@ -224,6 +225,17 @@ def _one_of_each(session: Session) -> list[Base]:
             name="dip",
             source=SOURCE,
             first_seen_at=WHEN,
+        ),
+        LiveReview(
+            bot_name="alpha",
+            range_start=WHEN,
+            range_end=WHEN + timedelta(days=1),
+            summary={
+                "features_equal": True,
+                "positions_matched": 2,
+                "divergences": [{"kind": "entry_price", "cause": "slippage: +1.00 bps"}],
+            },
+            created_at=WHEN,
         ),
     ]
     session.add_all(rows[4:])

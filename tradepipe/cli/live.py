@@ -86,3 +86,54 @@ def feed_replay(
             exchange=exchange,
         )
     raise typer.Exit(code)
+
+
+@live_app.command("review")
+def live_review(
+    bot: Annotated[str, typer.Option(help="the bot to review")],
+    since: Annotated[
+        str | None, typer.Option(help="first candle, UTC (YYYY-MM-DD or ISO-8601)")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="end of the range, UTC (exclusive)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the review as JSON")] = False,
+    record: Annotated[
+        bool, typer.Option(help="keep the review in the database (and MLflow for a model bot)")
+    ] = True,
+) -> None:
+    """Replay the bot's recorded candles through the backtester with the strategy and model
+    versions that were live, and compare features, probabilities, decisions and positions."""
+    import json
+
+    from research.review import ReviewError, review_bot
+    from research.review.record import record_review
+    from research.review.settings import inputs_from_settings
+    from tradepipe.registry import RegistryError
+
+    current = settings()
+    with user_errors((ReviewError, RegistryError)):
+        since_ms = parse_day(since, "--since")
+        until_ms = parse_day(until, "--until")
+        if since_ms is not None and until_ms is not None and until_ms <= since_ms:
+            raise UserError(f"--until {until} is not after --since {since}")
+        inputs = inputs_from_settings(current, bot, since_ms=since_ms, until_ms=until_ms)
+        report = review_bot(inputs)
+        if record:
+            record_review(report, inputs)
+    summary = report.to_dict()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    # plain lines, never wrapped: one per divergence, for grep and scripts
+    typer.echo(
+        f"bot {bot} {summary['symbol']} {summary['timeframe']} "
+        f"{summary['since']} .. {summary['until']}: "
+        f"features {'equal' if report.features_equal else 'DIFFER'}, "
+        f"decisions {'equal' if report.decisions_equal else 'DIFFER'} "
+        f"({report.decisions_agreeing}/{report.decisions_compared}), positions "
+        f"{len(report.matches)} matched of {report.positions_live} live and "
+        f"{report.positions_backtest} backtest"
+    )
+    for divergence in report.divergences:
+        typer.echo(
+            f"  {divergence.kind} {divergence.time}: {divergence.detail} ({divergence.cause})"
+        )

@@ -9,6 +9,12 @@ The schema changes only through Alembic migrations (`upgrade_database`), never t
 from tradepipe.botconfig import BotConfig, BotConfigError, parse_bot_config
 from tradepipe.db.base import NAMING_CONVENTION, Base
 from tradepipe.db.engine_state import KILL_SWITCH, BotLease, BotState, EngineControl
+from tradepipe.db.live_reviews import (
+    LiveReview,
+    LiveReviewView,
+    list_live_reviews,
+    record_live_review,
+)
 from tradepipe.db.migrate import (
     MigrationError,
     SchemaNotCurrentError,
@@ -118,6 +124,8 @@ __all__ = [
     "FillView",
     "Heartbeat",
     "HeartbeatView",
+    "LiveReview",
+    "LiveReviewView",
     "MigrationError",
     "ModelPromotion",
     "Order",
@@ -150,6 +158,7 @@ __all__ = [
     "head_revision",
     "heartbeats",
     "list_bots",
+    "list_live_reviews",
     "list_model_promotions",
     "list_orders",
     "list_positions",
@@ -159,6 +168,7 @@ __all__ = [
     "parse_bot_config",
     "pnl_summary",
     "recent_events",
+    "record_live_review",
     "record_strategy_source",
     "require_current_schema",
     "session_scope",

@@ -5,7 +5,7 @@ Existing tables are unchanged. A row per leased bot: the owner engine id, the ep
 when it no longer matches) and the expiry the owner pushes forward with its heartbeat.
 
 Revision ID: 0005
-Revises: 0003 (relinked after 0004 at merge)
+Revises: 0004
 Create Date: 2026-12-03
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
