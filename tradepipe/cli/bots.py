@@ -87,24 +87,12 @@ def bots_add(
 
     current = settings()
     with user_errors((*_bot_errors(), BotConfigError)):
-        config = parse_bot_config(
-            {
-                "capital_per_trade": capital,
-                "take_profit_pct": take_profit_pct,
-                "stop_loss_pct": stop_loss_pct,
-                "max_holding_seconds": max_holding_seconds,
-                "maker_order_timeout_seconds": maker_timeout_seconds,
-                "max_open_positions": max_open_positions,
-                "confidence_threshold": confidence_threshold,
-                "model_name": model,
-                "model_alias": model_alias,
-                "strategy_parameters": _parameters(param or []),
-                "credentials": credentials,
-                "notifiers": tuple(notify or ()),
-                **({"notify_events": _csv(notify_events)} if notify_events is not None else {}),
-            },
-            bot=name,
-        )
+        options = _config_options(
+            capital, take_profit_pct, stop_loss_pct, max_holding_seconds, maker_timeout_seconds,
+            max_open_positions, confidence_threshold, model, model_alias, credentials, notify,
+            notify_events, param,
+        )  # fmt: skip
+        config = parse_bot_config(options, bot=name)
         modes = {m.value for m in BotMode}
         for given in (mode, confirm_mode):
             if given is not None and given not in modes:
@@ -129,6 +117,41 @@ def bots_add(
                 ),
             )
     console.print(f"added bot {bot.name}: {bot.strategy_name} on {bot.symbol} {bot.timeframe}")
+
+
+def _config_options(
+    capital: float | None,
+    take_profit_pct: float | None,
+    stop_loss_pct: float | None,
+    max_holding_seconds: float | None,
+    maker_timeout_seconds: float | None,
+    max_open_positions: int | None,
+    confidence_threshold: float | None,
+    model: str | None,
+    model_alias: str | None,
+    credentials: str | None,
+    notify: list[str] | None,
+    notify_events: str | None,
+    param: list[str] | None,
+) -> dict[str, object]:
+    """The BotConfig fields the options give (those not given are left out: `bots add`
+    then takes the config's defaults, `bots set` leaves them as they are)."""
+    given: dict[str, object | None] = {
+        "capital_per_trade": capital,
+        "take_profit_pct": take_profit_pct,
+        "stop_loss_pct": stop_loss_pct,
+        "max_holding_seconds": max_holding_seconds,
+        "maker_order_timeout_seconds": maker_timeout_seconds,
+        "max_open_positions": max_open_positions,
+        "confidence_threshold": confidence_threshold,
+        "model_name": model,
+        "model_alias": model_alias,
+        "credentials": credentials,
+        "notifiers": None if notify is None else tuple(notify),
+        "notify_events": None if notify_events is None else _csv(notify_events),
+        "strategy_parameters": None if param is None else _parameters(param),
+    }
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def _parameters(items: list[str]) -> dict[str, object]:
@@ -179,22 +202,11 @@ def bots_set(
     from tradepipe.bot_changes import change_bot_config
     from tradepipe.cli.models import operator_name
 
-    given = {
-        "capital_per_trade": capital,
-        "take_profit_pct": take_profit_pct,
-        "stop_loss_pct": stop_loss_pct,
-        "max_holding_seconds": max_holding_seconds,
-        "maker_order_timeout_seconds": maker_timeout_seconds,
-        "max_open_positions": max_open_positions,
-        "confidence_threshold": confidence_threshold,
-        "model_name": model,
-        "model_alias": model_alias,
-        "credentials": credentials,
-        "notifiers": None if notify is None else tuple(notify),
-        "notify_events": None if notify_events is None else _csv(notify_events),
-        "strategy_parameters": None if param is None else _parameters(param),
-    }
-    changes = {key: value for key, value in given.items() if value is not None}
+    changes = _config_options(
+        capital, take_profit_pct, stop_loss_pct, max_holding_seconds, maker_timeout_seconds,
+        max_open_positions, confidence_threshold, model, model_alias, credentials, notify,
+        notify_events, param,
+    )  # fmt: skip
     if not changes:
         fail("nothing to set: give at least one option (see --help)")
     current = settings()
