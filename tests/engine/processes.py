@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -169,3 +169,20 @@ def reconciled_after(url: str, last_id: int) -> dict[str, Any] | None:
         return None
     payload = rows[-1].payload
     return json.loads(payload) if isinstance(payload, str) else payload
+
+
+def log_waiter(log: Path) -> Callable[..., Awaitable[Any]]:
+    """`await until(condition, what, timeout=30)`: polls `condition` (in a thread: it may
+    query the database) until it returns something true, which it returns; on timeout an
+    AssertionError quoting the engine log."""
+
+    async def until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = await asyncio.to_thread(condition)
+            if found:
+                return found
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; engine log:\n{log.read_text()}")
+
+    return until

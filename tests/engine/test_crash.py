@@ -10,14 +10,13 @@ import asyncio
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
 from live.replay import ReplayServer, SyntheticSource
 from tests.engine.helpers import START_MS, Aio, MarketTimes, add_bots, query
 from tests.engine.processes import (
     engine_command,
+    log_waiter,
     open_positions,
     reconciled_after,
     start,
@@ -44,14 +43,7 @@ def test_sigkill_with_open_positions_then_restart_resumes_everything(
     log = tmp_path / "engine.log"
     processes: list[subprocess.Popen[bytes]] = []
 
-    async def until(condition: Any, what: str, timeout: float = 30.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = await asyncio.to_thread(condition)
-            if found:
-                return found
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; engine log:\n{log.read_text()}")
+    until = log_waiter(log)
 
     async def scenario() -> None:
         async with ReplayServer(source, speed=SPEED) as replay:

@@ -33,7 +33,8 @@ from tests.engine.helpers import (
     start_engine,
     walk,
 )
-from tests.engine.test_crash import SPEED, engine_command, open_positions, start
+from tests.engine.processes import engine_command, log_waiter, open_positions, start
+from tests.engine.test_crash import SPEED
 from tradepipe.cli import app
 
 pytestmark = pytest.mark.postgres
@@ -284,14 +285,7 @@ def test_sigkilled_engine_s_bots_trade_again_on_the_other_within_ttl_and_recover
         )
         return {row.name: (row.owner, row.epoch) for row in rows}
 
-    async def until(condition: Any, what: str, timeout: float = 30.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = await asyncio.to_thread(condition)
-            if found:
-                return found
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; engine log:\n{log.read_text()}")
+    until = log_waiter(log)
 
     async def scenario() -> None:
         async with ReplayServer(source, speed=SPEED) as replay:

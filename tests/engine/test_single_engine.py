@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,7 +15,8 @@ from live.engine.single_engine import EngineAlreadyRunningError, sqlite_lock_pat
 from live.feeds import InMemoryFeed
 from live.replay import ReplayServer, SyntheticSource
 from tests.engine.helpers import START_MS, Aio, add_bots, config_for, query
-from tests.engine.test_crash import SPEED, engine_command, start
+from tests.engine.processes import engine_command, log_waiter, start
+from tests.engine.test_crash import SPEED
 
 
 def _named(command: list[str], engine_id: str) -> list[str]:
@@ -41,14 +40,7 @@ def test_second_engine_on_one_sqlite_file_refuses_naming_the_first(
     first_log, second_log, third_log = (tmp_path / f"engine-{n}.log" for n in (1, 2, 3))
     processes: list[subprocess.Popen[bytes]] = []
 
-    async def until(condition: Any, what: str, timeout: float = 30.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = await asyncio.to_thread(condition)
-            if found:
-                return found
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}:\n{first_log.read_text()}")
+    until = log_waiter(first_log)
 
     async def scenario() -> None:
         async with ReplayServer(source, speed=SPEED) as replay:
