@@ -38,13 +38,19 @@ from research.orchestration.common import (
     json_safe,
     trading_session,
 )
-from research.orchestration.config import OrchestrationConfig, load_orchestration_config
+from research.orchestration.config import (
+    OrchestrationConfig,
+    discover_specs,
+    load_orchestration_config,
+)
+from tradepipe.botconfig import BotConfig
 from tradepipe.config import Settings, load_settings
 from tradepipe.costs import PAPER_COSTS
 from tradepipe.db import Event, Strategy, StrategyStatus
 from tradepipe.features import compute_features, default_spec
 from tradepipe.strategy import LoadedStrategy, load_strategy
 from tradepipe.strategy.registry_sync import sync_strategies
+from tradepipe.timeframes import Timeframe
 
 if TYPE_CHECKING:
     from tradepipe.registry import LoadedModel
@@ -129,6 +135,24 @@ def backtest_strategy(
     return recorded_payload | {"reused": False}
 
 
+def _bot_config(loaded: LoadedStrategy, timeframe: Timeframe) -> BotConfig:
+    """The bot config of the spec that registers the model the strategy consumes (the
+    threshold and exits its champion was gated with: a champion judged at another threshold
+    may never trade here), else the backtest default."""
+    wanted = loaded.cls.model
+    if wanted is not None:
+        from research.training import SpecError, load_spec  # mlflow: only for such strategies
+
+        for path in discover_specs():
+            try:
+                spec = load_spec(path)
+            except SpecError:
+                continue  # model_lifecycle reports a broken spec; it decides nothing here
+            if spec.registered_model == wanted.name:
+                return spec.bot_config
+    return default_config(timeframe)
+
+
 def _champion(loaded: LoadedStrategy, settings: Settings) -> tuple[LoadedModel | None, str | None]:
     """The champion of the model the strategy consumes: (model, None), (None, why not),
     or (None, None) for a strategy without a model."""
@@ -157,7 +181,7 @@ def _run(
     result = run_backtest(
         candles.candles,
         loaded.create(),
-        default_config(candles.timeframe),
+        _bot_config(loaded, candles.timeframe),
         symbol=candles.symbol,
         timeframe=candles.timeframe,
         features=features,
