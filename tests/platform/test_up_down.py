@@ -29,7 +29,7 @@ from tests.platform.stack import (
 )
 from tradepipe.services.supervisor import group_members
 
-DAGS = ["daily_report", "market_data", "model_lifecycle", "strategy_sync"]
+DAGS = ["daily_report", "live_review", "market_data", "model_lifecycle", "strategy_sync"]
 MODEL = "btcusdt_1m_triple_barrier"
 DEMO_BOTS = {"demo_ema_rsi", "demo_lgbm"}
 ORDERS_DEADLINE_SECONDS = 600
@@ -82,7 +82,7 @@ def test_up_prints_every_url_and_login(stack: Stack) -> None:
     assert "trading database" in stack.output and (t.home / "tradepipe.db").is_file()
 
 
-def test_airflow_lists_the_four_dags_without_import_errors(stack: Stack) -> None:
+def test_airflow_lists_every_dag_without_import_errors(stack: Stack) -> None:
     t = stack.tradepipe
     status, answer = post_json(
         t.url("AIRFLOW_PORT", "/auth/token"),
