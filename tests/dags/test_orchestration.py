@@ -48,14 +48,15 @@ def test_a_run_without_a_data_interval_takes_the_period_that_ended_before_it_was
 
 
 def test_a_run_an_asset_triggered_ends_at_the_producer_s_period_before_it_was_due() -> None:
-    from airflow.utils.types import DagRunType
+    # run_type as Airflow's DagRunType values: Airflow is not imported in this process (its
+    # logging setup would take over the loggers of every test after this one)
 
     run_after = datetime(2024, 3, 1, 5, 0, 7, tzinfo=UTC)
     context: dict[str, Any] = {
         # what Airflow derived from the events' times: on no grid
         "data_interval_start": datetime(2024, 3, 1, 4, 0, 3, tzinfo=UTC),
         "data_interval_end": run_after,
-        "dag_run": SimpleNamespace(run_after=run_after, run_type=DagRunType.ASSET_TRIGGERED),
+        "dag_run": SimpleNamespace(run_after=run_after, run_type="asset_triggered"),
     }
     interval = DataInterval.from_context(context, timedelta(days=1), asset_period=HOUR)
     assert (interval.start, interval.end) == (
@@ -63,7 +64,7 @@ def test_a_run_an_asset_triggered_ends_at_the_producer_s_period_before_it_was_du
         run_after.replace(second=0),
     )
     # a scheduled run keeps its own interval
-    context["dag_run"] = SimpleNamespace(run_after=run_after, run_type=DagRunType.SCHEDULED)
+    context["dag_run"] = SimpleNamespace(run_after=run_after, run_type="scheduled")
     interval = DataInterval.from_context(context, timedelta(days=1), asset_period=HOUR)
     assert interval.start == datetime(2024, 3, 1, 4, 0, 3, tzinfo=UTC)
 
