@@ -140,7 +140,9 @@ class Run:
         self.metrics: dict[str, float] = {}
 
 
-async def drive(config: EngineConfig, trades: list[Trade]) -> Run:
+async def drive(config: EngineConfig, trades: list[Trade], yield_every: int = 8) -> Run:
+    """Push `trades` one by one, letting the loop run (outbox, broker, recorder) every
+    `yield_every` trades."""
     run = Run()
     run.rss_before_mb = rss_mb()
     feed = InMemoryFeed("binance")
@@ -158,7 +160,7 @@ async def drive(config: EngineConfig, trades: list[Trade]) -> Run:
             feed.push(trade)
             elapsed_ms = (clock() - arrived) / 1e6
             (run.decision_ms if metrics.decisions != before else run.other_ms).append(elapsed_ms)
-            if index % 8 == 0:
+            if index % yield_every == 0:
                 await asyncio.sleep(0)  # the outbox, broker and recorder run between trades
         run.feed_seconds = time.perf_counter() - began
         run.decisions = metrics.decisions

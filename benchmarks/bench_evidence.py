@@ -104,8 +104,8 @@ async def write_all(items: list[Any], kind: str) -> tuple[float, float, Evidence
 def report_writer(kind: str, count: int, handed: float, written: float, dropped: int) -> None:
     print(
         f"  {count:,} {kind}: written in {written * 1000:,.0f} ms ({count / written:,.0f} {kind}/s"
-        f" recorded); handing over {handed * 1000:,.1f} ms ({handed / count * 1e6:.2f} us each,"
-        f" the loop's cost); dropped {dropped}"
+        f" recorded); handing over {handed * 1000:,.1f} ms: the recorder's cost on the trading"
+        f" loop, {handed / count * 1e6:.2f} us per {kind.removesuffix('s')}; dropped {dropped}"
     )
     print(f"  ratio written / handed over: {written / handed:,.1f}x")
 
