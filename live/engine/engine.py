@@ -368,7 +368,11 @@ class Engine:
             try:
                 await asyncio.to_thread(upgrade_database, self.config.database_url)
                 await asyncio.to_thread(
-                    replay, self.journal, self.database.session, is_unavailable=is_unavailable
+                    replay,
+                    self.journal,
+                    self.database.session,
+                    is_unavailable=is_unavailable,
+                    owner=self.recorder.owner,
                 )
                 await asyncio.to_thread(self.database.watch_file)
                 snapshot = await self.recorder.read(read_snapshot)

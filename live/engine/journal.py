@@ -94,6 +94,7 @@ def write_to_dict(write: Write) -> dict[str, Any]:
             "strategy_hash": write.strategy_hash,
             "reference_price": write.reference_price,
             "exchange_ids": dict(write.exchange_ids),
+            "epoch": write.epoch,
         }
     if isinstance(write, BotStatusWrite):
         return {
@@ -101,9 +102,15 @@ def write_to_dict(write: Write) -> dict[str, Any]:
             "bot_id": write.bot_id,
             "status": write.status.value,
             "last_error": write.last_error,
+            "epoch": write.epoch,
         }
     if isinstance(write, BotStrategyWrite):
-        return {"type": "bot_strategy", "bot_id": write.bot_id, "strategy": write.strategy}
+        return {
+            "type": "bot_strategy",
+            "bot_id": write.bot_id,
+            "strategy": write.strategy,
+            "epoch": write.epoch,
+        }
     if isinstance(write, EventWrite):
         event = write.event
         return {
@@ -270,11 +277,15 @@ def replay(
     session_scope: Any,
     *,
     is_unavailable: Any,
+    owner: str | None = None,
 ) -> ReplayReport:
     """Apply the journal's entries the database lacks, then empty it (synchronous).
 
     `session_scope()` opens a transaction; an error for which `is_unavailable(error)` is
-    true propagates (the start waits for the database and replays again)."""
+    true propagates (the start waits for the database and replays again). With `owner` (an
+    engine sharing bots through leases) a bot's writes are fenced as live ones are: those
+    made under an epoch the engine no longer holds (its bot was taken over meanwhile) are
+    refused and kept in the rejected file, never applied."""
     entries = journal.read()
     if not entries:
         journal.clear()
@@ -288,33 +299,39 @@ def replay(
     ]
     rejected = 0
 
-    def apply(group: list[JournalEntry]) -> None:
+    def keep_rejected(entry: JournalEntry, reason: str) -> None:
+        nonlocal rejected
+        rejected += 1
+        line = json.dumps(
+            {"generation": entry.generation, "seq": entry.seq, "write": write_to_dict(entry.write)}
+        ).encode()
+        journal.reject(line, reason)
+
+    def apply(group: list[JournalEntry]) -> list[JournalEntry]:
+        """Apply `group` in one transaction; the entries the lease fence refused."""
         last = group[-1]
         with session_scope() as session:
-            apply_writes(session, [entry.write for entry in group])
+            refused = apply_writes(session, [entry.write for entry in group], owner)
             apply_writes(session, [_watermark_of(journal, last)])
+        return [group[index] for index in refused]
+
+    fenced: list[JournalEntry] = []
 
     if todo:
         try:
-            apply(todo)
+            fenced = apply(todo)
         except Exception as error:
             if is_unavailable(error):
                 raise
             for entry in todo:  # find the writes the database refuses, keep the others
                 try:
-                    apply([entry])
+                    fenced.extend(apply([entry]))
                 except Exception as single:
                     if is_unavailable(single):
                         raise
-                    rejected += 1
-                    line = json.dumps(
-                        {
-                            "generation": entry.generation,
-                            "seq": entry.seq,
-                            "write": write_to_dict(entry.write),
-                        }
-                    ).encode()
-                    journal.reject(line, f"write refused by the database: {single}")
+                    keep_rejected(entry, f"write refused by the database: {single}")
+    for entry in fenced:
+        keep_rejected(entry, f"write refused: lease of bot {_bot_of(entry)} not held by {owner}")
     journal.clear()
     report = ReplayReport(len(todo) - rejected, len(entries) - len(todo), rejected)
     log.warning(
@@ -326,6 +343,10 @@ def replay(
         extra={"applied": report.applied, "skipped": report.skipped},
     )
     return report
+
+
+def _bot_of(entry: JournalEntry) -> object:
+    return getattr(entry.write, "bot_id", "?")
 
 
 def _watermark_of(journal: WriteJournal, entry: JournalEntry) -> ControlWrite:

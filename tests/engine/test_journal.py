@@ -58,6 +58,7 @@ def test_every_write_kind_comes_back_equal() -> None:
     for write in (
         events(1)[0][1],
         BotStatusWrite(3, BotStatus.ERROR, "boom"),
+        BotStatusWrite(3, BotStatus.ERROR, "boom", epoch=4),  # the lease fence needs it
         ControlWrite("kill_switch", {"engaged": True, "reason": "r"}, "ops"),
         StrategySourceWrite("dip", "ab" * 32, b"class Dip:\n    pass\n\xff"),  # bytes kept
     ):

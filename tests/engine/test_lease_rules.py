@@ -3,6 +3,7 @@ the settings that bound them, and `tradepipe engines list` on SQLite."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -91,3 +92,42 @@ def test_engines_list_on_sqlite_says_one_engine_owns_every_bot(
     result = CliRunner().invoke(app, ["engines", "list"])
     assert result.exit_code == 0, result.output
     assert "one engine owns every bot" in result.stdout
+
+
+@pytest.mark.postgres
+def test_a_journal_replayed_after_a_takeover_applies_no_write_of_the_lost_bot(
+    postgres_url: str, strategies_dir: Path, tmp_path: Path
+) -> None:
+    """An engine's write journal (left by a database outage) is fenced at replay as its
+    live writes are: the writes of a bot taken over meanwhile are kept aside, the writes of
+    a bot it still holds are applied."""
+    from live.engine.journal import WriteJournal, replay
+    from live.engine.persistence import BotStatusWrite
+    from live.engine.recorder import EngineDatabase, is_unavailable
+    from tradepipe.enums import BotStatus
+
+    add_bots(postgres_url, strategies_dir, [("kept", "always"), ("lost", "always")])
+    kept, lost = (row.id for row in query(postgres_url, "SELECT id FROM bots ORDER BY id"))
+    assert _claim(postgres_url, "a", [kept, lost]) == {kept: 1, lost: 1}
+    journal = WriteJournal(tmp_path / "engine-a.journal.jsonl")
+    journal.append(
+        [
+            (1, BotStatusWrite(kept, BotStatus.ERROR, "written by a", epoch=1)),
+            (2, BotStatusWrite(lost, BotStatus.ERROR, "written by a", epoch=1)),
+        ]
+    )
+    execute(postgres_url, f"UPDATE bot_leases SET expires_at = now() WHERE bot_id = {lost}")
+    assert _claim(postgres_url, "b", [lost]) == {lost: 2}  # b took `lost` over: epoch 2
+
+    database = EngineDatabase(postgres_url, busy_timeout_ms=1_000)
+    try:
+        report = replay(journal, database.session, is_unavailable=is_unavailable, owner="a")
+    finally:
+        database.dispose()
+    assert (report.applied, report.rejected) == (1, 1)
+    errors = {
+        r.name: r.last_error for r in query(postgres_url, "SELECT name, last_error FROM bots")
+    }
+    assert errors == {"kept": "written by a", "lost": None}
+    (kept_aside,) = [json.loads(line) for line in journal.rejected_path.read_text().splitlines()]
+    assert kept_aside["write"]["bot_id"] == lost and kept_aside["write"]["epoch"] == 1
