@@ -25,9 +25,9 @@ class EmaRsi(Strategy[EmaRsiParameters]):
     def on_candle(self, context: DecisionContext) -> Enter | Exit | None:
         features = context.features
         exit_above = self.parameters.exit_rsi_above
-        if exit_above is not None and context.active_positions:
-            if features["rsi_14"] > exit_above:
-                return Exit(reason="rsi recovered")
+        recovered = exit_above is not None and features["rsi_14"] > exit_above
+        if recovered and context.active_positions:
+            return Exit(reason="rsi recovered")
         if not context.can_enter:
             return None
         uptrend = features["close_ema_26"] > features["close_ema_12"]

@@ -1,7 +1,8 @@
 """The fast engine and the backtrader reference trade identically, fill for fill.
 
-Both shipped strategies, market and limit entries, strategy exits and trailing stops, on real hourly Coinbase candles, the
-real gappy 1-minute series and synthetic 1-minute candles. Equality is exact: every trade
+Both shipped strategies, market and limit entries, strategy exits and trailing stops, on
+real hourly Coinbase candles, the real gappy 1-minute series and synthetic 1-minute
+candles. Equality is exact: every trade
 (entry and exit time, prices, quantity, exit reason, pnl, fees), every fill, every
 maker-order timeout, the equity curve and the metrics. Each case also proves it exercised
 the parts of the fill model it is meant to (gaps, ties, the entry-candle rule, timeouts),
