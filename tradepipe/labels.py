@@ -133,7 +133,7 @@ def triple_barrier_labels(
     )
 
     reasons, prices, times = [], [], []
-    for row, tp, sl, trails, deadline, *bar in zip(
+    for row, tp, sl, trails, deadline, bar_open, bar_high, bar_low, bar_close, *times_ms in zip(
         labelled.tolist(),
         take_profit[labelled].tolist(),
         stops.tolist(),
@@ -148,7 +148,11 @@ def triple_barrier_labels(
         strict=True,
     ):
         reason = ExitReason.TRAILING_STOP if trails else ExitReason.STOP_LOSS
-        exit_fill = resolve_bar(side, tp, sl, deadline, *bar, stop_reason=reason)
+        bar_start, bar_end = times_ms
+        exit_fill = resolve_bar(
+            side, tp, sl, deadline, bar_open, bar_high, bar_low, bar_close, bar_start, bar_end,
+            stop_reason=reason,
+        )  # fmt: skip
         if exit_fill is None:  # pragma: no cover - the first-touch search and the rule disagree
             raise AssertionError(f"row {row}: the fill model finds no exit on its exit candle")
         reasons.append(_REASON_CODES[exit_fill.reason])
