@@ -2,15 +2,19 @@
 
 Buys when the fast EMA is above the slow one (an uptrend) and RSI has pulled back below a
 threshold: a dip inside a trend. Bots fall back to this strategy when theirs is deleted.
+With `exit_rsi_above` set it also sells what it holds once RSI has recovered above that
+level (a strategy exit), instead of waiting for the take-profit, stop or timeout.
 """
 
-from tradepipe.strategy import DecisionContext, Enter, Strategy, StrategyParameters
+from tradepipe.strategy import DecisionContext, Enter, Exit, Strategy, StrategyParameters
 
 
 class EmaRsiParameters(StrategyParameters):
     rsi_entry_below: float = 40.0
     # 0 enters at market (next open); above 0 places a limit this far below the close.
     limit_offset_pct: float = 0.0
+    # None never exits early; a level closes every open position when RSI rises above it.
+    exit_rsi_above: float | None = None
 
 
 class EmaRsi(Strategy[EmaRsiParameters]):
@@ -18,10 +22,14 @@ class EmaRsi(Strategy[EmaRsiParameters]):
     # close / EMA ratios: close_ema_26 > close_ema_12 means EMA(12) > EMA(26).
     required_features = ("close_ema_12", "close_ema_26", "rsi_14")
 
-    def on_candle(self, context: DecisionContext) -> Enter | None:
+    def on_candle(self, context: DecisionContext) -> Enter | Exit | None:
+        features = context.features
+        exit_above = self.parameters.exit_rsi_above
+        recovered = exit_above is not None and features["rsi_14"] > exit_above
+        if recovered and context.active_positions:
+            return Exit(reason="rsi recovered")
         if not context.can_enter:
             return None
-        features = context.features
         uptrend = features["close_ema_26"] > features["close_ema_12"]
         if not uptrend or not features["rsi_14"] < self.parameters.rsi_entry_below:
             return None

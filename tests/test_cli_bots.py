@@ -69,6 +69,9 @@ def test_add_list_show_disable_remove() -> None:
         (["--max-open-positions", "1000000000"], "max_open_positions: Input should be less"),
         (["--maker-timeout-seconds", "inf"], "maker_order_timeout_seconds: Input should be a"),
         (["--param", "rsi_entry_below=NaN"], "strategy_parameters.rsi_entry_below: numbers"),
+        (["--trailing-stop-pct", "100"], "trailing_stop_pct: Input should be less than 100"),
+        (["--trailing-stop-pct", "-1"], "trailing_stop_pct: Input should be greater than 0"),
+        (["--trailing-stop-pct", "nan"], "trailing_stop_pct: Input should be a finite"),
         # The venue's word on the symbol, and only exchanges the engine trades.
         (["--symbol", "NOPEUSDT"], "symbol NOPEUSDT is not listed on binance"),
         (["--exchange", "kraken"], "exchange 'kraken' is not supported: the engine trades"),
@@ -187,3 +190,13 @@ def test_set_changes_the_config_validated_and_recorded() -> None:
         runner.invoke(app, ["bots", "set", "alpha", "--capital", "100", "--json"]).stdout
     )
     assert again["new"] == {} and again["old"] == {}
+
+
+def test_a_trailing_stop_is_set_and_removed_like_any_field() -> None:
+    added = runner.invoke(app, [*ADD, "--trailing-stop-pct", "0.5"])
+    assert added.exit_code == 0, added.stderr
+    changed = runner.invoke(app, ["bots", "set", "alpha", "--trailing-stop-pct", "1.5", "--json"])
+    assert json.loads(changed.stdout)["new"] == {"trailing_stop_pct": 1.5}
+    removed = runner.invoke(app, ["bots", "set", "alpha", "--trailing-stop-pct", "0", "--json"])
+    done = json.loads(removed.stdout)
+    assert done["old"] == {"trailing_stop_pct": 1.5} and done["new"] == {"trailing_stop_pct": None}

@@ -60,6 +60,14 @@ class BotConfig(BaseModel):
         le=MAX_MAKER_TIMEOUT_SECONDS,
         description="cancel an unfilled maker entry order after this long",
     )
+    # None: no trailing stop. Else a stop this far below the best price seen (the highest
+    # high of the candles the position was open through, for a long), never lowered.
+    trailing_stop_pct: float | None = Field(
+        default=None,
+        gt=0,
+        lt=MAX_STOP_LOSS_PCT,
+        description="trail a stop this percentage behind the best price seen",
+    )
     max_open_positions: int = Field(default=1, ge=1, le=MAX_OPEN_POSITIONS)
     confidence_threshold: float = Field(
         default=0.5, gt=0, lt=1, description="minimum model probability to enter"

@@ -99,6 +99,8 @@ class ExitReason(StrEnum):
     MANUAL = "manual"  # an operator closed it
     REJECTED = "rejected"  # the venue refused the entry order
     ERROR = "error"  # closed by reconciliation after a failure
+    STRATEGY = "strategy"  # the strategy returned Exit for it
+    TRAILING_STOP = "trailing_stop"  # the trailing stop, ratcheted by the best price seen
 
 
 class ComponentKind(StrEnum):

@@ -13,6 +13,12 @@ ends). The earliest of these is the only candle on which the position can exit, 
 the scalar `resolve_bar`, the state machine's own rule, decides reason and price. A test
 runs `PositionBook` candle by candle on random series and compares every row.
 
+With a trailing stop (`trailing_stop_pct`, a bot's `trailing_stop_pct` in
+`labels_for_bot`), the stop of each candle is the tighter of the stop-loss and the trail
+behind the best price of the candles before it (`tradepipe.orders.trailing`): a running
+maximum of the highs (minimum of the lows for a short) over each row's window, bit-identical
+to the state machine's ratchet. Such exits are labelled 0 with reason `trailing_stop`.
+
 Rows without a full horizon in the data (no next candle, or no candle ending at or after
 the deadline) are left unlabelled (label -1, no exit, NaN returns), even when a barrier
 was touched before the data ends: labelling only the early-exit rows near the end would
@@ -20,6 +26,8 @@ bias the tail towards whichever barrier is closer.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +37,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from tradepipe.botconfig import BotConfig
 from tradepipe.enums import ExitReason, Side
 from tradepipe.orders.rules import barrier_prices, resolve_bar, stop_touched, take_profit_touched
+from tradepipe.orders.trailing import trail_price
 from tradepipe.orders.types import FeeSchedule, Liquidity, duration_ms
 from tradepipe.timeframes import Timeframe, parse_timeframe
 
@@ -44,12 +53,18 @@ LABEL_COLUMNS = (
     "gross_return",  # (exit - entry) / entry for a long, before fees
     "net_return",  # after a taker entry and the exit's fee, as a fraction of the notional
 )
-_REASONS = (ExitReason.TAKE_PROFIT, ExitReason.STOP_LOSS, ExitReason.TIMEOUT)
+_REASONS = (
+    ExitReason.TAKE_PROFIT,
+    ExitReason.STOP_LOSS,
+    ExitReason.TIMEOUT,
+    ExitReason.TRAILING_STOP,
+)
 _REASON_CODES = {reason: code for code, reason in enumerate(_REASONS)}
 _CHUNK_CELLS = 1 << 21  # rows x horizon cells per chunk: bounds the windows to ~16 MB each
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 class LabelInputError(ValueError):
@@ -64,7 +79,8 @@ def labels_for_bot(
     fees: FeeSchedule | None = None,
     side: Side = Side.BUY,
 ) -> pd.DataFrame:
-    """`triple_barrier_labels` with a bot's take-profit, stop-loss and max holding."""
+    """`triple_barrier_labels` with a bot's take-profit, stop-loss, max holding and
+    trailing stop."""
     return triple_barrier_labels(
         candles,
         timeframe,
@@ -73,6 +89,7 @@ def labels_for_bot(
         max_holding_seconds=config.max_holding_seconds,
         fees=fees,
         side=side,
+        trailing_stop_pct=config.trailing_stop_pct,
     )
 
 
@@ -85,6 +102,7 @@ def triple_barrier_labels(
     max_holding_seconds: float,
     fees: FeeSchedule | None = None,
     side: Side = Side.BUY,
+    trailing_stop_pct: float | None = None,
 ) -> pd.DataFrame:
     """One row per candle (same index) with LABEL_COLUMNS; see the module docstring.
 
@@ -93,6 +111,8 @@ def triple_barrier_labels(
     """
     if take_profit_pct <= 0 or stop_loss_pct <= 0 or max_holding_seconds <= 0:
         raise LabelInputError("take_profit_pct, stop_loss_pct and max_holding_seconds must be > 0")
+    if trailing_stop_pct is not None and not 0 < trailing_stop_pct < 100:
+        raise LabelInputError(f"trailing_stop_pct must be in (0, 100): {trailing_stop_pct}")
     fees = fees or FeeSchedule()
     start, open_, high, low, close = _columns(candles)
     end = start + parse_timeframe(timeframe).milliseconds
@@ -107,15 +127,17 @@ def triple_barrier_labels(
     expires = start[1:] + duration_ms(max_holding_seconds)
     timeout_index = np.searchsorted(end, expires, side="left")
     labelled = np.flatnonzero(timeout_index < rows)  # row i - its entry candle is i + 1
-    exit_index = _first_exit_candles(
-        side, labelled, timeout_index[labelled], high, low, take_profit, stop_loss
+    barriers = _Barriers(side, entry, take_profit, stop_loss, trailing_stop_pct)
+    exit_index, stops, trailing = _first_exit_candles(
+        barriers, labelled, timeout_index[labelled], high, low
     )
 
     reasons, prices, times = [], [], []
-    for row, tp, sl, deadline, *bar in zip(
+    for row, tp, sl, trails, deadline, bar_open, bar_high, bar_low, bar_close, *times_ms in zip(
         labelled.tolist(),
         take_profit[labelled].tolist(),
-        stop_loss[labelled].tolist(),
+        stops.tolist(),
+        trailing.tolist(),
         expires[labelled].tolist(),
         open_[exit_index].tolist(),
         high[exit_index].tolist(),
@@ -125,7 +147,12 @@ def triple_barrier_labels(
         end[exit_index].tolist(),
         strict=True,
     ):
-        exit_fill = resolve_bar(side, tp, sl, deadline, *bar)
+        reason = ExitReason.TRAILING_STOP if trails else ExitReason.STOP_LOSS
+        bar_start, bar_end = times_ms
+        exit_fill = resolve_bar(
+            side, tp, sl, deadline, bar_open, bar_high, bar_low, bar_close, bar_start, bar_end,
+            stop_reason=reason,
+        )  # fmt: skip
         if exit_fill is None:  # pragma: no cover - the first-touch search and the rule disagree
             raise AssertionError(f"row {row}: the fill model finds no exit on its exit candle")
         reasons.append(_REASON_CODES[exit_fill.reason])
@@ -137,18 +164,28 @@ def triple_barrier_labels(
     )
 
 
+class _Barriers(NamedTuple):
+    """Per row (its entry candle is the next one): entry price and fixed barriers."""
+
+    side: Side
+    entry: FloatArray
+    take_profit: FloatArray
+    stop_loss: FloatArray
+    trailing_stop_pct: float | None
+
+
 def _first_exit_candles(
-    side: Side,
+    barriers: _Barriers,
     rows: IntArray,
     timeout_index: IntArray,
     high: FloatArray,
     low: FloatArray,
-    take_profit: FloatArray,
-    stop_loss: FloatArray,
-) -> IntArray:
-    """Per labelled row, the earliest candle touching a barrier, else its timeout candle."""
+) -> tuple[IntArray, FloatArray, BoolArray]:
+    """Per labelled row, the earliest candle touching a barrier, else its timeout candle;
+    with the stop in force on that candle and whether it is the trail."""
     if len(rows) == 0:
-        return np.empty(0, dtype=np.int64)
+        return np.empty(0, dtype=np.int64), np.empty(0), np.empty(0, dtype=np.bool_)
+    side = barriers.side
     first_candle = rows + 1
     span = timeout_index - first_candle + 1  # candles from entry to timeout, inclusive
     width = int(span.max())
@@ -157,21 +194,48 @@ def _first_exit_candles(
     low_windows = sliding_window_view(np.concatenate([low, pad]), width)
     columns = np.arange(width)
     offsets = np.empty(len(rows), dtype=np.int64)
+    stops = barriers.stop_loss[rows].copy()
+    trailing = np.zeros(len(rows), dtype=np.bool_)
     chunk = max(1, _CHUNK_CELLS // width)
     for lo in range(0, len(rows), chunk):
         part = slice(lo, lo + chunk)
         firsts = first_candle[part]
         in_horizon = columns[None, :] < span[part, None]
         highs, lows = high_windows[firsts], low_windows[firsts]
-        stop_hit = stop_touched(side, lows, highs, stop_loss[rows[part], None]) & in_horizon
-        take_hit = take_profit_touched(side, lows, highs, take_profit[rows[part], None])
+        stop, trails = _stops(barriers, rows[part], highs, lows)
+        stop_hit = stop_touched(side, lows, highs, stop) & in_horizon
+        take_hit = take_profit_touched(side, lows, highs, barriers.take_profit[rows[part], None])
         take_hit &= in_horizon
         offset = span[part] - 1
         for hit in (stop_hit, take_hit):
             offset = np.minimum(offset, np.where(hit.any(axis=1), hit.argmax(axis=1), width))
         offsets[part] = offset
+        if trails is not None:
+            picked = np.arange(len(offset))
+            stops[part] = stop[picked, offset]
+            trailing[part] = trails[picked, offset]
     result: IntArray = first_candle + offsets
-    return result
+    return result, stops, trailing
+
+
+def _stops(
+    barriers: _Barriers, rows: IntArray, highs: FloatArray, lows: FloatArray
+) -> tuple[FloatArray, BoolArray | None]:
+    """The stop in force on each window candle, and where the trail is the tighter one
+    (None without a trailing stop: the stop-loss throughout)."""
+    stop_loss = barriers.stop_loss[rows, None]
+    pct = barriers.trailing_stop_pct
+    if pct is None:
+        return stop_loss, None
+    buy = barriers.side is Side.BUY
+    entry = barriers.entry[rows, None]
+    extreme = np.maximum if buy else np.minimum
+    # the best price of the candles before each one (the entry's for the first)
+    seen = extreme.accumulate(highs if buy else lows, axis=1)
+    best = extreme(np.concatenate([entry, seen[:, :-1]], axis=1), entry)
+    trail = trail_price(barriers.side, best, pct)
+    tighter = trail > stop_loss if buy else trail < stop_loss
+    return np.where(tighter, trail, stop_loss), tighter
 
 
 def _columns(

@@ -1,7 +1,7 @@
 """One bot inside the engine: its row, its strategy instance, its book, its lifecycle.
 
 The strategy is called only through `decide` and `save_state`, which turn anything the
-strategy raises (or returns that is not an `Enter`) into `StrategyFailure` with the file
+strategy raises (or returns that is not an `Enter` or `Exit`) into `StrategyFailure` with the file
 and line: the engine then puts this bot, and only this bot, in the error state. The
 strategy never sees the book itself, only the frozen positions a `DecisionContext` holds.
 """
@@ -25,7 +25,7 @@ from tradepipe.botconfig import BotConfig
 from tradepipe.domain import Candle
 from tradepipe.enums import BotMode, PositionStatus
 from tradepipe.orders import PositionBook
-from tradepipe.strategy import DecisionContext, Enter, LoadedStrategy, Strategy
+from tradepipe.strategy import DecisionContext, Enter, Exit, LoadedStrategy, Strategy
 
 __all__ = ["BotRow", "BotRuntime", "StrategyFailure"]
 
@@ -130,7 +130,7 @@ class BotRuntime:
 
     def decide(
         self, candle: Candle, features: Mapping[str, float], probability: float | None
-    ) -> Enter | None:
+    ) -> Enter | Exit | None:
         context = DecisionContext(
             candle=candle,
             features=MappingProxyType(dict(features)),
@@ -153,10 +153,10 @@ class BotRuntime:
             ) from None
         except Exception as error:
             raise StrategyFailure(self._describe(error, "on_candle")) from error
-        if decision is not None and not isinstance(decision, Enter):
+        if decision is not None and not isinstance(decision, Enter | Exit):
             raise StrategyFailure(
                 f"{self.loaded.path}: on_candle returned {type(decision).__name__}, "
-                "expected Enter or None"
+                "expected Enter, Exit or None"
             )
         return decision
 

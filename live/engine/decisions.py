@@ -7,6 +7,12 @@ or symbols closing in the same step add rows). A model that fails on live rows d
 stop the strategies: they see `model_probability=None` (the shipped model strategy then
 stays out), and the failure is an event.
 
+A strategy's `Exit` closes the positions it names at market (reason `strategy`): the
+book cancels the take-profit and sends a market exit, which the broker fills at the next
+price. Before the strategy decides, each closed candle ratchets the bot's trailing stops
+(`PositionBook.on_closed_candle`, the rule backtests follow); the stop itself triggers on
+trades (`on_tick`).
+
 A decision is taken at the candle's close on the market clock (the step's time, never
 before the candle's end); `EntryRequest.from_config` copies the bot's current config, the
 strategy's content hash and the model version into the position for its whole life.
@@ -25,9 +31,10 @@ import pandas as pd
 from live.engine.bot import BotRuntime, StrategyFailure
 from live.engine.features import ClosedRow
 from live.engine.models import ModelSlot
+from tradepipe.enums import ExitReason
 from tradepipe.marketdata.decisions import DecisionKind, DecisionRecord
 from tradepipe.orders import EntryRequest, InvalidOrderError, OrderPlaced
-from tradepipe.strategy import Enter
+from tradepipe.strategy import Enter, Exit, ExitTargetError
 
 if TYPE_CHECKING:
     from live.engine.core import Step, TradingCore
@@ -43,6 +50,7 @@ def decide(core: TradingCore, rows: list[ClosedRow], step: Step) -> None:
             if bot is None or bot.features is not closed.stream:
                 continue
             bot.last_candle_ms = closed.candle.start_ms
+            _ratchet(bot, closed, step)
             core.refresh_state(bot)
             if bot.deciding:
                 work.append((bot, closed))
@@ -72,7 +80,11 @@ def _decide_one(
             _record(core, bot, closed, step, probability, None, None, failed=True)
         core.fail_bot(bot, str(failure))
         return
-    entry = _enter(core, bot, decision, closed, step) if decision is not None else None
+    entry: str | None = None
+    if isinstance(decision, Exit):
+        entry = _exit(core, bot, decision, closed, step)
+    elif decision is not None:
+        entry = _enter(core, bot, decision, closed, step)
     if recording:
         _record(core, bot, closed, step, probability, decision, entry)
 
@@ -83,7 +95,7 @@ def _record(
     closed: ClosedRow,
     step: Step,
     probability: float | None,
-    decision: Enter | None,
+    decision: Enter | Exit | None,
     entry: str | None,
     *,
     failed: bool = False,
@@ -91,10 +103,7 @@ def _record(
     assert core.evidence is not None
     slot = bot.slot
     active = slot.active if slot is not None else None
-    if failed:
-        kind = DecisionKind.FAILED
-    else:
-        kind = DecisionKind.HOLD if decision is None else DecisionKind.ENTER
+    kind = DecisionKind.FAILED if failed else _KINDS[type(decision)]
     candle = closed.candle
     spec = closed.stream.spec
     record = DecisionRecord(
@@ -110,7 +119,7 @@ def _record(
         model_version=active.version if active is not None else None,
         probability=probability,
         decision=kind,
-        limit_price=decision.limit_price if decision is not None else None,
+        limit_price=decision.limit_price if isinstance(decision, Enter) else None,
         reason=(decision.reason or None) if decision is not None else None,
         entry=entry,
         feature_spec_hash=spec.content_hash,
@@ -118,6 +127,31 @@ def _record(
         feature_values=closed.row,
     )
     core.evidence.decision(record)
+
+
+_KINDS = {type(None): DecisionKind.HOLD, Enter: DecisionKind.ENTER, Exit: DecisionKind.EXIT}
+
+
+def _ratchet(bot: BotRuntime, closed: ClosedRow, step: Step) -> None:
+    """Trailing stops move with the bot's closed candle, as in a backtest; a moved stop is
+    saved with the book in this step's write (an empty event list still writes it)."""
+    if bot.book.on_closed_candle(closed.candle):
+        step.events.setdefault(bot.name, [])
+
+
+def _exit(core: TradingCore, bot: BotRuntime, decision: Exit, closed: ClosedRow, step: Step) -> str:
+    """Close the positions a strategy's `Exit` names, at market (exit reason `strategy`);
+    what became of it: "exit N[,M]" (the positions closing), "none" (nothing open) or
+    invalid (it named no open position: the bot goes to error)."""
+    try:
+        targets = decision.targets(bot.book.positions)
+    except ExitTargetError as error:
+        core.fail_bot(bot, f"{bot.loaded.path}: on_candle returned an invalid exit: {error}")
+        return "invalid"
+    time_ms = max(step.time_ms, closed.candle.end_ms)
+    for seq in targets:
+        step.add(bot.name, bot.book.close_position(seq, time_ms, ExitReason.STRATEGY))
+    return "exit " + ",".join(map(str, targets)) if targets else "none"
 
 
 def _predict(

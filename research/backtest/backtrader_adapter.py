@@ -18,6 +18,13 @@ How a position maps onto backtrader:
   the bar) a one-cancels-others group is submitted for the filled size: a Stop sell at the
   stop-loss, a Limit sell at the take-profit and a Close sell carrying the holding deadline
   (barrier prices from the actual fill price, as the kernel computes them);
+- trailing stop: the Stop sell is placed at the tighter of the stop-loss and the trail;
+  at each bar's close the adapter ratchets the trail by the bar's high (for a position open
+  from the bar's start, as `tradepipe.orders.trailing` states) and moves the Stop's price
+  (`info.stop_price`, what the broker matches by) there;
+- a strategy's `Exit` at a bar's close cancels the position's stop (its OCO group goes
+  with it) and submits a Market sell, which the broker fills at the next bar's open; a
+  pending limit entry it names is cancelled instead;
 - fees: the broker's commission info charges maker or taker by how each fill traded;
 - one data feed (of the same bars) per position slot (max_open_positions): backtrader nets
   all orders on a feed into one position, and with overlapping positions the float
@@ -59,7 +66,8 @@ from tradepipe.orders import (
     barrier_prices,
     client_order_id,
 )
-from tradepipe.strategy import Strategy
+from tradepipe.orders.trailing import tighter_stop, trail_price
+from tradepipe.strategy import Exit, Strategy
 from tradepipe.timeframes import Timeframe
 
 __all__ = ["run_backtrader"]
@@ -69,12 +77,13 @@ _EXIT_ROLES = {
     bt.Order.Stop: OrderRole.STOP_LOSS,
     bt.Order.Limit: OrderRole.TAKE_PROFIT,
     bt.Order.Close: OrderRole.TIMEOUT_EXIT,
+    bt.Order.Market: OrderRole.MARKET_EXIT,  # a strategy's Exit
 }
 _EXIT_REASONS = {
-    bt.Order.Stop: ExitReason.STOP_LOSS,
     bt.Order.Limit: ExitReason.TAKE_PROFIT,
     bt.Order.Close: ExitReason.TIMEOUT,
-}
+    bt.Order.Market: ExitReason.STRATEGY,
+}  # a Stop's reason is its slot's: stop_loss, or trailing_stop when the trail is tighter
 
 
 def run_backtrader(
@@ -170,6 +179,16 @@ class _Slot:
     take_profit: float | None = None
     stop_loss: float | None = None
     expires_at_ms: int | None = None
+    trailing_stop: float | None = None
+    stop_order: Any = None
+    leaving: bool = False  # a strategy's Exit is on its way
+
+    @property
+    def stop_reason(self) -> ExitReason:
+        trail, stop = self.trailing_stop, self.stop_loss
+        assert stop is not None
+        tighter = trail is not None and tighter_stop(self.request.side, trail, stop)
+        return ExitReason.TRAILING_STOP if tighter else ExitReason.STOP_LOSS
 
 
 class _Book:
@@ -201,12 +220,17 @@ class _Book:
                 )
 
     def at_close(self, row: int) -> None:
+        self._ratchet(row)
         if not self.history.ready[row]:
             return
         if self._positions is None:
             self._positions = tuple(self.snapshot(slot) for slot in self.slots.values())
         decision = self.decider.decide(row, self._positions)
         if decision is None:
+            return
+        if isinstance(decision, Exit):
+            for seq in self.decider.exit_targets(decision, row, self._positions):
+                self._exit(self.slots[seq], row)
             return
         request = self.decider.request(decision, row)
         if len(self.slots) >= self.config.max_open_positions:
@@ -230,6 +254,53 @@ class _Book:
                 valid=deadline,
                 tradeid=slot.seq,
             )
+
+    def _ratchet(self, row: int) -> None:
+        """Trailing stops after bar `row` closed, by `tradepipe.orders.trailing`'s rule."""
+        start = int(self.history.start_ms[row])
+        for slot in self.slots.values():
+            pct = slot.request.trailing_stop_pct
+            if pct is None or slot.leaving or slot.opened_at_ms is None:
+                continue
+            if slot.opened_at_ms > start:
+                continue
+            assert slot.trailing_stop is not None
+            side = slot.request.side
+            best = self.history.high[row] if side is Side.BUY else self.history.low[row]
+            candidate = float(trail_price(side, float(best), pct))
+            if tighter_stop(side, candidate, slot.trailing_stop):
+                slot.trailing_stop = candidate
+                self._positions = None
+                if tighter_stop(side, candidate, slot.stop_order.info.stop_price):
+                    slot.stop_order.info.stop_price = candidate
+
+    def _exit(self, slot: _Slot, row: int) -> None:
+        """A strategy's Exit of one position at bar `row`'s close."""
+        self._positions = None
+        if slot.opened_at_ms is None:  # a pending limit entry: cancel it
+            request = slot.request
+            assert request.limit_price is not None
+            del self.slots[slot.seq]
+            self.strategy.cancel(slot.entry_order)
+            self.unfilled.append(
+                UnfilledEntry(
+                    placed_at_ms=slot.placed_at_ms,
+                    cancelled_at_ms=int(self.history.end_ms[row]),
+                    limit_price=request.limit_price,
+                    reason=ExitReason.STRATEGY.value,
+                )
+            )
+            return
+        if slot.leaving:
+            return
+        slot.leaving = True
+        self.strategy.cancel(slot.stop_order)  # its OCO group (take-profit, timeout) with it
+        self.strategy.sell(
+            data=self.strategy.datas[slot.feed],
+            size=slot.quantity,
+            exectype=bt.Order.Market,
+            tradeid=slot.seq,
+        )
 
     # -- what backtrader reports --------------------------------------------------------------
 
@@ -266,7 +337,11 @@ class _Book:
                 entry_price=slot.entry_price,
                 exit_price=price,
                 quantity=size,
-                exit_reason=_EXIT_REASONS[order.exectype].value,
+                exit_reason=(
+                    slot.stop_reason
+                    if order.exectype == bt.Order.Stop
+                    else _EXIT_REASONS[order.exectype]
+                ).value,
                 pnl=size * move - (slot.entry_fee + fee),
                 fees=slot.entry_fee + fee,
             )
@@ -295,9 +370,15 @@ class _Book:
         slot.entry_price, slot.quantity, slot.entry_fee = price, size, fee
         slot.opened_at_ms, slot.take_profit, slot.stop_loss = stamp, take_profit, stop_loss
         slot.expires_at_ms = stamp + request.max_holding_ms
+        stop_price = stop_loss
+        if request.trailing_stop_pct is not None:
+            slot.trailing_stop = float(trail_price(request.side, price, request.trailing_stop_pct))
+            if tighter_stop(request.side, slot.trailing_stop, stop_loss):
+                stop_price = slot.trailing_stop
         data, sell = self.strategy.datas[slot.feed], self.strategy.sell
         exits = {"data": data, "size": size, "tradeid": slot.seq}
-        stop = sell(price=stop_loss, exectype=bt.Order.Stop, **exits)
+        stop = sell(price=stop_loss, exectype=bt.Order.Stop, stop_price=stop_price, **exits)
+        slot.stop_order = stop
         sell(price=take_profit, exectype=bt.Order.Limit, oco=stop, **exits)
         sell(
             **exits,
@@ -361,6 +442,7 @@ class _Book:
             opened_at_ms=slot.opened_at_ms,
             take_profit_price=slot.take_profit,
             stop_loss_price=slot.stop_loss,
+            trailing_stop_price=slot.trailing_stop,
             expires_at_ms=slot.expires_at_ms,
         )
 

@@ -156,7 +156,7 @@ class FillModelBroker(bt.brokers.BackBroker):  # type: ignore[misc]
             elif phase == AT_CLOSE and end_ms >= deadline:
                 self._fill(order, close, AT_CLOSE, Liquidity.TAKER)
         elif kind == bt.Order.Stop:
-            stop = order.created.price
+            stop = order.info.stop_price  # the adapter moves it as a trailing stop ratchets
             if phase == AT_OPEN and (open_ >= stop if buy else open_ <= stop):
                 self._fill(order, open_, AT_OPEN, Liquidity.TAKER)
             elif phase == INSIDE and (high >= stop if buy else low <= stop):

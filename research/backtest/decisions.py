@@ -29,7 +29,7 @@ from research.backtest.history import History, strategy_label
 from tradepipe.botconfig import BotConfig
 from tradepipe.domain import Candle
 from tradepipe.orders import EntryRequest, InvalidOrderError, Position
-from tradepipe.strategy import DecisionContext, Enter, Strategy
+from tradepipe.strategy import DecisionContext, Enter, Exit, ExitTargetError, Strategy
 
 __all__ = ["Decider", "FeatureRow"]
 
@@ -147,7 +147,7 @@ class Decider:
         _set_field(context, "config", self.config)
         return context, features
 
-    def decide(self, row: int, positions: tuple[Position, ...]) -> Enter | None:
+    def decide(self, row: int, positions: tuple[Position, ...]) -> Enter | Exit | None:
         """The strategy's decision at the close of `row`; BacktestError if it fails."""
         context = self._context
         features = self._features
@@ -172,12 +172,25 @@ class Decider:
             or getrefcount(features) != self._features_refs
         ):
             self._context, self._features = self._fresh()
-        if decision is None or isinstance(decision, Enter):
+        if decision is None or isinstance(decision, Enter | Exit):
             return decision
         raise BacktestError(
             f"strategy {strategy_label(self.strategy)} returned {decision!r} at the candle "
-            f"starting {self.history.time_of(row)}: on_candle must return Enter(...) or None"
+            f"starting {self.history.time_of(row)}: on_candle must return Enter(...), "
+            "Exit(...) or None"
         )
+
+    def exit_targets(
+        self, decision: Exit, row: int, positions: tuple[Position, ...]
+    ) -> tuple[int, ...]:
+        """The positions an `Exit` closes; BacktestError if it names one not open."""
+        try:
+            return decision.targets(positions)
+        except ExitTargetError as error:
+            raise BacktestError(
+                f"strategy {strategy_label(self.strategy)} at the candle starting "
+                f"{self.history.time_of(row)}: {error}"
+            ) from None
 
     def request(self, decision: Enter, row: int) -> EntryRequest:
         """The entry order an `Enter` asks for, sized and bounded by the bot's config."""
@@ -185,6 +198,7 @@ class Decider:
             return EntryRequest.from_config(
                 self.config,
                 limit_price=decision.limit_price,
+                trailing_stop_pct=decision.trailing_stop_pct,
                 strategy_hash=self.strategy_hash,
                 model_version=self.model_version,
                 reason=decision.reason or None,

@@ -14,8 +14,12 @@ Why it is fast:
   active position can only change on a candle where the kernel's own predicates
   (`stop_touched`, `take_profit_touched`, vectorised over the coming candles) fire, or
   whose end reaches its holding deadline; on every other candle `PositionBook.on_candle`
-  would return no events and change nothing, so it is skipped. The book still decides
-  everything on the candles it sees.
+  would return no events and change nothing, so it is skipped. A position with a trailing
+  stop gets every candle (each may move its stop). The book still decides everything on
+  the candles it sees.
+
+A strategy's `Exit` at candle i's close asks the book to close its targets at candle i's
+end_ms (`close_position`, reason `strategy`): a market exit that fills at candle i+1's open.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from research.backtest.metrics import build_result
 from research.backtest.records import BacktestResult, Fill, TradeRecord, UnfilledEntry
 from tradepipe.botconfig import BotConfig
 from tradepipe.costs import PAPER_COSTS
-from tradepipe.enums import OrderType, PositionStatus, Side
+from tradepipe.enums import ExitReason, OrderType, PositionStatus, Side
 from tradepipe.features import FeatureSpec
 from tradepipe.orders import (
     Event,
@@ -45,7 +49,7 @@ from tradepipe.orders import (
     stop_touched,
     take_profit_touched,
 )
-from tradepipe.strategy import Strategy
+from tradepipe.strategy import Exit, Strategy
 from tradepipe.timeframes import Timeframe
 
 __all__ = ["BACKTEST_BOT", "DEFAULT_FEES", "run_backtest", "starting_capital"]
@@ -125,10 +129,22 @@ def run_backtest(
         if ready[row]:
             decision = decide(row, positions)
             if decision is not None:
-                run.record(row, submit(request(decision, row), end_ms[row]))
+                if isinstance(decision, Exit):
+                    targets = decider.exit_targets(decision, row, positions)
+                    run.record(row, _close(book, targets, end_ms[row]))
+                else:
+                    run.record(row, submit(request(decision, row), end_ms[row]))
                 positions = book.positions
                 wake = run.next_wake(row, positions)
     return build_result(history, run.fills, run.trades, run.unfilled, positions, capital)
+
+
+def _close(book: PositionBook, targets: tuple[int, ...], time_ms: int) -> tuple[Event, ...]:
+    """A strategy's `Exit`: each target leaves at market (the next candle's open)."""
+    events: list[Event] = []
+    for seq in targets:
+        events += book.close_position(seq, time_ms, ExitReason.STRATEGY)
+    return tuple(events)
 
 
 class _Run:
@@ -184,7 +200,11 @@ class _Run:
         """The first row after `row` on which the book can change."""
         wake = self._rows
         for position in positions:
-            if position.status is not PositionStatus.ACTIVE or position.pending_exit:
+            if (
+                position.status is not PositionStatus.ACTIVE
+                or position.pending_exit
+                or position.trailing_stop_price is not None  # its stop moves with each candle
+            ):
                 return row + 1
             if any(
                 order.is_working and order.order_type is OrderType.MARKET

@@ -32,14 +32,14 @@ from research.backtest.records import iso_utc
 from tradepipe.botconfig import BotConfig
 from tradepipe.features import FeatureSpec, compute_features, default_spec
 from tradepipe.orders import FeeSchedule
-from tradepipe.strategy import DecisionContext, Enter, LoadedStrategy
+from tradepipe.strategy import DecisionContext, Enter, Exit, LoadedStrategy
 from tradepipe.timeframes import Timeframe, parse_timeframe
 
 __all__ = ["ChangedDecision", "FeatureLookahead", "LookaheadReport", "check_lookahead"]
 
 Predict = Callable[[pd.DataFrame], npt.ArrayLike]
 DEFAULT_CUTS = 12
-Decisions = dict[int, Enter | None]  # candle start_ms -> what the strategy answered
+Decisions = dict[int, Enter | Exit | None]  # candle start_ms -> what the strategy answered
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ class _Runner:
         instance = self.strategy.create(self.parameters)
         on_candle = instance.on_candle
 
-        def recording(context: DecisionContext) -> Enter | None:
+        def recording(context: DecisionContext) -> Enter | Exit | None:
             answer = on_candle(context)
             answers[context.candle.start_ms] = answer
             return answer
@@ -286,8 +286,11 @@ def _changed_decisions(past: Decisions, part: Decisions, cut_time: str) -> list[
     return changed
 
 
-def _describe(answer: Enter | None) -> str:
+def _describe(answer: Enter | Exit | None) -> str:
     if answer is None:
         return "no entry"
+    if isinstance(answer, Exit):
+        which = "all" if answer.position_seq is None else f"position {answer.position_seq}"
+        return f"Exit({which}{', ' + answer.reason if answer.reason else ''})"
     price = "market" if answer.limit_price is None else f"limit {answer.limit_price:g}"
     return f"Enter({price}{', ' + answer.reason if answer.reason else ''})"

@@ -53,7 +53,7 @@ class Divergence:
 
 @dataclass(frozen=True, slots=True)
 class DecisionAnswer:
-    """A strategy's answer on one candle: 'enter', 'hold' or 'failed', with an entry's
+    """A strategy's answer on one candle: 'enter', 'exit', 'hold' or 'failed', with an entry's
     limit price (None: a market entry)."""
 
     kind: str

@@ -17,7 +17,7 @@ from research.review.positions import ReviewedPosition, entry_candle
 from tradepipe.botconfig import BotConfig, parse_bot_config
 from tradepipe.orders import FeeSchedule
 from tradepipe.registry import LoadedModel
-from tradepipe.strategy import DecisionContext, Enter, load_strategy_source
+from tradepipe.strategy import DecisionContext, Enter, Exit, load_strategy_source
 from tradepipe.timeframes import parse_timeframe
 
 __all__ = ["SegmentReplay", "batch_probabilities", "replay_segment"]
@@ -43,16 +43,18 @@ def batch_probabilities(model: LoadedModel, features: pd.DataFrame) -> pd.Series
 
 
 def _recording(
-    on_candle: Callable[[DecisionContext], Enter | None],
+    on_candle: Callable[[DecisionContext], Enter | Exit | None],
     answers: dict[int, DecisionAnswer],
     held: dict[int, int],
-) -> Callable[[DecisionContext], Enter | None]:
-    def recorded(context: DecisionContext) -> Enter | None:
+) -> Callable[[DecisionContext], Enter | Exit | None]:
+    def recorded(context: DecisionContext) -> Enter | Exit | None:
         decision = on_candle(context)
         start_ms = context.candle.start_ms
         held[start_ms] = len(context.open_positions)
         if isinstance(decision, Enter):
             answers[start_ms] = DecisionAnswer("enter", decision.limit_price)
+        elif isinstance(decision, Exit):
+            answers[start_ms] = DecisionAnswer("exit")
         else:
             answers[start_ms] = DecisionAnswer("hold")
         return decision

@@ -94,6 +94,7 @@ def build_dataset(candles: pd.DataFrame, spec: ModelSpec, *, source: str = "data
             take_profit_pct=spec.labels.take_profit_pct,
             stop_loss_pct=spec.labels.stop_loss_pct,
             max_holding_seconds=spec.labels.max_holding_seconds,
+            trailing_stop_pct=spec.labels.trailing_stop_pct,
         )
     except (CandleDataError, LabelInputError) as error:
         raise DatasetError(f"{source}: {error}") from None

@@ -88,6 +88,8 @@ class LabelSection(_Section):
     take_profit_pct: float = Field(gt=0, lt=100)
     stop_loss_pct: float = Field(gt=0, lt=100)
     max_holding_seconds: float = Field(gt=0)
+    # the bot's trailing stop, which the labels then follow (tradepipe.orders.trailing)
+    trailing_stop_pct: float | None = Field(None, gt=0, lt=100)
 
 
 class LightGBMParams(_Section):
@@ -260,6 +262,7 @@ class ModelSpec(_Section):
             take_profit_pct=self.labels.take_profit_pct,
             stop_loss_pct=self.labels.stop_loss_pct,
             max_holding_seconds=self.labels.max_holding_seconds,
+            trailing_stop_pct=self.labels.trailing_stop_pct,
             maker_order_timeout_seconds=self.strategy.bot.maker_order_timeout_seconds,
             max_open_positions=self.strategy.bot.max_open_positions,
             confidence_threshold=self.strategy.bot.confidence_threshold,
@@ -272,6 +275,8 @@ class ModelSpec(_Section):
         which also covers the feature implementation version)."""
         body = self.model_dump(mode="json", exclude={"features"})
         body["features"] = self.features.content_hash
+        if body["labels"]["trailing_stop_pct"] is None:  # specs from before it hash as before
+            del body["labels"]["trailing_stop_pct"]
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 

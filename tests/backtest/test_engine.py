@@ -298,7 +298,9 @@ def test_a_strategy_returning_something_else_than_enter_is_refused() -> None:
         def on_candle(self, context: DecisionContext) -> Enter | None:
             return "buy"  # type: ignore[return-value]
 
-    with pytest.raises(BacktestError, match=r"returned 'buy'.*Enter\(\.\.\.\) or None"):
+    with pytest.raises(
+        BacktestError, match=r"returned 'buy'.*Enter\(\.\.\.\), Exit\(\.\.\.\) or None"
+    ):
         run_backtest(TINY, Confused.create(), CONFIG, timeframe="1h")
 
 

@@ -1,7 +1,8 @@
 """The fast engine and the backtrader reference trade identically, fill for fill.
 
-Both shipped strategies, market and limit entries, on real hourly Coinbase candles, the
-real gappy 1-minute series and synthetic 1-minute candles. Equality is exact: every trade
+Both shipped strategies, market and limit entries, strategy exits and trailing stops, on
+real hourly Coinbase candles, the real gappy 1-minute series and synthetic 1-minute
+candles. Equality is exact: every trade
 (entry and exit time, prices, quantity, exit reason, pnl, fees), every fill, every
 maker-order timeout, the equity curve and the metrics. Each case also proves it exercised
 the parts of the fill model it is meant to (gaps, ties, the entry-candle rule, timeouts),
@@ -43,6 +44,11 @@ ENTRY_CANDLE_EXIT = "exit on the entry candle"
 TIE = "stop-loss and take-profit both touched: stop-loss wins"
 RULE_5 = "take-profit touched on an inside entry's candle: not taken"
 MAKER_TIMEOUT = "maker-order timeout"
+STRATEGY_EXIT = "strategy exit at the next open"
+STRATEGY_CANCEL = "strategy exit cancelling a pending limit entry"
+TRAILING_GAP = "trailing stop gapped through at the open"
+TRAILING_INSIDE = "trailing stop inside the candle"
+BARRIERS = ("take_profit", "stop_loss", "timeout")
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class Case:
     parameters: dict[str, Any] = field(default_factory=dict)
     paths: frozenset[str] = frozenset()
     shared_data: bool = False
+    reasons: tuple[str, ...] = BARRIERS  # exit reasons each met at least 5 times
 
 
 def config(**values: Any) -> BotConfig:
@@ -90,6 +97,9 @@ GAPPY = config(
     max_open_positions=2,
 )
 EXITS = frozenset({STOP_INSIDE, TAKE_PROFIT_INSIDE, TIMEOUT_CLOSE, ENTRY_CANDLE_EXIT, TIE})
+# A trailing stop looser than the stop-loss, so both stops (and both reasons) occur.
+STRATEGY_EXITS = EXITS | {STRATEGY_EXIT, TRAILING_INSIDE}
+EXIT_REASONS = (*BARRIERS, "strategy", "trailing_stop")
 
 CASES = [
     Case(
@@ -167,6 +177,37 @@ CASES = [
         shared_data=True,
     ),
     Case(
+        "synthetic-ema_rsi-market-exits",
+        "synthetic_minutes",
+        "1m",
+        "ema_rsi",
+        SYNTHETIC.model_copy(update={"trailing_stop_pct": 0.06}),
+        {"rsi_entry_below": 55, "exit_rsi_above": 57},
+        STRATEGY_EXITS | {MARKET_ENTRY, STOP_GAP, TRAILING_GAP},
+        reasons=EXIT_REASONS,
+    ),
+    Case(
+        "synthetic-ema_rsi-limit-exits",
+        "synthetic_minutes",
+        "1m",
+        "ema_rsi",
+        SYNTHETIC.model_copy(update={"trailing_stop_pct": 0.06}),
+        {"rsi_entry_below": 55, "limit_offset_pct": 0.01, "exit_rsi_above": 57},
+        STRATEGY_EXITS | {LIMIT_INSIDE, RULE_5, MAKER_TIMEOUT, STRATEGY_CANCEL},
+        reasons=("take_profit", "stop_loss", "strategy", "trailing_stop"),
+    ),
+    Case(
+        "hourly-ema_rsi-market-exits",
+        "btc_hourly",
+        "1h",
+        "ema_rsi",
+        HOURLY.model_copy(update={"trailing_stop_pct": 2.0}),
+        {"rsi_entry_below": 50, "exit_rsi_above": 65},
+        STRATEGY_EXITS | {MARKET_ENTRY},
+        shared_data=True,
+        reasons=EXIT_REASONS,
+    ),
+    Case(
         "gappy-ema_rsi-market",
         "gappy_minutes",
         "1m",
@@ -203,7 +244,10 @@ def paths(
     opens = candles["open"].to_numpy()
     highs = candles["high"].to_numpy()
     starts = candles["start_ms"].to_numpy()
-    found: Counter[str] = Counter({MAKER_TIMEOUT: len(result.unfilled_entries)})
+    found: Counter[str] = Counter(
+        MAKER_TIMEOUT if u.reason == "maker_timeout" else STRATEGY_CANCEL
+        for u in result.unfilled_entries
+    )
     fills = {(f.time_ms, f.price, f.quantity, f.is_entry): f for f in result.fills}
     for trade in result.trades:
         entry = fills[(trade.entry_time_ms, trade.entry_price, trade.quantity, True)]
@@ -220,7 +264,10 @@ def paths(
             "stop_loss": (STOP_GAP, STOP_INSIDE),
             "take_profit": (TAKE_PROFIT_GAP, TAKE_PROFIT_INSIDE),
             "timeout_exit": (TIMEOUT_OPEN, TIMEOUT_CLOSE),
+            "market_exit": (STRATEGY_EXIT, STRATEGY_EXIT),
         }[exit_.role]
+        if trade.exit_reason == "trailing_stop":
+            at_open, inside = TRAILING_GAP, TRAILING_INSIDE
         found[at_open if exit_at_open else inside] += 1
         take_profit, _ = barrier_prices(
             Side.BUY, trade.entry_price, bot.take_profit_pct, bot.stop_loss_pct
@@ -291,7 +338,7 @@ def test_fast_engine_and_backtrader_trade_identically(
     ]
 
     reasons = Counter(trade.exit_reason for trade in fast.trades)
-    assert min(reasons[r] for r in ("take_profit", "stop_loss", "timeout")) >= 5, reasons
+    assert min(reasons[r] for r in case.reasons) >= 5, reasons
     found = paths(fast, candles, case.config, limit="limit_offset_pct" in case.parameters)
     missing = sorted(case.paths - {name for name, count in found.items() if count})
     assert not missing, f"the case never exercised: {missing} (found {dict(found)})"

@@ -41,6 +41,7 @@ def trade_every_row(
     stop_loss_pct: float,
     holding_seconds: float,
     fees: FeeSchedule,
+    trailing_stop_pct: float | None = None,
 ) -> dict[int, tuple[Position, int]]:
     """The state machine entering at market at every candle's close: row -> (closed
     position, index of the candle it closed on)."""
@@ -51,6 +52,7 @@ def trade_every_row(
         stop_loss_pct=stop_loss_pct,
         max_holding_seconds=holding_seconds,
         maker_order_timeout_seconds=60,
+        trailing_stop_pct=trailing_stop_pct,
     )
     request = EntryRequest.from_config(config, side=side)
     assert request.order_type is OrderType.MARKET
@@ -63,7 +65,7 @@ def trade_every_row(
     return closed
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
     candle_frames(),
     st.sampled_from(Side),
@@ -71,6 +73,7 @@ def trade_every_row(
     st.sampled_from([0.5, 1.0, 2.0, 3.0, 4.5]),
     st.sampled_from([30, 60, 90, 180, 300, 600]),
     st.builds(FeeSchedule, st.sampled_from([0.0, 0.001]), st.sampled_from([0.0, 0.002])),
+    st.sampled_from([None, None, 0.5, 1.0, 2.0, 4.0]),
 )
 def test_every_label_equals_the_state_machine(
     frame: pd.DataFrame,
@@ -79,6 +82,7 @@ def test_every_label_equals_the_state_machine(
     stop_loss_pct: float,
     holding_seconds: float,
     fees: FeeSchedule,
+    trailing_stop_pct: float | None,
 ) -> None:
     labels = triple_barrier_labels(
         frame,
@@ -88,8 +92,11 @@ def test_every_label_equals_the_state_machine(
         max_holding_seconds=holding_seconds,
         fees=fees,
         side=side,
+        trailing_stop_pct=trailing_stop_pct,
     )
-    closed = trade_every_row(frame, side, take_profit_pct, stop_loss_pct, holding_seconds, fees)
+    closed = trade_every_row(
+        frame, side, take_profit_pct, stop_loss_pct, holding_seconds, fees, trailing_stop_pct
+    )
     for row in range(len(frame)):
         label = labels.iloc[row]
         if label["label"] == -1:

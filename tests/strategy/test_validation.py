@@ -103,7 +103,7 @@ def test_an_exception_on_ordinary_candles_is_refused_with_its_line() -> None:
 
 def test_an_answer_that_is_not_an_entry_is_refused() -> None:
     error = refusal(strategy('return "buy"'))
-    assert "on_candle returned str, expected Enter or None" in str(error)
+    assert "on_candle returned str, expected Enter, Exit or None" in str(error)
 
 
 def test_state_that_is_not_json_is_refused() -> None:

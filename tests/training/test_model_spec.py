@@ -92,3 +92,17 @@ def test_strategy_parameters_are_validated_by_the_strategy(write_spec: SpecWrite
 def test_a_spec_round_trips_through_the_model() -> None:
     spec = parse_spec(to_toml(small_spec()))
     assert ModelSpec.model_validate(spec.model_dump()) == spec
+
+
+def test_a_trailing_stop_in_labels_reaches_the_bot_and_leaves_other_hashes(
+    write_spec: SpecWriter,
+) -> None:
+    plain = load_spec(write_spec("a.toml"))
+    trailing = load_spec(write_spec("b.toml", **{"labels.trailing_stop_pct": 1.5}))
+    assert plain.labels.trailing_stop_pct is None and plain.bot_config.trailing_stop_pct is None
+    assert trailing.bot_config.trailing_stop_pct == 1.5
+    assert trailing.content_hash != plain.content_hash
+    body = plain.model_dump(mode="json", exclude={"features"})
+    assert "trailing_stop_pct" in body["labels"]  # yet left out of the hash while None
+    with pytest.raises(SpecError, match="trailing_stop_pct"):
+        load_spec(write_spec("c.toml", **{"labels.trailing_stop_pct": 0}))

@@ -46,6 +46,9 @@ def bots_add(
         float, typer.Option(help="cancel an unfilled limit entry")
     ] = 60.0,
     max_open_positions: Annotated[int, typer.Option(help="pending + active at once")] = 1,
+    trailing_stop_pct: Annotated[
+        float | None, typer.Option(help="trail a stop this % behind the best price seen")
+    ] = None,
     confidence_threshold: Annotated[float, typer.Option(help="model probability to enter")] = 0.5,
     model: Annotated[str | None, typer.Option(help="registered MLflow model it consumes")] = None,
     model_alias: Annotated[str, typer.Option(help="alias of that model")] = "champion",
@@ -91,7 +94,7 @@ def bots_add(
             capital, take_profit_pct, stop_loss_pct, max_holding_seconds, maker_timeout_seconds,
             max_open_positions, confidence_threshold, model, model_alias, credentials, notify,
             notify_events, param,
-        )  # fmt: skip
+        ) | _trailing_option(trailing_stop_pct)  # fmt: skip
         config = parse_bot_config(options, bot=name)
         modes = {m.value for m in BotMode}
         for given in (mode, confirm_mode):
@@ -154,6 +157,13 @@ def _config_options(
     return {key: value for key, value in given.items() if value is not None}
 
 
+def _trailing_option(trailing_stop_pct: float | None) -> dict[str, object]:
+    """--trailing-stop-pct as a config field: not given leaves it out, 0 means none."""
+    if trailing_stop_pct is None:
+        return {}
+    return {"trailing_stop_pct": None if trailing_stop_pct == 0 else trailing_stop_pct}
+
+
 def _parameters(items: list[str]) -> dict[str, object]:
     parameters: dict[str, object] = {}
     for item in items:
@@ -178,6 +188,9 @@ def bots_set(
         float | None, typer.Option(help="cancel an unfilled limit entry")
     ] = None,
     max_open_positions: Annotated[int | None, typer.Option(help="pending + active")] = None,
+    trailing_stop_pct: Annotated[
+        float | None, typer.Option(help="trail a stop this % behind the best price; 0: none")
+    ] = None,
     confidence_threshold: Annotated[
         float | None, typer.Option(help="model probability to enter")
     ] = None,
@@ -206,7 +219,7 @@ def bots_set(
         capital, take_profit_pct, stop_loss_pct, max_holding_seconds, maker_timeout_seconds,
         max_open_positions, confidence_threshold, model, model_alias, credentials, notify,
         notify_events, param,
-    )  # fmt: skip
+    ) | _trailing_option(trailing_stop_pct)  # fmt: skip
     if not changes:
         fail("nothing to set: give at least one option (see --help)")
     current = settings()

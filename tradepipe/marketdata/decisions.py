@@ -85,6 +85,7 @@ class DecisionKind(StrEnum):
 
     ENTER = "enter"  # the strategy asked for an entry
     HOLD = "hold"  # the strategy answered None
+    EXIT = "exit"  # the strategy asked to close open positions (`entry` says which)
     FAILED = "failed"  # the strategy raised or answered nonsense (the bot went to error)
 
 

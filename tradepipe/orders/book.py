@@ -13,8 +13,9 @@ Two ways to drive it, chosen when the book is made:
 - `simulated=False` (live): send each `OrderPlaced` to the broker and report what the
   venue says with `on_accepted`, `on_fill`, `on_cancelled` and `on_rejected`; call
   `on_tick` with the time (and a last price) so maker timeouts, holding timeouts and stops
-  trigger. Stops are watched here, not placed at the venue, because the database's order
-  types have no stop order.
+  trigger, and `on_closed_candle` with each closed candle of the bot's timeframe so
+  trailing stops ratchet as they do in a backtest. Stops are watched here, not placed at
+  the venue, because the database's order types have no stop order.
 Closed positions leave the book; their `PositionClosed` event is the record.
 """
 
@@ -39,6 +40,7 @@ from tradepipe.orders.events import (
 from tradepipe.orders.rules import Bar, stop_touched
 from tradepipe.orders.serialise import StateError
 from tradepipe.orders.simulate import step_candle
+from tradepipe.orders.trailing import effective_stop, ratchet
 from tradepipe.orders.types import (
     EntryRequest,
     FeeSchedule,
@@ -168,17 +170,29 @@ class PositionBook:
                 continue
             if position.pending_exit is not None:
                 continue
-            assert position.stop_loss_price is not None and position.expires_at_ms is not None
-            if price is not None and stop_touched(
-                position.side, price, price, position.stop_loss_price
-            ):
-                reason = ExitReason.STOP_LOSS
+            assert position.expires_at_ms is not None
+            stop, stop_reason = effective_stop(position)
+            if price is not None and stop_touched(position.side, price, price, stop):
+                reason = stop_reason
             elif time_ms >= position.expires_at_ms:
                 reason = ExitReason.TIMEOUT
             else:
                 continue
             events += self._keep(transitions.begin_exit(position, reason, time_ms, simulated=False))
         return tuple(events)
+
+    def on_closed_candle(self, candle: Bar) -> bool:
+        """A candle of the bot's timeframe closed: ratchet trailing stops by it, by the
+        rule backtests follow (`tradepipe.orders.trailing`). True if a stop moved."""
+        self._require(not self.simulated, "on_closed_candle ratchets a live book")
+        moved = False
+        for position in self.positions:
+            if position.pending_exit is None:
+                ratcheted = ratchet(position, candle)
+                if ratcheted is not position:
+                    self._open[position.seq] = ratcheted
+                    moved = True
+        return moved
 
     def on_accepted(self, order_id: str, time_ms: int) -> tuple[Event, ...]:
         """The venue acknowledged an order (NEW -> OPEN)."""

@@ -52,6 +52,13 @@ way everywhere, and pessimistically where it matters:
    (`market_fill_price`). Limit orders fill at their price or the open they met, never
    slipped. The paper broker applies the same rule to the trade a market order meets.
 
+7. **Trailing stop** (when the position has one): the stop of rule 4 is the tighter of the
+   stop-loss and the trail, which moves with the best price of the candles closed since
+   the entry (`tradepipe.orders.trailing`); an exit at the trail is `trailing_stop`.
+8. **Strategy exit**: a strategy's `Exit`, decided at a candle's close, leaves at market
+   by rule 2 (the next candle's open, taker, slipped by rule 6) as `strategy`; it acts
+   before anything else that candle could do (it was sent first).
+
 Live trading uses the same predicates on real prices (`stop_touched` on a last price) and
 real fills; there the venue, not this model, decides fill prices.
 """
@@ -195,22 +202,25 @@ def resolve_bar(
     start_ms: int,
     end_ms: int,
     take_profit_eligible: bool = True,
+    stop_reason: ExitReason = ExitReason.STOP_LOSS,
 ) -> ExitFill | None:
     """Rule 4: the exit of an active position on one candle, or None if it stays open.
 
     Plain scalars in, so the labels can call it once per row without building objects;
-    `resolve_candle` is the same call for anything shaped like a candle.
+    `resolve_candle` is the same call for anything shaped like a candle. `stop_loss_price`
+    is the effective stop; `stop_reason` names it (`trailing_stop` when the trail is the
+    tighter one: `tradepipe.orders.trailing`).
     """
     if start_ms >= expires_at_ms:
         return ExitFill(ExitReason.TIMEOUT, open_price, start_ms)
     if stop_touched(side, open_price, open_price, stop_loss_price):
-        return ExitFill(ExitReason.STOP_LOSS, open_price, start_ms)
+        return ExitFill(stop_reason, open_price, start_ms)
     if take_profit_eligible and take_profit_touched(
         side, open_price, open_price, take_profit_price
     ):
         return ExitFill(ExitReason.TAKE_PROFIT, take_profit_price, start_ms)
     if stop_touched(side, low, high, stop_loss_price):
-        return ExitFill(ExitReason.STOP_LOSS, stop_loss_price, end_ms)
+        return ExitFill(stop_reason, stop_loss_price, end_ms)
     if take_profit_eligible and take_profit_touched(side, low, high, take_profit_price):
         return ExitFill(ExitReason.TAKE_PROFIT, take_profit_price, end_ms)
     if end_ms >= expires_at_ms:
@@ -226,6 +236,7 @@ def resolve_candle(
     bar: Bar,
     *,
     take_profit_eligible: bool = True,
+    stop_reason: ExitReason = ExitReason.STOP_LOSS,
 ) -> ExitFill | None:
     """`resolve_bar` for a candle object."""
     return resolve_bar(
@@ -240,4 +251,5 @@ def resolve_candle(
         bar.start_ms,
         bar.end_ms,
         take_profit_eligible,
+        stop_reason,
     )

@@ -13,6 +13,7 @@ from typing import NamedTuple
 from tradepipe.enums import ExitReason, OrderRole, OrderType, PositionStatus
 from tradepipe.orders import transitions
 from tradepipe.orders.rules import Bar, limit_entry_fill, market_fill_price, resolve_candle
+from tradepipe.orders.trailing import effective_stop, ratchet
 from tradepipe.orders.types import FeeSchedule, Liquidity, Position
 
 
@@ -78,16 +79,18 @@ def _step_active(
         return _fill_exit(position, market_exit.client_order_id, bar.open, bar.start_ms, costs)
     assert position.take_profit_price is not None and position.stop_loss_price is not None
     assert position.expires_at_ms is not None
+    stop, stop_reason = effective_stop(position)
     exit_fill = resolve_candle(
         position.side,
         position.take_profit_price,
-        position.stop_loss_price,
+        stop,
         position.expires_at_ms,
         bar,
         take_profit_eligible=take_profit_eligible,
+        stop_reason=stop_reason,
     )
     if exit_fill is None:
-        return position, []
+        return ratchet(position, bar), []
     reason, price, time_ms = exit_fill
     if reason is ExitReason.TAKE_PROFIT:
         take_profit = position.working_exit(OrderRole.TAKE_PROFIT)

@@ -1,7 +1,7 @@
 """The position lifecycle as pure functions: (position, input) -> (new position, events).
 
     PENDING --entry filled--> ACTIVE --exit filled--> CLOSED
-       |                         (take_profit, stop_loss, timeout, manual, error)
+       |          (take_profit, stop_loss, trailing_stop, timeout, strategy, manual, error)
        +--entry cancelled/rejected, nothing filled--> CLOSED
                                 (maker_timeout, rejected, manual, error)
 
@@ -33,6 +33,7 @@ from tradepipe.orders.events import (
     PositionOpened,
 )
 from tradepipe.orders.rules import barrier_prices
+from tradepipe.orders.trailing import trail_price
 from tradepipe.orders.types import (
     EntryRequest,
     Liquidity,
@@ -47,6 +48,7 @@ Step = tuple[Position, list[Event]]
 # travels as MARKET_EXIT and the position's exit_reason says why.
 _EXIT_ROLES = {
     ExitReason.STOP_LOSS: OrderRole.STOP_LOSS,
+    ExitReason.TRAILING_STOP: OrderRole.STOP_LOSS,
     ExitReason.TIMEOUT: OrderRole.TIMEOUT_EXIT,
 }
 
@@ -144,6 +146,9 @@ def activate(position: Position, time_ms: int, *, simulated: bool) -> Step:
         opened_at_ms=time_ms,
         take_profit_price=take_profit,
         stop_loss_price=stop_loss,
+        trailing_stop_price=None
+        if request.trailing_stop_pct is None
+        else trail_price(position.side, entry_price, request.trailing_stop_pct),
         expires_at_ms=time_ms + request.max_holding_ms,
         pending_exit=None,  # whatever stopped the entry is done with
     )

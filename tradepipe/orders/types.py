@@ -154,9 +154,15 @@ class EntryRequest:
     strategy_hash: str = ""
     model_version: str | None = None
     reason: str | None = None
+    trailing_stop_pct: float | None = None  # None: no trailing stop
 
     def __post_init__(self) -> None:
         _require(_positive(self.capital), f"capital must be > 0: {self.capital}")
+        trail = self.trailing_stop_pct
+        _require(
+            trail is None or (_positive(trail) and trail < 100),
+            f"trailing_stop_pct must be in (0, 100): {trail}",
+        )
         _require(
             _positive(self.take_profit_pct), f"take_profit_pct must be > 0: {self.take_profit_pct}"
         )
@@ -176,10 +182,16 @@ class EntryRequest:
 
     @classmethod
     def from_config(
-        cls, config: BotConfig, *, limit_price: float | None = None, **extra: Any
+        cls,
+        config: BotConfig,
+        *,
+        limit_price: float | None = None,
+        trailing_stop_pct: float | None = None,
+        **extra: Any,
     ) -> EntryRequest:
         """A market entry (or a limit one when `limit_price` is given) sized and bounded
-        by a bot's config; `extra` sets side, strategy_hash, model_version or reason."""
+        by a bot's config; `trailing_stop_pct` (the strategy's, on its `Enter`) replaces
+        the config's; `extra` sets side, strategy_hash, model_version or reason."""
         limit = limit_price is not None
         return cls(
             order_type=OrderType.LIMIT if limit else OrderType.MARKET,
@@ -189,6 +201,9 @@ class EntryRequest:
             max_holding_ms=duration_ms(config.max_holding_seconds),
             limit_price=limit_price,
             maker_timeout_ms=duration_ms(config.maker_order_timeout_seconds) if limit else None,
+            trailing_stop_pct=config.trailing_stop_pct
+            if trailing_stop_pct is None
+            else trailing_stop_pct,
             **extra,
         )
 
@@ -276,6 +291,8 @@ class Position:
     opened_at_ms: int | None = None
     take_profit_price: float | None = None
     stop_loss_price: float | None = None
+    # ratchets with the best price seen (tradepipe.orders.trailing); None without a trail
+    trailing_stop_price: float | None = None
     expires_at_ms: int | None = None
     closed_at_ms: int | None = None
     exit_reason: ExitReason | None = None

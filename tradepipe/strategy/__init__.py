@@ -3,8 +3,11 @@ validated, content-hashed strategy class. Backtests and the live engine run the 
 
 from tradepipe.strategy.api import (
     INTERFACE_VERSION,
+    Decision,
     DecisionContext,
     Enter,
+    Exit,
+    ExitTargetError,
     ModelRef,
     Strategy,
     StrategyParameterError,
@@ -20,8 +23,11 @@ from tradepipe.strategy.loader import (
 
 __all__ = [
     "INTERFACE_VERSION",
+    "Decision",
     "DecisionContext",
     "Enter",
+    "Exit",
+    "ExitTargetError",
     "LoadedStrategy",
     "ModelRef",
     "Strategy",

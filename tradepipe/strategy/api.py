@@ -1,10 +1,15 @@
 """The contract between strategy files and the engines that run them.
 
 A strategy is event-driven: `on_candle` is called once per closed candle with a read-only
-`DecisionContext` and answers `Enter(...)` or None. Exits are not the strategy's business:
-take-profit, stop-loss and the holding timeout come from the bot's config and are executed
-by the order state machine, exactly as the triple-barrier labels assume, so what a model
-learns is what the bot trades.
+`DecisionContext` and answers `Enter(...)`, `Exit(...)` or None. Take-profit, stop-loss,
+the holding timeout and the optional trailing stop come from the bot's config (an `Enter`
+may set its own trailing stop) and are executed by the order state machine, exactly as the
+triple-barrier labels assume, so what a model learns is what the bot trades. A strategy
+may also close what it holds: `Exit()` leaves at market (the next candle's open in a
+backtest) every open position of the bot, `Exit(position_seq=n)` only position n (the
+`seq` of one of `context.open_positions`); the position closes with exit reason
+`strategy`, and a pending limit entry it names is cancelled. Strategies that never return
+`Exit` are unaffected, so the interface version stays 1.
 
 Everything the strategy receives is immutable (frozen candle, frozen positions, a read-only
 feature mapping): it can never change the engine's state. Its own state, if any, survives a
@@ -21,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tradepipe.botconfig import BotConfig
 from tradepipe.domain import Candle
+from tradepipe.enums import PositionStatus
 from tradepipe.orders.types import Position
 from tradepipe.validation import describe_validation_error
 
@@ -58,6 +64,37 @@ class Enter:
 
     limit_price: float | None = None
     reason: str = ""
+    # this position's trailing stop %, instead of the bot's `trailing_stop_pct`
+    trailing_stop_pct: float | None = None
+
+
+class ExitTargetError(ValueError):
+    """An `Exit` naming a position the bot does not hold open."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """Close open positions at market, as exit reason `strategy`: position `position_seq`
+    (a `Position.seq` from the context), or every open position of the bot when None. An
+    active position leaves at the next market price (a backtest: the next candle's open);
+    a pending limit entry is cancelled."""
+
+    position_seq: int | None = None
+    reason: str = ""
+
+    def targets(self, positions: tuple[Position, ...]) -> tuple[int, ...]:
+        """The sequence numbers this exit closes among `positions` (the context's)."""
+        if self.position_seq is None:
+            return tuple(position.seq for position in positions)
+        if all(position.seq != self.position_seq for position in positions):
+            held = ", ".join(str(position.seq) for position in positions) or "none"
+            raise ExitTargetError(
+                f"Exit(position_seq={self.position_seq}) names no open position (open: {held})"
+            )
+        return (self.position_seq,)
+
+
+Decision = Enter | Exit | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +111,11 @@ class DecisionContext:
     def can_enter(self) -> bool:
         """False when the bot already holds its maximum of open (and pending) positions."""
         return len(self.open_positions) < self.config.max_open_positions
+
+    @property
+    def active_positions(self) -> tuple[Position, ...]:
+        """The open positions whose entry has filled (those an `Exit` sells)."""
+        return tuple(p for p in self.open_positions if p.status is PositionStatus.ACTIVE)
 
 
 ParametersT = TypeVar("ParametersT", bound=StrategyParameters)
@@ -112,8 +154,9 @@ class Strategy(Generic[ParametersT]):
             ) from None
         return cls(cast(ParametersT, validated))
 
-    def on_candle(self, context: DecisionContext) -> Enter | None:
-        """Decide at a closed candle: `Enter(...)` to open a position, None to wait."""
+    def on_candle(self, context: DecisionContext) -> Enter | Exit | None:
+        """Decide at a closed candle: `Enter(...)` to open a position, `Exit(...)` to close
+        open ones, None to wait."""
         raise NotImplementedError
 
     def on_save(self) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from types import FrameType
 from typing import Any
 
 from tradepipe.botconfig import BotConfig
-from tradepipe.strategy.api import DecisionContext, Enter, StrategyParameterError
+from tradepipe.strategy.api import DecisionContext, Enter, Exit, StrategyParameterError
 from tradepipe.strategy.loader import (
     LoadedStrategy,
     StrategyLoadError,
@@ -315,11 +315,11 @@ def _check(
                 decisions += 1
                 if isinstance(decision, Enter):
                     entries += 1
-                elif decision is not None:
+                elif decision is not None and not isinstance(decision, Exit):
                     return (
                         "error",
-                        f"on_candle returned {type(decision).__name__}, expected Enter or None "
-                        "(in the smoke run over synthetic candles)",
+                        f"on_candle returned {type(decision).__name__}, expected Enter, Exit "
+                        "or None (in the smoke run over synthetic candles)",
                         None,
                     )
             method = "on_save"

@@ -1,0 +1,72 @@
+"""Strategy exits and trailing stops through the real engine on the replay feed: a bot
+whose strategy returns `Exit` sees its positions close as `strategy`, a bot with a
+trailing stop sees them close as `trailing_stop` at the ratcheted stop, both on the
+paper broker and in the database."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from live.engine import Engine
+from live.feeds import BinanceFeed
+from live.replay import ReplayServer, SyntheticSource
+from tests.engine.helpers import START_MS, Aio, MarketTimes, add_bots, config_for, query
+from tests.support import feed_config
+
+WINDOW_START_MS = START_MS + 3_600_000
+WINDOW_MS = 300_000
+SPEED = 200
+
+EXITER = """
+    from tradepipe.strategy import Enter, Exit, Strategy, StrategyParameters
+
+    class Exiter(Strategy[StrategyParameters]):
+        def on_candle(self, context):
+            if context.active_positions:
+                return Exit(reason="held a candle")
+            return Enter(reason="in") if context.can_enter else None
+"""
+# Barriers and holding far away: only the strategy or the trailing stop can close.
+FAR = {"take_profit_pct": 20.0, "stop_loss_pct": 20.0, "max_holding_seconds": 3_600.0}
+
+
+def test_exits_and_trailing_stops_close_positions_in_the_engine(
+    aio: Aio, database_url: str, strategies_dir: Path
+) -> None:
+    (strategies_dir / "exiter.py").write_text(textwrap.dedent(EXITER))
+    add_bots(database_url, strategies_dir, [("exiter", "exiter")], **FAR)
+    add_bots(database_url, strategies_dir, [("trailer", "always")], trailing_stop_pct=0.02, **FAR)
+    end_ms = WINDOW_START_MS + WINDOW_MS
+    source = MarketTimes(SyntheticSource(["BTCUSDT"], start_ms=WINDOW_START_MS, end_ms=end_ms))
+
+    async def scenario() -> None:
+        async with ReplayServer(source, speed=SPEED, wait_for_subscribers=1) as replay:
+            config = config_for(database_url, strategies_dir, rest_url=replay.rest_url)
+            engine = Engine(config, feed=BinanceFeed(feed_config(replay.url)))
+            await engine.start()
+            try:
+                await aio.eventually(replay.finished.is_set, "the replay to finish", 40)
+                await aio.eventually(lambda: engine.recorder.pending == 0, "writes flushed")
+            finally:
+                await engine.stop()
+
+    aio.run(scenario(), timeout=90)
+    closed = query(
+        database_url,
+        "SELECT b.name, p.exit_reason, p.entry_price, p.exit_price, p.stop_loss_price "
+        "FROM positions p JOIN bots b ON b.id = p.bot_id WHERE p.status = 'closed'",
+    )
+    reasons = {(row.name, row.exit_reason) for row in closed}
+    assert reasons == {("exiter", "strategy"), ("trailer", "trailing_stop")}, reasons
+    assert sum(row.name == "exiter" for row in closed) >= 3
+    trailed = [row for row in closed if row.name == "trailer"]
+    assert len(trailed) >= 3
+    # a ratcheted stop sells above the entry's own trail, sometimes above the entry itself
+    assert any(row.exit_price > row.entry_price * (1 - 0.02 / 100) for row in trailed)
+    exits = query(
+        database_url,
+        "SELECT o.role, o.order_type FROM orders o JOIN bots b ON b.id = o.bot_id "
+        "WHERE b.name = 'exiter' AND o.role != 'entry' AND o.status = 'filled'",
+    )
+    assert exits and {(row.role, row.order_type) for row in exits} == {("market_exit", "market")}
