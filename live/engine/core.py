@@ -39,6 +39,7 @@ from live.engine.guard import CallGuard
 from live.engine.outbox import BrokerCommand, Outbox
 from live.engine.persistence import BotBatch, BotStatusWrite, EventWrite, FillRecord
 from live.engine.recorder import Recorder
+from live.engine.risk_gate import halt_reason, on_events, on_venue_answer
 from live.engine.status import BotRunState, BotStatusView, KillSwitchState
 from live.feeds import CandleBackfill, FeedStatus, Gap, SecondCandles
 from tradepipe.domain import Candle, Trade
@@ -93,6 +94,7 @@ class CoreMetrics:
     decisions: int = 0
     entries: int = 0
     entries_blocked: int = 0
+    entries_refused_risk: int = 0
     predict_calls: int = 0
     predicted_rows: int = 0
     reports: int = 0
@@ -120,7 +122,13 @@ class TradingCore:
         self.broker = broker
         self.recorder = recorder
         self.bus = bus
-        self.outbox = Outbox(broker, recorder, config, on_not_sent=self._not_sent)
+        self.outbox = Outbox(
+            broker,
+            recorder,
+            config,
+            on_not_sent=self._not_sent,
+            on_answer=self._venue_answer,
+        )
         self.seconds = seconds(self._on_second)
         self.symbols: dict[str, SymbolPipeline] = {}
         self.bots: dict[str, BotRuntime] = {}
@@ -236,6 +244,9 @@ class TradingCore:
                 events = bot.book.on_rejected(order_id, time_ms, report.message)
             step.add(bot.name, events)
 
+    def _venue_answer(self, bot: str, error: str | None) -> None:
+        on_venue_answer(self, bot, error)
+
     def _not_sent(self, command: BrokerCommand, reason: str) -> None:
         bot = self.bots.get(command.bot)
         if bot is None:
@@ -270,6 +281,7 @@ class TradingCore:
                 continue
             batch = None
             with self.isolated(bot, "recording its step"):  # never the other bots' writes
+                on_events(self, bot, events)  # closed positions count against its limits
                 batch = self.batch(bot, events, step)
             if batch is None:
                 continue
@@ -324,7 +336,7 @@ class TradingCore:
             events=tuple(events),
             positions=positions,
             fills=tuple(step.fills.get(bot.name, ())) if step else (),
-            book=bot.book.to_dict(),
+            book=bot.saved_book(),
             strategy_state=self.strategy_state(bot),
             strategy_name=bot.loaded.name,
             strategy_hash=bot.strategy_hash,
@@ -392,6 +404,7 @@ class TradingCore:
             and self.recorder.available
             and bot.row.enabled
             and bot.state is BotRunState.RUNNING
+            and halt_reason(self, bot) is None
         )
 
     def set_state(self, bot: BotRuntime, state: BotRunState, error: str | None = None) -> None:

@@ -101,6 +101,7 @@ def write_to_dict(write: Write) -> dict[str, Any]:
             "bot_id": write.bot_id,
             "status": write.status.value,
             "last_error": write.last_error,
+            "disable": write.disable,
         }
     if isinstance(write, BotStrategyWrite):
         return {"type": "bot_strategy", "bot_id": write.bot_id, "strategy": write.strategy}

@@ -53,11 +53,14 @@ class Outbox:
         config: EngineConfig,
         *,
         on_not_sent: Callable[[BrokerCommand, str], None],
+        on_answer: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self.broker = broker
         self.recorder = recorder
         self.config = config
         self._on_not_sent = on_not_sent
+        # (bot, error or None) after each venue call: the risk layer's circuit breaker
+        self._on_answer = on_answer or (lambda bot, error: None)
         self._queues: dict[str, deque[BrokerCommand]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._rng = random.Random()
@@ -112,8 +115,10 @@ class Outbox:
                 else:
                     await self.broker.place(command.order)
                 self.sent += 1
+                self._on_answer(command.bot, None)
                 return
             except BrokerUnavailableError as error:
+                self._on_answer(command.bot, str(error))
                 attempt += 1
                 # jittered: every engine loses the venue at once and must not return so
                 delay = self.config.broker_retry_delay(attempt) * (1 - 0.5 * self._rng.random())
@@ -126,6 +131,7 @@ class Outbox:
                 )
                 await asyncio.sleep(delay)
             except BrokerError as error:
+                self._on_answer(command.bot, str(error))
                 if command.order is not None:
                     self._on_not_sent(command, f"broker refused: {error}")
                 else:

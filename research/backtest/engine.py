@@ -20,6 +20,7 @@ Why it is fast:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,7 @@ from tradepipe.orders import (
     stop_touched,
     take_profit_touched,
 )
+from tradepipe.risk import BotRisk, RiskBreach, RiskLimits, exposure
 from tradepipe.strategy import Strategy
 from tradepipe.timeframes import Timeframe
 
@@ -110,7 +112,7 @@ def run_backtest(
         strategy, history, config, strategy_hash=strategy_hash, model_version=model_version
     )
     book = PositionBook.for_bot(BACKTEST_BOT, symbol, config, fees, slippage_bps=slippage_bps)
-    run = _Run(history)
+    run = _Run(history, RiskLimits.from_config(config))
     decide, request, submit = decider.decide, decider.request, book.submit_entry
     ready = history.ready.tolist()
     end_ms = history.end_ms.tolist()
@@ -125,17 +127,26 @@ def run_backtest(
         if ready[row]:
             decision = decide(row, positions)
             if decision is not None:
-                run.record(row, submit(request(decision, row), end_ms[row]))
+                entry = request(decision, row)
+                if not run.admits(end_ms[row], entry.capital, positions):
+                    continue
+                run.record(row, submit(entry, end_ms[row]))
                 positions = book.positions
                 wake = run.next_wake(row, positions)
-    return build_result(history, run.fills, run.trades, run.unfilled, positions, capital)
+    result = build_result(history, run.fills, run.trades, run.unfilled, positions, capital)
+    return replace(result, risk_breaches=tuple(run.breaches), entries_refused=run.refused)
 
 
 class _Run:
     """What one run collects from the book's events, and when the book next needs a candle."""
 
-    def __init__(self, history: History) -> None:
+    def __init__(self, history: History, limits: RiskLimits) -> None:
         self.history = history
+        # the live engine's risk check (tradepipe/risk.py); the only bot here is this one
+        self.limits = limits
+        self.risk = BotRisk(BACKTEST_BOT)
+        self.breaches: list[RiskBreach] = []
+        self.refused = 0
         self.fills: list[Fill] = []
         self.trades: list[TradeRecord] = []
         self.unfilled: list[UnfilledEntry] = []
@@ -165,6 +176,9 @@ class _Run:
             elif isinstance(event, PositionClosed):
                 position = event.position
                 self._wakes.pop(position.seq, None)
+                breach = self.risk.on_close(position, self.limits)
+                if breach is not None:
+                    self.breaches.append(breach)
                 if position.quantity > 0:
                     self.trades.append(TradeRecord.from_position(position))
                 else:
@@ -179,6 +193,17 @@ class _Run:
                             reason=position.exit_reason.value,
                         )
                     )
+
+    def admits(self, time_ms: int, capital: float, positions: tuple[Position, ...]) -> bool:
+        """The risk check before an entry (False: refused, counted)."""
+        breach, refusal = self.risk.admit(
+            self.limits, time_ms, capital, symbol_exposure=exposure(positions)
+        )
+        if breach is not None:
+            self.breaches.append(breach)
+        if refusal is not None:
+            self.refused += 1
+        return refusal is None
 
     def next_wake(self, row: int, positions: tuple[Position, ...]) -> int:
         """The first row after `row` on which the book can change."""

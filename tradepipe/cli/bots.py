@@ -32,6 +32,21 @@ def _bot_errors() -> tuple[type[BaseException], ...]:
     return (BotError,)
 
 
+# Risk limits (README, "Risk limits"); at `bots set`, 0 removes a limit.
+DailyLossOption = Annotated[
+    float | None,
+    typer.Option(help="stop entries for the UTC day after this realised net loss (quote)"),
+]
+DrawdownOption = Annotated[
+    float | None,
+    typer.Option(help="stop entries after this % fall from the equity peak, until re-enabled"),
+]
+ExposureOption = Annotated[
+    float | None,
+    typer.Option(help="quote currency all bots may commit in this bot's symbol"),
+]
+
+
 @bots_app.command("add")
 def bots_add(
     name: Annotated[str, typer.Argument(help="1-20 letters, digits or _")],
@@ -78,6 +93,9 @@ def bots_add(
         list[str] | None,
         typer.Option(help="strategy parameter KEY=VALUE (VALUE as JSON, else text); repeat"),
     ] = None,
+    daily_loss_limit: DailyLossOption = None,
+    max_drawdown_pct: DrawdownOption = None,
+    max_symbol_exposure: ExposureOption = None,
 ) -> None:
     """Add a bot; every setting is validated before anything is written. Testnet and live
     need --credentials and --confirm-mode; live also the allow_live_trading setting."""
@@ -92,6 +110,7 @@ def bots_add(
             max_open_positions, confidence_threshold, model, model_alias, credentials, notify,
             notify_events, param,
         )  # fmt: skip
+        options.update(_risk_options(daily_loss_limit, max_drawdown_pct, max_symbol_exposure))
         config = parse_bot_config(options, bot=name)
         modes = {m.value for m in BotMode}
         for given in (mode, confirm_mode):
@@ -154,6 +173,20 @@ def _config_options(
     return {key: value for key, value in given.items() if value is not None}
 
 
+def _risk_options(
+    daily_loss_limit: float | None,
+    max_drawdown_pct: float | None,
+    max_symbol_exposure: float | None,
+) -> dict[str, object]:
+    """The risk limits given (0: none, so `bots set` can remove one)."""
+    given = {
+        "daily_loss_limit": daily_loss_limit,
+        "max_drawdown_pct": max_drawdown_pct,
+        "max_symbol_exposure": max_symbol_exposure,
+    }
+    return {key: value or None for key, value in given.items() if value is not None}
+
+
 def _parameters(items: list[str]) -> dict[str, object]:
     parameters: dict[str, object] = {}
     for item in items:
@@ -194,6 +227,9 @@ def bots_set(
         list[str] | None,
         typer.Option(help="strategy parameter KEY=VALUE (JSON), merged; KEY=null removes it"),
     ] = None,
+    daily_loss_limit: DailyLossOption = None,
+    max_drawdown_pct: DrawdownOption = None,
+    max_symbol_exposure: ExposureOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the change as JSON")] = False,
 ) -> None:
     """Change a bot's configuration, validated as at `bots add`; a running engine applies it
@@ -207,6 +243,7 @@ def bots_set(
         max_open_positions, confidence_threshold, model, model_alias, credentials, notify,
         notify_events, param,
     )  # fmt: skip
+    changes.update(_risk_options(daily_loss_limit, max_drawdown_pct, max_symbol_exposure))
     if not changes:
         fail("nothing to set: give at least one option (see --help)")
     current = settings()
