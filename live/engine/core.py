@@ -80,11 +80,18 @@ class Step:
     fills: dict[str, list[FillRecord]] = field(default_factory=dict)
     exchange_ids: dict[str, dict[str, str]] = field(default_factory=dict)
     rows: list[ClosedRow] = field(default_factory=list)
+    booked: dict[str, int] = field(default_factory=dict)  # events seen by the risk ledger
 
     def add(self, bot: str, events: Iterable[Event]) -> None:
         events = list(events)
         if events:
             self.events.setdefault(bot, []).extend(events)
+
+    def unbooked(self, bot: str) -> list[Event]:
+        """`bot`'s events the risk ledger has not seen yet (and now has)."""
+        events = self.events.get(bot, [])
+        start, self.booked[bot] = self.booked.get(bot, 0), len(events)
+        return events[start:]
 
 
 @dataclass(slots=True)
@@ -268,10 +275,18 @@ class TradingCore:
             yield step
             while step.rows:
                 rows, step.rows = step.rows, []
+                self._book_risk(step)  # a close earlier in the step counts for its decisions
                 decide(self, rows, step)
         finally:
             self._step = None
             self._commit(step)
+
+    def _book_risk(self, step: Step) -> None:
+        for name in list(step.events):
+            bot = self.bots.get(name)
+            if bot is not None:
+                with self.isolated(bot, "counting its risk"):
+                    on_events(self, bot, step.unbooked(name))
 
     def _commit(self, step: Step) -> None:
         for name, events in step.events.items():
@@ -281,7 +296,7 @@ class TradingCore:
                 continue
             batch = None
             with self.isolated(bot, "recording its step"):  # never the other bots' writes
-                on_events(self, bot, events)  # closed positions count against its limits
+                on_events(self, bot, step.unbooked(name))  # closes count against its limits
                 batch = self.batch(bot, events, step)
             if batch is None:
                 continue
