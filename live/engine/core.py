@@ -459,8 +459,11 @@ class TradingCore:
             target = BotRunState.WARMING_UP
         else:
             target = BotRunState.RUNNING
-        if target is not bot.state:
-            self.set_state(bot, target)
+        # a bot its max drawdown disabled keeps saying why in the bots table
+        stopped = bot.risk.drawdown_halt if target is BotRunState.DISABLED else None
+        error = stopped.message if stopped is not None else None
+        if target is not bot.state or error != bot.last_error:
+            self.set_state(bot, target, error)
 
     @contextlib.contextmanager
     def isolated(self, bot: BotRuntime, doing: str) -> Iterator[None]:

@@ -101,3 +101,62 @@ def test_a_daily_loss_limit_stops_a_losing_bot_until_the_next_utc_day(
     recorded = seen["events"]["events"]
     assert [event["kind"] for event in recorded] == ["risk_limit_hit"] * 2
     assert utc_day(before_midnight) == utc_day(START_MS)
+
+
+def test_a_max_drawdown_disables_a_losing_bot_until_an_operator_re_enables_it(
+    aio: Aio, database_url: str, strategies_dir: Path
+) -> None:
+    seen: dict[str, Any] = {}
+    trades = walk(600, moves=FALLING)
+
+    async def scenario() -> None:
+        async with engine_api(database_url, strategies_dir) as api:
+            engine = api.running.engine
+            await api.client.post("/api/bots/beta/stop", headers=api.auth())
+            # base capital 100 (100 per trade, one position): 0.5 % is 0.5 quote
+            changed = await api.client.patch(
+                "/api/bots/alpha", json={**LOSING, "max_drawdown_pct": 0.5}, headers=api.auth()
+            )
+            assert changed.status_code == 200, changed.text
+            while not engine.bus.recent("risk_limit_hit"):
+                await push(api.running, [next(trades)])
+            seen["hit"] = engine.bus.recent("risk_limit_hit")
+            seen["bot"] = (await api.client.get("/api/bots/alpha", headers=api.auth())).json()
+            await settle(api)
+            await engine.poll_bots()  # the engine's own write disabled the bot in the table
+            await settle(api)
+            seen["table"] = query(
+                database_url, "SELECT enabled, status, last_error FROM bots WHERE name='alpha'"
+            )
+            seen["health"] = (await api.client.get("/health", headers=api.auth())).json()
+            entries = engine.core.metrics.entries
+            await push(api.running, [next(trades) for _ in range(30)])
+            seen["entries_while_stopped"] = engine.core.metrics.entries - entries
+            started = await api.client.post("/api/bots/alpha/start", headers=api.auth())
+            seen["started"] = started.json()
+            seen["rearmed"] = engine.bus.recent("risk_rearmed")
+            for _ in range(300):  # its features warm up again first
+                await push(api.running, [next(trades)])
+                if engine.core.metrics.entries > entries:
+                    break
+            seen["entries_after"] = engine.core.metrics.entries - entries
+
+    aio.run(scenario(), timeout=60)
+
+    [hit] = seen["hit"]
+    assert hit.data["limit"] == "max_drawdown_pct" and hit.data["until_ms"] is None
+    assert hit.data["figures"]["drawdown_pct"] >= 0.5
+    assert "operator re-enables" in hit.message
+    bot = seen["bot"]
+    assert bot["risk_halt"] == "max_drawdown_pct" and bot["risk_halted_until_ms"] is None
+    assert bot["accepting_entries"] is False
+    # disabled in the table, saying why; flat, it leaves the engine until re-enabled
+    [row] = seen["table"]
+    assert not row.enabled and row.status == "stopped"
+    assert "max drawdown hit" in row.last_error
+    assert "alpha" not in [b["name"] for b in seen["health"]["bots"]]
+    assert seen["entries_while_stopped"] == 0
+    assert seen["rearmed"]
+    assert seen["started"]["enabled"] is True
+    assert seen["started"]["status"]["risk_halt"] is None
+    assert seen["entries_after"] > 0
