@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -39,7 +40,13 @@ from live.engine.guard import CallGuard
 from live.engine.outbox import BrokerCommand, Outbox
 from live.engine.persistence import BotBatch, BotStatusWrite, EventWrite, FillRecord
 from live.engine.recorder import Recorder
-from live.engine.risk_gate import halt_reason, on_events, on_venue_answer
+from live.engine.risk_gate import (
+    book_step,
+    count_report,
+    halt_reason,
+    on_events,
+    on_venue_answer,
+)
 from live.engine.status import BotRunState, BotStatusView, KillSwitchState
 from live.feeds import CandleBackfill, FeedStatus, Gap, SecondCandles
 from tradepipe.domain import Candle, Trade
@@ -134,7 +141,7 @@ class TradingCore:
             recorder,
             config,
             on_not_sent=self._not_sent,
-            on_answer=self._venue_answer,
+            on_answer=functools.partial(on_venue_answer, self),
         )
         self.seconds = seconds(self._on_second)
         self.symbols: dict[str, SymbolPipeline] = {}
@@ -249,10 +256,8 @@ class TradingCore:
                 events = bot.book.on_cancelled(order_id, time_ms)
             else:
                 events = bot.book.on_rejected(order_id, time_ms, report.message)
+            count_report(self, bot.name, report)
             step.add(bot.name, events)
-
-    def _venue_answer(self, bot: str, error: str | None) -> None:
-        on_venue_answer(self, bot, error)
 
     def _not_sent(self, command: BrokerCommand, reason: str) -> None:
         bot = self.bots.get(command.bot)
@@ -275,18 +280,11 @@ class TradingCore:
             yield step
             while step.rows:
                 rows, step.rows = step.rows, []
-                self._book_risk(step)  # a close earlier in the step counts for its decisions
+                book_step(self, step)  # a close earlier in the step counts for its decisions
                 decide(self, rows, step)
         finally:
             self._step = None
             self._commit(step)
-
-    def _book_risk(self, step: Step) -> None:
-        for name in list(step.events):
-            bot = self.bots.get(name)
-            if bot is not None:
-                with self.isolated(bot, "counting its risk"):
-                    on_events(self, bot, step.unbooked(name))
 
     def _commit(self, step: Step) -> None:
         for name, events in step.events.items():

@@ -59,7 +59,7 @@ class Outbox:
         self.recorder = recorder
         self.config = config
         self._on_not_sent = on_not_sent
-        # (bot, error or None) after each venue call: the risk layer's circuit breaker
+        # (bot, error; None: a cancel went through) after venue calls: the circuit breaker
         self._on_answer = on_answer or (lambda bot, error: None)
         self._queues: dict[str, deque[BrokerCommand]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -115,7 +115,8 @@ class Outbox:
                 else:
                     await self.broker.place(command.order)
                 self.sent += 1
-                self._on_answer(command.bot, None)
+                if command.order is None:
+                    self._on_answer(command.bot, None)  # a placement's answer is its report
                 return
             except BrokerUnavailableError as error:
                 self._on_answer(command.bot, str(error))

@@ -7,9 +7,10 @@ exposure caps, the venue's answers for the circuit breaker) and says what happen
   an event and an error notification. A drawdown also disables the bot in the bots table,
   so it stays stopped until an operator re-enables it (`tradepipe bots enable`, the API's
   start), which restarts its peak (`risk_rearmed`).
-- `circuit_open` after `venue_error_limit` consecutive failed placements or cancels of a
-  bot, `circuit_closed` after a success or the cool-down (`venue_cooldown_seconds` of
-  market time).
+- `circuit_open` after `venue_error_limit` venue errors of a bot in a row (an order the
+  venue rejected, or a placement or cancel the broker could not complete, each failed
+  attempt counted), `circuit_closed` after a success (an order accepted or filled, a cancel
+  done) or the cool-down (`venue_cooldown_seconds` of market time).
 Entries are refused while a limit holds; open positions keep every exit.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from live.brokers import BrokerReport, OrderCancelledReport, OrderRejectedReport
 from live.engine.bot import RISK_KEY, BotRuntime
 from live.engine.persistence import BotStatusWrite
 from tradepipe.enums import BotStatus
@@ -34,9 +36,11 @@ from tradepipe.risk import (
 )
 
 if TYPE_CHECKING:
-    from live.engine.core import TradingCore
+    from live.engine.core import Step, TradingCore
 
 __all__ = [
+    "book_step",
+    "count_report",
     "entry_refusal",
     "halt_reason",
     "on_events",
@@ -108,6 +112,23 @@ def on_events(core: TradingCore, bot: BotRuntime, events: list[Event]) -> None:
             breach = bot.risk.on_close(event.position, limits)
             if breach is not None:
                 _hit(core, bot, breach)
+
+
+def book_step(core: TradingCore, step: Step) -> None:
+    """Book the closes of `step` so far, before its decisions."""
+    for name in list(step.events):
+        bot = core.bots.get(name)
+        if bot is not None:
+            with core.isolated(bot, "counting its risk"):
+                on_events(core, bot, step.unbooked(name))
+
+
+def count_report(core: TradingCore, name: str, report: BrokerReport) -> None:
+    """The venue refused an order of bot `name`, or took one: what the breaker counts."""
+    if isinstance(report, OrderRejectedReport):
+        on_venue_answer(core, name, report.message)
+    elif not isinstance(report, OrderCancelledReport):
+        on_venue_answer(core, name, None)
 
 
 def on_venue_answer(core: TradingCore, name: str, error: str | None) -> None:
