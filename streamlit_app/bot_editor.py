@@ -22,7 +22,7 @@ from tradepipe.db.queries import recent_events
 from tradepipe.db.session import session_scope
 from tradepipe.db.views import BotView
 
-__all__ = ["NUMBERS", "WHO", "render"]
+__all__ = ["LIMITS", "NUMBERS", "WHO", "render"]
 
 WHO = "dashboard"
 # field -> label; whole numbers where the config has them
@@ -34,6 +34,12 @@ NUMBERS = {
     "maker_order_timeout_seconds": "Maker timeout (s)",
     "max_open_positions": "Max open positions",
     "confidence_threshold": "Confidence threshold",
+}
+# optional risk limits (README, "Risk limits"): empty means no limit
+LIMITS = {
+    "daily_loss_limit": "Daily loss limit (quote, empty: none)",
+    "max_drawdown_pct": "Max drawdown % (empty: none)",
+    "max_symbol_exposure": "Max symbol exposure (quote, empty: none)",
 }
 _KEY = "tradepipe_bot_editor"
 
@@ -59,6 +65,14 @@ def render(current: Settings, bots: Sequence[BotView]) -> None:
                 value=value,
                 step=1 if isinstance(value, int) else None,
                 format=None if isinstance(value, int) else "%g",
+                key=f"{_KEY}_{bot.name}_{field}",
+            )
+        for index, (field, label) in enumerate(LIMITS.items()):
+            entered[field] = columns[index % 4].number_input(
+                label,
+                value=values[field],
+                min_value=None,
+                format="%g",
                 key=f"{_KEY}_{bot.name}_{field}",
             )
         entered["model_name"] = (

@@ -200,3 +200,22 @@ def test_a_trailing_stop_is_set_and_removed_like_any_field() -> None:
     removed = runner.invoke(app, ["bots", "set", "alpha", "--trailing-stop-pct", "0", "--json"])
     done = json.loads(removed.stdout)
     assert done["old"] == {"trailing_stop_pct": 1.5} and done["new"] == {"trailing_stop_pct": None}
+
+
+def test_risk_limits_are_set_at_add_changed_by_set_and_removed_with_zero() -> None:
+    added = runner.invoke(app, [*ADD, "--daily-loss-limit", "50", "--max-drawdown-pct", "20"])
+    assert added.exit_code == 0, added.stderr
+
+    changed = runner.invoke(
+        app,
+        ["bots", "set", "alpha", "--daily-loss-limit", "0", "--max-symbol-exposure", "500",
+         "--json"],
+    )  # fmt: skip
+    assert changed.exit_code == 0, changed.stderr
+    done = json.loads(changed.stdout)
+    assert done["old"] == {"daily_loss_limit": 50.0, "max_symbol_exposure": None}
+    assert done["new"] == {"daily_loss_limit": None, "max_symbol_exposure": 500.0}
+    refused = runner.invoke(app, ["bots", "set", "alpha", "--max-drawdown-pct", "101"])
+    assert refused.exit_code != 0
+    assert "max_drawdown_pct: Input should be less than or equal to 100" in refused.stderr
+    assert "max_drawdown_pct" in runner.invoke(app, ["bots", "show", "alpha"]).stdout

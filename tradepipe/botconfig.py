@@ -29,6 +29,8 @@ MAX_STOP_LOSS_PCT = 100.0  # exclusive
 MAX_HOLDING_SECONDS = 366 * 86_400.0  # a year
 MAX_MAKER_TIMEOUT_SECONDS = 30 * 86_400.0  # a month (a backtest default: 3 candles of 7d)
 MAX_OPEN_POSITIONS = 1_000
+MAX_DAILY_LOSS = MAX_CAPITAL * MAX_OPEN_POSITIONS  # quote currency: all a bot can commit
+MAX_SYMBOL_EXPOSURE = MAX_CAPITAL * MAX_OPEN_POSITIONS
 
 
 class BotConfigError(ValueError):
@@ -71,6 +73,25 @@ class BotConfig(BaseModel):
     max_open_positions: int = Field(default=1, ge=1, le=MAX_OPEN_POSITIONS)
     confidence_threshold: float = Field(
         default=0.5, gt=0, lt=1, description="minimum model probability to enter"
+    )
+    # Risk limits (tradepipe/risk.py; README, "Risk limits"); None: no limit.
+    daily_loss_limit: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_DAILY_LOSS,
+        description="quote currency of realised net loss in a UTC day that stops entries",
+    )
+    max_drawdown_pct: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="fall from the equity peak, in percent, that stops entries until re-enabled",
+    )
+    max_symbol_exposure: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_SYMBOL_EXPOSURE,
+        description="quote currency all bots may commit in this bot's symbol",
     )
     model_name: str | None = Field(default=None, min_length=1, description="MLflow model")
     model_alias: str = Field(default="champion", min_length=1)

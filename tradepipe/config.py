@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     # events a client of the engine's /ws/events may have unread before it is dropped
     engine_events_queue_size: int = Field(default=1000, ge=1, le=1_000_000)
     paper_slippage_bps: float | None = Field(default=None, ge=0)
+    # Risk (README, "Risk limits"): quote currency all bots of an engine may commit (None:
+    # no cap); venue errors in a row that stop a bot's entries, and for how long.
+    risk_max_total_exposure: float | None = Field(default=None, gt=0, le=1e15)
+    risk_venue_error_limit: int | None = Field(default=None, ge=1, le=1_000)
+    risk_venue_cooldown_seconds: float | None = Field(default=None, gt=0, le=86_400)
     paper_maker_fee_rate: float | None = Field(default=None, ge=0, lt=1)
     paper_taker_fee_rate: float | None = Field(default=None, ge=0, lt=1)
     # Strategy files (the engine watches strategies_dir): bots of a deleted strategy move

@@ -25,9 +25,12 @@ from tradepipe.botconfig import BotConfig
 from tradepipe.domain import Candle
 from tradepipe.enums import BotMode, PositionStatus
 from tradepipe.orders import PositionBook
+from tradepipe.risk import BotRisk, CircuitBreaker
 from tradepipe.strategy import DecisionContext, Enter, Exit, LoadedStrategy, Strategy
 
-__all__ = ["BotRow", "BotRuntime", "StrategyFailure"]
+__all__ = ["RISK_KEY", "BotRow", "BotRuntime", "StrategyFailure"]
+
+RISK_KEY = "risk"  # the saved book's key for the risk ledger (PositionBook ignores it)
 
 
 class StrategyFailure(Exception):
@@ -62,6 +65,10 @@ class BotRuntime:
         self.loaded = loaded
         self.strategy: Strategy[Any] = _create(loaded, row.config.strategy_parameters)
         self.book = book
+        # the kernel's risk ledger (saved with the book) and the venue's breaker (the
+        # engine sets its limits from the settings)
+        self.risk = BotRisk(row.name)
+        self.breaker = CircuitBreaker(error_limit=5, cooldown_ms=60_000)
         self.state = BotRunState.STARTING
         self.last_error: str | None = None
         self.slot: ModelSlot | None = None
@@ -89,6 +96,10 @@ class BotRuntime:
     @property
     def name(self) -> str:
         return self.row.name
+
+    def saved_book(self) -> dict[str, Any]:
+        """The book as the database keeps it, with the risk ledger beside its positions."""
+        return {**self.book.to_dict(), RISK_KEY: self.risk.to_dict()}
 
     @property
     def symbol(self) -> str:

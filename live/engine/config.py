@@ -28,6 +28,8 @@ from tradepipe.orders import FeeSchedule
 
 __all__ = ["SETTINGS_FIELDS", "EngineConfig", "default_engine_id"]
 
+MAX_TOTAL_EXPOSURE = 1e15  # quote currency: a bound that keeps sums finite, not advice
+
 # EngineConfig field -> the Settings field that overrides its default, when Settings has it.
 SETTINGS_FIELDS = {
     "feed_url": "feed_url",
@@ -65,6 +67,9 @@ SETTINGS_FIELDS = {
     "quality_seconds": "engine_quality_seconds",
     "quality_window_seconds": "engine_quality_window_seconds",
     "journal_dir": "engine_journal_dir",
+    "max_total_exposure": "risk_max_total_exposure",
+    "venue_error_limit": "risk_venue_error_limit",
+    "venue_cooldown_seconds": "risk_venue_cooldown_seconds",
 }
 
 
@@ -115,6 +120,12 @@ class EngineConfig:
     exit_intent_wait_seconds: float = 1.0
     broker_retry_initial_seconds: float = 0.5
     broker_retry_max_seconds: float = 30.0
+    # Risk (tradepipe/risk.py): quote currency all bots together may commit (None: no cap);
+    # `venue_error_limit` failed placements or cancels of a bot in a row stop its entries
+    # for `venue_cooldown_seconds` of market time (the circuit breaker).
+    max_total_exposure: float | None = None
+    venue_error_limit: int = 5
+    venue_cooldown_seconds: float = 60.0
     registry_timeout_seconds: float = 120.0
     # A new model version is loaded and tried in a separate process first (live/model_check):
     # one that does not load and predict within this time is refused.
@@ -218,6 +229,7 @@ class EngineConfig:
             raise ValueError(
                 f"engine setting engine_max_bots must be >= 1: {self.engine_max_bots!r}"
             )
+        self._check_risk()
         if self.candle_history < 1 or self.db_batches_per_transaction < 1:
             raise ValueError("candle_history and db_batches_per_transaction must be >= 1")
         if self.decision_retention_days < 1 or self.evidence_queue_size < 1:
@@ -231,6 +243,24 @@ class EngineConfig:
         if self.feed_silence_seconds <= 0 or self.feed_max_message_bytes < 1:
             raise ValueError(
                 "engine settings feed_silence_seconds and feed_max_message_bytes must be > 0"
+            )
+
+    def _check_risk(self) -> None:
+        cap = self.max_total_exposure
+        if cap is not None and not (math.isfinite(cap) and 0 < cap <= MAX_TOTAL_EXPOSURE):
+            raise ValueError(
+                f"engine setting max_total_exposure must be > 0 and <= {MAX_TOTAL_EXPOSURE:g} "
+                f"(quote currency) or unset: {cap!r}"
+            )
+        if not 1 <= self.venue_error_limit <= 1_000:
+            raise ValueError(
+                f"engine setting venue_error_limit must be 1-1000: {self.venue_error_limit!r}"
+            )
+        if not (math.isfinite(self.venue_cooldown_seconds) and
+                0 < self.venue_cooldown_seconds <= 86_400):  # fmt: skip
+            raise ValueError(
+                "engine setting venue_cooldown_seconds must be > 0 and <= 86400: "
+                f"{self.venue_cooldown_seconds!r}"
             )
 
     def db_retry_delay(self, attempt: int) -> float:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,13 @@ from live.engine.guard import CallGuard
 from live.engine.outbox import BrokerCommand, Outbox
 from live.engine.persistence import BotBatch, BotStatusWrite, EventWrite, FillRecord
 from live.engine.recorder import Recorder
+from live.engine.risk_gate import (
+    book_step,
+    count_report,
+    halt_reason,
+    on_events,
+    on_venue_answer,
+)
 from live.engine.status import BotRunState, BotStatusView, KillSwitchState
 from live.feeds import CandleBackfill, FeedStatus, Gap, SecondCandles
 from tradepipe.domain import Candle, Trade
@@ -79,11 +87,18 @@ class Step:
     fills: dict[str, list[FillRecord]] = field(default_factory=dict)
     exchange_ids: dict[str, dict[str, str]] = field(default_factory=dict)
     rows: list[ClosedRow] = field(default_factory=list)
+    booked: dict[str, int] = field(default_factory=dict)  # events seen by the risk ledger
 
     def add(self, bot: str, events: Iterable[Event]) -> None:
         events = list(events)
         if events:
             self.events.setdefault(bot, []).extend(events)
+
+    def unbooked(self, bot: str) -> list[Event]:
+        """`bot`'s events the risk ledger has not seen yet (and now has)."""
+        events = self.events.get(bot, [])
+        start, self.booked[bot] = self.booked.get(bot, 0), len(events)
+        return events[start:]
 
 
 @dataclass(slots=True)
@@ -93,6 +108,7 @@ class CoreMetrics:
     decisions: int = 0
     entries: int = 0
     entries_blocked: int = 0
+    entries_refused_risk: int = 0
     predict_calls: int = 0
     predicted_rows: int = 0
     reports: int = 0
@@ -120,7 +136,13 @@ class TradingCore:
         self.broker = broker
         self.recorder = recorder
         self.bus = bus
-        self.outbox = Outbox(broker, recorder, config, on_not_sent=self._not_sent)
+        self.outbox = Outbox(
+            broker,
+            recorder,
+            config,
+            on_not_sent=self._not_sent,
+            on_answer=functools.partial(on_venue_answer, self),
+        )
         self.seconds = seconds(self._on_second)
         self.symbols: dict[str, SymbolPipeline] = {}
         self.bots: dict[str, BotRuntime] = {}
@@ -234,6 +256,7 @@ class TradingCore:
                 events = bot.book.on_cancelled(order_id, time_ms)
             else:
                 events = bot.book.on_rejected(order_id, time_ms, report.message)
+            count_report(self, bot.name, report)
             step.add(bot.name, events)
 
     def _not_sent(self, command: BrokerCommand, reason: str) -> None:
@@ -257,6 +280,7 @@ class TradingCore:
             yield step
             while step.rows:
                 rows, step.rows = step.rows, []
+                book_step(self, step)  # a close earlier in the step counts for its decisions
                 decide(self, rows, step)
         finally:
             self._step = None
@@ -270,6 +294,7 @@ class TradingCore:
                 continue
             batch = None
             with self.isolated(bot, "recording its step"):  # never the other bots' writes
+                on_events(self, bot, step.unbooked(name))  # closes count against its limits
                 batch = self.batch(bot, events, step)
             if batch is None:
                 continue
@@ -324,7 +349,7 @@ class TradingCore:
             events=tuple(events),
             positions=positions,
             fills=tuple(step.fills.get(bot.name, ())) if step else (),
-            book=bot.book.to_dict(),
+            book=bot.saved_book(),
             strategy_state=self.strategy_state(bot),
             strategy_name=bot.loaded.name,
             strategy_hash=bot.strategy_hash,
@@ -392,6 +417,7 @@ class TradingCore:
             and self.recorder.available
             and bot.row.enabled
             and bot.state is BotRunState.RUNNING
+            and halt_reason(self, bot) is None
         )
 
     def set_state(self, bot: BotRuntime, state: BotRunState, error: str | None = None) -> None:
@@ -431,8 +457,11 @@ class TradingCore:
             target = BotRunState.WARMING_UP
         else:
             target = BotRunState.RUNNING
-        if target is not bot.state:
-            self.set_state(bot, target)
+        # a bot its max drawdown disabled keeps saying why in the bots table
+        stopped = bot.risk.drawdown_halt if target is BotRunState.DISABLED else None
+        error = stopped.message if stopped is not None else None
+        if target is not bot.state or error != bot.last_error:
+            self.set_state(bot, target, error)
 
     @contextlib.contextmanager
     def isolated(self, bot: BotRuntime, doing: str) -> Iterator[None]:

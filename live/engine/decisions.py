@@ -31,6 +31,7 @@ import pandas as pd
 from live.engine.bot import BotRuntime, StrategyFailure
 from live.engine.features import ClosedRow
 from live.engine.models import ModelSlot
+from live.engine.risk_gate import entry_refusal
 from tradepipe.enums import ExitReason
 from tradepipe.marketdata.decisions import DecisionKind, DecisionRecord
 from tradepipe.orders import EntryRequest, InvalidOrderError, OrderPlaced
@@ -190,7 +191,8 @@ def _enter(
     core: TradingCore, bot: BotRuntime, decision: Enter, closed: ClosedRow, step: Step
 ) -> str:
     """Ask the book for the entry; what became of it: placed, blocked (the engine takes
-    no entries now), refused (the book's limits), invalid (the bot went to error)."""
+    no entries now), refused (the risk limits or the book's), invalid (the bot went to
+    error)."""
     if not core.accepting_entries(bot):
         core.metrics.entries_blocked += 1
         return "blocked"
@@ -207,6 +209,9 @@ def _enter(
         core.fail_bot(bot, f"{bot.loaded.path}: on_candle asked for an invalid entry: {error}")
         return "invalid"
     time_ms = max(step.time_ms, closed.candle.end_ms)
+    if entry_refusal(core, bot, request.capital, time_ms) is not None:
+        core.metrics.entries_refused_risk += 1
+        return "refused"
     events = bot.book.submit_entry(request, time_ms)
     placed = any(isinstance(event, OrderPlaced) for event in events)
     if placed:

@@ -20,6 +20,7 @@ from live.engine.core import TradingCore
 from live.engine.evidence import EvidenceMetrics
 from live.engine.persistence import HeartbeatWrite
 from live.engine.recorder import Recorder
+from live.engine.risk_gate import risk_status
 from live.engine.status import BotStatusView, EngineStatus
 from live.feeds import FeedMetrics
 from tradepipe import __version__
@@ -30,6 +31,7 @@ __all__ = ["bot_status_view", "engine_metrics", "heartbeat_rows"]
 
 def bot_status_view(core: TradingCore, bot: BotRuntime) -> BotStatusView:
     slot = bot.slot
+    halt, until, day_pnl = risk_status(core, bot)
     return BotStatusView(
         name=bot.name,
         symbol=bot.symbol,
@@ -48,6 +50,9 @@ def bot_status_view(core: TradingCore, bot: BotRuntime) -> BotStatusView:
         decisions=bot.decisions,
         entries=bot.entries,
         last_error=bot.last_error or (slot.last_error if slot and not slot.active else None),
+        risk_halt=halt,
+        risk_halted_until_ms=until,
+        day_realised_pnl=day_pnl,
     )
 
 
@@ -96,6 +101,7 @@ def heartbeat_rows(
             "model_version": bot.model_version,
             "last_candle_ms": bot.last_candle_ms,
             "last_error": bot.last_error,
+            "risk_halt": bot.risk_halt,
         }
         beats.append(
             HeartbeatWrite(

@@ -103,6 +103,7 @@ def write_to_dict(write: Write) -> dict[str, Any]:
             "status": write.status.value,
             "last_error": write.last_error,
             "epoch": write.epoch,
+            "disable": write.disable,
         }
     if isinstance(write, BotStrategyWrite):
         return {

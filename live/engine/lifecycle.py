@@ -29,6 +29,7 @@ from live.engine.listing import SymbolListing
 from live.engine.models import ActiveModel, ModelSlot, ModelWatcher
 from live.engine.persistence import BotBatch, BotStatusWrite, BotStrategyWrite
 from live.engine.recovery import BotsSnapshot, SavedState, restore_book
+from live.engine.risk_gate import rearm, restore_risk
 from live.engine.status import BotRunState
 from live.engine.strategies import StrategyChange, StrategyChangeKind, StrategyLibrary
 from live.feeds import Feed, FeedConsumer, Subscription
@@ -152,6 +153,7 @@ class BotManager:
             bot = BotRuntime(row, inert_strategy(row.strategy), book)
             loaded, failure = None, str(error)
         bot.guard, bot.call_budget_seconds = core.guard, core.config.strategy_call_budget_seconds
+        restore_risk(core, bot, saved.book if saved is not None else None)
         core.bots[row.name] = bot
         # the table hears of a start at once (set_state writes only changes of status, and a
         # starting, warming or running bot is `running` in the table alike)
@@ -185,7 +187,7 @@ class BotManager:
             BotBatch(
                 bot.row.id,
                 bot.name,
-                book=bot.book.to_dict(),
+                book=bot.saved_book(),
                 strategy_state=core.strategy_state(bot),
                 strategy_name=bot.loaded.name,
                 strategy_hash=bot.strategy_hash,
@@ -238,6 +240,8 @@ class BotManager:
             return
         bot.row = row
         bot.book.max_open_positions = row.config.max_open_positions
+        if row.enabled and not old.enabled:
+            rearm(self.core, bot)
         if new_strategy or new_parameters:
             try:
                 bot.replace_strategy(loaded)

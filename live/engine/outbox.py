@@ -53,11 +53,14 @@ class Outbox:
         config: EngineConfig,
         *,
         on_not_sent: Callable[[BrokerCommand, str], None],
+        on_answer: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self.broker = broker
         self.recorder = recorder
         self.config = config
         self._on_not_sent = on_not_sent
+        # (bot, error; None: a cancel went through) after venue calls: the circuit breaker
+        self._on_answer = on_answer or (lambda bot, error: None)
         self._queues: dict[str, deque[BrokerCommand]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._rng = random.Random()
@@ -112,8 +115,11 @@ class Outbox:
                 else:
                     await self.broker.place(command.order)
                 self.sent += 1
+                if command.order is None:
+                    self._on_answer(command.bot, None)  # a placement's answer is its report
                 return
             except BrokerUnavailableError as error:
+                self._on_answer(command.bot, str(error))
                 attempt += 1
                 # jittered: every engine loses the venue at once and must not return so
                 delay = self.config.broker_retry_delay(attempt) * (1 - 0.5 * self._rng.random())
@@ -126,6 +132,7 @@ class Outbox:
                 )
                 await asyncio.sleep(delay)
             except BrokerError as error:
+                self._on_answer(command.bot, str(error))
                 if command.order is not None:
                     self._on_not_sent(command, f"broker refused: {error}")
                 else:

@@ -113,6 +113,7 @@ class BotStatusWrite:
     status: BotStatus
     last_error: str | None
     epoch: int | None = None
+    disable: bool = False  # also disable the bot (a risk limit that waits for an operator)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,11 +181,10 @@ def apply_writes(session: Session, writes: Iterable[Write], owner: str | None = 
         if isinstance(write, BotBatch):
             _apply_batch(session, write)
         elif isinstance(write, BotStatusWrite):
-            session.execute(
-                sa.update(Bot)
-                .where(Bot.id == write.bot_id)
-                .values(status=write.status, last_error=write.last_error)
-            )
+            values: dict[str, Any] = {"status": write.status, "last_error": write.last_error}
+            if write.disable:
+                values["enabled"] = False
+            session.execute(sa.update(Bot).where(Bot.id == write.bot_id).values(**values))
         elif isinstance(write, BotStrategyWrite):
             session.execute(
                 sa.update(Bot).where(Bot.id == write.bot_id).values(strategy_name=write.strategy)

@@ -76,6 +76,12 @@ class BotStatusView:
     decisions: int
     entries: int
     last_error: str | None
+    # the risk limit stopping its entries now (daily_loss_limit, max_drawdown_pct,
+    # venue_errors; None: none), until when (None: until an operator re-enables it), and
+    # the realised net PnL of the current UTC day it counts (tradepipe/risk.py)
+    risk_halt: str | None = None
+    risk_halted_until_ms: int | None = None
+    day_realised_pnl: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

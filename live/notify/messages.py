@@ -29,7 +29,14 @@ MAX_TEXT = 4000
 _MODEL_SWAPS = {"model_swapped", "model_refused"}
 # A bot switched to a new version of its strategy file, or off a deleted one.
 _STRATEGY_MOVES = {"bot_reloaded", "bot_fell_back"}
-_ERROR_KINDS = {"anomaly", "bot_error", "database_unavailable", "engine_degraded"}
+_ERROR_KINDS = {
+    "anomaly",
+    "bot_error",
+    "database_unavailable",
+    "engine_degraded",
+    "risk_limit_hit",  # a bot stopped entering: its daily loss limit or max drawdown
+    "circuit_open",  # a bot stopped entering: venue errors in a row
+}
 # A venue's rejection also reaches the bot's book, whose OrderRejected is notified: once.
 _TOLD_BY_THE_BOOK = {"order_rejected"}
 _ERROR_SUFFIXES = ("_error", "_failed", "_unavailable", "_rejected", "_mismatch", "_unknown")

@@ -24,6 +24,7 @@ end_ms (`close_position`, reason `strategy`): a market exit that fills at candle
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,7 @@ from tradepipe.orders import (
     stop_touched,
     take_profit_touched,
 )
+from tradepipe.risk import BotRisk, RiskBreach, RiskLimits, exposure
 from tradepipe.strategy import Exit, Strategy
 from tradepipe.timeframes import Timeframe
 
@@ -114,7 +116,7 @@ def run_backtest(
         strategy, history, config, strategy_hash=strategy_hash, model_version=model_version
     )
     book = PositionBook.for_bot(BACKTEST_BOT, symbol, config, fees, slippage_bps=slippage_bps)
-    run = _Run(history)
+    run = _Run(history, RiskLimits.from_config(config))
     decide, request, submit = decider.decide, decider.request, book.submit_entry
     ready = history.ready.tolist()
     end_ms = history.end_ms.tolist()
@@ -133,10 +135,14 @@ def run_backtest(
                     targets = decider.exit_targets(decision, row, positions)
                     run.record(row, _close(book, targets, end_ms[row]))
                 else:
-                    run.record(row, submit(request(decision, row), end_ms[row]))
+                    entry = request(decision, row)
+                    if not run.admits(end_ms[row], entry.capital, positions):
+                        continue  # refused by the risk limits: nothing changed
+                    run.record(row, submit(entry, end_ms[row]))
                 positions = book.positions
                 wake = run.next_wake(row, positions)
-    return build_result(history, run.fills, run.trades, run.unfilled, positions, capital)
+    result = build_result(history, run.fills, run.trades, run.unfilled, positions, capital)
+    return replace(result, risk_breaches=tuple(run.breaches), entries_refused=run.refused)
 
 
 def _close(book: PositionBook, targets: tuple[int, ...], time_ms: int) -> tuple[Event, ...]:
@@ -150,8 +156,13 @@ def _close(book: PositionBook, targets: tuple[int, ...], time_ms: int) -> tuple[
 class _Run:
     """What one run collects from the book's events, and when the book next needs a candle."""
 
-    def __init__(self, history: History) -> None:
+    def __init__(self, history: History, limits: RiskLimits) -> None:
         self.history = history
+        # the live engine's risk check (tradepipe/risk.py); the only bot here is this one
+        self.limits = limits
+        self.risk = BotRisk(BACKTEST_BOT)
+        self.breaches: list[RiskBreach] = []
+        self.refused = 0
         self.fills: list[Fill] = []
         self.trades: list[TradeRecord] = []
         self.unfilled: list[UnfilledEntry] = []
@@ -181,6 +192,9 @@ class _Run:
             elif isinstance(event, PositionClosed):
                 position = event.position
                 self._wakes.pop(position.seq, None)
+                breach = self.risk.on_close(position, self.limits)
+                if breach is not None:
+                    self.breaches.append(breach)
                 if position.quantity > 0:
                     self.trades.append(TradeRecord.from_position(position))
                 else:
@@ -195,6 +209,17 @@ class _Run:
                             reason=position.exit_reason.value,
                         )
                     )
+
+    def admits(self, time_ms: int, capital: float, positions: tuple[Position, ...]) -> bool:
+        """The risk check before an entry (False: refused, counted)."""
+        breach, refusal = self.risk.admit(
+            self.limits, time_ms, capital, symbol_exposure=exposure(positions)
+        )
+        if breach is not None:
+            self.breaches.append(breach)
+        if refusal is not None:
+            self.refused += 1
+        return refusal is None
 
     def next_wake(self, row: int, positions: tuple[Position, ...]) -> int:
         """The first row after `row` on which the book can change."""

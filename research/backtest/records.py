@@ -16,6 +16,7 @@ import pandas as pd
 
 from tradepipe.enums import OrderRole
 from tradepipe.orders import Position
+from tradepipe.risk import RiskBreach
 
 __all__ = [
     "BacktestMetrics",
@@ -166,6 +167,10 @@ class BacktestResult:
     open_positions: tuple[Position, ...] = field(default=())
     initial_capital: float = 0.0
     fills: tuple[Fill, ...] = ()  # every fill, in (row, time, role) order
+    # the bot's risk limits (tradepipe/risk.py): each limit crossed, and the entries the
+    # strategy asked for that the limits refused
+    risk_breaches: tuple[RiskBreach, ...] = ()
+    entries_refused: int = 0
 
     def trades_frame(self) -> pd.DataFrame:
         """One row per trade; times as ISO-8601 UTC strings."""

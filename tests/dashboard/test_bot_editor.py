@@ -83,3 +83,28 @@ def test_controls_on_the_bots_page(dashboard: Dashboard, loopback: None) -> None
     at.text_input(key=f"{controls}_bot_strategy").input("no_such_strategy")
     press("Apply")
     assert any("unknown strategy 'no_such_strategy'" in item.value for item in at.error)
+
+
+def test_set_and_remove_a_risk_limit_in_the_editor(dashboard: Dashboard, loopback: None) -> None:
+    at = open_page(new_app(), "bots")
+    at.selectbox(key=f"{KEY}_bot").set_value("gamma").run()
+    limit = f"{KEY}_gamma_daily_loss_limit"
+    assert at.number_input(key=limit).value is None  # no limit unless set
+    at.number_input(key=limit).set_value(25.0)
+    at.number_input(key=f"{KEY}_gamma_max_drawdown_pct").set_value(150.0)  # past 100 %
+    [save] = [button for button in at.button if button.label == "Save"]
+    save.click().run()
+    assert any("max_drawdown_pct" in item.value for item in at.error)
+    at.number_input(key=f"{KEY}_gamma_max_drawdown_pct").set_value(None)
+    [save] = [button for button in at.button if button.label == "Save"]
+    save.click().run()
+    assert not at.exception, [item.value for item in at.exception]
+    assert [item.value for item in at.success] == ["gamma: daily_loss_limit None → 25.0"]
+    at.number_input(key=limit).set_value(None)
+    [save] = [button for button in at.button if button.label == "Save"]
+    save.click().run()
+    assert [item.value for item in at.success] == ["gamma: daily_loss_limit 25.0 → None"]
+    [row] = query(dashboard.database_url, "SELECT config FROM bots WHERE name = 'gamma'")
+    assert "daily_loss_limit': None" in str(row.config) or '"daily_loss_limit": null' in str(
+        row.config
+    )

@@ -32,6 +32,21 @@ def _bot_errors() -> tuple[type[BaseException], ...]:
     return (BotError,)
 
 
+# Risk limits (README, "Risk limits"); at `bots set`, 0 removes a limit.
+DailyLossOption = Annotated[
+    float | None,
+    typer.Option(help="stop entries for the UTC day after this realised net loss (quote)"),
+]
+DrawdownOption = Annotated[
+    float | None,
+    typer.Option(help="stop entries after this % fall from the equity peak, until re-enabled"),
+]
+ExposureOption = Annotated[
+    float | None,
+    typer.Option(help="quote currency all bots may commit in this bot's symbol"),
+]
+
+
 @bots_app.command("add")
 def bots_add(
     name: Annotated[str, typer.Argument(help="1-20 letters, digits or _")],
@@ -81,6 +96,9 @@ def bots_add(
         list[str] | None,
         typer.Option(help="strategy parameter KEY=VALUE (VALUE as JSON, else text); repeat"),
     ] = None,
+    daily_loss_limit: DailyLossOption = None,
+    max_drawdown_pct: DrawdownOption = None,
+    max_symbol_exposure: ExposureOption = None,
 ) -> None:
     """Add a bot; every setting is validated before anything is written. Testnet and live
     need --credentials and --confirm-mode; live also the allow_live_trading setting."""
@@ -94,7 +112,10 @@ def bots_add(
             capital, take_profit_pct, stop_loss_pct, max_holding_seconds, maker_timeout_seconds,
             max_open_positions, confidence_threshold, model, model_alias, credentials, notify,
             notify_events, param,
-        ) | _trailing_option(trailing_stop_pct)  # fmt: skip
+        ) | _removable_fields(
+            trailing_stop_pct=trailing_stop_pct, daily_loss_limit=daily_loss_limit,
+            max_drawdown_pct=max_drawdown_pct, max_symbol_exposure=max_symbol_exposure,
+        )  # fmt: skip
         config = parse_bot_config(options, bot=name)
         modes = {m.value for m in BotMode}
         for given in (mode, confirm_mode):
@@ -157,11 +178,10 @@ def _config_options(
     return {key: value for key, value in given.items() if value is not None}
 
 
-def _trailing_option(trailing_stop_pct: float | None) -> dict[str, object]:
-    """--trailing-stop-pct as a config field: not given leaves it out, 0 means none."""
-    if trailing_stop_pct is None:
-        return {}
-    return {"trailing_stop_pct": None if trailing_stop_pct == 0 else trailing_stop_pct}
+def _removable_fields(**given: float | None) -> dict[str, object]:
+    """Optional config fields given as options: not given leaves them out, 0 means none
+    (so `bots set` can remove a trailing stop or a risk limit)."""
+    return {key: value or None for key, value in given.items() if value is not None}
 
 
 def _parameters(items: list[str]) -> dict[str, object]:
@@ -207,6 +227,9 @@ def bots_set(
         list[str] | None,
         typer.Option(help="strategy parameter KEY=VALUE (JSON), merged; KEY=null removes it"),
     ] = None,
+    daily_loss_limit: DailyLossOption = None,
+    max_drawdown_pct: DrawdownOption = None,
+    max_symbol_exposure: ExposureOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the change as JSON")] = False,
 ) -> None:
     """Change a bot's configuration, validated as at `bots add`; a running engine applies it
@@ -219,7 +242,10 @@ def bots_set(
         capital, take_profit_pct, stop_loss_pct, max_holding_seconds, maker_timeout_seconds,
         max_open_positions, confidence_threshold, model, model_alias, credentials, notify,
         notify_events, param,
-    ) | _trailing_option(trailing_stop_pct)  # fmt: skip
+    ) | _removable_fields(
+        trailing_stop_pct=trailing_stop_pct, daily_loss_limit=daily_loss_limit,
+        max_drawdown_pct=max_drawdown_pct, max_symbol_exposure=max_symbol_exposure,
+    )  # fmt: skip
     if not changes:
         fail("nothing to set: give at least one option (see --help)")
     current = settings()

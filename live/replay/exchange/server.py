@@ -167,6 +167,10 @@ class ExchangeSimulator:
     def inject(self, fault: Fault) -> None:
         self._faults.append(fault)
 
+    def clear_faults(self) -> None:
+        """Answer every request normally again."""
+        self._faults.clear()
+
     def placements(self, client_order_id: str | None = None) -> list[RequestRecord]:
         """Every POST /api/v3/order received (for one client order id, if given)."""
         return [
