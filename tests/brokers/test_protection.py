@@ -164,3 +164,21 @@ def test_a_stop_that_filled_while_the_broker_was_away_is_reported_at_restart(aio
             assert len(v.exchange.oco_placements()) == 1  # nothing placed again
 
     aio.run(scenario())
+
+
+def test_a_stop_gapped_past_its_limit_is_followed_until_it_fills(aio: Aio) -> None:
+    async def scenario() -> None:
+        async with venue(holding()) as v:
+            v.market(50_000.0)
+            await v.broker.place(take_profit())
+            v.market(47_000.0, 1)  # through the stop and its limit (47,520): it rests
+            await aio.eventually(
+                lambda: v.of(OrderAcceptedReport, "alpha-1-vs"), "the triggered stop"
+            )
+            assert not v.of(OrderFilledReport) and not v.of(OrderCancelledReport)
+            v.market(47_600.0, 2)  # back at its limit
+            await aio.eventually(lambda: v.of(OrderFilledReport, "alpha-1-vs"), "its fill")
+            [fill] = v.of(OrderFilledReport)
+            assert fill.price == 47_520.0 and fill.liquidity is Liquidity.MAKER
+
+    aio.run(scenario())
