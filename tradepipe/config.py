@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     exchange_testnet_url: str | None = None
     exchange_live_url: str | None = None
     exchange_poll_seconds: float | None = Field(default=None, gt=0)  # order status polling
+    # Each take-profit of a testnet or live bot rests at the venue as an OCO with its
+    # position's stop-loss (a stop-limit this many percent beyond the stop); false: the
+    # engine alone watches the stop.
+    exchange_venue_protection: bool | None = None
+    exchange_stop_limit_pct: float | None = Field(default=None, gt=0, lt=50)
     engine_reconcile_seconds: float | None = Field(default=None, gt=0)  # venue vs database
     # The feed's trade checks and liveness (live/feeds/sanity.py, README "Market data"):
     # unset keeps the engine's defaults.

@@ -52,6 +52,8 @@ class OrderInfo:
     executed: float
     quote_quantity: float
     quote_executed: float
+    order_list: int = -1  # the OCO this order is a leg of (-1: none)
+    stop_price: float = 0.0
 
 
 def order_info(raw: object, what: str) -> OrderInfo:
@@ -65,7 +67,8 @@ def order_info(raw: object, what: str) -> OrderInfo:
         side = Side.BUY if raw["side"] == "BUY" else Side.SELL
         if raw["side"] not in ("BUY", "SELL"):
             raise ValueError(f"unknown side {raw['side']!r}")
-        kind = OrderType.LIMIT if raw["type"] == "LIMIT" else OrderType.MARKET
+        # a leg of an OCO (LIMIT_MAKER, STOP_LOSS_LIMIT) works as a limit order
+        kind = OrderType.MARKET if raw["type"] == "MARKET" else OrderType.LIMIT
         return OrderInfo(
             order_id=str(int(raw["orderId"])),
             client_order_id=str(raw["clientOrderId"]),
@@ -78,6 +81,8 @@ def order_info(raw: object, what: str) -> OrderInfo:
             executed=_number(raw["executedQty"]),
             quote_quantity=_number(raw.get("origQuoteOrderQty", "0")),
             quote_executed=_number(raw.get("cummulativeQuoteQty", "0")),
+            order_list=int(raw.get("orderListId", -1)),
+            stop_price=_number(raw.get("stopPrice", "0")),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise MalformedResponseError(f"{what}: malformed order ({error}): {_short(raw)}") from None

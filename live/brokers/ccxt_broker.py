@@ -59,7 +59,8 @@ from live.brokers.exchange import (
     is_transient,
     make_client,
 )
-from live.brokers.order_request import OrderRequest, entry_needs, prepare_order
+from live.brokers.order_request import balance_problem, prepare_order
+from live.brokers.protection import ProtectedPlacing
 from live.brokers.protocol import (
     BrokerError,
     BrokerOrder,
@@ -98,8 +99,9 @@ class _Tracked:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-class CcxtBroker:
-    """One venue (one account) through one ccxt client."""
+class CcxtBroker(ProtectedPlacing):
+    """One venue (one account) through one ccxt client; a take-profit goes out with its
+    stop-loss resting beside it (live/brokers/protection.py)."""
 
     def __init__(
         self,
@@ -148,20 +150,23 @@ class CcxtBroker:
             return
         existing = await self._lookup(market, order_id)
         if existing is not None:
+            existing = await self._protect_existing(order, market, existing)
+        if existing is not None:
             await self._adopt(order, market, existing)
             return
         request = prepare_order(self.client, order, market, self._last_price.get(order.symbol))
         if isinstance(request, str):
             self._reject(order_id, f"{order_id} on {order.symbol} ({self.name}): {request}")
             return
-        problem = await self._check_balance(order, market, request)
+        last, taker = self._last_price.get(order.symbol), self.config.fees.taker_rate
+        problem = await balance_problem(self._retry, order, market, request, last, taker)
         if problem is not None:
             self._reject(order_id, problem)
             return
         attempt = 0
         while True:
             try:
-                placed = await self.client.create_order(market, *request.arguments)
+                placed = await self._send(order, market, request)
                 break
             except ccxt.AuthenticationError as error:
                 message = exchange_message(error)
@@ -270,37 +275,6 @@ class CcxtBroker:
             await self.client.close()
         self._sink = None
 
-    # -- before sending --------------------------------------------------------------------
-
-    async def _check_balance(
-        self,
-        order: BrokerOrder,
-        market: str,
-        request: OrderRequest,
-    ) -> str | None:
-        """Why an entry cannot be paid for, or None. Exits are not checked: they sell what
-        the entry bought, and the exchange has the last word anyway."""
-        needed = entry_needs(
-            order,
-            self.client.market(market),
-            request,
-            self._last_price.get(order.symbol),
-            self.config.fees.taker_rate,
-        )
-        if needed is None:
-            return None
-        asset, need = needed
-        balance = await self._retry.call("balance", self.client.fetch_balance)
-        entry = balance.get(asset) if isinstance(balance, dict) else None
-        free = entry.get("free") if isinstance(entry, dict) else None
-        free = float(free) if isinstance(free, int | float) else 0.0
-        if free + 1e-12 < need:
-            return (
-                f"insufficient {asset} balance on {self.name} for {order.client_order_id}: "
-                f"{free:.8g} free, {need:.8g} needed"
-            )
-        return None
-
     # -- after sending ---------------------------------------------------------------------
 
     def _track(self, order: BrokerOrder, market: str) -> _Tracked:
@@ -353,6 +327,10 @@ class CcxtBroker:
                 self._untrack(order_id)
             elif info.status in CANCELLED_STATUSES:
                 self._untrack(order_id)
+                if info.executed == 0 and await self._stop_took_over(
+                    tracked.market, order_id, info
+                ):
+                    return  # the stop leg of its OCO carries the exit now
                 self._report(OrderCancelledReport(order_id, self._now()))
             elif info.status == "REJECTED":
                 self._untrack(order_id)

@@ -90,8 +90,15 @@ class ExchangeConfig:
     rate_limit_ms: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     fees: FeeSchedule = field(default_factory=lambda: FeeSchedule(0.001, 0.001))
+    # A take-profit goes out as an OCO with its position's stop-loss resting beside it
+    # (live/brokers/protection.py); the stop-limit's limit lies `stop_limit_pct` percent
+    # beyond its trigger, so a fall through the stop still fills it.
+    protection: bool = True
+    stop_limit_pct: float = 1.0
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.stop_limit_pct) and 0 < self.stop_limit_pct < 50):
+            raise ValueError(f"exchange stop_limit_pct must be in (0, 50): {self.stop_limit_pct!r}")
         for name in ("timeout_seconds", "poll_seconds", "fills_lookback_seconds"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):

@@ -17,11 +17,12 @@ import ccxt
 
 from live.brokers.exchange import exchange_message
 from live.brokers.protocol import BrokerOrder
+from live.brokers.retrying import ExchangeCalls
 from tradepipe.domain import Side
 from tradepipe.enums import OrderRole, OrderType
 from tradepipe.orders import parse_client_order_id
 
-__all__ = ["OrderRequest", "entry_needs", "prepare_order"]
+__all__ = ["OrderRequest", "balance_problem", "entry_needs", "prepare_order"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +110,30 @@ def entry_needs(
     else:
         return None  # the exchange decides
     return market["quote"], need * (1 + taker_rate)
+
+
+async def balance_problem(
+    calls: ExchangeCalls,
+    order: BrokerOrder,
+    market: str,
+    request: OrderRequest,
+    last_price: float | None,
+    taker_rate: float,
+) -> str | None:
+    """Why an entry cannot be paid for on the venue of `calls`, or None. Exits are not
+    checked: they sell what the entry bought, and the exchange has the last word anyway."""
+    client = calls.client
+    needed = entry_needs(order, client.market(market), request, last_price, taker_rate)
+    if needed is None:
+        return None
+    asset, need = needed
+    balance = await calls.call("balance", client.fetch_balance)
+    entry = balance.get(asset) if isinstance(balance, dict) else None
+    free = entry.get("free") if isinstance(entry, dict) else None
+    free = float(free) if isinstance(free, int | float) else 0.0
+    if free + 1e-12 < need:
+        return (
+            f"insufficient {asset} balance on {calls.name} for {order.client_order_id}: "
+            f"{free:.8g} free, {need:.8g} needed"
+        )
+    return None

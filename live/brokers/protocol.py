@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tradepipe.domain import Side, Trade
-from tradepipe.enums import OrderStatus, OrderType
-from tradepipe.orders import Liquidity, OrderState
+from tradepipe.enums import OrderRole, OrderStatus, OrderType
+from tradepipe.orders import Liquidity, OrderState, Position
 
 __all__ = [
     "Broker",
@@ -70,11 +70,20 @@ class BrokerOrder:
     # traded through, as it would have without the restart, never at the price of the
     # first trade it sees (which would flatter a take-profit after a rally).
     resting: bool = False
+    # A take-profit's position stop: a venue that can rests a stop-loss there beside it
+    # (an OCO, live/brokers/protection.py); the paper broker ignores it.
+    stop_price: float | None = None
 
     @classmethod
-    def from_state(cls, symbol: str, order: OrderState) -> BrokerOrder:
-        """What is left to do of `order` (its remaining quantity, after partial fills)."""
+    def from_state(
+        cls, symbol: str, order: OrderState, position: Position | None = None
+    ) -> BrokerOrder:
+        """What is left to do of `order` (its remaining quantity, after partial fills); a
+        take-profit of `position` carries the position's stop price."""
         resting = order.order_type is OrderType.LIMIT and order.status in ACKNOWLEDGED
+        stop = None
+        if position is not None and order.role is OrderRole.TAKE_PROFIT:
+            stop = position.stop_loss_price
         if order.quantity is not None:
             return cls(
                 order.client_order_id,
@@ -84,6 +93,7 @@ class BrokerOrder:
                 order.price,
                 order.quantity - order.filled_quantity,
                 resting=resting,
+                stop_price=stop,
             )
         assert order.quote_quantity is not None  # a quote-sized market entry
         spent = order.filled_quantity * (order.average_price or 0.0)

@@ -51,6 +51,8 @@ SETTINGS_FIELDS = {
     "exchange_live_url": "exchange_live_url",
     "exchange_timeout_seconds": "ccxt_timeout_seconds",
     "exchange_poll_seconds": "exchange_poll_seconds",
+    "exchange_venue_protection": "exchange_venue_protection",
+    "exchange_stop_limit_pct": "exchange_stop_limit_pct",
     "reconcile_seconds": "engine_reconcile_seconds",
     "feed_silence_seconds": "feed_silence_seconds",
     "feed_max_future_seconds": "feed_max_future_seconds",
@@ -172,6 +174,11 @@ class EngineConfig:
     exchange_recv_window_ms: int = 5_000
     exchange_poll_seconds: float = 1.0
     exchange_rate_limit_ms: float = 10.0  # per unit of request weight; 0: no limiter
+    # Venue protection (live/brokers/protection.py): each take-profit rests at the venue as
+    # an OCO with its position's stop-loss (a stop-limit `exchange_stop_limit_pct` percent
+    # beyond the stop), so a position stays protected while the engine is down.
+    exchange_venue_protection: bool = True
+    exchange_stop_limit_pct: float = 1.0
     # Open orders and recent fills of every venue against the books and the database, after
     # the one at start; what the database does not know is reported (never adopted).
     reconcile_seconds: float = 60.0

@@ -303,7 +303,8 @@ class TradingCore:
                 listener(bot.name, bot.symbol, events)
             for event in events:
                 if isinstance(event, OrderPlaced):
-                    order = BrokerOrder.from_state(bot.symbol, event.order)
+                    position = bot.book.position(event.position_seq)
+                    order = BrokerOrder.from_state(bot.symbol, event.order, position)
                     entry = event.order.role is OrderRole.ENTRY
                     command = BrokerCommand(
                         bot.name, bot.symbol, order.client_order_id, order, seq, entry

@@ -35,7 +35,13 @@ from tradepipe.botconfig import BotConfigError, parse_bot_config
 from tradepipe.bots import BotError, check_exchange, check_symbol, check_timeframe
 from tradepipe.db import KILL_SWITCH, Bot, BotState, EngineControl, Fill, Order
 from tradepipe.enums import BotMode, OrderRole
-from tradepipe.orders import FeeSchedule, PositionBook, StateError, parse_client_order_id
+from tradepipe.orders import (
+    FeeSchedule,
+    PositionBook,
+    StateError,
+    parse_client_order_id,
+    venue_stop_order_id,
+)
 
 __all__ = [
     "BotsSnapshot",
@@ -264,13 +270,15 @@ async def reconcile_orders(
                     continue
                 order_id = order.client_order_id
                 working.add(order_id)
+                if order.role is OrderRole.TAKE_PROFIT:  # its stop leg at the venue, if any
+                    working.add(venue_stop_order_id(order_id))
                 if not act:
                     continue
                 # Sent again whether or not the venue holds it: a venue's broker looks the
                 # id up first and, if it is there, tracks it from now on (its fills come);
                 # only the ones the venue lacks count as resent.
                 entry = order.role is OrderRole.ENTRY
-                command = BrokerOrder.from_state(book.symbol, order)
+                command = BrokerOrder.from_state(book.symbol, order, position)
                 outbox.push(BrokerCommand(book.bot, book.symbol, order_id, command, 0, entry))
                 if order_id not in venue:
                     resent.append(order_id)

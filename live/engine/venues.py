@@ -50,6 +50,8 @@ def exchange_config(config: EngineConfig, venue: Venue) -> ExchangeConfig:
             maximum_seconds=config.broker_retry_max_seconds,
         ),
         fees=config.fees,
+        protection=config.exchange_venue_protection,
+        stop_limit_pct=config.exchange_stop_limit_pct,
     )
 
 

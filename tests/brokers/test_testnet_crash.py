@@ -23,7 +23,7 @@ from tests.engine.helpers import START_MS, Aio, MarketTimes, query
 from tests.engine.test_crash import engine_command, open_positions, reconciled_after, start
 
 SPEED = 100
-WORDS = {"FILLED": "filled", "CANCELED": "cancelled", "NEW": "open"}
+WORDS = {"FILLED": "filled", "CANCELED": "cancelled", "NEW": "open", "EXPIRED": "expired"}
 
 
 def test_sigkill_of_a_testnet_engine_then_restart_finds_every_order(
@@ -49,7 +49,7 @@ def test_sigkill_of_a_testnet_engine_then_restart_finds_every_order(
     log = tmp_path / "engine.log"
     processes: list[subprocess.Popen[bytes]] = []
 
-    async def until(condition: Any, what: str, timeout: float = 40.0) -> Any:
+    async def until(condition: Any, what: str, timeout: float = 90.0) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = await asyncio.to_thread(condition)
@@ -78,7 +78,7 @@ def test_sigkill_of_a_testnet_engine_then_restart_finds_every_order(
             await until(holding, "an open position with its take-profit at the exchange")
             processes[0].send_signal(signal.SIGKILL)
             assert await asyncio.to_thread(processes[0].wait, 10) == -signal.SIGKILL
-            placed_at_kill = Counter(r.params["newClientOrderId"] for r in exchange.placements())
+            placed_at_kill = placed_ids(exchange)
             last_event = query(database_url, "SELECT MAX(id) AS id FROM events")[0].id or 0
             trades_at_kill = len(exchange.account.trades)
 
@@ -97,7 +97,7 @@ def test_sigkill_of_a_testnet_engine_then_restart_finds_every_order(
             assert await asyncio.to_thread(processes[1].wait, 20) == 0
 
         # nothing placed twice: not across the crash, not ever
-        placed = Counter(r.params["newClientOrderId"] for r in exchange.placements())
+        placed = placed_ids(exchange)
         assert placed and max(placed.values()) == 1, placed
         at_exchange = Counter(o.client_order_id for o in exchange.account.orders.values())
         assert max(at_exchange.values()) == 1
@@ -127,3 +127,11 @@ def test_sigkill_of_a_testnet_engine_then_restart_finds_every_order(
 
 def count_closed(url: str) -> int:
     return int(query(url, "SELECT COUNT(*) AS n FROM positions WHERE status = 'closed'")[0].n)
+
+
+def placed_ids(exchange: ExchangeSimulator) -> Counter[str]:
+    """The client order ids of every order placed: single orders, and the take-profit leg
+    of each OCO (its stop leg is the venue's protection of it)."""
+    ids = Counter(r.params["newClientOrderId"] for r in exchange.placements())
+    ids.update(r.params["aboveClientOrderId"] for r in exchange.oco_placements())
+    return ids

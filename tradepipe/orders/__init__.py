@@ -45,6 +45,7 @@ from tradepipe.orders.types import (
     client_order_id,
     duration_ms,
     parse_client_order_id,
+    venue_stop_order_id,
 )
 
 __all__ = [
@@ -82,4 +83,5 @@ __all__ = [
     "resolve_candle",
     "stop_touched",
     "take_profit_touched",
+    "venue_stop_order_id",
 ]

@@ -14,8 +14,10 @@ Two ways to drive it, chosen when the book is made:
   venue says with `on_accepted`, `on_fill`, `on_cancelled` and `on_rejected`; call
   `on_tick` with the time (and a last price) so maker timeouts, holding timeouts and stops
   trigger, and `on_closed_candle` with each closed candle of the bot's timeframe so
-  trailing stops ratchet as they do in a backtest. Stops are watched here, not placed at
-  the venue, because the database's order types have no stop order.
+  trailing stops ratchet as they do in a backtest. Stops are watched here; a venue may also
+  hold one beside the take-profit (an OCO placed by its broker, see `venue_stop_order_id`):
+  when that stop leg is reported (accepted or filled), the take-profit has expired with it
+  and the stop becomes the position's stop-loss exit.
 Closed positions leave the book; their `PositionClosed` event is the record.
 """
 
@@ -49,6 +51,7 @@ from tradepipe.orders.types import (
     Position,
     client_order_id,
     parse_client_order_id,
+    venue_stop_order_id,
 )
 
 __all__ = ["PositionBook"]
@@ -206,7 +209,8 @@ class PositionBook:
             )
             return transitions.replace_order(position, opened), [event]
 
-        return self._report(order_id, time_ms, accept, late_is_anomaly=False)
+        taken = self._venue_stop(order_id, time_ms)
+        return taken + self._report(order_id, time_ms, accept, late_is_anomaly=False)
 
     def on_fill(
         self,
@@ -247,7 +251,8 @@ class PositionBook:
                 simulated=False,
             )
 
-        return self._report(order_id, time_ms, fill, late_is_anomaly=True)
+        taken = self._venue_stop(order_id, time_ms)
+        return taken + self._report(order_id, time_ms, fill, late_is_anomaly=True)
 
     def on_cancelled(self, order_id: str, time_ms: int) -> tuple[Event, ...]:
         """The venue cancelled (or expired) an order."""
@@ -266,6 +271,24 @@ class PositionBook:
             return transitions.rejected(position, order, message, time_ms)
 
         return self._report(order_id, time_ms, reject, late_is_anomaly=False)
+
+    def _venue_stop(self, order_id: str, time_ms: int) -> tuple[Event, ...]:
+        """A report of the venue stop of an open position's take-profit that the position
+        does not hold yet: it takes over the exit (`transitions.venue_stop_taken`)."""
+        parsed = parse_client_order_id(order_id)
+        if parsed is None or parsed[0] != self.bot or parsed[2] is not OrderRole.STOP_LOSS:
+            return ()
+        position = self._open.get(parsed[1])
+        if position is None or position.order(order_id) is not None:
+            return ()
+        for order in position.exits:
+            role = order.role
+            if (
+                role is OrderRole.TAKE_PROFIT
+                and venue_stop_order_id(order.client_order_id) == order_id
+            ):
+                return self._keep(transitions.venue_stop_taken(position, order, order_id, time_ms))
+        return ()
 
     # -- state -------------------------------------------------------------------------
 

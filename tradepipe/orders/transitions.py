@@ -291,6 +291,42 @@ def cancel_confirmed(
     return position, events + more
 
 
+def venue_stop_taken(
+    position: Position, take_profit: OrderState, stop_id: str, time_ms: int
+) -> Step:
+    """The stop-loss leg resting at the venue with `take_profit` (an OCO) was triggered:
+    the venue expired the take-profit with it, and the stop becomes the position's
+    stop-loss exit, whose fills (reported as any order's) close the position."""
+    events: list[Event] = []
+    if take_profit.is_working:
+        expired = replace(take_profit, status=OrderStatus.EXPIRED, updated_at_ms=time_ms)
+        position = replace_order(position, expired)
+        reason = "expired at the venue: its stop-loss leg was triggered"
+        events.append(
+            OrderCancelled(
+                bot=position.bot,
+                time_ms=time_ms,
+                order=expired,
+                position_seq=position.seq,
+                reason=reason,
+            )
+        )
+    stop = OrderState(
+        client_order_id=stop_id,
+        role=OrderRole.STOP_LOSS,
+        side=_exit_side(position),
+        order_type=OrderType.LIMIT,
+        status=OrderStatus.OPEN,
+        placed_at_ms=take_profit.placed_at_ms,
+        updated_at_ms=time_ms,
+        price=position.stop_loss_price,
+        quantity=take_profit.quantity,
+        reason="stop-loss resting at the venue",
+    )
+    position = replace(position, exits=(*position.exits, stop), pending_exit=ExitReason.STOP_LOSS)
+    return position, events
+
+
 def rejected(position: Position, order: OrderState, message: str, time_ms: int) -> Step:
     """The venue refused `order`. A refused entry closes the position without a trade; a
     refused exit leaves the position active, so the next tick triggers the exit again."""

@@ -38,6 +38,7 @@ __all__ = [
     "client_order_id",
     "duration_ms",
     "parse_client_order_id",
+    "venue_stop_order_id",
 ]
 
 
@@ -101,7 +102,12 @@ _ROLE_CODES = {
     OrderRole.TIMEOUT_EXIT: "tx",
     OrderRole.MARKET_EXIT: "mx",
 }
-_ROLES_BY_CODE = {code: role for role, code in _ROLE_CODES.items()}
+# The stop-loss leg that rests at the venue beside a take-profit (an OCO): a stop-loss
+# order the engine never sends itself, so its id must not be one of the engine's own.
+VENUE_STOP_CODE = "vs"
+_ROLES_BY_CODE = {code: role for role, code in _ROLE_CODES.items()} | {
+    VENUE_STOP_CODE: OrderRole.STOP_LOSS
+}
 MAX_ORDER_ID = 36
 _BOT_NAME = re.compile(r"^[A-Za-z0-9_]{1,20}$")
 _ORDER_ID = re.compile(r"^([A-Za-z0-9_]{1,20})-([0-9]+)-([a-z]{2})(?:-([0-9]+))?$")
@@ -133,6 +139,20 @@ def parse_client_order_id(order_id: str) -> tuple[str, int, OrderRole, int] | No
         return None
     attempt = int(match.group(4)) if match.group(4) else 1
     return match.group(1), int(match.group(2)), _ROLES_BY_CODE[match.group(3)], attempt
+
+
+def venue_stop_order_id(take_profit_id: str) -> str:
+    """The client order id of the stop-loss leg resting at the venue with the take-profit
+    `take_profit_id` ("b-5-tp" -> "b-5-vs", "b-5-tp-2" -> "b-5-vs-2"): deterministic, so a
+    restarted engine finds it, and never an id the engine gives an order of its own."""
+    parsed = parse_client_order_id(take_profit_id)
+    _require(
+        parsed is not None and parsed[2] is OrderRole.TAKE_PROFIT,
+        f"{take_profit_id!r} is not a take-profit's client order id",
+    )
+    assert parsed is not None
+    bot, seq, _, attempt = parsed
+    return f"{bot}-{seq}-{VENUE_STOP_CODE}" + ("" if attempt == 1 else f"-{attempt}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

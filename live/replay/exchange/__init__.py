@@ -9,6 +9,7 @@ from live.replay.exchange.account import (
     SimTrade,
     SimulatedAccount,
 )
+from live.replay.exchange.order_lists import SimOrderList
 from live.replay.exchange.server import ExchangeSimulator, Fault, FaultKind, RequestRecord
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "MarketRules",
     "RequestRecord",
     "SimOrder",
+    "SimOrderList",
     "SimTrade",
     "SimulatedAccount",
 ]

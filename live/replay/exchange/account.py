@@ -34,24 +34,14 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+from live.replay.exchange import order_lists
+from live.replay.exchange.errors import BinanceError
+from live.replay.exchange.order_lists import SimOrderList
 from tradepipe.domain import Trade
 
 __all__ = ["BinanceError", "MarketRules", "SimOrder", "SimTrade", "SimulatedAccount"]
 
 ZERO = Decimal(0)
-
-
-class BinanceError(Exception):
-    """A refused request: Binance's `code` and `msg`, and the HTTP status it answers with."""
-
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
-        super().__init__(f"{code}: {msg}")
-        self.code = code
-        self.msg = msg
-        self.status = status
-
-    def body(self) -> dict[str, Any]:
-        return {"code": self.code, "msg": self.msg}
 
 
 def _quote_of(symbol: str) -> str:
@@ -81,8 +71,9 @@ class MarketRules:
             "symbol": self.symbol, "status": "TRADING", "baseAsset": self.base,
             "baseAssetPrecision": 8, "quoteAsset": self.quote, "quotePrecision": 8,
             "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
-            "quoteCommissionPrecision": 8, "orderTypes": ["LIMIT", "MARKET"],
-            "icebergAllowed": False, "ocoAllowed": False, "quoteOrderQtyMarketAllowed": True,
+            "quoteCommissionPrecision": 8,
+            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT"],
+            "icebergAllowed": False, "ocoAllowed": True, "quoteOrderQtyMarketAllowed": True,
             "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
             "permissions": ["SPOT"], "permissionSets": [["SPOT"]],
             "filters": [
@@ -103,7 +94,7 @@ class SimOrder:
     client_order_id: str
     symbol: str
     side: str  # BUY | SELL
-    order_type: str  # LIMIT | MARKET
+    order_type: str  # LIMIT | MARKET | LIMIT_MAKER | STOP_LOSS_LIMIT (legs of an OCO)
     price: Decimal  # 0 for market orders
     quantity: Decimal  # 0 for a market buy sized by quoteOrderQty until it fills
     quote_quantity: Decimal  # quoteOrderQty, else 0
@@ -114,6 +105,9 @@ class SimOrder:
     locked: Decimal = ZERO  # what the order still holds of the account
     resting: bool = False
     update_ms: int = 0
+    stop_price: Decimal = ZERO  # a STOP_LOSS_LIMIT's trigger
+    triggered: bool = False  # a stop leg the market has reached: it works as a limit now
+    order_list_id: int = -1  # the OCO it belongs to (order_lists.py), -1 for none
 
     @property
     def is_open(self) -> bool:
@@ -122,12 +116,12 @@ class SimOrder:
     def view(self) -> dict[str, Any]:
         """The order as GET /api/v3/order shows it."""
         return {
-            "symbol": self.symbol, "orderId": self.order_id, "orderListId": -1,
+            "symbol": self.symbol, "orderId": self.order_id, "orderListId": self.order_list_id,
             "clientOrderId": self.client_order_id, "price": _fmt(self.price),
             "origQty": _fmt(self.quantity), "executedQty": _fmt(self.executed),
             "cummulativeQuoteQty": _fmt(self.quote_executed), "status": self.status,
             "timeInForce": "GTC",
-            "type": self.order_type, "side": self.side, "stopPrice": "0.00000000",
+            "type": self.order_type, "side": self.side, "stopPrice": _fmt(self.stop_price),
             "icebergQty": "0.00000000", "time": self.time_ms, "updateTime": self.update_ms,
             "isWorking": self.is_open, "workingTime": self.time_ms,
             "origQuoteOrderQty": _fmt(self.quote_quantity),
@@ -168,11 +162,13 @@ class SimulatedAccount:
     commission_rate: Decimal = Decimal("0.001")
     fill_parts: int = 1
     orders: dict[int, SimOrder] = field(default_factory=dict)
+    order_lists: dict[int, SimOrderList] = field(default_factory=dict)
     trades: list[SimTrade] = field(default_factory=list)
     last_price: dict[str, Decimal] = field(default_factory=dict)
     market_time_ms: int | None = None  # the last trade's time: the account's clock
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
     _trade_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(5001))
+    list_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def deposit(self, asset: str, amount: float | str) -> None:
         self._balance(asset)[0] += Decimal(str(amount))
@@ -186,28 +182,46 @@ class SimulatedAccount:
     # -- requests ----------------------------------------------------------------------------
 
     def new_order(self, params: dict[str, str], now_ms: int) -> SimOrder:
+        if params.get("type", "") not in ("LIMIT", "MARKET"):
+            raise BinanceError(-1116, "Invalid orderType.")
+        order = self.build_order(params, now_ms)
+        rules = self.rules(order.symbol)
+        self.lock(order, rules, self.last_price.get(rules.symbol))
+        self.orders[order.order_id] = order
+        last = self.last_price.get(rules.symbol)
+        if last is not None:
+            self._arrive(order, rules, last, now_ms)
+        return order
+
+    def new_oco(self, params: dict[str, str], now_ms: int) -> SimOrderList:
+        return order_lists.new_oco(self, params, now_ms)
+
+    def build_order(self, params: dict[str, str], now_ms: int) -> SimOrder:
+        """An order checked against the filters, neither holding the account nor stored."""
         rules = self.rules(params.get("symbol", ""))
         side = params.get("side", "")
         kind = params.get("type", "")
         if side not in ("BUY", "SELL"):
             raise BinanceError(-1100, "Illegal characters found in parameter 'side'.")
-        if kind not in ("LIMIT", "MARKET"):
-            raise BinanceError(-1116, "Invalid orderType.")
         client_id = params.get("newClientOrderId") or f"sim-{next(self._ids)}"
         if any(o.client_order_id == client_id and o.is_open for o in self.orders.values()):
             raise BinanceError(-2010, "Duplicate order sent.")
         quantity = _decimal(params, "quantity")
         quote_quantity = _decimal(params, "quoteOrderQty")
         price = _decimal(params, "price")
-        if kind == "LIMIT":
+        stop_price = _decimal(params, "stopPrice")
+        if kind != "MARKET":
             if price is None or quantity is None:
                 raise BinanceError(-1102, "Mandatory parameter 'price' or 'quantity' was not sent.")
-            if params.get("timeInForce") not in ("GTC", "IOC", "FOK"):
+            if kind != "LIMIT_MAKER" and params.get("timeInForce") not in ("GTC", "IOC", "FOK"):
                 raise BinanceError(-1102, "Mandatory parameter 'timeInForce' was not sent.")
+        if kind == "STOP_LOSS_LIMIT" and stop_price is None:
+            raise BinanceError(-1102, "Mandatory parameter 'stopPrice' was not sent.")
         elif (quantity is None) == (quote_quantity is None):
             raise BinanceError(-1102, "Param 'quantity' or 'quoteOrderQty' must be sent.")
-        if price is not None and (price <= 0 or price % rules.tick_size):
-            raise BinanceError(-1013, "Filter failure: PRICE_FILTER")
+        for level in (price, stop_price):
+            if level is not None and (level <= 0 or level % rules.tick_size):
+                raise BinanceError(-1013, "Filter failure: PRICE_FILTER")
         if quantity is not None and (quantity < rules.min_qty or quantity % rules.step_size):
             raise BinanceError(-1013, "Filter failure: LOT_SIZE")
         reference = price if price is not None else self.last_price.get(rules.symbol)
@@ -218,7 +232,7 @@ class SimulatedAccount:
         )
         if reference is not None and notional < rules.min_notional:
             raise BinanceError(-1013, "Filter failure: NOTIONAL")
-        order = SimOrder(
+        return SimOrder(
             order_id=next(self._ids),
             client_order_id=client_id,
             symbol=rules.symbol,
@@ -229,21 +243,19 @@ class SimulatedAccount:
             quote_quantity=quote_quantity or ZERO,
             time_ms=now_ms,
             update_ms=now_ms,
+            stop_price=stop_price or ZERO,
         )
-        self._lock(order, rules, reference)
-        self.orders[order.order_id] = order
-        last = self.last_price.get(rules.symbol)
-        if last is not None:
-            self._arrive(order, rules, last, now_ms)
-        return order
 
     def cancel(self, params: dict[str, str], now_ms: int) -> SimOrder:
         order = self.find(params)
+        if order.order_list_id >= 0:  # a leg of an OCO: the whole list goes
+            order_lists.cancel_list(self, self.order_lists[order.order_list_id], now_ms)
+            return order
         if not order.is_open:
             raise BinanceError(-2011, "Unknown order sent.")
         order.status = "CANCELED"
         order.update_ms = now_ms
-        self._unlock(order)
+        self.unlock(order)
         return order
 
     def find(self, params: dict[str, str]) -> SimOrder:
@@ -302,6 +314,13 @@ class SimulatedAccount:
         self.last_price[trade.symbol] = price
         self.market_time_ms = max(trade.time_ms, self.market_time_ms or trade.time_ms)
         for order in [o for o in self.orders.values() if o.symbol == trade.symbol and o.is_open]:
+            if not order.is_open:
+                continue  # the other leg of its OCO ended it during this trade
+            if order.order_type == "STOP_LOSS_LIMIT" and not order.triggered:
+                if not order_lists.stop_reached(order, price):
+                    continue
+                order.triggered = True  # from now on a limit order at its price
+                order_lists.expire_siblings(self, order, trade.time_ms)
             if not order.resting:
                 self._arrive(order, rules, price, trade.time_ms)
             elif (price <= order.price) if order.side == "BUY" else (price >= order.price):
@@ -337,12 +356,13 @@ class SimulatedAccount:
     ) -> None:
         if quantity <= 0:
             return
+        order_lists.expire_siblings(self, order, now_ms)
         notional = price * quantity
         received = quantity if order.side == "BUY" else notional
         commission = (received * self.commission_rate).quantize(Decimal("0.00000001"))
         base, quote = self._balance(rules.base), self._balance(rules.quote)
         if order.side == "BUY":
-            spend = min(order.locked, notional) if order.order_type == "LIMIT" else notional
+            spend = min(order.locked, notional) if order.order_type != "MARKET" else notional
             order.locked -= spend
             quote[1] -= spend
             quote[0] -= notional - spend
@@ -357,7 +377,7 @@ class SimulatedAccount:
         order.resting = True
         order.status = "FILLED" if order.executed >= order.quantity else "PARTIALLY_FILLED"
         if order.status == "FILLED":
-            self._unlock(order)
+            self.unlock(order)
         trade_id = next(self._trade_ids)
         self.trades.append(
             SimTrade(
@@ -379,10 +399,10 @@ class SimulatedAccount:
     def _balance(self, asset: str) -> list[Decimal]:
         return self.balances.setdefault(asset, [ZERO, ZERO])
 
-    def _lock(self, order: SimOrder, rules: MarketRules, reference: Decimal | None) -> None:
+    def lock(self, order: SimOrder, rules: MarketRules, reference: Decimal | None) -> None:
         if order.side == "BUY":
             asset = rules.quote
-            if order.order_type == "LIMIT":
+            if order.order_type != "MARKET":
                 need = order.price * order.quantity
             elif order.quote_quantity:
                 need = order.quote_quantity
@@ -399,7 +419,7 @@ class SimulatedAccount:
         balance[1] += need if order.side == "SELL" else order.price * order.quantity
         order.locked = need if order.side == "SELL" else order.price * order.quantity
 
-    def _unlock(self, order: SimOrder) -> None:
+    def unlock(self, order: SimOrder) -> None:
         if order.locked <= 0:
             return
         rules = self.rules(order.symbol)

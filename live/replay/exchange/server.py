@@ -4,7 +4,9 @@ testnet-style runs without the network.
 It speaks the part of Binance's REST API that ccxt's `binance` class calls to load markets,
 read balances and trade: `GET /api/v3/ping|time|exchangeInfo` (public) and, signed,
 `GET /api/v3/account`, `POST|DELETE|GET /api/v3/order`, `GET /api/v3/openOrders`,
-`GET /api/v3/myTrades`. Signed requests are checked as Binance checks them: the
+`GET /api/v3/myTrades`, and OCO order lists (`POST /api/v3/orderList/oco`,
+`GET|DELETE /api/v3/orderList`, `GET /api/v3/openOrderList`). Signed requests are checked
+as Binance checks them: the
 `X-MBX-APIKEY` header names a known key (-2014/-2015), the HMAC-SHA256 of the parameters
 (query string, or form body) under that key's secret matches `signature` (-1022), and
 `timestamp` lies within `recvWindow` of the server's clock (-1021). Errors are Binance's
@@ -39,6 +41,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from live.replay.exchange.account import BinanceError, SimOrder, SimulatedAccount
+from live.replay.exchange.order_lists import cancel_list, find_list
 from live.replay.sources import ReplayMessage
 from tradepipe.domain import Trade
 
@@ -56,6 +59,10 @@ SIGNED = {
     ("GET", "/api/v3/order"),
     ("GET", "/api/v3/openOrders"),
     ("GET", "/api/v3/myTrades"),
+    ("POST", "/api/v3/orderList/oco"),
+    ("GET", "/api/v3/orderList"),
+    ("DELETE", "/api/v3/orderList"),
+    ("GET", "/api/v3/openOrderList"),
 }
 
 
@@ -181,6 +188,12 @@ class ExchangeSimulator:
             and client_order_id in (None, r.params.get("newClientOrderId"))
         ]
 
+    def oco_placements(self) -> list[RequestRecord]:
+        """Every POST /api/v3/orderList/oco received."""
+        return [
+            r for r in self.requests if r.method == "POST" and r.path == "/api/v3/orderList/oco"
+        ]
+
     def orders_with_id(self, client_order_id: str) -> list[SimOrder]:
         return [o for o in self.account.orders.values() if o.client_order_id == client_order_id]
 
@@ -262,6 +275,28 @@ class ExchangeSimulator:
             return _Handled(200, [o.view() for o in account.open_orders(symbol)])
         if (method, path) == ("GET", "/api/v3/myTrades"):
             return _Handled(200, [t.view() for t in account.my_trades(params)])
+        if path in ("/api/v3/orderList/oco", "/api/v3/orderList", "/api/v3/openOrderList"):
+            return self._order_list(method, path, params, now)
+        raise BinanceError(-1000, f"no endpoint {method} {path} on the exchange simulator", 404)
+
+    def _order_list(self, method: str, path: str, params: dict[str, str], now: int) -> _Handled:
+        """OCO: place, query and cancel an order list (live/replay/exchange/order_lists.py)."""
+        account = self.account
+        if (method, path) == ("POST", "/api/v3/orderList/oco"):
+            return _Handled(200, account.new_oco(params, now).view(account, reports=True))
+        if (method, path) == ("GET", "/api/v3/orderList"):
+            return _Handled(200, find_list(account, params).view(account))
+        if (method, path) == ("DELETE", "/api/v3/orderList"):
+            order_list = find_list(account, params)
+            cancel_list(account, order_list, now)
+            return _Handled(200, order_list.view(account, reports=True))
+        if (method, path) == ("GET", "/api/v3/openOrderList"):
+            lists = account.order_lists.values()
+            open_lists = [
+                o.view(account) for o in lists
+                if any(account.orders[i].is_open for i in o.order_ids)
+            ]  # fmt: skip
+            return _Handled(200, open_lists)
         raise BinanceError(-1000, f"no endpoint {method} {path} on the exchange simulator", 404)
 
     def _authenticate(
