@@ -27,6 +27,7 @@ from research.training.errors import SpecError
 from tradepipe.botconfig import BotConfig
 from tradepipe.costs import TradingCosts
 from tradepipe.features import FeatureSpec, default_spec
+from tradepipe.guard import GuardRails
 from tradepipe.timeframes import InvalidTimeframeError, Timeframe, parse_timeframe
 
 __all__ = ["ModelSpec", "load_spec", "parse_spec"]
@@ -217,6 +218,8 @@ class ModelSpec(_Section):
     strategy: StrategySection
     fees: FeeSection = Field(default_factory=FeeSection)
     gates: GatesSection
+    # live guard rails of every version this spec registers (tradepipe.guard); none: unguarded
+    guard: GuardRails | None = None
 
     @field_validator("timeframe")
     @classmethod
