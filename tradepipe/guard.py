@@ -99,6 +99,11 @@ class MaturedCalls:
     entered: BoolArray
     take_profit: BoolArray
 
+    @classmethod
+    def empty(cls) -> MaturedCalls:
+        none = np.zeros(0, dtype=bool)
+        return cls(np.zeros(0, dtype=np.int64), none, none)
+
     def latest(self, count: int) -> MaturedCalls:
         return MaturedCalls(
             self.candle_start_ms[-count:], self.entered[-count:], self.take_profit[-count:]

@@ -33,7 +33,14 @@ from typing import TYPE_CHECKING, TypeVar
 from sqlalchemy.orm import Session
 
 from live.engine.models import ModelSlot, ModelWatcher
-from tradepipe.guard import GUARD_RAILS_TAG, Breach, GuardRails, drawdown_pct, judge
+from tradepipe.guard import (
+    GUARD_RAILS_TAG,
+    Breach,
+    GuardRails,
+    MaturedCalls,
+    drawdown_pct,
+    judge,
+)
 from tradepipe.orders import Event, PositionClosed
 from tradepipe.quality import QualityError
 from tradepipe.quality_report import VersionQuality
@@ -125,12 +132,12 @@ class ModelGuard:
             return
         drawdowns = self._drawdowns(slot, key[1])
         since = self._since.get(key)
-        breaches = await asyncio.to_thread(_judge, rails, quality, since, drawdowns)
+        breaches, sample = await asyncio.to_thread(_judge, rails, quality, since, drawdowns)
         if not breaches:
             return
         self._fired.add(key)
         self.breaches += 1
-        evidence = _evidence(key, rails, quality, breaches)
+        evidence = _evidence(key, rails, quality, breaches, sample)
         result = await asyncio.to_thread(self._act, key, evidence)
         self._apply(slot, key, evidence, result)
         if result.outcome == "rolled_back":
@@ -232,14 +239,13 @@ class ModelGuard:
 
 def _judge(
     rails: GuardRails, quality: VersionQuality, since: int | None, drawdowns: dict[str, float]
-) -> tuple[Breach, ...]:
-    calls = quality.calls
-    if calls is None:
-        return ()
+) -> tuple[tuple[Breach, ...], MaturedCalls]:
+    """The breaches, and the matured calls the binomial rails judged."""
+    calls = quality.calls if quality.calls is not None else MaturedCalls.empty()
     if since is not None:
         calls = calls.since(since)
     reference = quality.reference
-    return judge(
+    breaches = judge(
         rails,
         calls,
         None if reference is None else reference.figures,
@@ -247,11 +253,17 @@ def _judge(
         decisions=quality.quality.decisions,
         drawdowns=drawdowns,
     )
+    return breaches, calls.latest(rails.budget_outcomes)
 
 
 def _evidence(
-    key: Key, rails: GuardRails, quality: VersionQuality, breaches: tuple[Breach, ...]
+    key: Key,
+    rails: GuardRails,
+    quality: VersionQuality,
+    breaches: tuple[Breach, ...],
+    sample: MaturedCalls,
 ) -> dict[str, object]:
+    judged = sample.candle_start_ms
     return {
         "model": key[0],
         "version": key[1],
@@ -261,6 +273,10 @@ def _evidence(
         "matured": quality.quality.matured,
         "decisions": quality.quality.decisions,
         "window_end_ms": quality.window_end_ms,
+        # the candles of the judged matured outcomes (the latest budget_outcomes)
+        "judged_outcomes": len(sample),
+        "judged_from_ms": int(judged[0]) if len(judged) else None,
+        "judged_to_ms": int(judged[-1]) if len(judged) else None,
     }
 
 

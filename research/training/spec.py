@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+import typing
 from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
@@ -334,6 +335,10 @@ def _allowed_fields(location: tuple[int | str, ...]) -> list[str]:
     for part in location:
         field = model.model_fields.get(part) if isinstance(part, str) else None
         annotation = field.annotation if field is not None else None
+        # an optional section (`GuardRails | None`) lists the fields of its model
+        models = [a for a in typing.get_args(annotation) if isinstance(a, type)]
+        if models and issubclass(models[0], BaseModel):
+            annotation = models[0]
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation
