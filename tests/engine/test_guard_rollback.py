@@ -18,15 +18,18 @@ import pytest
 from websockets.asyncio.client import connect
 
 from live.engine import Engine
+from live.engine.status import BotRunState, BotStatusView
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer
 from live.replay.sources import ReplayMessage, trade_message
-from tests.engine.helpers import Aio, add_bots, config_for, query
+from tests.engine.helpers import Aio, add_bots, config_for, push, query, start_engine, walk
 from tests.engine.model_store import ModelStore
 from tests.engine.test_evidence import WINDOW_START_MS, drain, recording
 from tests.engine.test_quality import log_reference
 from tests.notify.harness import hub_for, servers, set_secrets
 from tests.support import feed_config
+from tradepipe import model_ops
+from tradepipe.db import create_engine_for, session_scope
 from tradepipe.domain import Side, Trade
 from tradepipe.guard import GUARD_RAILS_TAG, GuardRails
 from tradepipe.quality import build_reference
@@ -172,3 +175,89 @@ def test_a_decaying_champion_is_rolled_back(
     assert reasons["operator"]["by"] == "guard" and reasons["operator"]["action"] == "rollback"
     kinds = {row.kind for row in query(database_url, "SELECT kind FROM events")}
     assert {"model_guard_breached", "model_rolled_back", "model_swapped"} <= kinds
+
+
+ALONE, PINNED = "guard_alone_model", "guard_pinned_model"
+
+
+def guarded(store: ModelStore, name: str, seed: int) -> str:
+    """A new champion version of `name` with RAILS and a validation precision of 0.6."""
+    version = store.register(name, seed=seed)
+    store.registry.tag_version(name, version, {GUARD_RAILS_TAG: RAILS.to_tag()})
+    model = store.registry.load(name, version=version)
+    names = list(model.feature_names)
+    rows = pd.DataFrame(np.random.default_rng(seed).normal(size=(500, len(names))), columns=names)
+    labels = np.arange(500) % 5 < 3
+    log_reference(store, version, build_reference(rows, labels, np.full(500, 0.9), 0.01), name)
+    return version
+
+
+def test_no_earlier_champion_stops_entries_and_a_pinned_one_stays(
+    database_url: str, strategies_dir: Path, model_store: ModelStore, tmp_path: Path
+) -> None:
+    """Both champions decay on a falling market: the one with no earlier champion stays
+    where it is and its bot stops entering (model_guarded); the pinned one is not moved and
+    its bot trades on; both breaches are events with their outcome."""
+    alone = guarded(model_store, ALONE, seed=4)
+    model_store.register(PINNED, seed=5)
+    pinned = guarded(model_store, PINNED, seed=6)
+    engine_db = create_engine_for(database_url)
+    with session_scope(engine_db) as session:
+        model_ops.pin(model_store.registry, PINNED, by="test", reason="audit", session=session)
+    engine_db.dispose()
+    for bot, name in (("alone", ALONE), ("pinned", PINNED)):
+        add_bots(database_url, strategies_dir, [(bot, "lgbm_threshold")], model_name=name,
+                 confidence_threshold=0.01, timeframe="5s", **BARRIERS)  # fmt: skip
+    falling = list(walk(1600, step_ms=TRADE_MS, price=30_000.0, moves=[1 - STEP]))
+
+    async def scenario() -> tuple[Engine, int, list[BotStatusView | None]]:
+        config = config_for(
+            database_url,
+            strategies_dir,
+            mlflow_tracking_uri=model_store.tracking_uri,
+            quality_seconds=0.2,
+            quality_window_seconds=3600,
+            **recording(tmp_path),
+        )
+        running = await start_engine(config)
+        engine = running.engine
+        try:
+            await Aio.eventually(
+                lambda: {getattr(engine.bot_status(b), "model_version", None)
+                         for b in ("alone", "pinned")} == {alone, pinned},
+                "both champions to load",
+                60,  # the model check process starts first, then checks two models
+            )  # fmt: skip
+            await push(running, falling[:1200])
+            await Aio.eventually(
+                lambda: (
+                    len([e for e in engine.bus.recent() if e.kind == "model_guard_breached"]) == 2
+                ),
+                "both breaches",
+                30,
+            )
+            entries = engine.core.bots["alone"].entries
+            await push(running, falling[1200:])  # a guarded bot enters no more
+            return engine, entries, [engine.bot_status(b) for b in ("alone", "pinned")]
+        finally:
+            await engine.stop()
+
+    engine, entries, (guarded_bot, pinned_bot) = Aio.run(scenario(), timeout=120)
+    outcomes = {
+        e.data["model"]: e.data["outcome"]
+        for e in engine.bus.recent()
+        if e.kind == "model_guard_breached"
+    }
+    assert outcomes == {ALONE: "no_earlier_champion", PINNED: "pinned"}
+    assert engine.core.bots["alone"].entries == entries
+    for name, version in ((ALONE, alone), (PINNED, pinned)):
+        champion = model_store.registry.champion(name)
+        assert champion is not None and champion.version == version  # nothing moved
+        assert "guard_breached_at" in model_store.registry.version(name, version).tags
+    assert guarded_bot is not None and guarded_bot.state is BotRunState.MODEL_GUARDED
+    assert not guarded_bot.accepting_entries and guarded_bot.model_version == alone
+    assert guarded_bot.last_error is not None
+    assert "breached its guard rails" in guarded_bot.last_error
+    assert pinned_bot is not None and pinned_bot.state is BotRunState.RUNNING
+    kinds = [row.kind for row in query(database_url, "SELECT kind FROM events")]
+    assert kinds.count("model_guard_breached") == 2 and "model_rolled_back" not in kinds
