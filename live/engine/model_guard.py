@@ -135,10 +135,11 @@ class ModelGuard:
         breaches, sample = await asyncio.to_thread(_judge, rails, quality, since, drawdowns)
         if not breaches:
             return
+        evidence = _evidence(key, rails, quality, breaches, sample)
+        # the registry unreachable: raised, counted, and judged again at the next refresh
+        result = await asyncio.to_thread(self._act, key, evidence)
         self._fired.add(key)
         self.breaches += 1
-        evidence = _evidence(key, rails, quality, breaches, sample)
-        result = await asyncio.to_thread(self._act, key, evidence)
         self._apply(slot, key, evidence, result)
         if result.outcome == "rolled_back":
             await self.watcher.poll_slot(slot)  # the bots swap now, not at the next poll
@@ -182,7 +183,10 @@ class ModelGuard:
             version,
             {BREACHED_AT_TAG: datetime.now(UTC).isoformat(), EVIDENCE_TAG: text[:MAX_TAG_TEXT]},
         )
-        _log_figures(registry, key, evidence)
+        try:
+            _log_figures(registry, key, evidence)
+        except Exception:  # the figures are also in the tag and the event: roll back anyway
+            log.exception("guard figures of %s version %s not logged to MLflow", *key)
         pin = model_ops.pin_of(registry.model_tags(name))
         if pin is not None:
             return GuardResult("pinned", detail=f"pinned by {pin.by}: {pin.reason}")

@@ -137,6 +137,7 @@ def test_a_decaying_champion_is_rolled_back(
 
     engine = aio.run(scenario(), timeout=150)
 
+    assert engine.metrics()["guard_breaches_total"] == 1  # once, not at every refresh
     [breached] = [e for e in engine.bus.recent() if e.kind == "model_guard_breached"]
     evidence = breached.data
     assert evidence["outcome"] == "rolled_back" and evidence["rolled_back_to"] == first
