@@ -38,7 +38,11 @@ MODEL = "guard_decay_model"
 SPEED = 200
 TRADE_MS = 250
 CLIMB_MS = 900_000  # 15 minutes of climbing market, then it falls
-FALL_MS = 900_000
+FALL_MS = 600_000
+# After the flip the replay plays 20 times slower (market time is unchanged): the guard
+# then refreshes many times while the judged window still reaches back before the flip,
+# however long a refresh takes on a busy machine.
+SLOW_AFTER_FLIP = 20
 FLIP_MS = WINDOW_START_MS + CLIMB_MS
 STEP = 0.00002  # per trade: 0.008 %/s, the 0.05 % barriers are reached in about 6 s
 BARRIERS = {"take_profit_pct": 0.05, "stop_loss_pct": 0.05, "max_holding_seconds": 30.0}
@@ -47,7 +51,8 @@ RAILS = GuardRails(min_outcomes=20, budget_outcomes=40, precision_margin=0.1, al
 
 class RegimeFlip:
     """Trades every TRADE_MS: the price climbs for CLIMB_MS (every long entry reaches its
-    take-profit), then falls for FALL_MS (every one reaches its stop-loss)."""
+    take-profit), then falls for FALL_MS (every one reaches its stop-loss), paced
+    SLOW_AFTER_FLIP times slower."""
 
     description = "a market that climbs, then falls"
     symbols = frozenset({"BTCUSDT"})
@@ -59,7 +64,8 @@ class RegimeFlip:
             price *= 1 + STEP if time_ms < FLIP_MS else 1 - STEP
             side = Side.BUY if index % 2 else Side.SELL
             trade = Trade("BTCUSDT", time_ms, round(price, 2), 0.01, side, index + 1)
-            offset_ns = (time_ms - WINDOW_START_MS) * 1_000_000
+            after = max(0, time_ms - FLIP_MS)
+            offset_ns = (time_ms - WINDOW_START_MS + after * (SLOW_AFTER_FLIP - 1)) * 1_000_000
             yield ReplayMessage(offset_ns, "btcusdt@trade", trade_message(trade), trade)
 
 
@@ -113,7 +119,7 @@ def test_a_decaying_champion_is_rolled_back(
                 await aio.eventually(
                     lambda: getattr(engine.bot_status("lgbm"), "model_version", None) == second,
                     "the champion to load",
-                    40,  # the first check waits for the model check process to start
+                    60,  # the first check waits for the model check process to start
                 )
                 listener = f"{replay.url}/stream?streams=btcusdt@trade"
                 async with connect(listener, proxy=None, close_timeout=1) as starter:
@@ -135,7 +141,7 @@ def test_a_decaying_champion_is_rolled_back(
                 await engine.stop()
             return engine
 
-    engine = aio.run(scenario(), timeout=150)
+    engine = aio.run(scenario(), timeout=180)
 
     assert engine.metrics()["guard_breaches_total"] == 1  # once, not at every refresh
     [breached] = [e for e in engine.bus.recent() if e.kind == "model_guard_breached"]
