@@ -45,6 +45,7 @@ _STATUS_STYLE = {
     "passed": _GOOD,
     "error": _BAD,
     "model_error": _BAD,
+    "model_guarded": _BAD,
     "invalid": _BAD,
     "refused": _BAD,
     "failed": _BAD,

@@ -51,6 +51,7 @@ __all__ = [
     "live_quality",
     "psi",
     "quality_over_time",
+    "row_thresholds",
 ]
 
 CALIBRATION_BINS = 10
@@ -351,10 +352,7 @@ def live_quality(outcomes: pd.DataFrame, reference: QualityReference | None) -> 
     over the matured ones, each at its bot's own confidence_threshold."""
     scored = outcomes[outcomes["probability"].notna()]
     matured = scored[scored["label"].to_numpy() >= 0]
-    # one parse per distinct config, not per row (a day of a 1 s bot is 86,400 rows)
-    configs = matured["bot_config"].astype(str)
-    by_config = {text: _threshold(text) for text in configs.unique()}
-    thresholds = configs.map(by_config).to_numpy(dtype=np.float64).reshape(-1)
+    thresholds = row_thresholds(matured)
     labels = matured["label"].to_numpy(dtype=np.float64)
     probabilities = matured["probability"].to_numpy(dtype=np.float64)
     feature_psi: dict[str, float] = {}
@@ -375,6 +373,15 @@ def live_quality(outcomes: pd.DataFrame, reference: QualityReference | None) -> 
         prediction_psi=prediction_psi,
         reference=reference,
     )
+
+
+def row_thresholds(rows: pd.DataFrame) -> FloatArray:
+    """Each decision row's confidence_threshold, from its bot config."""
+    # one parse per distinct config, not per row (a day of a 1 s bot is 86,400 rows)
+    configs = rows["bot_config"].astype(str)
+    by_config = {text: _threshold(text) for text in configs.unique()}
+    thresholds: FloatArray = configs.map(by_config).to_numpy(dtype=np.float64).reshape(-1)
+    return thresholds
 
 
 def _threshold(config_text: str) -> float:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from tradepipe.guard import MaturedCalls, matured_calls
 from tradepipe.marketdata import MarketDataStore
 from tradepipe.marketdata.decisions import read_decisions
 from tradepipe.quality import (
@@ -50,6 +51,8 @@ class VersionQuality:
     window_end_ms: int  # after the last decision's candle
     quality: LiveQuality  # over the whole window
     series: tuple[tuple[int, LiveQuality], ...]  # per bucket, keyed by the bucket's end (ms)
+    # every matured call in candle order: what the guard rails judge (tradepipe.guard)
+    calls: MaturedCalls | None = field(default=None, repr=False, compare=False)
 
     @property
     def reference(self) -> QualityReference | None:
@@ -111,6 +114,7 @@ def version_qualities(
                 window_end_ms=last_candle + _longest_ms(timeframes),
                 quality=live_quality(rows, reference),
                 series=tuple(quality_over_time(rows, reference, bucket_ms)),
+                calls=matured_calls(rows),
             )
         )
     return sorted(result, key=lambda item: (item.model, int(item.version)))

@@ -447,6 +447,11 @@ class TradingCore:
         if not bot.row.enabled or bot.row.symbol != bot.symbol:
             # disabled, or moving to another symbol once flat: no new entries meanwhile
             target = BotRunState.DISABLED
+        elif bot.needs_model and bot.slot is not None and bot.slot.guarded is not None:
+            guarded = bot.slot
+            message = f"model {guarded.ref}: {guarded.guarded}"
+            self.set_state(bot, BotRunState.MODEL_GUARDED, message)
+            return
         elif bot.needs_model and (bot.slot is None or bot.slot.active is None):
             slot = bot.slot
             if slot is not None and slot.refusal is not None:

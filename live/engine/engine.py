@@ -43,7 +43,8 @@ from live.engine.journal import WriteJournal, journal_path, replay
 from live.engine.leases import LeaseChange, LeaseKeeper
 from live.engine.lifecycle import BotManager, FeedSubscriptions
 from live.engine.listing import SymbolListing
-from live.engine.models import ModelSource, ModelWatcher
+from live.engine.model_guard import ModelGuard
+from live.engine.models import ActiveModel, ModelSlot, ModelSource, ModelWatcher
 from live.engine.persistence import BotWrite
 from live.engine.quality import QualityMonitor
 from live.engine.recorder import EngineDatabase, Recorder, describe, is_unavailable
@@ -176,11 +177,19 @@ class Engine:
         self.watcher = ModelWatcher(
             models or self._registry,
             sample=self._model_sample,
-            on_swap=lambda slot, previous: self.bots.on_swap(slot, previous),
+            on_swap=self._on_model_swap,
             on_refused=lambda slot, version, reason: self.bots.on_refused(slot, version, reason),
             timeout_seconds=config.registry_timeout_seconds,
             checker=self.model_checker,
         )
+        # champions judged against their guard rails after each quality refresh
+        self.guard = ModelGuard(
+            self.core,
+            self.watcher,
+            tracking_uri=config.mlflow_tracking_uri,
+            database=self.database.read,
+        )
+        self.core.order_listeners.append(self.guard.on_order_events)
         library = StrategyLibrary(
             config.strategies_dir,
             removal_grace_seconds=config.strategy_removal_grace_seconds,
@@ -279,7 +288,7 @@ class Engine:
         self._spawn(self.strategies.run(), "strategies")
         self._spawn(self._every(self.config.reconcile_seconds, self.reconcile), "reconcile")
         if self.quality.enabled and self.config.quality_seconds > 0:
-            self._spawn(self._every(self.config.quality_seconds, self.quality.refresh), "quality")
+            self._spawn(self._every(self.config.quality_seconds, self._judge_quality), "quality")
         self._trading_started = True
         self._update_state()
         await self._beat()
@@ -558,6 +567,7 @@ class Engine:
             self.core, self.feed.metrics(), self.recorder, self.evidence.metrics()
         )
         metrics.update(self.quality.metrics())
+        metrics.update(self.guard.metrics())
         if self.notifications is not None:
             metrics.update(self.notifications.metrics())
         return metrics
@@ -650,6 +660,15 @@ class Engine:
         self.kill_switch.release()
 
     # -- models ----------------------------------------------------------------------------
+
+    def _on_model_swap(self, slot: ModelSlot, previous: ActiveModel | None) -> None:
+        self.bots.on_swap(slot, previous)
+        self.guard.on_swap(slot)
+
+    async def _judge_quality(self) -> None:
+        """Live quality, then the champions' guard rails on it (both off the event loop)."""
+        await self.quality.refresh()
+        await self.guard.check(self.quality.latest)
 
     def _registry(self) -> ModelSource:
         from tradepipe.registry import ModelRegistry

@@ -87,6 +87,9 @@ class ModelSlot:
     # Why the version behind the alias may not trade, while it is refused (whether or not an
     # older version is still active).
     refusal: str | None = None
+    # Why its bots may not enter: the active version breached its guard rails and there is
+    # no earlier champion (live/engine/model_guard.py); cleared when another version swaps in.
+    guarded: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -249,7 +252,7 @@ class ModelWatcher:
             return
         previous = slot.active
         slot.active = ActiveModel(model, spec)
-        slot.last_error = slot.refusal = None
+        slot.last_error = slot.refusal = slot.guarded = None
         self._on_swap(slot, previous)
 
     def _refuse(self, slot: ModelSlot, version: str, reason: str) -> None:

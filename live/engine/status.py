@@ -41,6 +41,9 @@ class BotRunState(StrEnum):
     # the version behind its model's alias cannot trade (it does not load, or fails its
     # check) and no earlier one is loaded: no decisions until a good version is promoted
     MODEL_ERROR = "model_error"
+    # its model's champion breached its guard rails with no earlier champion to go back to:
+    # no decisions, open positions keep their exits, until another version is promoted
+    MODEL_GUARDED = "model_guarded"
     WARMING_UP = "warming_up"  # features not defined yet: no decisions
     RUNNING = "running"
     DISABLED = "disabled"  # no new entries; open positions are still managed until flat
@@ -50,7 +53,7 @@ class BotRunState(StrEnum):
     @property
     def database_status(self) -> BotStatus:
         """The coarser word the bots table keeps (`bots.status`)."""
-        if self in (BotRunState.ERROR, BotRunState.MODEL_ERROR):
+        if self in (BotRunState.ERROR, BotRunState.MODEL_ERROR, BotRunState.MODEL_GUARDED):
             return BotStatus.ERROR
         if self in (BotRunState.STOPPED, BotRunState.DISABLED):
             return BotStatus.STOPPED

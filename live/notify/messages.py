@@ -26,7 +26,7 @@ __all__ = ["Notification", "engine_category", "from_engine_event", "from_order_e
 # Telegram refuses longer messages; chats gain nothing from more.
 MAX_TEXT = 4000
 
-_MODEL_SWAPS = {"model_swapped", "model_refused"}
+_MODEL_SWAPS = {"model_swapped", "model_refused", "model_guard_breached"}
 # A bot switched to a new version of its strategy file, or off a deleted one.
 _STRATEGY_MOVES = {"bot_reloaded", "bot_fell_back"}
 _ERROR_KINDS = {

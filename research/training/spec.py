@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+import typing
 from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +28,7 @@ from research.training.errors import SpecError
 from tradepipe.botconfig import BotConfig
 from tradepipe.costs import TradingCosts
 from tradepipe.features import FeatureSpec, default_spec
+from tradepipe.guard import GuardRails
 from tradepipe.timeframes import InvalidTimeframeError, Timeframe, parse_timeframe
 
 __all__ = ["ModelSpec", "load_spec", "parse_spec"]
@@ -219,6 +221,8 @@ class ModelSpec(_Section):
     strategy: StrategySection
     fees: FeeSection = Field(default_factory=FeeSection)
     gates: GatesSection
+    # live guard rails of every version this spec registers (tradepipe.guard); none: unguarded
+    guard: GuardRails | None = None
 
     @field_validator("timeframe")
     @classmethod
@@ -336,6 +340,10 @@ def _allowed_fields(location: tuple[int | str, ...]) -> list[str]:
     for part in location:
         field = model.model_fields.get(part) if isinstance(part, str) else None
         annotation = field.annotation if field is not None else None
+        # an optional section (`GuardRails | None`) lists the fields of its model
+        models = [a for a in typing.get_args(annotation) if isinstance(a, type)]
+        if models and issubclass(models[0], BaseModel):
+            annotation = models[0]
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation

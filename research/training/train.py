@@ -33,6 +33,7 @@ from research.training.tracking import (
     metric_key,
     tracking_to,
 )
+from tradepipe.guard import GUARD_RAILS_TAG
 from tradepipe.quality import build_reference
 from tradepipe.registry import (
     FEATURE_SPEC_HASH_TAG,
@@ -205,7 +206,8 @@ def _version_tags(context: StepContext) -> dict[str, str]:
     (feature_spec_hash, strategy_hash, data_fingerprint) are the ones the dashboard's Models
     page and the model_promotions table use."""
     spec = context.spec
-    return {
+    guard = {} if spec.guard is None else {GUARD_RAILS_TAG: spec.guard.to_tag()}
+    return guard | {
         FEATURE_SPEC_HASH_TAG: spec.features.content_hash,
         FEATURE_SPEC_TAG: json.dumps(spec.features.to_dict(), sort_keys=True),
         "train_key": context.train_key,

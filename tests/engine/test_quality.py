@@ -70,8 +70,10 @@ def outcome_by_hand(candles: pd.DataFrame, start_ms: int) -> int:
     raise AssertionError("unreachable: the last candle ends after the deadline")
 
 
-def log_reference(store: ModelStore, version: str, reference: QualityReference) -> None:
-    run_id = store.registry.version(MODEL, version).run_id
+def log_reference(
+    store: ModelStore, version: str, reference: QualityReference, name: str = MODEL
+) -> None:
+    run_id = store.registry.version(name, version).run_id
     assert run_id is not None
     client = MlflowClient(store.tracking_uri, store.tracking_uri)
     client.log_text(run_id, reference.to_json(), QUALITY_REFERENCE_ARTIFACT)

@@ -21,6 +21,7 @@ from tradepipe.notifications import NotifyCategory
         ("warmup_failed", {}, NotifyCategory.ERRORS),
         ("model_swapped", {}, NotifyCategory.MODEL_SWAPS),
         ("model_refused", {}, NotifyCategory.MODEL_SWAPS),
+        ("model_guard_breached", {}, NotifyCategory.MODEL_SWAPS),
         ("strategy_reload_failed", {}, NotifyCategory.STRATEGY_CHANGES),
         ("bot_updated", {"changed": []}, NotifyCategory.STRATEGY_CHANGES),  # the file edited
         ("bot_reloaded", {"strategy": "ema_rsi"}, NotifyCategory.STRATEGY_CHANGES),

@@ -20,6 +20,7 @@ def test_the_demo_spec_is_valid_and_matches_the_shipped_strategy() -> None:
     assert spec.bot_config.model_name == MODEL
     assert spec.walk_forward.purge_seconds >= spec.labels.max_holding_seconds
     assert len(spec.content_hash) == 64
+    assert spec.guard is not None and spec.guard.precision_margin == 0.1
 
 
 def test_the_hash_follows_the_content_not_the_spelling(write_spec: SpecWriter) -> None:
@@ -41,6 +42,8 @@ def test_an_unknown_top_level_field_is_named_with_the_file(write_spec: SpecWrite
 
 
 def test_an_unknown_nested_field_lists_the_allowed_ones(write_spec: SpecWriter) -> None:
+    with pytest.raises(SpecError, match=r"unknown field 'guard.min_outcome' \(allowed: "):
+        load_spec(write_spec(**{"guard.min_outcome": 7}))
     with pytest.raises(SpecError, match=r"unknown field 'lightgbm.num_leafs' \(allowed: "):
         load_spec(write_spec(**{"lightgbm.num_leafs": 7}))
     with pytest.raises(SpecError, match=r"unknown field 'strategy\.bot\.take_profit_pct'"):
@@ -60,6 +63,17 @@ def test_an_unknown_nested_field_lists_the_allowed_ones(write_spec: SpecWriter) 
         ({"labels": None}, "missing field 'labels'"),
         ({"data.end": "2023-01-01"}, "must be after start"),
         ({"gates.compare_metric": "luck"}, "gates.compare_metric"),
+        ({"guard.alpha": 0.9}, "guard.alpha"),
+        ({"guard.budget_outcomes": 5}, "budget_outcomes (5) must be at least min_outcomes"),
+        (
+            {
+                "guard.max_drawdown_pct": None,
+                "guard.max_psi": None,
+                "guard.hit_rate_margin": None,
+                "guard.precision_margin": None,
+            },
+            "guard: set at least one rail",
+        ),
     ],
 )
 def test_invalid_values_are_refused(

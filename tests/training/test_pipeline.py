@@ -30,6 +30,7 @@ from tests.training.helpers import MODEL, STRATEGY, small_spec, to_toml
 from tradepipe.db import create_engine_for, list_model_promotions, session_scope
 from tradepipe.enums import PromotionDecision
 from tradepipe.features import compute_features
+from tradepipe.guard import GUARD_RAILS_TAG, GuardRails
 from tradepipe.registry import CHALLENGER, CHAMPION, ModelRegistry
 
 WORSE = {  # barely trained: near-constant probabilities, no entries on the validation window
@@ -107,12 +108,14 @@ def test_train_logs_params_metrics_tags_and_artifacts(
 
 
 def test_train_registers_a_version_with_its_lineage(
-    first: RunOutcome, workspace: Workspace
+    first: RunOutcome, specs: dict[str, Path], workspace: Workspace
 ) -> None:
     version = ModelRegistry(workspace.tracking_uri).version(MODEL, first.version)
     assert version.run_id == first.train.run_id
     assert version.tags["train_key"] == first.train.train_key
     assert json.loads(version.tags["feature_spec"])["return_horizons"] == [1, 3, 6, 12, 24]
+    # the spec's live guard rails travel with the version: the engine reads them there
+    assert GuardRails.from_tag(version.tags[GUARD_RAILS_TAG]) == load_spec(specs["good"]).guard
 
 
 def test_the_champion_loads_by_alias_and_predicts_probabilities(
