@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, replace
 
 from tradepipe.enums import OrderRole, OrderStatus, OrderType, PositionStatus, Side
-from tradepipe.orders.events import Event, OrderCancelled, OrderCancelRequested
+from tradepipe.orders.events import BarriersMoved, Event, OrderCancelled, OrderCancelRequested
 from tradepipe.orders.transitions import Step, replace_order
 from tradepipe.orders.transitions import _place_exit as place_exit
 from tradepipe.orders.types import Position
@@ -100,9 +100,15 @@ def check_move(position: Position, move: BarrierMove, price: float | None) -> No
 def move_barriers(
     position: Position, move: BarrierMove, price: float | None, time_ms: int, *, simulated: bool
 ) -> Step:
-    """`position` with `move` applied (checked first: BarrierError) and the events of
-    replacing its take-profit order when that moved."""
+    """`position` with `move` applied (checked first: BarrierError): `BarriersMoved`, then
+    the events of replacing its take-profit order when that moved."""
     check_move(position, move, price)
+    moved, events = _moved(position, move, time_ms, simulated=simulated)
+    done = BarriersMoved(bot=moved.bot, time_ms=time_ms, position=moved)
+    return moved, [done, *events]
+
+
+def _moved(position: Position, move: BarrierMove, time_ms: int, *, simulated: bool) -> Step:
     moved = replace(
         position,
         take_profit_price=move.take_profit_price or position.take_profit_price,
