@@ -25,7 +25,18 @@ from live.feeds import FeedMetrics
 from tradepipe import __version__
 from tradepipe.enums import ComponentKind
 
-__all__ = ["bot_status_view", "engine_metrics", "heartbeat_rows"]
+__all__ = ["bot_status_view", "engine_metrics", "heartbeat_rows", "published_prices"]
+
+
+def published_prices(core: TradingCore) -> dict[str, dict[str, object]]:
+    """The last trade of each symbol the engine trades, as readers mark open positions
+    with it (tradepipe/db/live_prices.py): {symbol: {exchange, price, time_ms}}."""
+    exchanges = {bot.symbol: bot.row.exchange for bot in core.bots.values()}
+    return {
+        symbol: {"exchange": exchanges[symbol], "price": price, "time_ms": time_ms}
+        for symbol, (price, time_ms) in core.last_trades.items()
+        if symbol in exchanges
+    }
 
 
 def bot_status_view(core: TradingCore, bot: BotRuntime) -> BotStatusView:

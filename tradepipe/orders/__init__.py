@@ -6,7 +6,13 @@
 - records (types.py) and events (events.py): frozen, serialisable to plain dicts.
 """
 
-from tradepipe.orders.barriers import BarrierError, BarrierMove, barriers_of, check_move
+from tradepipe.orders.barriers import (
+    BarrierError,
+    BarrierMove,
+    barriers_of,
+    check_barrier_prices,
+    check_move,
+)
 from tradepipe.orders.book import PositionBook
 from tradepipe.orders.events import (
     Anomaly,
@@ -77,6 +83,7 @@ __all__ = [
     "StateError",
     "barrier_prices",
     "barriers_of",
+    "check_barrier_prices",
     "check_move",
     "client_order_id",
     "duration_ms",

@@ -29,7 +29,15 @@ from tradepipe.orders.transitions import Step, replace_order
 from tradepipe.orders.transitions import _place_exit as place_exit
 from tradepipe.orders.types import Position
 
-__all__ = ["MOVE_REASON", "BarrierError", "BarrierMove", "barriers_of", "check_move", "move_barriers"]
+__all__ = [
+    "MOVE_REASON",
+    "BarrierError",
+    "BarrierMove",
+    "barriers_of",
+    "check_barrier_prices",
+    "check_move",
+    "move_barriers",
+]
 
 MOVE_REASON = "take-profit moved by an operator"
 
@@ -48,8 +56,10 @@ class BarrierMove:
 
     @property
     def empty(self) -> bool:
-        return self.take_profit_price is None and self.stop_loss_price is None and (
-            self.expires_at_ms is None
+        return (
+            self.take_profit_price is None
+            and self.stop_loss_price is None
+            and (self.expires_at_ms is None)
         )
 
 
@@ -66,34 +76,49 @@ def check_move(position: Position, move: BarrierMove, price: float | None) -> No
     (None: unknown, only the prices' own sense is checked)."""
     name = f"position {position.bot}#{position.seq}"
     if position.status is not PositionStatus.ACTIVE:
-        raise BarrierError(f"{name} is {position.status.value}: only an active position has barriers")
+        raise BarrierError(
+            f"{name} is {position.status.value}: only an active position has barriers"
+        )
     if position.pending_exit is not None:
         raise BarrierError(f"{name} is already leaving ({position.pending_exit.value})")
     if move.empty:
         raise BarrierError("give a new take-profit price, stop-loss price or timeout")
-    for label, value in (("take-profit", move.take_profit_price), ("stop-loss", move.stop_loss_price)):
+    for label, value in (
+        ("take-profit", move.take_profit_price),
+        ("stop-loss", move.stop_loss_price),
+    ):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise BarrierError(f"{label} price must be a positive number, got {value}")
     take_profit = move.take_profit_price or position.take_profit_price
     stop_loss = move.stop_loss_price or position.stop_loss_price
     assert take_profit is not None and stop_loss is not None
-    long = position.side is Side.BUY
+    check_barrier_prices(position.side, take_profit, stop_loss, price)
+
+
+def check_barrier_prices(
+    side: Side, take_profit: float, stop_loss: float, price: float | None
+) -> None:
+    """BarrierError unless a position of `side` may hold these barriers with the market at
+    `price` (None: unknown, only their order is checked)."""
+    long = side is Side.BUY
     above, below = ("take-profit", "stop-loss") if long else ("stop-loss", "take-profit")
     high, low = (take_profit, stop_loss) if long else (stop_loss, take_profit)
     if high <= low:
         raise BarrierError(f"the {above} ({high:g}) must be above the {below} ({low:g})")
     if price is None:
         return
-    side = "long" if long else "short"
+    kind = "long" if long else "short"
     if high <= price:
+        leave = "" if long else " (close the position to leave now)"
         raise BarrierError(
-            f"the {above} of a {side} must be above the current price {price:g}, got {high:g}"
-            + (" (close the position to leave now)" if not long else "")
+            f"the {above} of a {kind} must be above the current price {price:g}, got {high:g}"
+            + leave
         )
     if low >= price:
+        leave = " (close the position to leave now)" if long else ""
         raise BarrierError(
-            f"the {below} of a {side} must be below the current price {price:g}, got {low:g}"
-            + (" (close the position to leave now)" if long else "")
+            f"the {below} of a {kind} must be below the current price {price:g}, got {low:g}"
+            + leave
         )
 
 
@@ -145,5 +170,3 @@ def _place_take_profit(position: Position, time_ms: int, *, simulated: bool) -> 
         simulated=simulated,
         price=position.take_profit_price,
     )
-
-

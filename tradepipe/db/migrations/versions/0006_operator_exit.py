@@ -27,7 +27,9 @@ def _exit_reasons(values: Sequence[str]) -> None:
     allowed = ", ".join(f"'{value}'" for value in values)
     with op.batch_alter_table("positions") as batch:
         batch.drop_constraint(op.f("ck_positions_exit_reason"), type_="check")
-        batch.create_check_constraint(op.f("ck_positions_exit_reason"), f"exit_reason IN ({allowed})")
+        batch.create_check_constraint(
+            op.f("ck_positions_exit_reason"), f"exit_reason IN ({allowed})"
+        )
 
 
 def upgrade() -> None:
