@@ -110,7 +110,7 @@ def test_a_moved_barrier_applies_to_the_open_position_through_the_api(
     )
     take_profits = [
         (o.client_order_id, o.price, o.status) for o in orders if "-tp" in o.client_order_id
-    ]  # noqa: E501
+    ]
     assert take_profits[0][0] == "mkt-1-tp" and take_profits[0][2] == "cancelled"
     assert take_profits[1] == ("mkt-1-tp-2", wanted["take_profit_price"], "cancelled")
     [event] = query(
