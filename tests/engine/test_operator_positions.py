@@ -217,6 +217,9 @@ def test_the_api_closes_one_position_and_moves_open_positions_with_a_config_chan
             answers["moved"] = await api.client.patch(
                 "/api/bots/mkt", json={"stop_loss_pct": 2.0, "move_open": True}, headers=api.auth()
             )
+            answers["listed"] = (await api.client.get("/api/positions?status=active")).json()
+            answers["pnl"] = (await api.client.get("/api/pnl")).json()
+            answers["price"] = market.price
             path = f"/api/positions/{held.id}/close"
             answers["no_token"] = await api.client.post(path)
             answers["closed"] = await api.client.post(path, headers=api.auth())
@@ -233,6 +236,16 @@ def test_the_api_closes_one_position_and_moves_open_positions_with_a_config_chan
     assert moved[0]["new"]["stop_loss_price"] == pytest.approx(
         moved[0]["old"]["stop_loss_price"] / 0.5 * 0.98
     )
+    [listed] = answers["listed"]["positions"]
+    mark = listed["mark"]  # at the engine's last trade, not the entry fill
+    assert (mark["price"], mark["price_source"]) == (answers["price"], "engine")
+    assert mark["unrealised_pnl"] == pytest.approx(
+        (answers["price"] - listed["entry_price"]) * listed["quantity"]
+    )
+    assert mark["price_age_seconds"] is not None and mark["note"] is None
+    unrealised = answers["pnl"]["unrealised"]
+    assert unrealised["total"] == pytest.approx(mark["unrealised_pnl"])
+    assert unrealised["price_sources"] == ["engine"] and unrealised["marked"] == 1
     assert answers["no_token"].status_code == 401
     assert answers["closed"].status_code == 200, answers["closed"].text
     assert answers["again"].status_code == 409
