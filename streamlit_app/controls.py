@@ -17,8 +17,9 @@ from tradepipe.config import Settings
 from tradepipe.controls import kill_switch, set_kill_switch
 from tradepipe.db.session import session_scope
 from tradepipe.db.views import BotView
+from tradepipe.position_controls import PositionControlError
 
-__all__ = ["WHO", "render"]
+__all__ = ["WHO", "render", "write"]
 
 WHO = "dashboard"
 _KEY = "tradepipe_controls"
@@ -41,14 +42,14 @@ def render(current: Settings, bots: Sequence[BotView]) -> None:
     if submitted and name is not None:
         if action == "assign strategy":
             chosen = strategy.strip()
-            _write(
+            write(
                 current,
                 lambda session: set_strategy(session, name, chosen, current.strategies_dir),
                 f"{name} runs {chosen} from its next decision",
             )
         else:
             enabled = action == "enable"
-            _write(
+            write(
                 current,
                 lambda session: set_enabled(session, name, enabled),
                 f"{name} {'enabled' if enabled else 'disabled'}",
@@ -69,7 +70,7 @@ def _kill_switch(current: Settings) -> None:
         submitted = columns[2].form_submit_button(label, type="primary")
     if submitted:
         engaged = not state.engaged
-        _write(
+        write(
             current,
             lambda session: set_kill_switch(
                 session, engaged=engaged, reason=reason, by=WHO, flatten=engaged and flatten
@@ -79,11 +80,11 @@ def _kill_switch(current: Settings) -> None:
         )
 
 
-def _write(current: Settings, action: Callable[[Session], T], done: str) -> None:
+def write(current: Settings, action: Callable[[Session], T], done: str) -> None:
     try:
         with session_scope(context.engine(current)) as session:
             action(session)
-    except (BotError, ValueError) as error:
+    except (BotError, PositionControlError, ValueError) as error:
         st.error(str(error))
         return
     st.success(done)
