@@ -11,15 +11,21 @@ from typing import Any
 
 from tests.dashboard.chromium import Page
 
-__all__ = ["choose", "click", "fill", "main_text", "press", "wait_for_text"]
+__all__ = ["choose", "click", "fill", "main_text", "press", "wait_for_text", "wait_idle"]
 
 TIMEOUT_SECONDS = 30.0
+_SCRIPT_STATE = (
+    "document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
+)
 
 _RECT_JS = """(() => {
   const found = %s;
   if (!found) return null;
-  found.scrollIntoView({block: 'center'});
   const box = found.getBoundingClientRect();
+  if (box.top < 0 || box.bottom > window.innerHeight) {
+    found.scrollIntoView({block: 'center', behavior: 'instant'});
+    return {scrolled: true};
+  }
   return {x: box.left + box.width / 2, y: box.top + box.height / 2};
 })()"""
 
@@ -32,7 +38,7 @@ def _point(page: Page, element_js: str, what: str, timeout: float = TIMEOUT_SECO
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         point = page.evaluate(_RECT_JS % element_js)
-        if point:
+        if point and "x" in point:
             return point
         time.sleep(0.1)
     keys = page.evaluate(
@@ -50,8 +56,8 @@ def _mouse_click(page: Page, point: Any) -> None:
         )
 
 
-def click(page: Page, element_js: str, what: str) -> None:
-    _mouse_click(page, _point(page, element_js, what))
+def click(page: Page, element_js: str, what: str, timeout: float = TIMEOUT_SECONDS) -> None:
+    _mouse_click(page, _point(page, element_js, what, timeout))
 
 
 def fill(page: Page, key: str, text: str) -> None:
@@ -65,13 +71,30 @@ def fill(page: Page, key: str, text: str) -> None:
 def choose(page: Page, key: str, option: str, *, prefix: bool = False) -> None:
     """Open selectbox `key` and click its option `option` (the first that starts with it,
     with `prefix`)."""
-    click(page, _keyed(key, 'button[aria-label="Open"]'), f"selectbox {key}")
     options = "Array.from(document.querySelectorAll('[role=\"option\"]'))"
+    for _ in range(3):  # a click while the page still moves may miss: once more then
+        click(page, _keyed(key, 'button[aria-label="Open"]'), f"selectbox {key}")
+        if _appears(page, f"{options}.length > 0"):
+            break
     test = "startsWith" if prefix else "localeCompare"
     match = f"item.innerText.trim().{test}({json.dumps(option)})"
     match = match if prefix else f"{match} === 0"
     wanted = f"{options}.find((item) => {match})"
-    click(page, wanted, f"option {option!r} of {key}")
+    try:
+        click(page, wanted, f"option {option!r} of {key}", timeout=10)
+    except AssertionError:
+        shown = page.evaluate(f"{options}.map((item) => item.innerText)")
+        raise AssertionError(f"no option {option!r} of {key} among {shown}") from None
+    wait_idle(page)  # outside a form, a choice reruns the page
+
+
+def _appears(page: Page, condition_js: str, timeout: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if page.evaluate(condition_js):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def press(page: Page, label: str, within: str | None = None) -> None:
@@ -82,6 +105,13 @@ def press(page: Page, label: str, within: str | None = None) -> None:
         f".find((item) => item.innerText.trim() === {json.dumps(label)})"
     )
     click(page, button, f"button {label!r}")
+
+
+def wait_idle(page: Page, timeout: float = TIMEOUT_SECONDS) -> None:
+    """Until the script run a widget started has ended."""
+    time.sleep(0.3)  # the run starts a moment after the change
+    if not _appears(page, f"{_SCRIPT_STATE} === 'notRunning'", timeout):
+        raise AssertionError(f"the page still runs after {timeout:g} s")
 
 
 def main_text(page: Page) -> str:
@@ -97,10 +127,7 @@ def wait_for_text(page: Page, text: str, timeout: float = TIMEOUT_SECONDS) -> st
     deadline = time.monotonic() + timeout
     shown = ""
     while time.monotonic() < deadline:
-        state = page.evaluate(
-            "document.querySelector('[data-testid=\"stApp\"]')"
-            "?.getAttribute('data-test-script-state')"
-        )
+        state = page.evaluate(_SCRIPT_STATE)
         shown = main_text(page)
         if state == "notRunning" and text in shown:
             return shown
