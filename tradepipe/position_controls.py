@@ -6,7 +6,7 @@ The one implementation behind `tradepipe positions close|move`, `tradepipe bots 
 database says (the position is open; for a move, active, with the new barriers on the right
 side of the live price its engine publishes, tradepipe/db/live_prices.py) and written as a
 row of `engine_controls` named `op:<id>` with who and when: the engine running the bot
-applies it at its next poll of the table (`engine_bot_poll_seconds`), checks it again
+applies it at its next poll of the table (`engine_bot_reload_seconds`), checks it again
 against its own last trade, and marks the row `applied` or `refused` (with why), recording
 an event with who, the old and the new barriers. The engine's API applies the same actions
 in-process at once (live/engine/operator.py).

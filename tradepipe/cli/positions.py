@@ -1,6 +1,6 @@
 """`tradepipe positions list|close|move`: an operator's hand on open positions
 (tradepipe/position_controls.py). Each request is written to the trading database with who
-and when; the engine running the bot applies it at its next poll (`engine_bot_poll_seconds`)
+and when; the engine running the bot applies it at its next poll (`engine_bot_reload_seconds`)
 and answers it with an event: `position_closed_by_operator`, `position_barriers_moved`
 (with the old and new barriers) or `operator_request_refused` (with why)."""
 
