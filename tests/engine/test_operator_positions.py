@@ -251,3 +251,21 @@ def test_the_api_closes_one_position_and_moves_open_positions_with_a_config_chan
     assert answers["again"].status_code == 409
     row = position(database_url, answers["id"])
     assert (row.status, row.exit_reason) == ("closed", "operator")
+
+
+def test_requests_that_cannot_be_taken_are_refused_with_a_clear_error(
+    database_url: str, strategies_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_bots(database_url, strategies_dir, [("mkt", "always")], **WIDE)
+    monkeypatch.setenv("TRADEPIPE_DATABASE_URL", database_url)
+    runner = CliRunner()
+
+    def refused(*args: str) -> str:
+        done = runner.invoke(app, list(args))
+        assert done.exit_code == 1, done.stdout
+        return done.stderr
+
+    assert "no position 999" in refused("positions", "close", "999")
+    assert "no position 999" in refused("positions", "move", "999", "--stop-loss-price", "1")
+    assert "no bot called 'ghost'" in refused("bots", "set", "ghost", "--move-open")
+    assert query(database_url, "SELECT name FROM engine_controls WHERE name LIKE 'op:%'") == []
