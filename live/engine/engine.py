@@ -16,7 +16,8 @@ it owns every bot and holds the single-engine lock instead.
 What the control API needs is here: `status()` / `bot_status(name)` (frozen snapshots),
 `metrics()` (flat counters), `start_bot` / `stop_bot` (written to the bots table, applied
 at once), the kill switch (`engage_kill_switch` cancels every pending entry and blocks new
-ones, in every engine that reads the table, until `release_kill_switch`), and `bus` (the
+ones, in every engine that reads the table, until `release_kill_switch`), `operator` (close
+one position, move open positions' barriers: live/engine/operator.py), and `bus` (the
 in-process event bus: subscribe, or read `bus.recent()`). All of them are called from the
 engine's own event loop (an API served by uvicorn in the same loop). An instance is started
 once and stopped once.

@@ -82,3 +82,20 @@ def test_an_operator_close_finishes_with_its_own_reason() -> None:
     closed = book.on_fill("bot1-1-mx", 99.0, 2_002)
     final = [e for e in closed if isinstance(e, PositionClosed)]
     assert final[0].position.exit_reason is ExitReason.OPERATOR
+
+
+def test_a_simulated_book_replaces_its_take_profit_at_once_and_fills_it_there() -> None:
+    from tests.orders.test_book_simulated import book, market, minute
+
+    positions = book()
+    positions.submit_entry(market(), time_ms=60_000)
+    positions.on_candle(minute(1, 100, 101, 99, 100))  # long at 100, take-profit at 110
+    events = positions.move_barriers(1, BarrierMove(take_profit_price=103.0), 120_000, 100.5)
+    assert kinds(events) == ["barriers_moved", "order_cancelled", "order_placed"]
+    assert placed(events) == ["bot1-1-tp-2"]
+    done = positions.on_candle(minute(2, 100.5, 103.5, 100.2, 103.2))
+    [final] = [e for e in done if isinstance(e, PositionClosed)]
+    assert (final.position.exit_reason, final.position.exit_price) == (
+        ExitReason.TAKE_PROFIT,
+        103.0,
+    )
