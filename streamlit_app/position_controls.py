@@ -50,10 +50,16 @@ def render(current: Settings) -> None:
     with st.form(f"{_KEY}_move"):
         columns = st.columns([2, 2, 1])
         take_profit = columns[0].number_input(
-            "New take-profit", value=position.take_profit_price, format="%g", key=f"{_KEY}_tp"
+            "New take-profit",
+            value=position.take_profit_price,
+            format="%g",
+            key=f"{_KEY}_tp_{position.id}",
         )
         stop_loss = columns[1].number_input(
-            "New stop-loss", value=position.stop_loss_price, format="%g", key=f"{_KEY}_sl"
+            "New stop-loss",
+            value=position.stop_loss_price,
+            format="%g",
+            key=f"{_KEY}_sl_{position.id}",
         )
         moving = columns[2].form_submit_button("Move barriers")
     if moving:

@@ -39,8 +39,11 @@ def test_move_and_close_an_open_position_on_the_bots_page(
     ]
     at.selectbox(key=f"{KEY}_position").set_value(label).run()
 
+    # the form shows the chosen position's own barriers
+    assert at.number_input(key=f"{KEY}_tp_{active}").value == 104.03
+
     def move(stop_loss: float) -> list[str]:
-        at.number_input(key=f"{KEY}_sl").set_value(stop_loss)
+        at.number_input(key=f"{KEY}_sl_{active}").set_value(stop_loss)
         [button] = [b for b in at.button if b.label == "Move barriers"]
         button.click().run()
         assert not at.exception, [item.value for item in at.exception]
