@@ -2,8 +2,10 @@
 
 Through the one implementation (tradepipe.bot_changes): validated as at `tradepipe bots
 add`, recorded as a `bot_config_changed` event with `dashboard` as who and the old and new
-values, applied by a running engine from the bot's next entry (open positions keep their
-barriers). Behind the dashboard's access check, as every page.
+values, applied by a running engine from the bot's next entry; open positions keep their
+barriers unless "Also move open positions" is ticked: then the engine running the bot gives
+them the new take-profit, stop-loss and timeout at its next poll. Behind the dashboard's
+access check, as every page.
 """
 
 from __future__ import annotations
@@ -85,6 +87,11 @@ def render(current: Settings, bots: Sequence[BotView]) -> None:
             .strip()
             or None
         )
+        move_open = st.checkbox(
+            "Also move open positions",
+            key=f"{_KEY}_{bot.name}_move_open",
+            help="give the bot's open positions the new take-profit, stop-loss and timeout",
+        )
         submitted = st.form_submit_button("Save", type="primary")
     if submitted:
         changes = {key: value for key, value in entered.items() if value != values[key]}
@@ -97,12 +104,16 @@ def render(current: Settings, bots: Sequence[BotView]) -> None:
                     by=WHO,
                     strategies_dir=current.strategies_dir,
                     known_notifiers=current.notifiers.keys(),
+                    move_open=move_open,
                 )
         except BotError as error:
             st.error(str(error))
         else:
             shown = ", ".join(f"{key} {done.old[key]} → {done.new[key]}" for key in done.new)
-            st.success(f"{bot.name}: {shown}" if done.new else f"{bot.name}: nothing changed")
+            moved = "; open positions move at the engine's next poll" if move_open else ""
+            st.success(
+                (f"{bot.name}: {shown}" if done.new else f"{bot.name}: nothing changed") + moved
+            )
     _history(current, bot.name)
 
 

@@ -17,8 +17,9 @@ from tradepipe.config import Settings
 from tradepipe.controls import kill_switch, set_kill_switch
 from tradepipe.db.session import session_scope
 from tradepipe.db.views import BotView
+from tradepipe.position_controls import PositionControlError
 
-__all__ = ["WHO", "render"]
+__all__ = ["WHO", "render", "write"]
 
 WHO = "dashboard"
 _KEY = "tradepipe_controls"
@@ -41,14 +42,14 @@ def render(current: Settings, bots: Sequence[BotView]) -> None:
     if submitted and name is not None:
         if action == "assign strategy":
             chosen = strategy.strip()
-            _write(
+            write(
                 current,
                 lambda session: set_strategy(session, name, chosen, current.strategies_dir),
                 f"{name} runs {chosen} from its next decision",
             )
         else:
             enabled = action == "enable"
-            _write(
+            write(
                 current,
                 lambda session: set_enabled(session, name, enabled),
                 f"{name} {'enabled' if enabled else 'disabled'}",
@@ -56,6 +57,9 @@ def render(current: Settings, bots: Sequence[BotView]) -> None:
 
 
 def _kill_switch(current: Settings) -> None:
+    done = st.session_state.pop(f"{_KEY}_kill_done", None)
+    if done:
+        st.success(done)
     state = context.read(current, kill_switch)
     if state.engaged:
         st.error(f"Kill switch **engaged** by {state.by}: {state.reason}")
@@ -69,21 +73,30 @@ def _kill_switch(current: Settings) -> None:
         submitted = columns[2].form_submit_button(label, type="primary")
     if submitted:
         engaged = not state.engaged
-        _write(
+        done = (
+            f"kill switch {'engaged' if engaged else 'released'}; engines apply it at their "
+            "next poll"
+        )
+        if write(
             current,
             lambda session: set_kill_switch(
                 session, engaged=engaged, reason=reason, by=WHO, flatten=engaged and flatten
             ),
-            f"kill switch {'engaged' if engaged else 'released'}; engines apply it at their "
-            "next poll",
-        )
+            None,
+        ):
+            # drawn again at once: the form's button must offer the opposite now
+            st.session_state[f"{_KEY}_kill_done"] = done
+            st.rerun()
 
 
-def _write(current: Settings, action: Callable[[Session], T], done: str) -> None:
+def write(current: Settings, action: Callable[[Session], T], done: str | None) -> bool:
+    """Run `action` in a transaction; its error, or `done` (if any), shown. True if done."""
     try:
         with session_scope(context.engine(current)) as session:
             action(session)
-    except (BotError, ValueError) as error:
+    except (BotError, PositionControlError, ValueError) as error:
         st.error(str(error))
-        return
-    st.success(done)
+        return False
+    if done:
+        st.success(done)
+    return True

@@ -6,7 +6,10 @@ finite and within its bounds, strategy parameters against the strategy, notifier
 the settings, a credential set kept for a testnet or live bot), written to the bots table,
 and recorded as a `bot_config_changed` event with who, when, and the old and new value of
 every field that changed. A running engine applies it at its next look at the bots table,
-to the next entry: open positions keep the barriers they were opened with.
+to the next entry: open positions keep the barriers they were opened with, unless the
+operator asks to move them (`move_open`): then a request for the engine running the bot
+is written in the same transaction (tradepipe/position_controls.py), and it gives the bot's
+active positions the new take-profit, stop-loss and timeout at its next poll.
 
 Only the configuration changes here; a bot's symbol, timeframe, exchange and mode define its
 market and its history, so those mean a new bot.
@@ -26,6 +29,7 @@ from tradepipe.botconfig import BotConfig, BotConfigError, parse_bot_config
 from tradepipe.bots import BotError, bot_row, check_notifiers, check_parameters
 from tradepipe.db.models import Event
 from tradepipe.enums import BotMode
+from tradepipe.position_controls import request_bot_move
 
 __all__ = ["CHANGE_EVENT", "SETTABLE", "BotConfigChange", "change_bot_config"]
 
@@ -53,11 +57,13 @@ def change_bot_config(
     by: str,
     strategies_dir: Path,
     known_notifiers: Collection[str] | None = None,
+    move_open: bool = False,
 ) -> BotConfigChange:
     """Apply `changes` (field -> new value; `strategy_parameters` merges into the current
     ones, a None value there removes the parameter) to bot `name`'s config. BotError names
     an unknown bot or field and every value refused; nothing is written then. A change that
-    changes nothing is recorded as nothing (empty old and new) and writes nothing."""
+    changes nothing is recorded as nothing (empty old and new) and writes nothing, except
+    the request to move the open positions' barriers when `move_open` asks for it."""
     row = bot_row(session, name)
     unknown = sorted(set(changes) - set(SETTABLE))
     if unknown:
@@ -90,6 +96,8 @@ def change_bot_config(
         old={key: before[key] for key in changed},
         new={key: after[key] for key in changed},
     )
+    if move_open:
+        request_bot_move(session, name, by=by)
     if not changed:
         return done
     row.config = after

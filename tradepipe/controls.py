@@ -2,7 +2,7 @@
 
 The one implementation behind `tradepipe live kill-switch` and the dashboard's controls
 (an engine's own API engages it directly, live/engine/control.py, and writes the same row).
-Every engine reads `engine_controls` at each poll (`engine_bot_poll_seconds`) and applies a
+Every engine reads `engine_controls` at each poll (`engine_bot_reload_seconds`) and applies a
 change: engaged, no new entry anywhere and every pending entry cancelled; released, entries
 again. Open positions keep their take-profit, stop-loss and timeout, unless the switch is
 engaged to flatten: then every open position is left at market too. Each action is an event

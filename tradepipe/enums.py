@@ -96,7 +96,8 @@ class ExitReason(StrEnum):
     STOP_LOSS = "stop_loss"
     TIMEOUT = "timeout"  # held for max_holding_seconds
     MAKER_TIMEOUT = "maker_timeout"  # the entry limit order never filled in time
-    MANUAL = "manual"  # an operator closed it
+    MANUAL = "manual"  # closed by hand for every bot: the kill switch's flatten
+    OPERATOR = "operator"  # an operator closed this one position (CLI, API, dashboard)
     REJECTED = "rejected"  # the venue refused the entry order
     ERROR = "error"  # closed by reconciliation after a failure
     STRATEGY = "strategy"  # the strategy returned Exit for it

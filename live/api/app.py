@@ -36,6 +36,7 @@ from live.api.errors import ApiError, install_error_handler
 from live.api.events_ws import EventStream
 from live.api.history import history_router
 from live.api.models import model_router
+from live.api.position_routes import position_routes
 from live.api.prometheus import CONTENT_TYPE, render_metrics
 from live.api.strategies import strategy_router
 from live.api.views import event_body, health_body, strategies_body
@@ -137,6 +138,7 @@ def create_app(
     app.include_router(model_router(engine, read=read, control=control))
     app.include_router(history_router(engine, read=read))
     app.include_router(bot_routes(engine, control=control))
+    app.include_router(position_routes(engine, control=control))
 
     @app.websocket("/ws/events")
     async def events(websocket: WebSocket) -> None:

@@ -13,9 +13,13 @@ each, the engine reads the table at once, so the change applies from the next de
   `strategy_parameters` merges, a null parameter removes it), through the one
   implementation, tradepipe.bot_changes (validated as at `tradepipe bots add`, recorded as
   a `bot_config_changed` event with `api:<client address>` as who); it applies from the
-  bot's next decision and open positions keep their barriers. 200 `{"change": {"old": ...,
-  "new": ...}, "status": ...}`; 404 unknown bot; 422 a field that cannot be set or a value
-  refused, naming it.
+  bot's next decision and open positions keep their barriers, unless the body also says
+  `"move_open": true`: then the bot's active positions take the new take-profit, stop-loss
+  and timeout at once (from their entry price and open time; live/engine/operator.py),
+  listed under `"moved"` with their old and new barriers. 200 `{"change": {"old": ...,
+  "new": ...}, "moved": [...], "status": ...}`; 404 unknown bot; 422 a field that cannot be
+  set or a value refused, naming it, or (the change kept) a moved barrier that would sit on
+  the wrong side of the current price, when no position is moved.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from live.api.errors import ApiError
+from live.api.position_routes import operator_who
 from live.engine import Engine
+from live.engine.operator import OperatorError
 from tradepipe.bot_changes import change_bot_config
 from tradepipe.botconfig import BotConfigError, parse_bot_config
 from tradepipe.bots import (
@@ -47,6 +53,7 @@ from tradepipe.bots import (
 )
 from tradepipe.db import session_scope
 from tradepipe.enums import BotMode
+from tradepipe.orders import BarrierError
 
 __all__ = ["NewBotRequest", "bot_routes"]
 
@@ -118,8 +125,11 @@ def bot_routes(engine: Engine, *, control: Sequence[Depends]) -> APIRouter:
     async def change(
         name: str, request: Request, changes: dict[str, Any] = Body(...)
     ) -> dict[str, Any]:
-        who = f"api:{request.client.host}" if request.client else "api"
-
+        who = operator_who(request)
+        changes = dict(changes)
+        move_open = changes.pop("move_open", False)
+        if not isinstance(move_open, bool):
+            raise ApiError(422, f"move_open must be true or false, got {move_open!r}")
         done = await in_session(
             lambda session: change_bot_config(
                 session, name, changes, by=who, strategies_dir=engine.config.strategies_dir
@@ -128,6 +138,24 @@ def bot_routes(engine: Engine, *, control: Sequence[Depends]) -> APIRouter:
         if done.new:
             log.info("bot %s configuration changed through the API by %s: %s", name, who, done.new)
             await engine.poll_bots()  # applied from the next decision, not the next poll
-        return {"change": done.to_dict(), "status": jsonable_encoder(engine.bot_status(name))}
+        moved = _move_open(engine, name, who) if move_open else []
+        return {
+            "change": done.to_dict(),
+            "moved": moved,
+            "status": jsonable_encoder(engine.bot_status(name)),
+        }
 
     return router
+
+
+def _move_open(engine: Engine, name: str, who: str) -> list[dict[str, Any]]:
+    try:
+        return engine.operator.move_bot(name, by=who)
+    except OperatorError as error:  # kept in the table, but not run here: nothing to move
+        raise ApiError(
+            409, f"configuration changed; {error}, so none of its positions moved"
+        ) from None
+    except BarrierError as error:
+        raise ApiError(
+            422, f"configuration changed (applies from the next entry); no position moved: {error}"
+        ) from None

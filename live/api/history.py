@@ -10,11 +10,14 @@ engine does not run. Lists come newest first as `{"<items>": [...], "limit", "of
 
 - `GET /api/orders?bot=&symbol=&status=&role=&since=&until=&limit=&offset=` (status and role
   repeatable; since/until bound created_at)
-- `GET /api/positions?bot=&symbol=&status=&since=&until=&limit=&offset=`,
+- `GET /api/positions?bot=&symbol=&status=&since=&until=&limit=&offset=` (each open one with
+  a `mark`: the live price, its time and age, its source `engine` or `last fill` when no
+  engine publishes one, and the unrealised PnL before fees; live/api/marks.py),
   `GET /api/positions/{id}` (with its orders and fills; 404 unknown)
 - `GET /api/fills?bot=&since=&until=&limit=&offset=` (since/until bound filled_at)
 - `GET /api/pnl?bot=&since=&until=`: realised PnL, fees, trades and win rate per bot of the
-  positions closed in the range, and the totals
+  positions closed in the range, and the totals; `unrealised`: the open positions' PnL at
+  the live price now, per bot and in total, with the prices' sources and oldest age
 - `GET /api/pnl/daily?bot=&since=&until=`: the same per UTC day, dates, [since, until),
   default the last 7 days up to today
 - `GET /api/events?kind=&bot=&limit=&offset=`
@@ -32,6 +35,7 @@ from fastapi.params import Depends
 from sqlalchemy.orm import Session
 
 from live.api.errors import ApiError
+from live.api.marks import engine_marks, mark_body, unrealised_body
 from live.engine import Engine
 from tradepipe.db.history_queries import daily_pnl, list_fills
 from tradepipe.db.queries import (
@@ -98,19 +102,19 @@ def history_router(engine: Engine, *, read: Sequence[Depends]) -> APIRouter:
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> dict[str, Any]:
-        found = await query(
-            lambda session: list_positions(
-                session,
-                bot=bot,
-                symbol=symbol,
-                status=status,
-                since=since,
-                until=until,
-                limit=limit,
-                offset=offset,
-            )
-        )
-        return _page("positions", found, limit, offset)
+        def run(session: Session) -> tuple[Any, dict[int, dict[str, Any]]]:
+            found = list_positions(
+                session, bot=bot, symbol=symbol, status=status, since=since, until=until,
+                limit=limit, offset=offset,
+            )  # fmt: skip
+            marks = {m.position.id: mark_body(m) for m in engine_marks(engine, session, bot=bot)}
+            return found, marks
+
+        found, marks = await query(run)
+        page = _page("positions", found, limit, offset)
+        for item in page["positions"]:
+            item["mark"] = marks.get(item["id"])  # open ones: at the live price
+        return page
 
     @router.get("/api/positions/{position_id}", dependencies=read)
     async def position(position_id: int) -> dict[str, Any]:
@@ -139,10 +143,12 @@ def history_router(engine: Engine, *, read: Sequence[Depends]) -> APIRouter:
     async def pnl(
         bot: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> dict[str, Any]:
-        summary = await query(
-            lambda session: pnl_summary(session, bot=bot, since=since, until=until)
-        )
-        return _pnl_body(summary)
+        def run(session: Session) -> tuple[PnlSummary, dict[str, Any]]:
+            summary = pnl_summary(session, bot=bot, since=since, until=until)
+            return summary, unrealised_body(engine_marks(engine, session, bot=bot))
+
+        summary, unrealised = await query(run)
+        return {**_pnl_body(summary), "unrealised": unrealised}
 
     @router.get("/api/pnl/daily", dependencies=read)
     async def pnl_daily(

@@ -155,6 +155,8 @@ class TradingCore:
         # (bot, symbol, events) after each step's write: the bus, notifications; must not raise
         self.order_listeners: list[Callable[[str, str, list[Event]], None]] = [self._publish_orders]
         self.stopped_bots: list[BotStatusView] = []  # stopped since the last heartbeat
+        # symbol -> (price, market time ms) of its last trade: published with the heartbeat
+        self.last_trades: dict[str, tuple[float, int]] = {}
         self._step: Step | None = None
         self._warmup_source = warmup
         self.warmups: set[asyncio.Task[None]] = set()
@@ -168,6 +170,7 @@ class TradingCore:
             return
         self.clock.observe(trade.time_ms)
         pipeline.last_price = trade.price
+        self.last_trades[trade.symbol] = (trade.price, trade.time_ms)
         self.metrics.trades += 1
         with self.step(trade.time_ms) as step:
             self.broker.on_trade(trade)

@@ -16,7 +16,8 @@ it owns every bot and holds the single-engine lock instead.
 What the control API needs is here: `status()` / `bot_status(name)` (frozen snapshots),
 `metrics()` (flat counters), `start_bot` / `stop_bot` (written to the bots table, applied
 at once), the kill switch (`engage_kill_switch` cancels every pending entry and blocks new
-ones, in every engine that reads the table, until `release_kill_switch`), and `bus` (the
+ones, in every engine that reads the table, until `release_kill_switch`), `operator` (close
+one position, move open positions' barriers: live/engine/operator.py), and `bus` (the
 in-process event bus: subscribe, or read `bus.recent()`). All of them are called from the
 engine's own event loop (an API served by uvicorn in the same loop). An instance is started
 once and stopped once.
@@ -38,13 +39,19 @@ from live.engine.core import TradingCore
 from live.engine.events import EventBus
 from live.engine.evidence import EvidenceRecorder
 from live.engine.features import NoBackfill
-from live.engine.heartbeats import bot_status_view, engine_metrics, heartbeat_rows
+from live.engine.heartbeats import (
+    bot_status_view,
+    engine_metrics,
+    heartbeat_rows,
+    published_prices,
+)
 from live.engine.journal import WriteJournal, journal_path, replay
 from live.engine.leases import LeaseChange, LeaseKeeper
 from live.engine.lifecycle import BotManager, FeedSubscriptions
 from live.engine.listing import SymbolListing
 from live.engine.model_guard import ModelGuard
 from live.engine.models import ActiveModel, ModelSlot, ModelSource, ModelWatcher
+from live.engine.operator import OperatorActions
 from live.engine.persistence import BotWrite
 from live.engine.quality import QualityMonitor
 from live.engine.recorder import EngineDatabase, Recorder, describe, is_unavailable
@@ -72,7 +79,9 @@ from live.feeds import (
 )
 from live.model_check import ModelChecker
 from tradepipe.db import DatabaseUrlError, upgrade_database
+from tradepipe.db.live_prices import LIVE_PRICES
 from tradepipe.domain import Candle
+from tradepipe.position_controls import pending_requests
 
 if TYPE_CHECKING:
     from live.notify import NotificationHub
@@ -212,6 +221,8 @@ class Engine:
             poll_bots=self.poll_bots,
         )
         self.kill_switch = KillSwitch(self.core, self.engine_id)
+        # close one position, move barriers: the API's calls and the table's requests
+        self.operator = OperatorActions(self.core, self.engine_id)
         self.venues = VenueReconciler(self.core, self.recorder, self.engine_id)
         # Telegram, webhooks: fed synchronously, delivered by its own tasks (live/notify)
         self.notifications = notifications
@@ -444,6 +455,7 @@ class Engine:
             change = await self._renew_leases(snapshot)
             if change is None or not change.gained:
                 await self.bots.apply(self.leases.mine(snapshot))
+                await self._follow_requests()
                 return
             # a takeover: the bots start from what the database says, and their working
             # orders are agreed with the venue, before any entry
@@ -469,6 +481,16 @@ class Engine:
                     "resent": list(report.resent),
                 },
             )
+            await self._follow_requests()
+
+    async def _follow_requests(self) -> None:
+        """The operators' requests on open positions (tradepipe/position_controls.py)."""
+        try:
+            requests = await self.recorder.read(pending_requests)
+        except Exception as error:
+            log.warning("cannot read the operator requests: %s", describe(error))
+            return
+        self.operator.follow(requests)
 
     async def _renew_leases(self, snapshot: BotsSnapshot) -> LeaseChange | None:
         """Renew and claim (PostgreSQL); bots lost to another engine are dropped here."""
@@ -531,6 +553,7 @@ class Engine:
             "entries": metrics.entries,
             "predict_calls": metrics.predict_calls,
         }
+        extra[LIVE_PRICES] = published_prices(self.core)
         status = self.status()
         if status.leases is not None and status.leases.enabled:  # the dashboard's view
             extra["lease_epochs"] = status.leases.epochs

@@ -26,7 +26,33 @@ from live.feeds import FeedMetrics
 from tradepipe import __version__
 from tradepipe.enums import ComponentKind
 
-__all__ = ["bot_status_view", "engine_metrics", "heartbeat_rows"]
+__all__ = [
+    "bot_status_view",
+    "engine_metrics",
+    "heartbeat_rows",
+    "last_trades",
+    "published_prices",
+]
+
+
+def last_trades(core: TradingCore) -> dict[str, tuple[str, float, int]]:
+    """symbol -> (exchange, price, market time ms) of the last trade of each symbol the
+    engine's bots trade."""
+    exchanges = {bot.symbol: bot.row.exchange for bot in core.bots.values()}
+    return {
+        symbol: (exchanges[symbol], price, time_ms)
+        for symbol, (price, time_ms) in core.last_trades.items()
+        if symbol in exchanges
+    }
+
+
+def published_prices(core: TradingCore) -> dict[str, dict[str, object]]:
+    """The last trades as the heartbeat publishes them, for readers to mark open positions
+    with (tradepipe/db/live_prices.py): {symbol: {exchange, price, time_ms}}."""
+    return {
+        symbol: {"exchange": exchange, "price": price, "time_ms": time_ms}
+        for symbol, (exchange, price, time_ms) in last_trades(core).items()
+    }
 
 
 def bot_status_view(core: TradingCore, bot: BotRuntime) -> BotStatusView:

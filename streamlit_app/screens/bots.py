@@ -1,7 +1,8 @@
 """Bots: health per bot (status, heartbeat age with stale highlighting, strategy and its
 version, model and its version, open positions, last error, uptime), per engine
 (heartbeat, version, bots owned), the operator's controls (streamlit_app/controls.py: a
-bot on or off, its strategy, the kill switch) and an editor of a bot's configuration
+bot on or off, its strategy, the kill switch), one open position closed or its barriers
+moved (streamlit_app/position_controls.py) and an editor of a bot's configuration
 (streamlit_app/bot_editor.py) with its change history."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pandas as pd
 import streamlit as st
 from pandas.io.formats.style import Styler
 
-from streamlit_app import bot_editor, context, controls, display
+from streamlit_app import bot_editor, context, controls, display, position_controls
 from tradepipe.config import Settings
 from tradepipe.db.dashboard_queries import BotHealth, EngineHealth, bot_health, engine_health
 from tradepipe.db.queries import DEFAULT_STALE_AFTER, list_bots
@@ -39,6 +40,7 @@ def render() -> None:
     with context.read_errors_shown():
         bots = context.read(current, list_bots)
         controls.render(current, bots)
+        position_controls.render(current)
         bot_editor.render(current, bots)
 
 

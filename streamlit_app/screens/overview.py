@@ -64,7 +64,8 @@ def _body(current: Settings) -> None:
         "Unrealised PnL",
         display.money(unrealised),
         border=True,
-        help="Open positions marked at the last fill price known for their symbol"
+        help="Open positions marked at the live price the engine publishes (at the last "
+        "fill known for their symbol when no engine is beating)"
         + (f"; {unmarked} position(s) cannot be marked yet" if unmarked else ""),
     )
     columns[2].metric("Open positions", summary.open_positions, border=True)
@@ -183,6 +184,12 @@ def _per_bot_frame(
     )
 
 
+def _age(mark: OpenPositionMark) -> float | None:
+    if mark.marked_at is None:
+        return None
+    return round((datetime.now(UTC) - mark.marked_at).total_seconds(), 1)
+
+
 def _open_frame(marks: Sequence[OpenPositionMark]) -> pd.DataFrame:
     positions = [mark.position for mark in marks]
     return pd.DataFrame(
@@ -196,6 +203,8 @@ def _open_frame(marks: Sequence[OpenPositionMark]) -> pd.DataFrame:
             "entry": [p.entry_price for p in positions],
             "mark": [mark.mark_price for mark in marks],
             "marked at": [display.when(mark.marked_at) for mark in marks],
+            "price age (s)": [_age(mark) for mark in marks],
+            "price from": [mark.price_source or "" for mark in marks],
             "unrealised PnL": [mark.unrealised_pnl for mark in marks],
             "take profit": [p.take_profit_price for p in positions],
             "stop loss": [p.stop_loss_price for p in positions],

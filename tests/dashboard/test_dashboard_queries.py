@@ -11,12 +11,16 @@ from sqlalchemy.engine import Engine
 from tests.dashboard.seed import MOMENTUM_HASH, Seeded
 from tradepipe.db import BotStatus, Position, PositionStatus, QueryError, session_scope
 from tradepipe.db.dashboard_queries import (
+    FALLBACK_NOTE,
     bot_health,
     closed_positions,
     engine_health,
     equity_curve,
     open_position_marks,
 )
+from tradepipe.db.live_prices import LIVE_PRICES
+from tradepipe.db.models import Heartbeat
+from tradepipe.enums import ComponentKind
 
 
 def test_equity_curve_accumulates_net_pnl_per_bot_and_in_total_with_filters(
@@ -82,7 +86,7 @@ def test_open_positions_are_marked_at_the_last_fill_of_their_symbol_or_say_why_n
     assert (active.exchange, active.mark_price) == ("binance", 105.0)
     assert active.marked_at == seeded.loss_closed_at  # the short's stop-loss fill
     assert active.unrealised_pnl == pytest.approx(1.0)  # (105 - 103) * 0.5, long
-    assert active.note is None
+    assert active.note == FALLBACK_NOTE and active.price_source == "last fill"  # no engine
     pending = marks[seeded.pending_id]
     assert pending.unrealised_pnl is None and pending.mark_price is None
     assert pending.note == "entry not filled yet"
@@ -95,7 +99,36 @@ def test_open_positions_are_marked_at_the_last_fill_of_their_symbol_or_say_why_n
     with session_scope(engine) as session:
         (mark,) = open_position_marks(session, bot="beta")
     assert mark.unrealised_pnl is None
-    assert mark.note == "no fill on binance ETHUSDT yet to mark it with"
+    assert mark.note == "no live price and no fill on binance ETHUSDT yet to mark it with"
+
+
+def test_open_positions_are_marked_at_the_live_price_a_fresh_engine_publishes(
+    engine: Engine, seeded: Seeded
+) -> None:
+    now = datetime.now(UTC)
+    traded_ms = int((now - timedelta(seconds=3)).timestamp() * 1000)
+    prices = {"BTCUSDT": {"exchange": "binance", "price": 110.0, "time_ms": traded_ms}}
+    with session_scope(engine) as session:
+        session.add(
+            Heartbeat(
+                kind=ComponentKind.ENGINE, name="e1", engine_id="e1", status="running",
+                detail={LIVE_PRICES: prices}, started_at=now, beat_at=now,
+            )
+        )  # fmt: skip
+    with session_scope(engine) as session:
+        marks = {mark.position.id: mark for mark in open_position_marks(session)}
+    active = marks[seeded.active_id]
+    assert (active.mark_price, active.price_source, active.note) == (110.0, "engine", None)
+    assert active.unrealised_pnl == pytest.approx((110.0 - 103.0) * 0.5)
+    assert active.marked_at is not None and 2 < (now - active.marked_at).total_seconds() < 4
+
+    with session_scope(engine) as session:  # the engine stopped beating: the fallback, said
+        beat = session.get(Heartbeat, (ComponentKind.ENGINE, "e1"))
+        assert beat is not None
+        beat.beat_at = now - timedelta(minutes=5)
+    with session_scope(engine) as session:
+        stale = {mark.position.id: mark for mark in open_position_marks(session)}[seeded.active_id]
+    assert (stale.mark_price, stale.price_source, stale.note) == (105.0, "last fill", FALLBACK_NOTE)
 
 
 def test_bot_and_engine_health(engine: Engine, seeded: Seeded) -> None:

@@ -24,6 +24,7 @@ from tradepipe.cli.kill_switch import kill_switch_app
 from tradepipe.cli.live import feed_app, live_app
 from tradepipe.cli.models import models_app
 from tradepipe.cli.platform import db_app, platform_app
+from tradepipe.cli.positions import positions_app
 from tradepipe.cli.research import backtest, features_app, research_app
 from tradepipe.cli.strategies import strategies_app
 
@@ -38,6 +39,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 app.add_typer(bots_app, name="bots")
+app.add_typer(positions_app, name="positions")
 app.add_typer(strategies_app, name="strategies")
 app.add_typer(feed_app, name="feed")
 live_app.add_typer(kill_switch_app, name="kill-switch")

@@ -13,6 +13,7 @@ from tradepipe.cli.common import (
     UserError,
     console,
     database_session,
+    error_console,
     fail,
     settings,
     user_errors,
@@ -230,11 +231,14 @@ def bots_set(
     daily_loss_limit: DailyLossOption = None,
     max_drawdown_pct: DrawdownOption = None,
     max_symbol_exposure: ExposureOption = None,
+    move_open: Annotated[
+        bool, typer.Option(help="also give its open positions the new TP / SL / timeout")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the change as JSON")] = False,
 ) -> None:
     """Change a bot's configuration, validated as at `bots add`; a running engine applies it
-    to the next entry (open positions keep their barriers). Recorded with who and the old
-    and new values (`tradepipe bots show NAME`)."""
+    to the next entry (open positions keep their barriers unless --move-open). Recorded with
+    who and the old and new values (`tradepipe bots show NAME`)."""
     from tradepipe.bot_changes import change_bot_config
     from tradepipe.cli.models import operator_name
 
@@ -246,7 +250,7 @@ def bots_set(
         trailing_stop_pct=trailing_stop_pct, daily_loss_limit=daily_loss_limit,
         max_drawdown_pct=max_drawdown_pct, max_symbol_exposure=max_symbol_exposure,
     )  # fmt: skip
-    if not changes:
+    if not changes and not move_open:
         fail("nothing to set: give at least one option (see --help)")
     current = settings()
     with user_errors(_bot_errors()), database_session() as session:
@@ -257,6 +261,12 @@ def bots_set(
             by=operator_name(),
             strategies_dir=current.strategies_dir,
             known_notifiers=current.notifiers.keys(),
+            move_open=move_open,
+        )
+    if move_open:
+        error_console.print(
+            f"bot {name}: its open positions take the configured barriers at the next poll of "
+            "the engine running it (event position_barriers_moved, or operator_request_refused)"
         )
     if as_json:
         print(json.dumps(done.to_dict(), sort_keys=True))

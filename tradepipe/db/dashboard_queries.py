@@ -4,9 +4,11 @@ in a window, open positions marked to the last known price, and bot and engine h
 Same contract as the query layer: every function takes an open Session and returns frozen
 views; times are timezone-aware and ranges half-open (`since` inclusive, `until` exclusive).
 
-There is no price table: an open position is marked at the last fill the database knows on
-the same exchange and symbol (any bot's), and each mark carries its time so a reader can see
-how old it is. Without such a fill, or before the entry fills, the unrealised PnL is None and
+An open position is marked at the live price its engine publishes in its heartbeat
+(`tradepipe.db.live_prices`); when no fresh engine publishes one (the engine is down), at
+the last fill the database knows on the same exchange and symbol (any bot's), and the mark
+says so (`price_source`, `note`). Each mark carries its price's time so a reader can see how
+old it is. Without either price, or before the entry fills, the unrealised PnL is None and
 `note` says why, rather than a guessed number.
 """
 
@@ -18,6 +20,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from tradepipe.db.live_prices import LivePrice, live_prices
 from tradepipe.db.models import Bot, Fill, Order, Position, Strategy
 from tradepipe.db.queries import DEFAULT_LIMIT, DEFAULT_STALE_AFTER, _aware, _limit, heartbeats
 from tradepipe.db.to_views import bot_view, position_view, strategy_view
@@ -125,14 +128,22 @@ class OpenPositionMark:
     mark_price: float | None
     marked_at: datetime | None  # when that price traded
     unrealised_pnl: float | None  # before fees; None when it cannot be known (see note)
-    note: str | None  # why unrealised_pnl is None
+    note: str | None  # why unrealised_pnl is None, or that the engine's price is missing
+    price_source: str | None = None  # "engine" (live), "last fill" (fallback), None: none
+
+
+FALLBACK_NOTE = "no engine publishes a live price (down?): marked at the last fill"
 
 
 def open_position_marks(
-    session: Session, *, bot: str | None = None
+    session: Session,
+    *,
+    bot: str | None = None,
+    prices: dict[tuple[str, str], LivePrice] | None = None,
 ) -> tuple[OpenPositionMark, ...]:
-    """Every pending and active position (newest first) with its unrealised PnL at the last
-    fill price known for its exchange and symbol."""
+    """Every pending and active position (newest first) with its unrealised PnL at the live
+    price of its exchange and symbol (`prices`, default: what fresh engines publish), else
+    at the last fill price known there."""
     query = (
         sa.select(Position, Bot.name, Bot.exchange)
         .join(Bot, Position.bot_id == Bot.id)
@@ -142,14 +153,22 @@ def open_position_marks(
     if bot is not None:
         query = query.where(Bot.name == bot)
     rows = [(position_view(row, name), exchange) for row, name, exchange in session.execute(query)]
-    last_prices = {key: _last_fill(session, *key) for key in {(ex, pos.symbol) for pos, ex in rows}}
+    live = live_prices(session) if prices is None else prices
+    last_prices = {
+        key: _live(live[key]) if key in live else _last_fill(session, *key)
+        for key in {(ex, pos.symbol) for pos, ex in rows}
+    }
     return tuple(
         _mark(position, exchange, last_prices[exchange, position.symbol])
         for position, exchange in rows
     )
 
 
-def _last_fill(session: Session, exchange: str, symbol: str) -> tuple[float, datetime] | None:
+def _live(price: LivePrice) -> tuple[float, datetime, str]:
+    return price.price, price.traded_at, "engine"
+
+
+def _last_fill(session: Session, exchange: str, symbol: str) -> tuple[float, datetime, str] | None:
     found = session.execute(
         sa.select(Fill.price, Fill.filled_at)
         .join(Order, Fill.order_id == Order.id)
@@ -158,23 +177,25 @@ def _last_fill(session: Session, exchange: str, symbol: str) -> tuple[float, dat
         .order_by(Fill.filled_at.desc(), Fill.id.desc())
         .limit(1)
     ).one_or_none()
-    return None if found is None else (found[0], found[1])
+    return None if found is None else (found[0], found[1], "last fill")
 
 
 def _mark(
-    position: PositionView, exchange: str, last: tuple[float, datetime] | None
+    position: PositionView, exchange: str, last: tuple[float, datetime, str] | None
 ) -> OpenPositionMark:
-    price, at = last if last is not None else (None, None)
+    price, at, source = last if last is not None else (None, None, None)
     if position.status is PositionStatus.PENDING:
-        return OpenPositionMark(position, exchange, price, at, None, "entry not filled yet")
+        return OpenPositionMark(position, exchange, price, at, None, "entry not filled yet", source)
     if position.entry_price is None:
-        return OpenPositionMark(position, exchange, price, at, None, "no entry price recorded")
+        note = "no entry price recorded"
+        return OpenPositionMark(position, exchange, price, at, None, note, source)
     if price is None:
-        note = f"no fill on {exchange} {position.symbol} yet to mark it with"
+        note = f"no live price and no fill on {exchange} {position.symbol} yet to mark it with"
         return OpenPositionMark(position, exchange, None, None, None, note)
     direction = 1.0 if position.side is Side.BUY else -1.0
     pnl = direction * (price - position.entry_price) * position.quantity
-    return OpenPositionMark(position, exchange, price, at, pnl, None)
+    fallback = FALLBACK_NOTE if source == "last fill" else None
+    return OpenPositionMark(position, exchange, price, at, pnl, fallback, source)
 
 
 # ---------------------------------------------------------------- health

@@ -6,9 +6,17 @@
 - records (types.py) and events (events.py): frozen, serialisable to plain dicts.
 """
 
+from tradepipe.orders.barriers import (
+    BarrierError,
+    BarrierMove,
+    barriers_of,
+    check_barrier_prices,
+    check_move,
+)
 from tradepipe.orders.book import PositionBook
 from tradepipe.orders.events import (
     Anomaly,
+    BarriersMoved,
     EntryRefused,
     Event,
     OrderAccepted,
@@ -50,6 +58,9 @@ from tradepipe.orders.types import (
 
 __all__ = [
     "Anomaly",
+    "BarrierError",
+    "BarrierMove",
+    "BarriersMoved",
     "EntryFill",
     "EntryRefused",
     "EntryRequest",
@@ -72,6 +83,9 @@ __all__ = [
     "PositionPending",
     "StateError",
     "barrier_prices",
+    "barriers_of",
+    "check_barrier_prices",
+    "check_move",
     "client_order_id",
     "duration_ms",
     "event_from_dict",

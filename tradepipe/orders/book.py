@@ -31,6 +31,7 @@ from typing import Any
 from tradepipe.botconfig import BotConfig
 from tradepipe.enums import ExitReason, OrderRole, OrderStatus, OrderType, PositionStatus
 from tradepipe.orders import transitions
+from tradepipe.orders.barriers import BarrierError, BarrierMove, move_barriers
 from tradepipe.orders.events import (
     Anomaly,
     EntryRefused,
@@ -139,6 +140,16 @@ class PositionBook:
         else:
             return ()  # already leaving
         return self._keep(step)
+
+    def move_barriers(
+        self, seq: int, move: BarrierMove, time_ms: int, price: float | None = None
+    ) -> tuple[Event, ...]:
+        """An operator's new barriers for active position `seq`, checked against the
+        market at `price` (BarrierError names what is refused; nothing changes then)."""
+        position = self._open.get(seq)
+        if position is None:
+            raise BarrierError(f"bot {self.bot} has no open position {seq}")
+        return self._keep(move_barriers(position, move, price, time_ms, simulated=self.simulated))
 
     # -- the simulated venue ---------------------------------------------------------
 

@@ -155,6 +155,13 @@ class PositionClosed(_PositionEvent):
         return self.position.net_pnl
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BarriersMoved(_PositionEvent):
+    """An operator moved the active position's barriers (tradepipe/orders/barriers.py)."""
+
+    kind: ClassVar[str] = "barriers_moved"
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -169,6 +176,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         PositionPending,
         PositionOpened,
         PositionClosed,
+        BarriersMoved,
     )
 }
 

@@ -161,7 +161,7 @@ def activate(position: Position, time_ms: int, *, simulated: bool) -> Step:
         simulated=simulated,
         price=take_profit,
     )
-    if position.pending_exit in (ExitReason.MANUAL, ExitReason.ERROR):
+    if position.pending_exit in (ExitReason.MANUAL, ExitReason.OPERATOR, ExitReason.ERROR):
         # closing was asked for while a partial entry was being cancelled: finish the job
         active, more = begin_exit(active, position.pending_exit, time_ms, simulated=simulated)
         placed += more
@@ -285,6 +285,12 @@ def cancel_confirmed(
         position, more = _place_exit(
             position, exit_role(reason), OrderType.MARKET, time_ms, simulated=simulated
         )
+    elif order.role is OrderRole.TAKE_PROFIT and order.cancel_requested:
+        # asked for without an exit: an operator moved the take-profit (orders/barriers.py)
+        position, more = _place_exit(
+            position, OrderRole.TAKE_PROFIT, OrderType.LIMIT, time_ms,
+            simulated=simulated, price=position.take_profit_price,
+        )  # fmt: skip
     else:
         message = f"{order.client_order_id} was cancelled by the venue; the position lacks it"
         more = [Anomaly(bot=position.bot, time_ms=time_ms, message=message)]
