@@ -14,6 +14,8 @@ the metadata database is read with SQLAlchemy, runs are triggered with Airflow's
 
 from __future__ import annotations
 
+import contextlib
+import json
 import subprocess
 import sys
 import time
@@ -51,6 +53,12 @@ class TaskRun:
     @property
     def key(self) -> str:
         return self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
+
+    def __str__(self) -> str:
+        span = "-".join(
+            f"{when:%H:%M:%S.%f}"[:-3] if when else "?" for when in (self.start, self.end)
+        )
+        return f"{self.key} {self.state} on {self.hostname or '-'} {span}"
 
 
 class CeleryCluster:
@@ -188,7 +196,7 @@ class CeleryCluster:
                 state = connection.execute(query, {"dag_id": dag_id, "run_id": run_id}).scalar()
             tasks = self.task_runs(dag_id, run_id)
             broken = [t.key for t in tasks if t.state in {"failed", "up_for_retry"}]
-            assert not broken, f"tasks {broken} failed:\n{self.worker_logs()}"
+            assert not broken, f"tasks {broken} failed: {self.task_errors(dag_id, run_id)}"
             if state in {"success", "failed"}:
                 return str(state)
             assert time.monotonic() < deadline, (
@@ -206,6 +214,18 @@ class CeleryCluster:
             rows = connection.execute(query, {"dag_id": dag_id, "run_id": run_id}).all()
         return [TaskRun(*row) for row in rows]
 
+    def task_errors(self, dag_id: str, run_id: str) -> str:
+        """The exceptions the task logs of the run recorded, one line each."""
+        folder = self.env["AIRFLOW_HOME"] + f"/logs/dag_id={dag_id}/run_id={run_id}"
+        found = []
+        for path in sorted(Path(folder).rglob("attempt=*.log")):
+            for line in path.read_text(errors="replace").splitlines():
+                with contextlib.suppress(ValueError):
+                    for error in json.loads(line).get("error_detail", []):
+                        name = path.relative_to(folder).parent
+                        found.append(f"{name}: {error['exc_type']}: {error['exc_value']}")
+        return "\n".join(found) or f"no error in the task logs\n{self.worker_logs()}"
+
     def log_tail(self, name: str, characters: int = 4000) -> str:
         path = log_path(self.run_dir, name)
         text = path.read_text(errors="replace") if path.is_file() else "(no log)"
@@ -216,8 +236,9 @@ class CeleryCluster:
         return "\n".join(self.log_tail(name) for name in [*names, "scheduler"])
 
     def stop(self) -> None:
+        # Killed without a grace period: the test's work is done and its state is dropped.
         for name in reversed(self.services):
-            stop(self.run_dir, name, timeout_seconds=15)
+            stop(self.run_dir, name, timeout_seconds=0)
         self.services.clear()
 
     @contextmanager

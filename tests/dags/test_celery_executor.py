@@ -12,10 +12,12 @@ that the mapped tasks were spread over the workers, not queued behind one anothe
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import redis
+from mlflow import MlflowClient
 
 from research.marketdata import IngestRequest, MarketDataStore, ingest
 from tests.conftest import STRICT
@@ -23,6 +25,7 @@ from tests.dags.celery_cluster import REDIS_URL, CeleryCluster, TaskRun
 from tests.dags.conftest import Platform
 from tests.support import fresh_pg_database
 from tests.training.helpers import MODEL, STRATEGY, ms, small_spec, to_toml
+from tradepipe.db import upgrade_database
 
 RUN_AT = "2024-03-06T00:00:00+00:00"
 RUN_ID = "celery_two_specs"
@@ -49,13 +52,7 @@ def redis_broker() -> str:
     return REDIS_URL
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, redis_broker: str) -> Iterator[tuple[CeleryCluster, Platform]]:
-    platform = Platform(tmp_path / "platform")
-    ingest(
-        MarketDataStore(platform.market_data_dir),
-        IngestRequest("synthetic", None, "BTCUSDT", "1m", None, ms("2024-03-01"), ms("2024-03-06")),
-    )
+def _write_specs(platform: Platform) -> None:
     specs = platform.root / "specs"
     specs.mkdir()
     for name in SPECS:
@@ -69,14 +66,38 @@ def cluster(tmp_path: Path, redis_broker: str) -> Iterator[tuple[CeleryCluster, 
         }
         (specs / f"{name}.toml").write_text(to_toml(small_spec(**SMALL | changes)))
     platform.write_config(f'specs_dir = "{specs}"\n\n[strategy_backtest]\ndays = 1\n')
-    with fresh_pg_database("airflow_celery_test") as database:
+
+
+def _shared_stores(stack: ExitStack, platform: Platform) -> None:
+    """The trading database and the MLflow store on PostgreSQL, made before the workers
+    start: two tasks that each found an empty SQLite store would both migrate it at once
+    (the first try failed so: "duplicate column name: step"), and production shares one
+    server's stores between workers too."""
+    trading = stack.enter_context(fresh_pg_database("tradepipe_celery_trading"))
+    tracking = stack.enter_context(fresh_pg_database("tradepipe_celery_mlflow"))
+    platform.env["TRADEPIPE_DATABASE_URL"] = trading.render_as_string(hide_password=False)
+    platform.env["TRADEPIPE_MLFLOW_TRACKING_URI"] = tracking.render_as_string(hide_password=False)
+    upgrade_database(platform.env["TRADEPIPE_DATABASE_URL"])
+    uri = platform.env["TRADEPIPE_MLFLOW_TRACKING_URI"]
+    MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()  # creates the schema
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_broker: str) -> Iterator[tuple[CeleryCluster, Platform]]:
+    platform = Platform(tmp_path / "platform")
+    ingest(
+        MarketDataStore(platform.market_data_dir),
+        IngestRequest("synthetic", None, "BTCUSDT", "1m", None, ms("2024-03-01"), ms("2024-03-06")),
+    )
+    _write_specs(platform)
+    with ExitStack() as stack:
+        database = stack.enter_context(fresh_pg_database("airflow_celery_test"))
+        _shared_stores(stack, platform)
         built = CeleryCluster(tmp_path, database, platform.env, redis_broker)
-        try:
-            built.migrate()
-            built.start(WORKERS)
-            yield built, platform
-        finally:
-            built.stop()
+        stack.callback(built.stop)
+        built.migrate()
+        built.start(WORKERS)
+        yield built, platform
 
 
 def _overlapping_pairs(first: list[TaskRun], second: list[TaskRun]) -> list[tuple[str, str]]:
@@ -107,11 +128,12 @@ def test_two_workers_train_two_specs_side_by_side(
     }
     for index, chain in chains.items():
         assert [t.state for t in chain] == ["success"] * 4, (index, states)
-    hosts = {task.key: task.hostname for task in tasks}
+    print("\n".join(map(str, tasks)))  # the timeline, shown with -s
+    hosts = {task.key: task.hostname for task in tasks if task.state == "success"}
     assert set(hosts.values()) <= set(WORKERS), f"task hosts not the test's workers: {hosts}"
     assert {t.hostname for chain in chains.values() for t in chain} == set(WORKERS), hosts
     overlaps = _overlapping_pairs(chains[0], chains[1])
     assert overlaps, (
         "no task of one spec ran while a task of the other ran on the other worker: "
-        + "; ".join(f"{t.key} on {t.hostname} {t.start:%T.%f}-{t.end:%T.%f}" for t in tasks)
+        + "; ".join(map(str, tasks))
     )
