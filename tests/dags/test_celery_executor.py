@@ -11,7 +11,8 @@ that the mapped tasks were spread over the workers, not queued behind one anothe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -68,18 +69,24 @@ def _write_specs(platform: Platform) -> None:
     platform.write_config(f'specs_dir = "{specs}"\n\n[strategy_backtest]\ndays = 1\n')
 
 
-def _shared_stores(stack: ExitStack, platform: Platform) -> None:
-    """The trading database and the MLflow store on PostgreSQL, made before the workers
-    start: two tasks that each found an empty SQLite store would both migrate it at once
-    (the first try failed so: "duplicate column name: step"), and production shares one
-    server's stores between workers too."""
+def _shared_stores(stack: ExitStack, platform: Platform) -> Callable[[], None]:
+    """The trading database and the MLflow store on PostgreSQL, and the function that
+    creates their schemas, to be done before the run: two tasks that each found an empty
+    SQLite store would both migrate it at once (the first try failed so: "duplicate column
+    name: step"), and production's workers share one server's stores too."""
     trading = stack.enter_context(fresh_pg_database("tradepipe_celery_trading"))
     tracking = stack.enter_context(fresh_pg_database("tradepipe_celery_mlflow"))
-    platform.env["TRADEPIPE_DATABASE_URL"] = trading.render_as_string(hide_password=False)
-    platform.env["TRADEPIPE_MLFLOW_TRACKING_URI"] = tracking.render_as_string(hide_password=False)
-    upgrade_database(platform.env["TRADEPIPE_DATABASE_URL"])
-    uri = platform.env["TRADEPIPE_MLFLOW_TRACKING_URI"]
-    MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()  # creates the schema
+    trading_url = trading.render_as_string(hide_password=False)
+    tracking_uri = tracking.render_as_string(hide_password=False)
+    platform.env.update(
+        TRADEPIPE_DATABASE_URL=trading_url, TRADEPIPE_MLFLOW_TRACKING_URI=tracking_uri
+    )
+
+    def create_schemas() -> None:
+        upgrade_database(trading_url)
+        MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri).search_experiments()
+
+    return create_schemas
 
 
 @pytest.fixture
@@ -92,11 +99,15 @@ def cluster(tmp_path: Path, redis_broker: str) -> Iterator[tuple[CeleryCluster, 
     _write_specs(platform)
     with ExitStack() as stack:
         database = stack.enter_context(fresh_pg_database("airflow_celery_test"))
-        _shared_stores(stack, platform)
+        create_schemas = _shared_stores(stack, platform)
         built = CeleryCluster(tmp_path, database, platform.env, redis_broker)
         stack.callback(built.stop)
-        built.migrate()
-        built.start(WORKERS)
+        # The stores' schemas are made while Airflow migrates and starts (a minute of waiting).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            schemas = pool.submit(create_schemas)
+            built.migrate()
+            built.start(WORKERS)
+            schemas.result()
         yield built, platform
 
 
@@ -110,6 +121,7 @@ def _overlapping_pairs(first: list[TaskRun], second: list[TaskRun]) -> list[tupl
     return pairs
 
 
+@pytest.mark.celery_cluster
 def test_two_workers_train_two_specs_side_by_side(
     cluster: tuple[CeleryCluster, Platform],
 ) -> None:
