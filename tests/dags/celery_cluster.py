@@ -126,7 +126,7 @@ class CeleryCluster:
             health_check=airflow_healthy,
         )
 
-    def start(self, workers: list[str], timeout_seconds: float = 150) -> None:
+    def start(self, workers: list[str], timeout_seconds: float = 240) -> None:
         """Start every component and wait until the api-server reports the scheduler and
         the dag-processor healthy and every worker logged that it is ready."""
         specs = [

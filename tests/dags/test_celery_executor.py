@@ -129,7 +129,7 @@ def test_two_workers_train_two_specs_side_by_side(
     airflow.wait_for_dag("model_lifecycle")
     airflow.trigger("model_lifecycle", RUN_AT, RUN_ID)
 
-    state = airflow.wait_for_run("model_lifecycle", RUN_ID, timeout_seconds=240)
+    state = airflow.wait_for_run("model_lifecycle", RUN_ID, timeout_seconds=600)
 
     tasks = airflow.task_runs("model_lifecycle", RUN_ID)
     states = {task.key: task.state for task in tasks}
