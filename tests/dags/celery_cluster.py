@@ -31,7 +31,14 @@ from sqlalchemy.engine import URL
 
 from tests.dags.conftest import airflow_environment, closed_port
 from tradepipe.services.stack import airflow_healthy
-from tradepipe.services.supervisor import ServiceSpec, log_path, start, stop, wait_healthy
+from tradepipe.services.supervisor import (
+    ServiceSpec,
+    log_path,
+    running,
+    start,
+    stop,
+    wait_healthy,
+)
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 # Broker and result backend: a Redis database number of the tests' own (0 is the default).
@@ -150,6 +157,9 @@ class CeleryCluster:
         for name in workers:
             log = log_path(self.run_dir, name)
             while f"{name}@" not in _ready_lines(log):
+                assert running(self.run_dir, name) is not None, (
+                    f"worker {name} exited before it was ready:\n{self.log_tail(name)}"
+                )
                 assert time.monotonic() < deadline, (
                     f"worker {name} did not log 'ready' within {timeout_seconds:.0f} s:\n"
                     f"{self.log_tail(name)}"
