@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
@@ -250,6 +251,15 @@ class CeleryCluster:
         for name in reversed(self.services):
             stop(self.run_dir, name, timeout_seconds=0)
         self.services.clear()
+        # The queue's keys in Redis go too (task results expire on their own, after a day).
+        broker = redis.Redis.from_url(self.env["AIRFLOW__CELERY__BROKER_URL"])
+        keys = [
+            self.queue,
+            f"_kombu.binding.{self.queue}",
+            f"_kombu.binding_permanent.{self.queue}",
+        ]
+        broker.delete(*keys)
+        broker.close()
 
     @contextmanager
     def _connect(self) -> Iterator[sa.Connection]:
