@@ -8,13 +8,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_VERSION := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements.lock)
 
-.PHONY: help up down demo test lint bench lock clean-env
+.PHONY: help up down demo test test-celery lint bench lock clean-env
 
 help:
 	@echo "make up     set up the environment and database, start the platform in the background"
 	@echo "make down   stop exactly what make up started"
 	@echo "make demo   the pipeline headless for DEMO_MINUTES (default 2) minutes, then a summary"
 	@echo "make test   set up the environment and run the whole test suite"
+	@echo "make test-celery  model_lifecycle on a real CeleryExecutor (local PostgreSQL and Redis)"
 	@echo "make lint   ruff over the project, mypy (strict) over tradepipe, research and live"
 	@echo "make bench  run the benchmarks in benchmarks/"
 	@echo "make lock   re-resolve requirements.lock from pyproject.toml"
@@ -38,6 +39,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Minutes, not seconds: Airflow's api-server, scheduler, dag-processor and two Celery workers
+# on the local PostgreSQL (TRADEPIPE_TEST_PG_URL) and Redis (127.0.0.1:6379).
+test-celery: $(STAMP)
+	$(BIN)/python -m pytest -m celery_cluster tests/dags/test_celery_executor.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

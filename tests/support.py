@@ -8,15 +8,20 @@ import contextlib
 import gzip
 import json
 import math
+import os
 import threading
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
 
 from live.feeds import BackoffPolicy, BinanceFeedConfig
+from tradepipe.db import mask_url
 
 T = TypeVar("T")
 
@@ -129,3 +134,34 @@ def venue_rest(symbols: Iterable[str] = ("BTCUSDT", "ETHUSDT")) -> Iterator[str]
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
+
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str) -> Iterator[URL]:
+    """A new, empty PostgreSQL database on TRADEPIPE_TEST_PG_URL's server, dropped at the
+    end (connections still open are closed); skips when the server is not reachable (CI
+    makes that a failure)."""
+    admin_url = make_url(os.environ.get("TRADEPIPE_TEST_PG_URL", DEFAULT_PG_URL))
+    if admin_url.drivername in {"postgres", "postgresql"}:
+        admin_url = admin_url.set(drivername="postgresql+psycopg")
+    admin = sa.create_engine(
+        admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+    try:
+        with admin.connect():
+            pass
+    except sa.exc.OperationalError as error:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at {mask_url(admin_url)}: {error.orig}")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.set(database=name)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

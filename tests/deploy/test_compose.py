@@ -28,7 +28,7 @@ import yaml
 
 from research.orchestration.config import CONFIG_ENV, load_orchestration_config
 from tests.conftest import REPO_ROOT, STRICT
-from tests.dags.conftest import closed_port
+from tests.dags.conftest import airflow_environment, closed_port
 from tradepipe.config import Settings, load_settings
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -50,6 +50,7 @@ ALWAYS = {
     "dashboard",
 }
 DEMO = {"replay", "demo-data"}
+CELERY = {"redis", "airflow-worker"}
 ONE_SHOT = {"migrate", "airflow-init", "demo-data"}
 # A variable that holds a secret (not one naming a file of secrets, a path).
 SECRET_NAME = re.compile(r"^(?!.*_FILE$).*(PASSWORD|SECRET|TOKEN|FERNET|_KEY$)")
@@ -130,10 +131,12 @@ def tradepipe_services(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_every_service_is_there_and_the_replay_feed_only_in_the_demo_profile(
     rendered: dict[str, Any],
 ) -> None:
+    # `docker-compose config` (1.29) lists the services of every profile.
     found = services(rendered)
-    assert set(found) == ALWAYS | DEMO
-    assert {name for name, item in found.items() if item.get("profiles")} == DEMO
+    assert set(found) == ALWAYS | DEMO | CELERY
+    assert {name for name, item in found.items() if item.get("profiles")} == DEMO | CELERY
     assert found["replay"]["profiles"] == found["demo-data"]["profiles"] == ["demo"]
+    assert found["redis"]["profiles"] == found["airflow-worker"]["profiles"] == ["celery"]
     assert set(rendered["volumes"]) == {"postgres-data", "tradepipe-data", "airflow-home"}
 
 
@@ -145,7 +148,9 @@ def test_long_running_services_have_healthchecks_and_dependencies_wait_for_them(
         if name in ONE_SHOT:
             assert item["restart"] == "no", name
             continue
-        assert item["healthcheck"]["test"][0] == "CMD", name
+        # The worker's ping names its own node, by the container's host name: a shell.
+        shell = name == "airflow-worker"
+        assert item["healthcheck"]["test"][0] == ("CMD-SHELL" if shell else "CMD"), name
         assert item["restart"] == "unless-stopped", name
     for name, item in found.items():
         for target, rule in item.get("depends_on", {}).items():
@@ -214,21 +219,23 @@ def test_a_missing_secret_stops_compose_naming_it(
 
 def test_the_env_example_names_every_variable_compose_reads_and_no_other() -> None:
     raw = COMPOSE_FILE.read_text(encoding="utf-8")
-    used = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", raw))
+    # $${NAME} is a literal dollar for the container's shell, not compose's variable.
+    used = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", raw))
     assert used == set(example_env())
     # TRADEPIPE_* means a setting of tradepipe/config.py; the stack's own variables differ.
     settings = {f"TRADEPIPE_{name.upper()}" for name in Settings.model_fields}
     assert {name for name in used if name.startswith("TRADEPIPE_")} <= settings
 
 
-def test_every_service_but_postgres_runs_the_image_of_the_dockerfile(
+def test_every_service_but_postgres_and_redis_runs_the_image_of_the_dockerfile(
     rendered: dict[str, Any],
 ) -> None:
     found = services(rendered)
     assert found["postgres"]["image"].startswith("postgres:")
-    assert "build" not in found["postgres"]
+    assert found["redis"]["image"].startswith("redis:")
     for name, item in found.items():
-        if name == "postgres":
+        if name in {"postgres", "redis"}:
+            assert "build" not in item, name
             continue
         assert Path(item["build"]["context"]) == REPO_ROOT, name
         assert item["build"].get("dockerfile", "Dockerfile") == "Dockerfile", name
@@ -272,11 +279,12 @@ def test_the_stack_s_orchestration_config_loads_and_points_at_the_engine_service
 
 
 def _commands(config: dict[str, Any]) -> list[list[str]]:
-    """Every command and healthcheck command of the stack's image."""
+    """Every command and healthcheck command of the stack's image (the worker's shell
+    healthcheck has a test of its own)."""
     found = []
     for item in tradepipe_services(config).values():
         found.append([str(part) for part in item["command"]])
-        if "healthcheck" in item:
+        if "healthcheck" in item and item["healthcheck"]["test"][0] == "CMD":
             found.append([str(part) for part in item["healthcheck"]["test"][1:]])
     return found
 
@@ -390,3 +398,68 @@ def test_the_healthcheck_script_passes_only_a_2xx_answer(status_server: str) -> 
     assert check(f"{status_server}/ok") == 0
     assert check(f"{status_server}/down") == 1
     assert check(f"http://127.0.0.1:{closed_port()}/health") == 1
+
+
+@pytest.fixture(scope="module")
+def rendered_celery(
+    compose: str, markers: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The stack as the README's Celery steps run it: the profile and the executor set."""
+    values = markers | {"AIRFLOW_EXECUTOR": "CeleryExecutor", "AIRFLOW_WORKER_CONCURRENCY": "3"}
+    env_file = write_env(tmp_path_factory.mktemp("compose_celery") / "celery.env", values)
+    done = run_config(compose, env_file, profiles=("celery",))
+    assert done.returncode == 0, done.stderr
+    config: dict[str, Any] = yaml.safe_load(done.stdout)
+    return config
+
+
+def test_the_celery_profile_adds_a_redis_broker_and_workers_that_run_what_the_scheduler_ran(
+    rendered_celery: dict[str, Any], markers: dict[str, str]
+) -> None:
+    found = services(rendered_celery)
+    airflow = {name: item for name, item in found.items() if name.startswith("airflow-")}
+    for name, item in airflow.items():
+        env = item["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0", name
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "redis://redis:6379/1", name
+        assert env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "3", name
+    redis = found["redis"]
+    assert redis["image"].startswith("redis:") and "ports" not in redis
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    worker, scheduler = found["airflow-worker"], found["airflow-scheduler"]
+    assert worker["command"] == ["airflow", "celery", "worker"]
+    assert worker["image"] == scheduler["image"] == "tradepipe:latest"
+    # The worker runs the tasks: the scheduler's tradepipe settings, volumes and secrets.
+    assert {k: v for k, v in worker["environment"].items() if k.startswith("TRADEPIPE_")} == {
+        k: v for k, v in scheduler["environment"].items() if k.startswith("TRADEPIPE_")
+    }
+    assert markers["TRADING_DB_PASSWORD"] in worker["environment"]["TRADEPIPE_DATABASE_URL"]
+    assert sorted(map(str, worker["volumes"])) == sorted(map(str, scheduler["volumes"]))
+    assert worker["depends_on"] == scheduler["depends_on"] | {
+        "redis": {"condition": "service_healthy"}
+    }
+    assert worker["healthcheck"]["test"][0] == "CMD-SHELL"
+    # config keeps compose's escape: the container's shell sees ${HOSTNAME}.
+    assert 'inspect ping -d "celery@$${HOSTNAME}"' in worker["healthcheck"]["test"][1]
+
+
+def test_the_worker_s_healthcheck_loads_the_celery_app_of_the_locked_provider(
+    rendered_celery: dict[str, Any], tmp_path: Path
+) -> None:
+    # Its command goes through Airflow's parser with every other (the command probe); the
+    # healthcheck's app must load (it imports Airflow: a subprocess) and `inspect ping`
+    # take -d. --help stops before any broker is contacted.
+    worker = services(rendered_celery)["airflow-worker"]
+    ping = worker["healthcheck"]["test"][1].split(" -d ")[0].split()
+    assert ping[0] == "celery"
+    helped = subprocess.run(
+        [str(BIN / "celery"), *ping[1:], "--help"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO_ROOT,
+        env=airflow_environment(tmp_path),
+    )
+    assert helped.returncode == 0, helped.stderr[-3000:]
+    assert "--destination" in helped.stdout

@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_REPLAY_SPEED",
     "SERVICE_ORDER",
     "airflow_env",
+    "airflow_healthy",
     "airflow_password",
     "embedded_services",
     "engine_api_token",
@@ -176,7 +177,7 @@ def embedded_services(
         url=f"http://{host}:{settings.airflow_port}",
         env=airflow_env(settings, project, base),
         cwd=project,
-        health_check=_airflow_healthy,
+        health_check=airflow_healthy,
     )
     replay = ServiceSpec(
         name="replay",
@@ -213,7 +214,7 @@ def embedded_services(
     return [mlflow, airflow, replay, engine, dashboard]
 
 
-def _airflow_healthy(body: bytes) -> bool:
+def airflow_healthy(body: bytes) -> bool:
     """Metadata database, scheduler and DAG processor all report healthy."""
     try:
         report = json.loads(body)
