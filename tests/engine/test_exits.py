@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from live.engine import Engine
+from live.engine.status import BotRunState, BotStatusView
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
 from tests.engine.helpers import (
@@ -115,3 +116,40 @@ def test_a_trailing_stop_ratchets_up_with_the_market_and_sells_above_the_entry(
     assert closed and {row.exit_reason for row in closed} == {"trailing_stop"}
     # an entry early in a rise: the stop followed it up and sold well above the entry
     assert any(row.exit_price > row.entry_price * 1.001 for row in closed)
+
+
+def test_an_exit_naming_no_open_position_puts_only_that_bot_in_error(
+    aio: Aio, database_url: str, strategies_dir: Path
+) -> None:
+    source = """
+        from tradepipe.strategy import Exit, Strategy, StrategyParameters
+
+        class Confused(Strategy[StrategyParameters]):
+            def on_candle(self, context):
+                return Exit(position_seq=99)
+    """
+    (strategies_dir / "confused.py").write_text(textwrap.dedent(source))
+    add_bots(database_url, strategies_dir, [("confused", "confused"), ("steady", "always")])
+    seen: dict[str, object] = {}
+
+    async def scenario() -> None:
+        running = await start_engine(config_for(database_url, strategies_dir))
+        engine = running.engine
+        try:
+            await push(running, walk(120))
+            await aio.eventually(
+                lambda: getattr(engine.bot_status("confused"), "state", None) is BotRunState.ERROR,
+                "the confused bot in error",
+            )
+            seen["confused"] = engine.bot_status("confused")
+            seen["steady"] = engine.bot_status("steady")
+        finally:
+            await engine.stop()
+
+    aio.run(scenario())
+    confused, steady = seen["confused"], seen["steady"]
+    assert isinstance(confused, BotStatusView) and isinstance(steady, BotStatusView)
+    assert confused.last_error is not None
+    assert "Exit(position_seq=99) names no open position" in confused.last_error
+    assert "confused.py" in confused.last_error
+    assert steady.state is BotRunState.RUNNING and steady.entries > 0
