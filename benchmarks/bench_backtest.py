@@ -10,7 +10,10 @@ same trades: the benchmark says so, or fails loudly, before it reports a ratio. 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+
+import pandas as pd
 
 from benchmarks.harness import Measurement, best_of, report
 from research.backtest import BacktestResult, run_backtest
@@ -18,7 +21,7 @@ from research.backtest.backtrader_adapter import run_backtrader
 from research.marketdata.sources.synthetic import synthetic_candles
 from tradepipe.botconfig import BotConfig
 from tradepipe.features import compute_features, default_spec
-from tradepipe.strategy import load_strategy
+from tradepipe.strategy import LoadedStrategy, load_strategy
 
 CANDLES = 100_000
 START_MS = 1_704_067_200_000  # 2024-01-01
@@ -70,3 +73,33 @@ def run() -> None:
     )
     report("backtest, bars per second", ours, theirs)
     report("backtest with feature computation", ours_all, theirs)
+    _exits(candles, features, loaded)
+
+
+def _exits(candles: pd.DataFrame, features: pd.DataFrame, loaded: LoadedStrategy) -> None:
+    """The same run with strategy exits and a trailing stop: the fast engine then steps
+    every candle a trailing position is open through (its stop may move on each)."""
+    parameters = {"exit_rsi_above": 60.0}
+    config = CONFIG.model_copy(update={"trailing_stop_pct": 0.2})
+    results: dict[str, BacktestResult] = {}
+
+    def engine(name: str, run_engine: Callable[..., BacktestResult]) -> Callable[[], None]:
+        def work() -> None:
+            results[name] = run_engine(
+                candles, loaded.create(parameters), config, timeframe="1m", features=features
+            )
+
+        return work
+
+    rows = len(candles)
+    ours = Measurement(
+        "run_backtest, exits + trailing", best_of(5, engine("fast", run_backtest)), rows, "bars"
+    )
+    theirs = Measurement(
+        "run_backtrader, exits + trailing", best_of(2, engine("bt", run_backtrader)), rows, "bars"
+    )
+    if results["fast"].trades != results["bt"].trades:
+        raise AssertionError("the engines' trade lists differ with exits: the benchmark is void")
+    reasons = Counter(trade.exit_reason for trade in results["fast"].trades)
+    print(f"  with exits: {', '.join(f'{n} {reason}' for reason, n in sorted(reasons.items()))}")
+    report("backtest with strategy exits and a trailing stop", ours, theirs)

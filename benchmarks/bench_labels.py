@@ -73,3 +73,10 @@ def run() -> None:
                           REFERENCE_ROWS, "rows")  # fmt: skip
     print(f"  labels for {YEAR_OF_MINUTES:,} candles, 60-minute horizon: {labels.seconds:.2f} s")
     report("labels per row, vectorised vs the state machine itself", per_row, reference)
+    trailing = Measurement(
+        "with a 0.3 % trailing stop",
+        best_of(2, lambda: triple_barrier_labels(year, "1m", **BARRIERS, trailing_stop_pct=0.3)),  # type: ignore[arg-type]
+        YEAR_OF_MINUTES,
+        "rows",
+    )
+    report("labels with a trailing stop vs without", trailing, labels)

@@ -49,6 +49,7 @@ import pandas as pd
 
 from research.backtest._backtrader import bt
 from research.backtest.backtrader_broker import AT_OPEN, FillModelBroker
+from research.backtest.backtrader_exits import ratchet_trailing_stops, strategy_exit
 from research.backtest.decisions import Decider
 from research.backtest.engine import BACKTEST_BOT, DEFAULT_FEES, starting_capital
 from research.backtest.errors import BacktestError
@@ -220,7 +221,7 @@ class _Book:
                 )
 
     def at_close(self, row: int) -> None:
-        self._ratchet(row)
+        ratchet_trailing_stops(self, row)
         if not self.history.ready[row]:
             return
         if self._positions is None:
@@ -230,7 +231,7 @@ class _Book:
             return
         if isinstance(decision, Exit):
             for seq in self.decider.exit_targets(decision, row, self._positions):
-                self._exit(self.slots[seq], row)
+                strategy_exit(self, self.slots[seq], row)
             return
         request = self.decider.request(decision, row)
         if len(self.slots) >= self.config.max_open_positions:
@@ -255,52 +256,9 @@ class _Book:
                 tradeid=slot.seq,
             )
 
-    def _ratchet(self, row: int) -> None:
-        """Trailing stops after bar `row` closed, by `tradepipe.orders.trailing`'s rule."""
-        start = int(self.history.start_ms[row])
-        for slot in self.slots.values():
-            pct = slot.request.trailing_stop_pct
-            if pct is None or slot.leaving or slot.opened_at_ms is None:
-                continue
-            if slot.opened_at_ms > start:
-                continue
-            assert slot.trailing_stop is not None
-            side = slot.request.side
-            best = self.history.high[row] if side is Side.BUY else self.history.low[row]
-            candidate = float(trail_price(side, float(best), pct))
-            if tighter_stop(side, candidate, slot.trailing_stop):
-                slot.trailing_stop = candidate
-                self._positions = None
-                if tighter_stop(side, candidate, slot.stop_order.info.stop_price):
-                    slot.stop_order.info.stop_price = candidate
-
-    def _exit(self, slot: _Slot, row: int) -> None:
-        """A strategy's Exit of one position at bar `row`'s close."""
+    def invalidate(self) -> None:
+        """The strategy's view of the positions is stale: rebuild it at the next close."""
         self._positions = None
-        if slot.opened_at_ms is None:  # a pending limit entry: cancel it
-            request = slot.request
-            assert request.limit_price is not None
-            del self.slots[slot.seq]
-            self.strategy.cancel(slot.entry_order)
-            self.unfilled.append(
-                UnfilledEntry(
-                    placed_at_ms=slot.placed_at_ms,
-                    cancelled_at_ms=int(self.history.end_ms[row]),
-                    limit_price=request.limit_price,
-                    reason=ExitReason.STRATEGY.value,
-                )
-            )
-            return
-        if slot.leaving:
-            return
-        slot.leaving = True
-        self.strategy.cancel(slot.stop_order)  # its OCO group (take-profit, timeout) with it
-        self.strategy.sell(
-            data=self.strategy.datas[slot.feed],
-            size=slot.quantity,
-            exectype=bt.Order.Market,
-            tradeid=slot.seq,
-        )
 
     # -- what backtrader reports --------------------------------------------------------------
 

@@ -31,6 +31,15 @@ class SegmentReplay:
     positions: list[ReviewedPosition]
 
 
+# the order role that carries each exit reason (tradepipe.orders.transitions.exit_role)
+_EXIT_ROLES = {
+    "take_profit": "take_profit",
+    "stop_loss": "stop_loss",
+    "trailing_stop": "stop_loss",
+    "strategy": "market_exit",
+}
+
+
 def batch_probabilities(model: LoadedModel, features: pd.DataFrame) -> pd.Series:
     """The model's probability on every candle whose features are all defined (NaN else)."""
     names = list(model.feature_names) or list(features.columns)
@@ -125,9 +134,7 @@ def _positions(
         candle = entry_candle(trade.entry_time_ms, entries)
         if candle is None:
             continue
-        role = {"take_profit": "take_profit", "stop_loss": "stop_loss"}.get(
-            trade.exit_reason, "timeout_exit"
-        )
+        role = _EXIT_ROLES.get(trade.exit_reason, "timeout_exit")
         answer = answers.get(candle)
         entry_type = market if answer is None or answer.limit_price is None else "limit"
         found.append(
