@@ -57,6 +57,7 @@ def test_a_daily_loss_limit_stops_a_losing_bot_until_the_next_utc_day(
             seen["losses"] = closed_net_pnl(database_url)
             seen["health"] = (await api.client.get("/health", headers=api.auth())).json()
             seen["bot"] = (await api.client.get("/api/bots/alpha", headers=api.auth())).json()
+            seen["metrics"] = (await api.client.get("/metrics", headers=api.auth())).text
             entries = engine.core.metrics.entries
             # until midnight (the market's clock), the strategy still asks; nothing enters
             while engine.core.clock.now_or(0) < START_MS + DAY_MS - 2_000:
@@ -93,6 +94,9 @@ def test_a_daily_loss_limit_stops_a_losing_bot_until_the_next_utc_day(
         assert body["accepting_entries"] is False
         assert body["day_realised_pnl"] == figures["day_pnl"]
         assert body["open_positions"] == 0  # the losing position was closed by its stop
+    halted = [line for line in seen["metrics"].splitlines() if "bot_risk_halted{" in line]
+    assert len(halted) == 1 and 'limit="daily_loss_limit"' in halted[0]
+    assert halted[0].endswith(" 1") and 'bot="alpha"' in halted[0]
     assert seen["entries_until_midnight"] == 0 and seen["refused"] == 0  # blocked earlier
     assert seen["entries_next_day"] > 0
     # and the new day, as losing, stops again at its own limit
