@@ -164,3 +164,35 @@ def test_a_max_drawdown_disables_a_losing_bot_until_an_operator_re_enables_it(
     assert seen["started"]["enabled"] is True
     assert seen["started"]["status"]["risk_halt"] is None
     assert seen["entries_after"] > 0
+
+
+def test_exposure_caps_refuse_entries_across_bots(
+    aio: Aio, database_url: str, strategies_dir: Path
+) -> None:
+    seen: dict[str, Any] = {"most_open": 0}
+
+    async def scenario() -> None:
+        # alpha enters at market, beta rests limit entries below it: 100 each
+        async with engine_api(database_url, strategies_dir, max_total_exposure=150.0) as api:
+            engine = api.running.engine
+            for trade in walk(150):
+                await push(api.running, [trade])
+                open_now = sum(len(bot.book.positions) for bot in engine.core.bots.values())
+                seen["most_open"] = max(seen["most_open"], open_now)
+            seen["refused_total"] = engine.core.metrics.entries_refused_risk
+            seen["entries"] = engine.core.metrics.entries
+            changed = await api.client.patch(
+                "/api/bots/alpha", json={"max_symbol_exposure": 50.0}, headers=api.auth()
+            )
+            assert changed.status_code == 200, changed.text
+            alpha = engine.core.bots["alpha"]
+            before = alpha.entries
+            for trade in walk(100, start_ms=START_MS + 150_000, first_id=151):
+                await push(api.running, [trade])
+            seen["alpha_entries_capped"] = alpha.entries - before
+
+    aio.run(scenario(), timeout=60)
+
+    assert seen["entries"] > 2 and seen["refused_total"] > 0
+    assert seen["most_open"] == 1  # a second 100 would pass the engine's 150
+    assert seen["alpha_entries_capped"] == 0  # 100 > its symbol's 50
