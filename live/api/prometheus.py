@@ -88,6 +88,7 @@ def _bot_families(status: EngineStatus) -> Iterable[_Family]:
     working = _Family("bot_working_orders", "gauge", "Orders working at the broker per bot.")
     entries = _Family("bot_entries_total", "counter", "Entry orders placed per bot.")
     decisions = _Family("bot_decisions_total", "counter", "Strategy decisions per bot.")
+    halted = _Family("bot_risk_halted", "gauge", "1 for the risk limit stopping a bot's entries.")
     for bot in status.bots:
         labels = {"bot": bot.name, "symbol": bot.symbol, "strategy": bot.strategy}
         for choice in BotRunState:
@@ -99,7 +100,19 @@ def _bot_families(status: EngineStatus) -> Iterable[_Family]:
         working.add(bot.working_orders, **labels)
         entries.add(bot.entries, **labels)
         decisions.add(bot.decisions, **labels)
-    return (state, enabled, accepting, open_positions, pending, working, entries, decisions)
+        if bot.risk_halt is not None:
+            halted.add(1, **labels, limit=bot.risk_halt)
+    return (
+        state,
+        enabled,
+        accepting,
+        open_positions,
+        pending,
+        working,
+        entries,
+        decisions,
+        halted,
+    )
 
 
 def _api_families(metrics: Mapping[str, float]) -> Iterable[_Family]:

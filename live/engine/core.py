@@ -469,7 +469,7 @@ class TradingCore:
         # a bot its max drawdown disabled keeps saying why in the bots table
         stopped = bot.risk.drawdown_halt if target is BotRunState.DISABLED else None
         error = stopped.message if stopped is not None else None
-        if target is not bot.state or error != bot.last_error:
+        if target is not bot.state or (error is not None and error != bot.last_error):
             self.set_state(bot, target, error)
 
     @contextlib.contextmanager

@@ -155,6 +155,7 @@ def engine_metrics(
         "decisions_total": counts.decisions,
         "entries_total": counts.entries,
         "entries_blocked_total": counts.entries_blocked,
+        "entries_refused_risk_total": counts.entries_refused_risk,
         "predict_calls_total": counts.predict_calls,
         "predicted_rows_total": counts.predicted_rows,
         "broker_reports_total": counts.reports,

@@ -57,6 +57,7 @@ def test_a_daily_loss_limit_stops_a_losing_bot_until_the_next_utc_day(
             seen["losses"] = closed_net_pnl(database_url)
             seen["health"] = (await api.client.get("/health", headers=api.auth())).json()
             seen["bot"] = (await api.client.get("/api/bots/alpha", headers=api.auth())).json()
+            seen["metrics"] = (await api.client.get("/metrics", headers=api.auth())).text
             entries = engine.core.metrics.entries
             # until midnight (the market's clock), the strategy still asks; nothing enters
             while engine.core.clock.now_or(0) < START_MS + DAY_MS - 2_000:
@@ -93,6 +94,9 @@ def test_a_daily_loss_limit_stops_a_losing_bot_until_the_next_utc_day(
         assert body["accepting_entries"] is False
         assert body["day_realised_pnl"] == figures["day_pnl"]
         assert body["open_positions"] == 0  # the losing position was closed by its stop
+    halted = [line for line in seen["metrics"].splitlines() if "bot_risk_halted{" in line]
+    assert len(halted) == 1 and 'limit="daily_loss_limit"' in halted[0]
+    assert halted[0].endswith(" 1") and 'bot="alpha"' in halted[0]
     assert seen["entries_until_midnight"] == 0 and seen["refused"] == 0  # blocked earlier
     assert seen["entries_next_day"] > 0
     # and the new day, as losing, stops again at its own limit
@@ -160,3 +164,35 @@ def test_a_max_drawdown_disables_a_losing_bot_until_an_operator_re_enables_it(
     assert seen["started"]["enabled"] is True
     assert seen["started"]["status"]["risk_halt"] is None
     assert seen["entries_after"] > 0
+
+
+def test_exposure_caps_refuse_entries_across_bots(
+    aio: Aio, database_url: str, strategies_dir: Path
+) -> None:
+    seen: dict[str, Any] = {"most_open": 0}
+
+    async def scenario() -> None:
+        # alpha enters at market, beta rests limit entries below it: 100 each
+        async with engine_api(database_url, strategies_dir, max_total_exposure=150.0) as api:
+            engine = api.running.engine
+            for trade in walk(150):
+                await push(api.running, [trade])
+                open_now = sum(len(bot.book.positions) for bot in engine.core.bots.values())
+                seen["most_open"] = max(seen["most_open"], open_now)
+            seen["refused_total"] = engine.core.metrics.entries_refused_risk
+            seen["entries"] = engine.core.metrics.entries
+            changed = await api.client.patch(
+                "/api/bots/alpha", json={"max_symbol_exposure": 50.0}, headers=api.auth()
+            )
+            assert changed.status_code == 200, changed.text
+            alpha = engine.core.bots["alpha"]
+            before = alpha.entries
+            for trade in walk(100, start_ms=START_MS + 150_000, first_id=151):
+                await push(api.running, [trade])
+            seen["alpha_entries_capped"] = alpha.entries - before
+
+    aio.run(scenario(), timeout=60)
+
+    assert seen["entries"] > 2 and seen["refused_total"] > 0
+    assert seen["most_open"] == 1  # a second 100 would pass the engine's 150
+    assert seen["alpha_entries_capped"] == 0  # 100 > its symbol's 50
