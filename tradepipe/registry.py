@@ -42,6 +42,7 @@ __all__ = [
     "PIN_TAGS",
     "PREVIOUS_CHAMPION_TAG",
     "QUALITY_REFERENCE_ARTIFACT",
+    "SHADOW_STARTED_TAG",
     "LoadedModel",
     "ModelLoadError",
     "ModelNotFoundError",
@@ -60,6 +61,9 @@ PREVIOUS_CHAMPION_TAG = "previous_champion"
 DEMOTED_AT_TAG = "demoted_at"
 DEMOTED_BY_TAG = "demoted_by"
 PROMOTED_AT_TAG = "promoted_at"
+# Set on a version the promotion made `challenger` in shadow mode: the live engine shadows
+# a challenger only with this tag (a version merely registered as challenger is not vetted).
+SHADOW_STARTED_TAG = "shadow_started_at"
 # The features a version was trained on: the live engine computes them incrementally.
 FEATURE_SPEC_TAG = "feature_spec"
 FEATURE_SPEC_HASH_TAG = "feature_spec_hash"
