@@ -227,6 +227,7 @@ def list_shadow_runs(
     if model_name is not None:
         query = query.where(ShadowRun.model_name == model_name)
     query = query.order_by(ShadowRun.updated_at.desc(), ShadowRun.id.desc()).limit(limit)
+    found: list[tuple[ShadowRun, Any, Any, Any]] = [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
     return tuple(
         ShadowRunView(
             run.id,
@@ -243,7 +244,7 @@ def list_shadow_runs(
             int(closed_count or 0),
             float(net or 0.0),
         )
-        for run, open_count, closed_count, net in session.execute(query).tuples()
+        for run, open_count, closed_count, net in found
     )
 
 
@@ -330,7 +331,7 @@ def shadow_summary(
     )
     if until is not None:
         query = query.where(ShadowPosition.closed_at <= until)
-    count, net, mean = _summary(session.execute(query).tuples())
+    count, net, mean = _summary(session.execute(query))
     return TradeSummary(
         trades=count,
         net_pnl=net,
@@ -358,5 +359,5 @@ def live_summary(
             Position.closed_at <= until,
         )
     )
-    count, net, mean = _summary(session.execute(query).tuples())
+    count, net, mean = _summary(session.execute(query))
     return TradeSummary(count, net, mean, tuple(names))
