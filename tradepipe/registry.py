@@ -460,6 +460,19 @@ class ModelRegistry:
             self._client.delete_registered_model_alias(name, CHALLENGER)
         return current.version if current is not None else None
 
+    def start_shadow(self, name: str, version: str, *, at: datetime | None = None) -> None:
+        """Make `version` the challenger the live engine shadows (SHADOW_STARTED_TAG)."""
+        version = str(version)
+        self.version(name, version)
+        stamp = (at or datetime.now(UTC)).isoformat()
+        self.tag_version(name, version, {SHADOW_STARTED_TAG: stamp})
+        self._call(self._client.set_registered_model_alias, name, CHALLENGER, version)
+
+    def remove_challenger(self, name: str) -> None:
+        """No challenger any more (refused by the shadow gate): the engine stops shadowing."""
+        if self.alias(name, CHALLENGER) is not None:
+            self._call(self._client.delete_registered_model_alias, name, CHALLENGER)
+
     # --- loading --------------------------------------------------------------------------
 
     def load(self, name: str, alias: str = CHAMPION, *, version: str | None = None) -> LoadedModel:

@@ -5,7 +5,11 @@ validation window, unseen by its training) with the same strategy, bot config an
 (the venue's, raised by the spec's: `StepContext.costs`, recorded with the decision); each
 model sees features from its own feature spec. Walk-forward figures decide the absolute
 gates; the guard gates (guard_gates.py) refuse a candidate whose strategy or model looks
-ahead on that window, and any move of a champion an operator pinned. Every decision is
+ahead on that window, and any move of a champion an operator pinned.
+In shadow mode (`[promotion] mode = "shadow"`) a passing version becomes `challenger`
+(tagged `shadow_started_at`, the decision row's alias `challenger`) and the champion stays:
+the live engine runs it in shadow and the shadow gate (shadow_gate.py) judges it later; a
+candidate is refused while another challenger is still in shadow. Every decision is
 written in three places: a `model_promotions` row in the trading database (what the
 dashboard and API read), tags on the model version, and tags and metrics on its training
 run.
@@ -35,7 +39,11 @@ from research.training.gates import (
     failed_reasons,
     jsonable,
 )
-from research.training.guard_gates import champion_not_pinned, no_lookahead
+from research.training.guard_gates import (
+    champion_not_pinned,
+    no_challenger_in_shadow,
+    no_lookahead,
+)
 from research.training.splits import holdout_split
 from research.training.tracking import TAG_PREFIX, metric_key
 from tradepipe.db import (
@@ -46,6 +54,7 @@ from tradepipe.db import (
     upgrade_database,
 )
 from tradepipe.registry import (
+    CHALLENGER,
     CHAMPION,
     ModelPinnedError,
     ModelRegistry,
@@ -68,6 +77,7 @@ class PromotionOutcome:
     champion_before: str | None  # the champion the decision was measured against
     champion: str | None  # the champion after this call
     replayed: bool  # True when an earlier decision for this version was found
+    shadow: bool = False  # promoted (or refused) as challenger, to run in shadow
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -76,6 +86,8 @@ class PromotionOutcome:
 
     def summary(self) -> str:
         name = f"{self.model_name} version {self.version}"
+        if self.promoted and self.shadow:
+            return f"{name} promoted to {CHALLENGER}: in shadow beside {self.champion}"
         if self.promoted:
             replaced = f" (replaces {self.champion_before})" if self.champion_before else ""
             now = "" if self.champion == self.version else f"; champion is now {self.champion}"
@@ -98,16 +110,21 @@ def promote_step(
     name = version.name
     try:
         with session_scope(engine) as session:
-            earlier = session.scalar(
-                sa.select(ModelPromotion).where(
+            decisions = session.scalars(
+                sa.select(ModelPromotion)
+                .where(
                     ModelPromotion.model_name == name,
                     ModelPromotion.version == version.version,
-                    ModelPromotion.alias == CHAMPION,
+                    ModelPromotion.alias.in_((CHAMPION, CHALLENGER)),
                 )
-            )
+                .order_by(ModelPromotion.decided_at, ModelPromotion.id)
+            ).all()
+            # the gate decision is the first; a later one is the shadow gate's verdict
+            earlier = decisions[0] if decisions else None
             record = None if earlier is None else (earlier.decision, dict(earlier.reasons))
+            shadow_of = earlier.alias == CHALLENGER and len(decisions) == 1 if earlier else False
         if record is not None:
-            return _replay(registry, client, version, run_id, *record)
+            return _replay(registry, client, version, run_id, *record, shadow=shadow_of)
 
         window = _validation_window(context)
         # The candidate as registered, not as fitted in memory: this also proves the artifact.
@@ -116,6 +133,11 @@ def promote_step(
         gates = evaluate_gates(context.spec.gates, walk_forward, comparison)
         gates.append(no_lookahead(context, window, candidate.predict_proba))
         gates.append(champion_not_pinned(registry.model_tags(name)))
+        # in shadow mode a passing version becomes challenger, unless there is no champion
+        # to run beside (then it is champion at once)
+        into_shadow = context.spec.promotion.shadow and comparison.champion_version is not None
+        if into_shadow:
+            gates.append(no_challenger_in_shadow(registry.alias(name, CHALLENGER), version))
         promoted = all(gate.passed for gate in gates)
         decided_at = datetime.now(UTC)
         reasons: dict[str, Any] = {gate.name: gate.to_dict() for gate in gates}
@@ -125,7 +147,7 @@ def promote_step(
                 ModelPromotion(
                     model_name=name,
                     version=version.version,
-                    alias=CHAMPION,
+                    alias=CHALLENGER if into_shadow else CHAMPION,
                     decision=PromotionDecision.PROMOTED if promoted else PromotionDecision.REFUSED,
                     reasons=reasons,
                     metrics=jsonable(
@@ -149,7 +171,9 @@ def promote_step(
     _log_comparison(client, run_id, comparison)
     _tag_decision(registry, client, version, run_id, promoted, gates, decided_at.isoformat())
     champion = comparison.champion_version
-    if promoted:
+    if promoted and into_shadow:
+        registry.start_shadow(name, version.version, at=decided_at)
+    elif promoted:
         registry.set_champion(name, version.version, at=decided_at)
         champion = version.version
     return PromotionOutcome(
@@ -161,6 +185,7 @@ def promote_step(
         champion_before=comparison.champion_version,
         champion=champion,
         replayed=False,
+        shadow=into_shadow,
     )
 
 
@@ -218,7 +243,10 @@ def _replay(
     run_id: str,
     decision: PromotionDecision,
     reasons: dict[str, Any],
+    *,
+    shadow: bool = False,
 ) -> PromotionOutcome:
+    """`shadow`: the decision made `version` challenger and no shadow verdict came since."""
     gates = tuple(
         GateResult(
             name=gate_name,
@@ -236,7 +264,10 @@ def _replay(
     _tag_decision(registry, client, version, run_id, promoted, list(gates), stamp)
     current = registry.champion(version.name)
     champion = current.version if current is not None else None
-    if promoted and (current is None or current.version == beaten):
+    if promoted and shadow and current is not None and current.version == beaten:
+        if registry.alias(version.name, CHALLENGER) is None:  # the alias move was lost
+            registry.start_shadow(version.name, version.version)
+    elif promoted and not shadow and (current is None or current.version == beaten):
         try:
             registry.set_champion(version.name, version.version)
             champion = version.version
@@ -251,6 +282,7 @@ def _replay(
         champion_before=beaten,
         champion=champion,
         replayed=True,
+        shadow=shadow,
     )
 
 
