@@ -248,7 +248,10 @@ def list_shadow_runs(
     )
 
 
-def list_shadow_positions(session: Session, run_id: int) -> list[dict[str, Any]]:
+def list_shadow_positions(session: Session, run_id: int) -> list[dict[str, Any]] | None:
+    """The positions of shadow run `run_id`, by sequence; None when there is no such run."""
+    if session.get(ShadowRun, run_id) is None:
+        return None
     rows = session.scalars(
         sa.select(ShadowPosition)
         .where(ShadowPosition.run_id == run_id)
