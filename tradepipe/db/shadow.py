@@ -5,8 +5,10 @@ model (live/engine/shadow.py): same candles, same feature rows, the bot's strate
 challenger's probability, its own order book filled on paper. Nothing of it reaches a
 broker, and nothing of it is in the `orders` or `positions` tables: it is here.
 
-- `shadow_runs`: one row per (bot, model, challenger version): the strategy hash it ran
-  with, when it started, how many decisions and entries it took.
+- `shadow_runs`: one row per (bot, model, challenger version, start): the strategy hash it
+  ran with, when it started, how many decisions and entries it took. An engine restart
+  starts a new run (shadow books live in memory only), so counters and position sequences
+  of one run never mix with another's; the gate sums over runs.
 - `shadow_positions`: the positions of a shadow run, upserted from their snapshots by
   (run, sequence), closed ones with their exit reason, fees and PnL (before fees, as in
   `positions`).
@@ -62,7 +64,7 @@ class ShadowRun(Base):
     entries: Mapped[int] = mapped_column(sa.Integer, default=0)
 
     __table_args__ = (
-        sa.UniqueConstraint("bot_name", "model_name", "model_version"),
+        sa.UniqueConstraint("bot_name", "model_name", "model_version", "started_at"),
         sa.Index("ix_shadow_runs_model_name_model_version", "model_name", "model_version"),
     )
 
@@ -129,15 +131,16 @@ def _at(time_ms: int | None) -> datetime | None:
 
 def record_shadow(session: Session, record: ShadowRecord) -> int:
     """Upsert the run and its positions; returns the run's id."""
+    started = _at(record.started_ms)
+    assert started is not None
     run = session.scalars(
         sa.select(ShadowRun).where(
             ShadowRun.bot_name == record.bot,
             ShadowRun.model_name == record.model_name,
             ShadowRun.model_version == record.model_version,
+            ShadowRun.started_at == started,
         )
     ).first()
-    started = _at(record.started_ms)
-    assert started is not None
     if run is None:
         run = ShadowRun(
             bot_name=record.bot,
@@ -147,7 +150,6 @@ def record_shadow(session: Session, record: ShadowRecord) -> int:
         )
         session.add(run)
     run.symbol, run.strategy_hash = record.symbol, record.strategy_hash
-    run.started_at = min(run.started_at, started)
     run.updated_at = _at(record.time_ms) or started
     run.decisions = max(run.decisions or 0, record.decisions)
     run.entries = max(run.entries or 0, record.entries)

@@ -1,7 +1,7 @@
 """shadow_runs, shadow_positions: what a challenger model traded in shadow, never at a venue.
 
-Existing tables are unchanged. One `shadow_runs` row per (bot, model, challenger version)
-with its strategy hash, start and decision counters; its `shadow_positions`, upserted by
+Existing tables are unchanged. One `shadow_runs` row per (bot, model, challenger version,
+start: an engine restart starts a new run) with its strategy hash and decision counters; its `shadow_positions`, upserted by
 (run, sequence), with prices, fees and PnL as in `positions`.
 
 Revision ID: 0006_shadow
@@ -43,7 +43,8 @@ def upgrade() -> None:
             "bot_name",
             "model_name",
             "model_version",
-            name=op.f("uq_shadow_runs_bot_name_model_name_model_version"),
+            "started_at",
+            name=op.f("uq_shadow_runs_bot_name_model_name_model_version_started_at"),
         ),
     )
     op.create_index(
