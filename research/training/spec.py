@@ -221,7 +221,12 @@ class PromotionSection(_Section):
 
     @model_validator(mode="after")
     def _shadow_settings_need_shadow_mode(self) -> PromotionSection:
-        shadow_only = sorted(self.model_fields_set - {"mode"})
+        defaults = PromotionSection.model_fields
+        shadow_only = sorted(
+            name
+            for name in self.model_fields_set - {"mode"}
+            if getattr(self, name) != defaults[name].default
+        )
         if self.mode == "champion" and shadow_only:
             raise ValueError(
                 f'{", ".join(shadow_only)} apply to mode = "shadow" only: set '
