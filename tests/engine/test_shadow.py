@@ -12,6 +12,7 @@ from websockets.asyncio.client import connect
 
 from live.brokers import BrokerOrder, PaperBroker
 from live.engine import Engine
+from live.engine.models import ModelWatcher
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
 from tests.engine.helpers import Aio, MarketTimes, add_bots, config_for, query
@@ -116,3 +117,35 @@ def test_a_challenger_runs_in_shadow_and_never_reaches_the_broker(
     assert closed and all(p.exit_reason and p.fees > 0 and p.entry_price for p in closed)
     kinds = {r.kind for r in query(database_url, "SELECT kind FROM events")}
     assert "shadow_started" in kinds
+
+
+def test_only_a_challenger_promoted_to_shadow_is_watched(aio: Aio, model_store: ModelStore) -> None:
+    """The watcher's shadow slot holds a challenger tagged by a shadow promotion only (a
+    version merely registered as challenger is not vetted), and lets it go with the alias."""
+    name = "shadow_watch_model"
+    model_store.register(name)
+    unvetted = model_store.register(name, seed=2, champion=False)
+    swaps: list[str] = []
+    watcher = ModelWatcher(
+        lambda: model_store.registry,
+        sample=lambda slot: [],
+        on_swap=lambda slot, previous: swaps.append(slot.ref),
+        on_refused=lambda slot, version, reason: None,
+        timeout_seconds=30,
+    )
+
+    async def scenario() -> list[str | None]:
+        slot = watcher.slot(name, CHALLENGER, shadow=True)
+        seen: list[str | None] = []
+        await watcher.poll_slot(slot)
+        seen.append(slot.active.version if slot.active else None)
+        model_store.registry.start_shadow(name, unvetted)
+        await watcher.poll_slot(slot)
+        seen.append(slot.active.version if slot.active else None)
+        model_store.registry.remove_challenger(name)
+        await watcher.poll_slot(slot)
+        seen.append(slot.active.version if slot.active else None)
+        return seen
+
+    assert aio.run(scenario(), timeout=60) == [None, unvetted, None]
+    assert swaps == [f"{name}@{CHALLENGER}"]
