@@ -86,7 +86,7 @@ def _shadow(core: TradingCore, work: list[tuple[BotRuntime, ClosedRow]], step: S
         if run is None or probability is None:
             continue
         features = dict(zip(closed.stream.spec.feature_names, closed.row, strict=True))
-        run.decide(closed.candle, features, probability, time_ms)
+        core.shadows.decide(run, closed.candle, features, probability, time_ms)
 
 
 def _challenger(bot: BotRuntime) -> bool:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from live.brokers import (
     BrokerOrder,
@@ -251,7 +252,11 @@ class ShadowRunner:
             self._once(bot, active, current.failed or "failed")
             return None
         venue = PaperBroker(self._paper, clock=self._clock)
-        run = ShadowBot(bot, slot.name, active.version, venue, time_ms)
+        try:
+            run = ShadowBot(bot, slot.name, active.version, venue, time_ms)
+        except StrategyFailure as failure:  # the strategy cannot be created a second time
+            self._once(bot, active, str(failure))
+            return None
         runs.append(run)
         self._emit(
             "shadow_started",
@@ -261,15 +266,43 @@ class ShadowRunner:
         )
         return run
 
+    def decide(
+        self,
+        run: ShadowBot,
+        candle: Candle,
+        features: dict[str, float],
+        probability: float,
+        time_ms: int,
+    ) -> None:
+        self._guarded(run, lambda: run.decide(candle, features, probability, time_ms))
+
     def on_trade(self, trade: Trade, bots: Iterable[str]) -> None:
         for name in bots:
             for run in self.bots.get(name, ()):
-                run.on_trade(trade)
+                self._guarded(run, partial(run.on_trade, trade))
 
     def tick(self, now_ms: int) -> None:
         for runs in self.bots.values():
             for run in runs:
-                run.tick(now_ms)
+                self._guarded(run, partial(run.tick, now_ms))
+
+    def _guarded(self, run: ShadowBot, action: Callable[[], None]) -> None:
+        """A shadow run's failure is its own: it ends (an event), the step goes on."""
+        try:
+            action()
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            log.exception("shadow run of %s failed", run.runtime.name)
+            runs = self.bots.get(run.runtime.name, [])
+            if run in runs:
+                runs.remove(run)
+            self._emit(
+                "shadow_failed",
+                f"{run.runtime.name}: shadow run of {run.model_name} version {run.version} "
+                f"ended: {reason}",
+                run.runtime.name,
+                {"model": run.model_name, "version": run.version, "reason": reason},
+            )
 
     def flush(self) -> None:
         """Write what changed, and drop finished runs that are no longer current."""

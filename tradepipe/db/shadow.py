@@ -229,7 +229,7 @@ def list_shadow_runs(
     if model_name is not None:
         query = query.where(ShadowRun.model_name == model_name)
     query = query.order_by(ShadowRun.updated_at.desc(), ShadowRun.id.desc()).limit(limit)
-    found: list[tuple[ShadowRun, Any, Any, Any]] = [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+    found = [(row[0], row[1], row[2], row[3]) for row in session.execute(query)]
     return tuple(
         ShadowRunView(
             run.id,
