@@ -6,13 +6,16 @@ the orders and the positions tables only ever see the champion's."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from websockets.asyncio.client import connect
 
 from live.brokers import BrokerOrder, PaperBroker
 from live.engine import Engine
+from live.engine.journal import write_from_dict, write_to_dict
 from live.engine.models import ModelWatcher
+from live.engine.persistence import ShadowWrite
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
 from tests.engine.helpers import Aio, MarketTimes, add_bots, config_for, query
@@ -20,6 +23,7 @@ from tests.engine.model_store import ModelStore
 from tests.engine.test_evidence import SPEED, WINDOW_START_MS, drain
 from tests.support import feed_config
 from tradepipe.db import create_engine_for, list_shadow_runs, session_scope
+from tradepipe.db.shadow import ShadowPositionRecord, ShadowRecord
 from tradepipe.registry import CHALLENGER, SHADOW_STARTED_TAG
 
 MODEL = "shadow_test_model"
@@ -149,3 +153,14 @@ def test_only_a_challenger_promoted_to_shadow_is_watched(aio: Aio, model_store: 
 
     assert aio.run(scenario(), timeout=60) == [None, unvetted, None]
     assert swaps == [f"{name}@{CHALLENGER}"]
+
+
+def test_a_shadow_write_survives_the_write_journal() -> None:
+    """A shadow write the database could not take is journaled and replayed like any other."""
+    position = ShadowPositionRecord(
+        3, "buy", "closed", 0.5, 100.0, 100.7, 1_000, 2_000, 9_000, "take_profit", 0.1, 0.35
+    )
+    write = ShadowWrite(
+        ShadowRecord("lgbm", MODEL, "2", "BTCUSDT", "hash", 1_000, 9_000, 40, 1, (position,))
+    )
+    assert write_from_dict(json.loads(json.dumps(write_to_dict(write)))) == write
