@@ -1,8 +1,9 @@
 """shadow_runs, shadow_positions: what a challenger model traded in shadow, never at a venue.
 
 Existing tables are unchanged. One `shadow_runs` row per (bot, model, challenger version,
-start: an engine restart starts a new run) with its strategy hash and decision counters; its `shadow_positions`, upserted by
-(run, sequence), with prices, fees and PnL as in `positions`.
+start: an engine restart starts a new run) with its strategy hash and decision counters;
+its `shadow_positions`, upserted by (run, sequence), with prices, fees and PnL as in
+`positions`.
 
 Revision ID: 0006_shadow
 Revises: 0005
