@@ -29,6 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from mlflow import MlflowClient
+from sqlalchemy.orm import Session
 
 from research.training.context import StepContext
 from research.training.evaluate import Predictor, Window, backtest_window
@@ -56,6 +57,7 @@ from tradepipe.db import (
 from tradepipe.registry import (
     CHALLENGER,
     CHAMPION,
+    LoadedModel,
     ModelPinnedError,
     ModelRegistry,
     ModelVersionInfo,
@@ -103,41 +105,28 @@ def promote_step(
     run_id: str,
     walk_forward: Mapping[str, float],
 ) -> PromotionOutcome:
-    url = context.workspace.database_url
-    upgrade_database(url)
-    engine = create_engine_for(url)
+    upgrade_database(context.workspace.database_url)
+    engine = create_engine_for(context.workspace.database_url)
     registry = ModelRegistry(context.workspace.tracking_uri)
     name = version.name
     try:
         with session_scope(engine) as session:
-            decisions = session.scalars(
-                sa.select(ModelPromotion)
-                .where(
-                    ModelPromotion.model_name == name,
-                    ModelPromotion.version == version.version,
-                    ModelPromotion.alias.in_((CHAMPION, CHALLENGER)),
-                )
-                .order_by(ModelPromotion.decided_at, ModelPromotion.id)
-            ).all()
-            # the gate decision is the first; a later one is the shadow gate's verdict
-            earlier = decisions[0] if decisions else None
-            record = None if earlier is None else (earlier.decision, dict(earlier.reasons))
-            shadow_of = earlier.alias == CHALLENGER and len(decisions) == 1 if earlier else False
-        if record is not None:
-            return _replay(registry, client, version, run_id, *record, shadow=shadow_of)
+            earlier = _earlier_decision(session, version)
+        if earlier is not None:
+            decision, reasons_before, shadow_of = earlier
+            return _replay(
+                registry, client, version, run_id, decision, reasons_before, shadow=shadow_of
+            )
 
         window = _validation_window(context)
         # The candidate as registered, not as fitted in memory: this also proves the artifact.
         candidate = registry.load(name, version=version.version)
         comparison = _compare(context, registry, version, window, candidate.predict_proba)
-        gates = evaluate_gates(context.spec.gates, walk_forward, comparison)
-        gates.append(no_lookahead(context, window, candidate.predict_proba))
-        gates.append(champion_not_pinned(registry.model_tags(name)))
         # in shadow mode a passing version becomes challenger, unless there is no champion
         # to run beside (then it is champion at once)
         into_shadow = context.spec.promotion.shadow and comparison.champion_version is not None
-        if into_shadow:
-            gates.append(no_challenger_in_shadow(registry.alias(name, CHALLENGER), version))
+        gates = evaluate_gates(context.spec.gates, walk_forward, comparison)
+        gates += _guard_gates(context, registry, version, window, candidate, into_shadow)
         promoted = all(gate.passed for gate in gates)
         decided_at = datetime.now(UTC)
         reasons: dict[str, Any] = {gate.name: gate.to_dict() for gate in gates}
@@ -187,6 +176,43 @@ def promote_step(
         replayed=False,
         shadow=into_shadow,
     )
+
+
+def _guard_gates(
+    context: StepContext,
+    registry: ModelRegistry,
+    version: ModelVersionInfo,
+    window: Window,
+    candidate: LoadedModel,
+    into_shadow: bool,
+) -> list[GateResult]:
+    gates = [
+        no_lookahead(context, window, candidate.predict_proba),
+        champion_not_pinned(registry.model_tags(version.name)),
+    ]
+    if into_shadow:
+        gates.append(no_challenger_in_shadow(registry.alias(version.name, CHALLENGER), version))
+    return gates
+
+
+def _earlier_decision(
+    session: Session, version: ModelVersionInfo
+) -> tuple[PromotionDecision, dict[str, Any], bool] | None:
+    """The gate decision already taken for `version` (the first row: a later one is the
+    shadow gate's verdict) and whether it made a challenger not judged since."""
+    decisions = session.scalars(
+        sa.select(ModelPromotion)
+        .where(
+            ModelPromotion.model_name == version.name,
+            ModelPromotion.version == version.version,
+            ModelPromotion.alias.in_((CHAMPION, CHALLENGER)),
+        )
+        .order_by(ModelPromotion.decided_at, ModelPromotion.id)
+    ).all()
+    if not decisions:
+        return None
+    first = decisions[0]
+    return first.decision, dict(first.reasons), first.alias == CHALLENGER and len(decisions) == 1
 
 
 def _validation_window(context: StepContext) -> Window:
