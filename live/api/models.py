@@ -11,10 +11,6 @@ the next registry poll.
   `POST /api/models/{name}/rollback`, `/pin`, `/unpin` `{"reason": "..."}` (control token):
   404 unknown model or version; 409 an action that cannot be taken (pinned, nothing to roll
   back to, not pinned); 502 the registry failed; 200 `{"action": {...}}` otherwise.
-- `GET /api/shadow?model=NAME`: the shadow runs of challengers (live/engine/shadow.py), one
-  per bot and challenger version: decisions, entries, open and closed positions, net PnL;
-  `GET /api/shadow/{run_id}/positions`: a run's shadow positions (404 unknown run). Shadow
-  results are never among `/api/orders` or `/api/positions`.
 """
 
 from __future__ import annotations
@@ -34,8 +30,7 @@ from sqlalchemy.orm import Session
 from live.api.errors import ApiError
 from live.engine import Engine
 from tradepipe import model_ops
-from tradepipe.db import list_shadow_runs, session_scope
-from tradepipe.db.shadow import list_shadow_positions
+from tradepipe.db import session_scope
 from tradepipe.registry import ModelNotFoundError, ModelRegistry, RegistryError
 
 __all__ = ["ModelActionRequest", "PromoteRequest", "model_router"]
@@ -123,25 +118,6 @@ def model_router(
                     reg, name, by=who, reason=body.reason, session=session
                 ),
             )
-
-    async def database(function: Callable[[Session], T]) -> T:
-        def in_session() -> T:
-            with session_scope(engine.database.engine) as session:
-                return function(session)
-
-        return await asyncio.to_thread(in_session)
-
-    @router.get("/api/shadow", dependencies=read)
-    async def shadow_runs(model: str | None = None) -> dict[str, Any]:
-        runs = await database(lambda session: list_shadow_runs(session, model_name=model))
-        return {"runs": [run.to_dict() for run in runs]}
-
-    @router.get("/api/shadow/{run_id}/positions", dependencies=read)
-    async def shadow_positions(run_id: int) -> dict[str, Any]:
-        positions = await database(lambda session: list_shadow_positions(session, run_id))
-        if positions is None:
-            raise ApiError(404, f"no shadow run {run_id}")
-        return {"run_id": run_id, "positions": positions}
 
     simple(model_ops.rollback, "rollback")
     simple(model_ops.pin, "pin")
