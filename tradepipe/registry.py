@@ -42,6 +42,7 @@ __all__ = [
     "PIN_TAGS",
     "PREVIOUS_CHAMPION_TAG",
     "QUALITY_REFERENCE_ARTIFACT",
+    "SHADOW_STARTED_TAG",
     "LoadedModel",
     "ModelLoadError",
     "ModelNotFoundError",
@@ -60,6 +61,9 @@ PREVIOUS_CHAMPION_TAG = "previous_champion"
 DEMOTED_AT_TAG = "demoted_at"
 DEMOTED_BY_TAG = "demoted_by"
 PROMOTED_AT_TAG = "promoted_at"
+# Set on a version the promotion made `challenger` in shadow mode: the live engine shadows
+# a challenger only with this tag (a version merely registered as challenger is not vetted).
+SHADOW_STARTED_TAG = "shadow_started_at"
 # The features a version was trained on: the live engine computes them incrementally.
 FEATURE_SPEC_TAG = "feature_spec"
 FEATURE_SPEC_HASH_TAG = "feature_spec_hash"
@@ -455,6 +459,19 @@ class ModelRegistry:
         if challenger is not None and challenger.version == version:
             self._client.delete_registered_model_alias(name, CHALLENGER)
         return current.version if current is not None else None
+
+    def start_shadow(self, name: str, version: str, *, at: datetime | None = None) -> None:
+        """Make `version` the challenger the live engine shadows (SHADOW_STARTED_TAG)."""
+        version = str(version)
+        self.version(name, version)
+        stamp = (at or datetime.now(UTC)).isoformat()
+        self.tag_version(name, version, {SHADOW_STARTED_TAG: stamp})
+        self._call(self._client.set_registered_model_alias, name, CHALLENGER, version)
+
+    def remove_challenger(self, name: str) -> None:
+        """No challenger any more (refused by the shadow gate): the engine stops shadowing."""
+        if self.alias(name, CHALLENGER) is not None:
+            self._call(self._client.delete_registered_model_alias, name, CHALLENGER)
 
     # --- loading --------------------------------------------------------------------------
 

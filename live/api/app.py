@@ -38,6 +38,7 @@ from live.api.history import history_router
 from live.api.models import model_router
 from live.api.position_routes import position_routes
 from live.api.prometheus import CONTENT_TYPE, render_metrics
+from live.api.shadow import shadow_router
 from live.api.strategies import strategy_router
 from live.api.views import event_body, health_body, strategies_body
 from live.engine import BotStatusView, Engine
@@ -136,6 +137,7 @@ def create_app(
 
     app.include_router(strategy_router(engine, read=read, control=control))
     app.include_router(model_router(engine, read=read, control=control))
+    app.include_router(shadow_router(engine, read=read))
     app.include_router(history_router(engine, read=read))
     app.include_router(bot_routes(engine, control=control))
     app.include_router(position_routes(engine, control=control))

@@ -105,6 +105,14 @@ class PaperBroker:
         self._sink = sink
 
     async def place(self, order: BrokerOrder) -> None:
+        self.submit(order)
+
+    async def cancel(self, symbol: str, client_order_id: str) -> None:
+        self.withdraw(symbol, client_order_id)
+
+    def submit(self, order: BrokerOrder) -> None:
+        """`place`, synchronously (the paper venue awaits nothing): the engine's shadow
+        books (live/engine/shadow.py) drive a private paper venue from inside a step."""
         order_id = order.client_order_id
         if order_id in self._working or order_id in self._done:
             log.debug("paper: duplicate order %s ignored", order_id, extra={"order": order_id})
@@ -119,7 +127,8 @@ class PaperBroker:
         self._by_symbol.setdefault(order.symbol, {})[order_id] = working
         self._report(OrderAcceptedReport(order_id, self._now(), f"paper-{order_id}"))
 
-    async def cancel(self, symbol: str, client_order_id: str) -> None:
+    def withdraw(self, symbol: str, client_order_id: str) -> None:
+        """`cancel`, synchronously."""
         working = self._working.pop(client_order_id, None)
         if working is not None:
             self._by_symbol.get(working.order.symbol, {}).pop(client_order_id, None)

@@ -72,6 +72,8 @@ class BotRuntime:
         self.state = BotRunState.STARTING
         self.last_error: str | None = None
         self.slot: ModelSlot | None = None
+        # the model's challenger, run in shadow beside `slot` (live/engine/shadow.py)
+        self.shadow_slot: ModelSlot | None = None
         self.features: FeatureStream | None = None
         self.decisions = 0
         self.entries = 0

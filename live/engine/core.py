@@ -47,6 +47,7 @@ from live.engine.risk_gate import (
     on_events,
     on_venue_answer,
 )
+from live.engine.shadow import ShadowRunner
 from live.engine.status import BotRunState, BotStatusView, KillSwitchState
 from live.feeds import CandleBackfill, FeedStatus, Gap, SecondCandles
 from tradepipe.domain import Candle, Trade
@@ -143,6 +144,10 @@ class TradingCore:
             on_not_sent=self._not_sent,
             on_answer=functools.partial(on_venue_answer, self),
         )
+        # challengers on paper beside the champions: never through `broker` (shadow.py)
+        self.shadows = ShadowRunner(
+            config, clock=self.clock.now, submit=recorder.submit, emit=self.emit
+        )
         self.seconds = seconds(self._on_second)
         self.symbols: dict[str, SymbolPipeline] = {}
         self.bots: dict[str, BotRuntime] = {}
@@ -179,6 +184,7 @@ class TradingCore:
                 if bot is not None:
                     with self.isolated(bot, "managing its positions"):
                         step.add(name, bot.book.on_tick(trade.time_ms, trade.price))
+            self.shadows.on_trade(trade, pipeline.bots)
             self.seconds.on_trade(trade)
 
     def on_gap(self, gap: Gap) -> None:
@@ -219,6 +225,7 @@ class TradingCore:
             for bot in self.bots.values():
                 with self.isolated(bot, "managing its positions"):
                     step.add(bot.name, bot.book.on_tick(now))
+            self.shadows.tick(now)
             closing = now - int(self.config.candle_close_grace_seconds * 1000)
             self.seconds.close_until(closing)
             repairing = self.seconds.pending_gaps()
@@ -288,6 +295,7 @@ class TradingCore:
         finally:
             self._step = None
             self._commit(step)
+            self.shadows.flush()
 
     def _commit(self, step: Step) -> None:
         for name, events in step.events.items():

@@ -17,6 +17,10 @@ A decision is taken at the candle's close on the market clock (the step's time, 
 before the candle's end); `EntryRequest.from_config` copies the bot's current config, the
 strategy's content hash and the model version into the position for its whole life.
 
+Bots whose model has a `challenger` in shadow (live/engine/shadow.py) then decide again,
+in their shadow runs, with the challenger's probability on the same rows (one batched call
+per challenger); nothing of that reaches the bot's book or the broker.
+
 Each decision is also handed to the evidence recorder (when the engine records decisions):
 the features of the candle, the model version and probability, the strategy hash, the
 strategy's answer and what became of the entry, one `DecisionRecord` per bot and candle.
@@ -24,6 +28,7 @@ strategy's answer and what became of the entry, one `DecisionRecord` per bot and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -57,7 +62,7 @@ def decide(core: TradingCore, rows: list[ClosedRow], step: Step) -> None:
                 work.append((bot, closed))
     if not work:
         return
-    probabilities = _predict(core, work)
+    probabilities = _predict(core, work, lambda bot: bot.slot)
     for bot, closed in work:
         if not bot.deciding:  # an earlier decision of this step failed it
             continue
@@ -67,6 +72,41 @@ def decide(core: TradingCore, rows: list[ClosedRow], step: Step) -> None:
         # config nobody validated), is that bot's error: the others on the stream decide on.
         with core.isolated(bot, "deciding"):
             _decide_one(core, bot, closed, probability, step)
+    _shadow(core, work, step)
+
+
+def _shadow(core: TradingCore, work: list[tuple[BotRuntime, ClosedRow]], step: Step) -> None:
+    """The challengers' decisions on the same rows, in their shadow books (shadow.py)."""
+    # shadow entries are taken when the bot's own would be (the comparison stays fair)
+    shadowed = [
+        (bot, closed)
+        for bot, closed in work
+        if bot.deciding and _challenger(bot) and core.accepting_entries(bot)
+    ]
+    if not shadowed:
+        return
+    probabilities = _predict(core, shadowed, lambda bot: bot.shadow_slot)
+    for bot, closed in shadowed:
+        slot = bot.shadow_slot
+        assert slot is not None and slot.active is not None
+        probability = probabilities.get((id(slot), id(closed.stream)))
+        time_ms = max(step.time_ms, closed.candle.end_ms)
+        run = core.shadows.run_for(bot, slot, slot.active, time_ms)
+        if run is None or probability is None:
+            continue
+        features = dict(zip(closed.stream.spec.feature_names, closed.row, strict=True))
+        core.shadows.decide(run, closed.candle, features, probability, time_ms)
+
+
+def _challenger(bot: BotRuntime) -> bool:
+    slot = bot.shadow_slot
+    return (
+        slot is not None
+        and slot.active is not None
+        and bot.slot is not None
+        and bot.slot.active is not None
+        and slot.active.version != bot.slot.active.version
+    )
 
 
 def _decide_one(
@@ -156,13 +196,17 @@ def _exit(core: TradingCore, bot: BotRuntime, decision: Exit, closed: ClosedRow,
 
 
 def _predict(
-    core: TradingCore, work: list[tuple[BotRuntime, ClosedRow]]
+    core: TradingCore,
+    work: list[tuple[BotRuntime, ClosedRow]],
+    slot_of: Callable[[BotRuntime], ModelSlot | None],
 ) -> dict[tuple[int, int], float]:
-    """One predict_proba per model slot over the distinct feature rows its bots need."""
+    """One predict_proba per model slot (`slot_of` each bot: its champion's, or its
+    challenger's) over the distinct feature rows its bots need."""
     wanted: dict[int, tuple[ModelSlot, dict[int, ClosedRow]]] = {}
     for bot, closed in work:
-        if bot.slot is not None and bot.slot.active is not None:
-            _, streams = wanted.setdefault(id(bot.slot), (bot.slot, {}))
+        slot = slot_of(bot)
+        if slot is not None and slot.active is not None:
+            _, streams = wanted.setdefault(id(slot), (slot, {}))
             streams.setdefault(id(closed.stream), closed)
     found: dict[tuple[int, int], float] = {}
     for slot_id, (slot, streams) in wanted.items():

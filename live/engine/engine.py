@@ -701,7 +701,7 @@ class Engine:
     def _model_sample(self, slot: object) -> list[Candle]:
         """Recent candles of the bots that use `slot`, for the check of a new version."""
         for bot in self.core.bots.values():
-            if bot.slot is slot:
+            if bot.slot is slot or bot.shadow_slot is slot:
                 pipeline = self.core.symbols.get(bot.symbol)
                 frame = pipeline.timeframes.get(bot.row.timeframe) if pipeline else None
                 if frame is not None and frame.history:

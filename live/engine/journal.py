@@ -43,12 +43,14 @@ from live.engine.persistence import (
     ControlWrite,
     EventWrite,
     FillRecord,
+    ShadowWrite,
     StrategySourceWrite,
     Write,
     apply_writes,
 )
 from live.engine.single_engine import sqlite_file_path
 from tradepipe.db import BotStatus, EngineControl, mask_url
+from tradepipe.db.shadow import ShadowPositionRecord, ShadowRecord
 from tradepipe.orders import Position, StateError, event_from_dict, event_to_dict
 from tradepipe.orders.serialise import build, record_to_dict
 
@@ -129,6 +131,11 @@ def write_to_dict(write: Write) -> dict[str, Any]:
             "content_hash": write.content_hash,
             "source": base64.b64encode(write.source).decode("ascii"),
         }
+    if isinstance(write, ShadowWrite):
+        record = write.record
+        body = record_to_dict(record)
+        body["positions"] = [record_to_dict(position) for position in record.positions]
+        return {"type": "shadow", "record": body}
     return {
         "type": "control",
         "name": write.name,
@@ -162,6 +169,13 @@ def write_from_dict(data: dict[str, Any]) -> Write:
         return build(ControlWrite, body, {})
     if kind == "strategy_source":
         return build(StrategySourceWrite, body, {"source": base64.b64decode})
+    if kind == "shadow":
+        positions = {
+            "positions": lambda items: tuple(
+                build(ShadowPositionRecord, item, {}) for item in items
+            )
+        }
+        return ShadowWrite(build(ShadowRecord, dict(body.get("record") or {}), positions))
     raise StateError(f"journal: unknown write type {kind!r}")
 
 

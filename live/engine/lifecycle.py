@@ -37,6 +37,7 @@ from tradepipe.bots import BotError, check_mode_opt_in
 from tradepipe.enums import BotStatus
 from tradepipe.features import FeatureSpec, default_spec
 from tradepipe.orders import PositionBook, StateError
+from tradepipe.registry import CHALLENGER, CHAMPION
 from tradepipe.secrets import redact
 from tradepipe.strategy import StrategyLoadError
 
@@ -112,7 +113,12 @@ class BotManager:
         for invalid in snapshot.invalid:
             self._report_once(invalid.name, "bot_error", invalid.message, invalid.id)
         self.watcher.release_unused(
-            {(s.name, s.alias) for s in (b.slot for b in core.bots.values()) if s is not None}
+            {
+                (s.name, s.alias)
+                for b in core.bots.values()
+                for s in (b.slot, b.shadow_slot)
+                if s is not None
+            }
         )
 
     async def start(self, row: BotRow, saved: SavedState | None) -> None:
@@ -182,6 +188,7 @@ class BotManager:
         bot = core.bots.pop(name, None)
         if bot is None:
             return
+        core.shadows.forget(name)
         await self._detach(bot)
         core.recorder.submit(
             BotBatch(
@@ -208,6 +215,7 @@ class BotManager:
     async def forget_detached(self, bot: BotRuntime, reason: str) -> None:
         """The rest of `forget` for a bot already out of `core.bots`."""
         dropped = self.core.outbox.drop(bot.name)
+        self.core.shadows.forget(bot.name)
         await self._detach(bot)
         bot.state = BotRunState.STOPPED
         self.core.emit(
@@ -367,6 +375,11 @@ class BotManager:
             self._join(bot, default_spec())
             if bot.slot is not None:
                 self._load_soon(bot.slot)
+        bot.shadow_slot = None
+        if ref is not None and ref[1] == CHAMPION:  # its challenger runs in shadow beside it
+            bot.shadow_slot = self.watcher.slot(ref[0], CHALLENGER, shadow=True)
+            if bot.shadow_slot.active is None:
+                self._load_soon(bot.shadow_slot)
 
     def _join(self, bot: BotRuntime, spec: FeatureSpec) -> None:
         pipeline = self.core.symbols[bot.symbol]

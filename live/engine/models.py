@@ -17,6 +17,9 @@ A version that passes replaces the active one in one synchronous step on the eve
 (`on_swap`), between two decisions, so no decision ever sees half a swap. A version that
 fails is refused: it is remembered (not retried until the alias moves again), the refusal
 is reported (`on_refused`, which records an event), and the active version keeps trading.
+A shadow slot (a model's `challenger`, run beside its champion: live/engine/shadow.py) goes
+through the same check; it holds only a version tagged `shadow_started_at` (promoted to
+shadow) and drops its active version when the alias goes.
 A slot with no usable version leaves its bots waiting, never crashing: waiting for a model
 while the alias has none, in error (`refusal` names the reason) while the version behind the
 alias was refused; they trade as soon as a version passes.
@@ -37,7 +40,7 @@ import pandas as pd
 from live.model_check import ModelChecker
 from tradepipe.domain import Candle
 from tradepipe.features import FeatureSpec, IncrementalFeatures, default_spec
-from tradepipe.registry import LoadedModel, ModelVersionInfo
+from tradepipe.registry import SHADOW_STARTED_TAG, LoadedModel, ModelVersionInfo
 from tradepipe.timeframes import parse_timeframe
 from tradepipe.worker_process import WorkerError
 
@@ -91,6 +94,9 @@ class ModelSlot:
     # no earlier champion (live/engine/model_guard.py); cleared when another version swaps in.
     guarded: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # A challenger watched for shadow runs (live/engine/shadow.py): only a version promoted
+    # to shadow (SHADOW_STARTED_TAG) counts, and the active one goes when the alias does.
+    shadow: bool = False
 
     @property
     def ref(self) -> str:
@@ -183,11 +189,11 @@ class ModelWatcher:
         self._checker_start: asyncio.Future[None] | None = None
         self.slots: dict[tuple[str, str], ModelSlot] = {}
 
-    def slot(self, name: str, alias: str) -> ModelSlot:
+    def slot(self, name: str, alias: str, *, shadow: bool = False) -> ModelSlot:
         key = (name, alias)
         found = self.slots.get(key)
         if found is None:
-            found = self.slots[key] = ModelSlot(name, alias)
+            found = self.slots[key] = ModelSlot(name, alias, shadow=shadow)
             self._start_checker()
         return found
 
@@ -226,6 +232,9 @@ class ModelWatcher:
     async def _refresh(self, slot: ModelSlot) -> None:
         source = await self._registry()
         info = await self._call(source.alias, slot.name, slot.alias)
+        if slot.shadow and (info is None or SHADOW_STARTED_TAG not in info.tags):
+            slot.active, slot.last_error, slot.refusal = None, None, None
+            return
         if info is None:
             slot.last_error = f"model {slot.name!r} has no version with alias {slot.alias!r}"
             slot.refusal = None

@@ -42,6 +42,7 @@ from tradepipe.db import (
 )
 from tradepipe.db import Position as PositionRow
 from tradepipe.db.leases import lease_holds
+from tradepipe.db.shadow import ShadowRecord, record_shadow
 from tradepipe.enums import OrderRole, PositionStatus
 from tradepipe.orders import (
     Event as BookEvent,
@@ -63,6 +64,7 @@ __all__ = [
     "EventWrite",
     "FillRecord",
     "HeartbeatWrite",
+    "ShadowWrite",
     "StrategySourceWrite",
     "Write",
     "apply_writes",
@@ -158,8 +160,21 @@ class StrategySourceWrite:
     source: bytes = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class ShadowWrite:
+    """A shadow run's change (live/engine/shadow.py): its own tables, never a broker's."""
+
+    record: ShadowRecord
+
+
 Write = (
-    BotBatch | BotStatusWrite | BotStrategyWrite | EventWrite | ControlWrite | StrategySourceWrite
+    BotBatch
+    | BotStatusWrite
+    | BotStrategyWrite
+    | EventWrite
+    | ControlWrite
+    | StrategySourceWrite
+    | ShadowWrite
 )
 BotWrite = BotBatch | BotStatusWrite | BotStrategyWrite
 
@@ -201,6 +216,8 @@ def apply_writes(session: Session, writes: Iterable[Write], owner: str | None = 
             )
         elif isinstance(write, StrategySourceWrite):
             record_strategy_source(session, write.name, write.content_hash, write.source)
+        elif isinstance(write, ShadowWrite):
+            record_shadow(session, write.record)
         else:
             row = session.get(EngineControl, write.name)
             if row is None:

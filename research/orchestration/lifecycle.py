@@ -18,7 +18,10 @@ The steps map onto research.training's own idempotent steps, one Airflow task ea
   `champion` alias or records the refusal (a model_promotions row either way). Backtest,
   gate and decision are one task because research.training makes them one atomic,
   replayable step: its decision row is written before the alias moves, and splitting it
-  would let a retry separate a gate verdict from its record.
+  would let a retry separate a gate verdict from its record. For a spec in shadow mode it
+  first runs the shadow gate (research.training.shadow_gate) on the challenger in shadow:
+  promoted to champion if its shadow results beat the champion's live ones, else refused;
+  its verdict is in the task's XCom (`shadow_verdict`).
 
 Every later task reloads the candles by reference and checks the content hash, so the three
 steps provably see the same data; candles rewritten in between (a late ingest) fail the task
@@ -44,6 +47,7 @@ from research.training import (
     validate,
 )
 from research.training.evaluate import load_consuming_strategy
+from research.training.shadow_gate import judge_challenger
 
 __all__ = [
     "build_spec_dataset",
@@ -132,6 +136,9 @@ def promote_model(
 ) -> dict[str, Any]:
     """Backtest against the champion, gate, and promote or record the refusal."""
     chosen = workspace or Workspace.from_settings()
+    # shadow mode: the challenger in shadow is judged first (it may make way for this one)
+    spec = load_spec(validated["spec_path"])
+    shadow = judge_challenger(spec, chosen) if spec.promotion.shadow else None
     outcome = promote(
         validated["spec_path"],
         _candles(validated, chosen),
@@ -148,6 +155,8 @@ def promote_model(
         "champion_before": outcome.champion_before,
         "reasons": list(outcome.reasons),
         "replayed": outcome.replayed,
+        "shadow": outcome.shadow,
+        "shadow_verdict": shadow.to_dict() if shadow is not None else None,
         "summary": outcome.summary(),
     }
 

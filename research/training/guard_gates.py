@@ -18,6 +18,7 @@ from research.training.context import StepContext
 from research.training.evaluate import Window
 from research.training.gates import GateResult
 from tradepipe.model_ops import pin_of
+from tradepipe.registry import SHADOW_STARTED_TAG, ModelVersionInfo
 
 __all__ = ["champion_not_pinned", "no_lookahead"]
 
@@ -61,3 +62,20 @@ def champion_not_pinned(model_tags: Mapping[str, str]) -> GateResult:
     detail = f"pinned at version {pin.version} by {pin.by or 'an operator'} ({pin.reason}) "
     detail += "until tradepipe models unpin"
     return GateResult("champion_not_pinned", False, None, None, detail)
+
+
+def no_challenger_in_shadow(
+    challenger: ModelVersionInfo | None, candidate: ModelVersionInfo
+) -> GateResult:
+    """Shadow mode: a challenger in shadow is judged (shadow_gate.py) before another one
+    replaces it, or a frequent schedule would never let one run its `min_days`."""
+    name = "no_challenger_in_shadow"
+    if challenger is None or SHADOW_STARTED_TAG not in challenger.tags:
+        return GateResult(name, True, None, None, "no challenger in shadow")
+    if challenger.version == candidate.version:
+        return GateResult(name, True, None, None, "it is the challenger in shadow already")
+    since = challenger.tags[SHADOW_STARTED_TAG]
+    detail = (
+        f"version {challenger.version} is in shadow since {since}: the shadow gate judges it first"
+    )
+    return GateResult(name, False, None, None, detail)

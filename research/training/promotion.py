@@ -5,7 +5,11 @@ validation window, unseen by its training) with the same strategy, bot config an
 (the venue's, raised by the spec's: `StepContext.costs`, recorded with the decision); each
 model sees features from its own feature spec. Walk-forward figures decide the absolute
 gates; the guard gates (guard_gates.py) refuse a candidate whose strategy or model looks
-ahead on that window, and any move of a champion an operator pinned. Every decision is
+ahead on that window, and any move of a champion an operator pinned.
+In shadow mode (`[promotion] mode = "shadow"`) a passing version becomes `challenger`
+(tagged `shadow_started_at`, the decision row's alias `challenger`) and the champion stays:
+the live engine runs it in shadow and the shadow gate (shadow_gate.py) judges it later; a
+candidate is refused while another challenger is still in shadow. Every decision is
 written in three places: a `model_promotions` row in the trading database (what the
 dashboard and API read), tags on the model version, and tags and metrics on its training
 run.
@@ -25,6 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from mlflow import MlflowClient
+from sqlalchemy.orm import Session
 
 from research.training.context import StepContext
 from research.training.evaluate import Predictor, Window, backtest_window
@@ -35,7 +40,11 @@ from research.training.gates import (
     failed_reasons,
     jsonable,
 )
-from research.training.guard_gates import champion_not_pinned, no_lookahead
+from research.training.guard_gates import (
+    champion_not_pinned,
+    no_challenger_in_shadow,
+    no_lookahead,
+)
 from research.training.splits import holdout_split
 from research.training.tracking import TAG_PREFIX, metric_key
 from tradepipe.db import (
@@ -46,7 +55,9 @@ from tradepipe.db import (
     upgrade_database,
 )
 from tradepipe.registry import (
+    CHALLENGER,
     CHAMPION,
+    LoadedModel,
     ModelPinnedError,
     ModelRegistry,
     ModelVersionInfo,
@@ -68,6 +79,7 @@ class PromotionOutcome:
     champion_before: str | None  # the champion the decision was measured against
     champion: str | None  # the champion after this call
     replayed: bool  # True when an earlier decision for this version was found
+    shadow: bool = False  # promoted (or refused) as challenger, to run in shadow
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -76,6 +88,8 @@ class PromotionOutcome:
 
     def summary(self) -> str:
         name = f"{self.model_name} version {self.version}"
+        if self.promoted and self.shadow:
+            return f"{name} promoted to {CHALLENGER}: in shadow beside {self.champion}"
         if self.promoted:
             replaced = f" (replaces {self.champion_before})" if self.champion_before else ""
             now = "" if self.champion == self.version else f"; champion is now {self.champion}"
@@ -91,31 +105,28 @@ def promote_step(
     run_id: str,
     walk_forward: Mapping[str, float],
 ) -> PromotionOutcome:
-    url = context.workspace.database_url
-    upgrade_database(url)
-    engine = create_engine_for(url)
+    upgrade_database(context.workspace.database_url)
+    engine = create_engine_for(context.workspace.database_url)
     registry = ModelRegistry(context.workspace.tracking_uri)
     name = version.name
     try:
         with session_scope(engine) as session:
-            earlier = session.scalar(
-                sa.select(ModelPromotion).where(
-                    ModelPromotion.model_name == name,
-                    ModelPromotion.version == version.version,
-                    ModelPromotion.alias == CHAMPION,
-                )
+            earlier = _earlier_decision(session, version)
+        if earlier is not None:
+            decision, reasons_before, shadow_of = earlier
+            return _replay(
+                registry, client, version, run_id, decision, reasons_before, shadow=shadow_of
             )
-            record = None if earlier is None else (earlier.decision, dict(earlier.reasons))
-        if record is not None:
-            return _replay(registry, client, version, run_id, *record)
 
         window = _validation_window(context)
         # The candidate as registered, not as fitted in memory: this also proves the artifact.
         candidate = registry.load(name, version=version.version)
         comparison = _compare(context, registry, version, window, candidate.predict_proba)
+        # in shadow mode a passing version becomes challenger, unless there is no champion
+        # to run beside (then it is champion at once)
+        into_shadow = context.spec.promotion.shadow and comparison.champion_version is not None
         gates = evaluate_gates(context.spec.gates, walk_forward, comparison)
-        gates.append(no_lookahead(context, window, candidate.predict_proba))
-        gates.append(champion_not_pinned(registry.model_tags(name)))
+        gates += _guard_gates(context, registry, version, window, candidate, into_shadow)
         promoted = all(gate.passed for gate in gates)
         decided_at = datetime.now(UTC)
         reasons: dict[str, Any] = {gate.name: gate.to_dict() for gate in gates}
@@ -125,7 +136,7 @@ def promote_step(
                 ModelPromotion(
                     model_name=name,
                     version=version.version,
-                    alias=CHAMPION,
+                    alias=CHALLENGER if into_shadow else CHAMPION,
                     decision=PromotionDecision.PROMOTED if promoted else PromotionDecision.REFUSED,
                     reasons=reasons,
                     metrics=jsonable(
@@ -149,7 +160,9 @@ def promote_step(
     _log_comparison(client, run_id, comparison)
     _tag_decision(registry, client, version, run_id, promoted, gates, decided_at.isoformat())
     champion = comparison.champion_version
-    if promoted:
+    if promoted and into_shadow:
+        registry.start_shadow(name, version.version, at=decided_at)
+    elif promoted:
         registry.set_champion(name, version.version, at=decided_at)
         champion = version.version
     return PromotionOutcome(
@@ -161,7 +174,45 @@ def promote_step(
         champion_before=comparison.champion_version,
         champion=champion,
         replayed=False,
+        shadow=into_shadow,
     )
+
+
+def _guard_gates(
+    context: StepContext,
+    registry: ModelRegistry,
+    version: ModelVersionInfo,
+    window: Window,
+    candidate: LoadedModel,
+    into_shadow: bool,
+) -> list[GateResult]:
+    gates = [
+        no_lookahead(context, window, candidate.predict_proba),
+        champion_not_pinned(registry.model_tags(version.name)),
+    ]
+    if into_shadow:
+        gates.append(no_challenger_in_shadow(registry.alias(version.name, CHALLENGER), version))
+    return gates
+
+
+def _earlier_decision(
+    session: Session, version: ModelVersionInfo
+) -> tuple[PromotionDecision, dict[str, Any], bool] | None:
+    """The gate decision already taken for `version` (the first row: a later one is the
+    shadow gate's verdict) and whether it made a challenger not judged since."""
+    decisions = session.scalars(
+        sa.select(ModelPromotion)
+        .where(
+            ModelPromotion.model_name == version.name,
+            ModelPromotion.version == version.version,
+            ModelPromotion.alias.in_((CHAMPION, CHALLENGER)),
+        )
+        .order_by(ModelPromotion.decided_at, ModelPromotion.id)
+    ).all()
+    if not decisions:
+        return None
+    first = decisions[0]
+    return first.decision, dict(first.reasons), first.alias == CHALLENGER and len(decisions) == 1
 
 
 def _validation_window(context: StepContext) -> Window:
@@ -218,7 +269,10 @@ def _replay(
     run_id: str,
     decision: PromotionDecision,
     reasons: dict[str, Any],
+    *,
+    shadow: bool = False,
 ) -> PromotionOutcome:
+    """`shadow`: the decision made `version` challenger and no shadow verdict came since."""
     gates = tuple(
         GateResult(
             name=gate_name,
@@ -236,7 +290,10 @@ def _replay(
     _tag_decision(registry, client, version, run_id, promoted, list(gates), stamp)
     current = registry.champion(version.name)
     champion = current.version if current is not None else None
-    if promoted and (current is None or current.version == beaten):
+    if promoted and shadow and current is not None and current.version == beaten:
+        if registry.alias(version.name, CHALLENGER) is None:  # the alias move was lost
+            registry.start_shadow(version.name, version.version)
+    elif promoted and not shadow and (current is None or current.version == beaten):
         try:
             registry.set_champion(version.name, version.version)
             champion = version.version
@@ -251,6 +308,7 @@ def _replay(
         champion_before=beaten,
         champion=champion,
         replayed=True,
+        shadow=shadow,
     )
 
 

@@ -31,7 +31,7 @@ from tradepipe.features import FeatureSpec, default_spec
 from tradepipe.guard import GuardRails
 from tradepipe.timeframes import InvalidTimeframeError, Timeframe, parse_timeframe
 
-__all__ = ["ModelSpec", "load_spec", "parse_spec"]
+__all__ = ["ModelSpec", "PromotionSection", "load_spec", "parse_spec"]
 
 _Fraction = Annotated[float, Field(gt=0, lt=1)]
 _Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -204,6 +204,45 @@ class GatesSection(_Section):
         return self
 
 
+class PromotionSection(_Section):
+    """How a version that passes the gates is promoted.
+
+    `champion` (the default): it becomes champion at once. `shadow`: it becomes `challenger`
+    and the champion stays; the live engine runs the challenger in shadow beside the
+    champion (paper fills, never sent) and the lifecycle DAG's shadow gate promotes it only
+    once it has run `min_days` and taken `min_decisions` decisions (summed over its bots),
+    has at least `min_trades` closed shadow trades, and its net return per trade after
+    costs beats the champion's live one on the same bots and window by `min_improvement`
+    (a fraction: 0.0005 is 0.05 % a trade); else it is refused and the alias removed.
+    A challenger still in shadow is not replaced by a newer candidate until it is judged.
+    """
+
+    mode: Literal["champion", "shadow"] = "champion"
+    min_days: float = Field(7.0, gt=0)
+    min_decisions: int = Field(500, ge=1)
+    min_trades: int = Field(10, ge=1)
+    min_improvement: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _shadow_settings_need_shadow_mode(self) -> PromotionSection:
+        defaults = PromotionSection.model_fields
+        shadow_only = sorted(
+            name
+            for name in self.model_fields_set - {"mode"}
+            if getattr(self, name) != defaults[name].default
+        )
+        if self.mode == "champion" and shadow_only:
+            raise ValueError(
+                f'{", ".join(shadow_only)} apply to mode = "shadow" only: set '
+                'mode = "shadow" or remove them'
+            )
+        return self
+
+    @property
+    def shadow(self) -> bool:
+        return self.mode == "shadow"
+
+
 class ModelSpec(_Section):
     """A whole model recipe; see the module docstring and research/specs/btcusdt_1m.toml."""
 
@@ -223,6 +262,7 @@ class ModelSpec(_Section):
     gates: GatesSection
     # live guard rails of every version this spec registers (tradepipe.guard); none: unguarded
     guard: GuardRails | None = None
+    promotion: PromotionSection = Field(default_factory=PromotionSection)
 
     @field_validator("timeframe")
     @classmethod
@@ -276,8 +316,9 @@ class ModelSpec(_Section):
     @cached_property
     def content_hash(self) -> str:
         """sha256 of the canonical JSON of the whole spec (feature spec by its own hash,
-        which also covers the feature implementation version)."""
-        body = self.model_dump(mode="json", exclude={"features"})
+        which also covers the feature implementation version). [promotion] is left out: it
+        says what happens to a version once gated, not what the version is."""
+        body = self.model_dump(mode="json", exclude={"features", "promotion"})
         body["features"] = self.features.content_hash
         if body["labels"]["trailing_stop_pct"] is None:  # specs from before it hash as before
             del body["labels"]["trailing_stop_pct"]

@@ -5,7 +5,8 @@ purge and embargo gap and never seen by the fit or its early stopping. On it the
 classification metrics and a backtest of the consuming strategy driven by the model's
 probabilities; the model goes to MLflow as a LightGBM booster (its pyfunc returns the
 positive-class probability) with signature and input example, and is registered under the
-spec's model name with alias `challenger`.
+spec's model name with alias `challenger` (no alias in shadow mode: there `challenger` is
+given only by the promotion, to a version that passed the gates).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from research.training.tracking import (
 from tradepipe.guard import GUARD_RAILS_TAG
 from tradepipe.quality import build_reference
 from tradepipe.registry import (
+    CHALLENGER,
     FEATURE_SPEC_HASH_TAG,
     FEATURE_SPEC_TAG,
     QUALITY_REFERENCE_ARTIFACT,
@@ -168,6 +170,9 @@ def train_step(context: StepContext, *, force: bool = False) -> TrainResult:
                 info.model_uri,
                 run_id=run_id,
                 tags=_version_tags(context),
+                # in shadow mode `challenger` is the version the engine shadows: only a
+                # version that passed the gates gets it (research/training/promotion.py)
+                aliases=() if spec.promotion.shadow else (CHALLENGER,),
             )
             mlflow.set_tag(f"{TAG_PREFIX}model_version", version.version)
     return TrainResult(

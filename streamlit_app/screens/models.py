@@ -1,6 +1,7 @@
 """Models: registered models and their versions with metrics, which version is champion,
 live quality per version beside its validation figures (with a chart over time), the
-promotion history with every gate's result and the refusal reasons, each version's lineage
+promotion history with every gate's result and the refusal reasons, the challenger's shadow
+runs (streamlit_app/shadow_section.py), each version's lineage
 (data fingerprint, feature spec hash, strategy hash), and the operator's actions on a
 champion (streamlit_app/model_actions.py)."""
 
@@ -12,9 +13,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from streamlit_app import charts, context, display, model_actions, model_registry
+from streamlit_app import charts, context, display, model_actions, model_registry, shadow_section
 from streamlit_app.model_registry import RegisteredModelInfo, RegistryRead
 from tradepipe.config import Settings
+from tradepipe.db import ShadowRunView, list_shadow_runs
 from tradepipe.db.queries import list_model_promotions
 from tradepipe.db.views import PromotionView
 from tradepipe.enums import PromotionDecision
@@ -86,6 +88,7 @@ def _body(current: Settings) -> None:
     )
     if problem:
         st.warning(f"live model quality cannot be measured: {problem}")
+    shadows = context.read(current, list_shadow_runs)
     names = sorted(set(registered) | {p.model_name for p in promotions})
     if not names:
         st.info(
@@ -99,6 +102,7 @@ def _body(current: Settings) -> None:
             registered.get(name),
             [p for p in promotions if p.model_name == name],
             [q for q in qualities if q.model == name],
+            [run for run in shadows if run.model_name == name],
         )
 
 
@@ -107,6 +111,7 @@ def _model(
     model: RegisteredModelInfo | None,
     promotions: Sequence[PromotionView],
     qualities: Sequence[VersionQuality] = (),
+    shadows: Sequence[ShadowRunView] = (),
 ) -> None:
     st.subheader(name)
     champion = model.champion if model else None
@@ -131,6 +136,8 @@ def _model(
     else:
         st.dataframe(_versions_frame(model), hide_index=True)
     _live_quality(qualities)
+    if shadows or (model is not None and "challenger" in model.aliases):
+        shadow_section.render(shadows, model.aliases.get("challenger") if model else None)
     st.markdown("**Promotion history** (one row per gate, newest decision first)")
     if promotions:
         st.dataframe(

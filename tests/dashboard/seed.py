@@ -41,6 +41,7 @@ from tradepipe.db import (
     StrategyStatus,
     session_scope,
 )
+from tradepipe.db.shadow import ShadowPositionRecord, ShadowRecord, record_shadow
 
 MOMENTUM_HASH = "c0ffee" + "1" * 58
 MOMENTUM_OLD_HASH = "deadbe" + "2" * 58
@@ -63,6 +64,9 @@ class Seeded:
     pending_id: int
     timeout_id: int
     loss_closed_at: datetime
+
+
+SHADOW_DECISIONS = 61
 
 
 def day_start(moment: datetime) -> datetime:
@@ -398,6 +402,19 @@ def seed(engine: Engine, now: datetime) -> Seeded:
                 ),
             ]
         )
+        # the challenger (version 4) in shadow beside alpha: one closed paper trade
+        started_ms = int((now - timedelta(hours=2)).timestamp() * 1000)
+        closed = ShadowPositionRecord(
+            1, "buy", "closed", 1.0, 100.0, 101.5, started_ms, started_ms,
+            started_ms + 600_000, "take_profit", 0.2, 1.5,
+        )  # fmt: skip
+        record_shadow(
+            session,
+            ShadowRecord(
+                "alpha", "btc-lgbm", "4", "BTCUSDT", MOMENTUM_HASH, started_ms,
+                started_ms + 3_600_000, SHADOW_DECISIONS, 1, (closed,),
+            ),
+        )  # fmt: skip
         return Seeded(
             now=now,
             win_id=win.id,

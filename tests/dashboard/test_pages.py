@@ -18,6 +18,7 @@ from tests.dashboard.seed import (
     MEAN_REVERT_HASH,
     MOMENTUM_HASH,
     REVIEW_DIVERGENCE,
+    SHADOW_DECISIONS,
 )
 from tradepipe.enums import OrderRole
 
@@ -71,6 +72,9 @@ EXPECTED = {
         FEATURE_SPEC_HASH,
         MOMENTUM_HASH,
         "challenger",
+        "Shadow runs",
+        "challenger: version 4",
+        str(SHADOW_DECISIONS),  # the shadow run's decisions
     ],
     "strategies": [
         "momentum",

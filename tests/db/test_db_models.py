@@ -41,6 +41,7 @@ from tradepipe.db import (
     session_scope,
 )
 from tradepipe.db.live_reviews import LiveReview
+from tradepipe.db.shadow import ShadowPosition, ShadowRun
 from tradepipe.db.strategy_sources import StrategySource
 from tradepipe.timeframes import InvalidTimeframeError
 
@@ -97,7 +98,18 @@ def _one_of_each(session: Session) -> list[Base]:
         created_at=WHEN,
         updated_at=WHEN,
     )
-    session.add_all([strategy, bot])
+    shadow_run = ShadowRun(
+        bot_name="alpha",
+        model_name="btc-lgbm",
+        model_version="8",
+        symbol="BTCUSDT",
+        strategy_hash=HASH_A,
+        started_at=WHEN,
+        updated_at=WHEN + timedelta(hours=1),
+        decisions=60,
+        entries=3,
+    )
+    session.add_all([strategy, bot, shadow_run])
     session.flush()
     position = Position(
         bot_id=bot.id,
@@ -236,6 +248,22 @@ def _one_of_each(session: Session) -> list[Base]:
                 "divergences": [{"kind": "entry_price", "cause": "slippage: +1.00 bps"}],
             },
             created_at=WHEN,
+        ),
+        shadow_run,
+        ShadowPosition(
+            run_id=shadow_run.id,
+            seq=2,
+            side="sell",
+            status="closed",
+            quantity=0.5,
+            entry_price=100.0,
+            exit_price=99.0,
+            placed_at=WHEN,
+            opened_at=WHEN,
+            closed_at=WHEN + timedelta(minutes=5),
+            exit_reason="take_profit",
+            fees=0.1,
+            realised_pnl=0.5,
         ),
     ]
     session.add_all(rows[4:])
