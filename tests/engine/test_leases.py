@@ -274,9 +274,14 @@ def test_sigkilled_engine_s_bots_trade_again_on_the_other_within_ttl_and_recover
     processes: list[subprocess.Popen[bytes]] = []
 
     def command(replay: ReplayServer, engine_id: str, max_bots: int) -> list[str]:
-        base = engine_command(postgres_url, replay, strategies_dir)
-        base[base.index("--engine-id") + 1] = engine_id
-        return [*base, "--set", "lease_ttl_seconds=2", "--set", f"engine_max_bots={max_bots}"]
+        return engine_command(
+            postgres_url,
+            replay,
+            strategies_dir,
+            engine_id,
+            lease_ttl_seconds=2,
+            engine_max_bots=max_bots,
+        )
 
     def owners() -> dict[str, tuple[str, int]]:
         rows = query(
