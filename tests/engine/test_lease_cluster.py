@@ -31,9 +31,9 @@ pytestmark = pytest.mark.postgres
 
 BOTS = 30
 SPEED = 20  # market seconds per wall second: short exits close positions all the time
-TTL_SECONDS = 4.0
+TTL_SECONDS = 8.0  # long enough that a starved engine on a loaded machine keeps its leases
 # a generous bound for what only depends on the machine (process start, recovery)
-WAIT = 120.0
+WAIT = 180.0
 
 
 def _payloads(url: str, kind: str) -> list[dict[str, Any]]:
@@ -85,7 +85,9 @@ def test_three_engines_share_30_bots_a_sigkilled_one_s_bots_move_and_none_runs_t
                     sampler.add(process)
                     process.start()
                 await until(lambda: len(lease_owners(postgres_url)) == BOTS, "all leased", WAIT)
-                victims = held_by(postgres_url, "victim")
+                victims = {
+                    b for b, (owner, _) in lease_owners(postgres_url).items() if owner == "victim"
+                }
                 assert len(victims) == 10
 
                 def victims_open() -> dict[tuple[str, int], Any]:
@@ -137,7 +139,7 @@ def test_three_engines_share_30_bots_a_sigkilled_one_s_bots_move_and_none_runs_t
                 assert sampler.doubles == []
 
     try:
-        aio.run(scenario(), timeout=400)
+        aio.run(scenario(), timeout=600)
     finally:
         for process in engines:
             process.cleanup()
