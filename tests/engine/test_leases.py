@@ -375,6 +375,8 @@ def test_a_lease_that_changed_hands_and_came_back_restarts_its_bot_from_the_data
             await push(running, walk(80))
             await aio.eventually(lambda: engine.core.metrics.entries >= 1, "an entry")
             first = engine.core.bots["back"]
+            first_held = health_body(engine.status())["leases"]["held_since"]["back"]
+            changed_at = datetime.now(UTC)
             # another engine held it (epoch 2) and let it lapse; this one took it back (3)
             execute(postgres_url, "UPDATE bot_leases SET epoch = epoch + 2")
             await aio.eventually(
@@ -389,6 +391,9 @@ def test_a_lease_that_changed_hands_and_came_back_restarts_its_bot_from_the_data
             assert any("came back" in message for message in lost)
             claimed = engine.bus.recent("bots_claimed")
             assert claimed and claimed[-1].data["epochs"] == {"back": 3}
+            leases = engine.status().leases
+            assert leases is not None and leases.held_since["back"] >= changed_at  # its age
+            assert datetime.fromisoformat(first_held) < changed_at  # restarts with the epoch
         finally:
             await engine.stop()
 

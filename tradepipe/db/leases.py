@@ -9,14 +9,15 @@ heartbeat; a bot moves only when its owner stops renewing (it is gone) or gives 
 engine's own, so engines on machines with skewed clocks still agree on who holds what.
 
 Fencing: every bot write of an engine carries the epoch it held when the write was made,
-and `leases_held` (in the writing transaction, the rows locked FOR SHARE so a takeover
-waits for that transaction to end) refuses the write once another engine has taken over.
+and `leases_held` (in the writing transaction) refuses the write once another engine has
+taken over. It locks the rows FOR KEY SHARE until the transaction ends: a takeover, which
+locks the row FOR UPDATE (SKIP LOCKED) first, cannot take a bot under a write in flight,
+while the owner's renewal (FOR NO KEY UPDATE, an update of the expiry) never waits for its
+own engine's writes. With FOR SHARE it did: under load a long write transaction held the
+renewal past the statement timeout and the leases lapsed, or the two deadlocked.
 
 Lock order: every statement here that locks several lease rows locks them in `bot_id`
-order (a writer's FOR SHARE at the start of its transaction, a renewal's FOR UPDATE), so
-an engine's writer and its own renewal, or two engines, wait for each other but never
-deadlock (PostgreSQL would abort one of them after `deadlock_timeout`, a lost renewal or
-a write sent to the journal).
+order, so two that do conflict wait for each other but never deadlock.
 SQLite has no leases: one engine owns every bot there (live/engine/single_engine.py).
 """
 
@@ -83,11 +84,11 @@ def claim_leases(
     ones among `bot_ids` up to `max_bots`; the bots `owner` holds now -> their epochs."""
     now = sa.func.clock_timestamp()
     expiry = now + sa.literal(timedelta(seconds=ttl_seconds))
-    session.execute(  # the lock order of every lease statement: see the module's docstring
+    session.execute(  # FOR NO KEY UPDATE in bot id order: see the module's docstring
         sa.select(BotLease.bot_id)
         .where(BotLease.owner == owner)
         .order_by(BotLease.bot_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
     )
     renewed = session.execute(
         sa.update(BotLease)
@@ -185,8 +186,8 @@ def leases_held(
     session: Session, owner: str, wanted: Iterable[tuple[int, int | None]]
 ) -> set[tuple[int, int | None]]:
     """Which of the (bot id, epoch) pairs `owner` still holds, the lease rows of those bots
-    locked FOR SHARE in `bot_id` order until the end of the transaction (one statement, at
-    the start of a writing transaction: see the lock order in the module's docstring)."""
+    locked FOR KEY SHARE in `bot_id` order until the end of the transaction (one statement,
+    at the start of a writing transaction: see the module's docstring)."""
     pairs = set(wanted)
     bot_ids = sorted({bot_id for bot_id, epoch in pairs if epoch is not None})
     if not bot_ids:
@@ -195,7 +196,7 @@ def leases_held(
         sa.select(BotLease.bot_id, BotLease.epoch)
         .where(BotLease.bot_id.in_(bot_ids), BotLease.owner == owner)
         .order_by(BotLease.bot_id)
-        .with_for_update(read=True)
+        .with_for_update(read=True, key_share=True)
     )
     current: Mapping[int, int] = {bot_id: epoch for bot_id, epoch in rows}
     return {(bot_id, epoch) for bot_id, epoch in pairs if current.get(bot_id) == epoch}
