@@ -374,6 +374,8 @@ def test_a_lease_that_changed_hands_and_came_back_restarts_its_bot_from_the_data
         try:
             await push(running, walk(80))
             await aio.eventually(lambda: engine.core.metrics.entries >= 1, "an entry")
+            # its writes in: one queued under epoch 1 would be refused, stopping it that way
+            await aio.eventually(lambda: engine.recorder.pending == 0, "writes flushed")
             first = engine.core.bots["back"]
             first_held = health_body(engine.status())["leases"]["held_since"]["back"]
             changed_at = datetime.now(UTC)
