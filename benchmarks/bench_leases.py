@@ -193,8 +193,11 @@ async def write_rate(cluster: Cluster, engines: int) -> float:
         cluster.start(engine_id, lease_ttl_seconds=30, engine_max_bots=share)
     held = "SELECT COUNT(*) FROM bot_leases WHERE expires_at > clock_timestamp()"
     await until(lambda: cluster.scalar(held) == WRITE_BOTS, "every bot leased")
-    await asyncio.sleep(3.0)  # warmed up: every bot past its first candles
     count = "SELECT COUNT(*) FROM orders"
+    first = cluster.scalar(count)
+    trading = "SELECT COUNT(DISTINCT bot_id) FROM orders WHERE id > :first"
+    # started, connected, warmed up: every bot has ordered in this run
+    await until(lambda: cluster.scalar(trading, first=first) == WRITE_BOTS, "every bot trading")
     before, started = cluster.scalar(count), time.monotonic()
     await asyncio.sleep(WRITE_WINDOW_SECONDS)
     rate = (cluster.scalar(count) - before) / (time.monotonic() - started)
@@ -257,22 +260,32 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 def run() -> None:
-    for kind in ("takeover", "writes"):
-        folder = Path(tempfile.mkdtemp(prefix=f"tradepipe-bench-leases-{kind}-"))
-        try:
-            with fresh_database(f"leases ({kind})") as url:
-                if url is None:
-                    return
-                if kind == "takeover":
-                    prepare(url, folder, TAKEOVER_BOTS)
-                    _report_takeovers(*asyncio.run(measure_takeovers(url, folder)))
-                else:
-                    prepare(url, folder, WRITE_BOTS)
-                    one = asyncio.run(measure_writes(url, folder, 1))
-                    three = asyncio.run(measure_writes(url, folder, 3))
-                    _report_writes(one, three)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+    run_takeovers()
+    run_writes()
+
+
+def run_takeovers() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="tradepipe-bench-leases-"))
+    try:
+        with fresh_database("leases (takeover)") as url:
+            if url is not None:
+                prepare(url, folder, TAKEOVER_BOTS)
+                _report_takeovers(*asyncio.run(measure_takeovers(url, folder)))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_writes() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="tradepipe-bench-leases-"))
+    try:
+        with fresh_database("leases (order writes)") as url:
+            if url is not None:
+                prepare(url, folder, WRITE_BOTS)
+                one = asyncio.run(measure_writes(url, folder, 1))
+                three = asyncio.run(measure_writes(url, folder, 3))
+                _report_writes(one, three)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _report_takeovers(
