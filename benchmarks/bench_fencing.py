@@ -10,19 +10,14 @@ Prints a note and measures nothing when no PostgreSQL server is reachable.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable
 
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-
 from benchmarks.harness import Measurement, best_of, report
+from benchmarks.postgres import fresh_database
 from live.engine.persistence import BotBatch, apply_writes
-from tradepipe.db import Bot, BotMode, create_engine_for, session_scope, upgrade_database
+from tradepipe.db import Bot, BotMode, create_engine_for, session_scope
 from tradepipe.db.leases import claim_leases
 
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BOTS = 8
 WRITES = 2_000
 PER_TRANSACTION = 256
@@ -30,29 +25,12 @@ OWNER = "bench-engine"
 
 
 def run() -> None:
-    admin_url = make_url(os.environ.get("TRADEPIPE_TEST_PG_URL", DEFAULT_PG_URL))
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect():
-            pass
-    except sa.exc.OperationalError as error:
-        print(f"fencing: no PostgreSQL server reachable ({error.orig}); nothing measured")
-        admin.dispose()
-        return
-    name = f"tradepipe_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    try:
-        _measure(url)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with fresh_database("fencing") as url:
+        if url is not None:
+            _measure(url)
 
 
 def _measure(url: str) -> None:
-    upgrade_database(url)
     engine = create_engine_for(url)
     try:
         with session_scope(engine) as session:

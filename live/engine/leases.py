@@ -44,6 +44,7 @@ class LeaseKeeper:
         self.ttl_seconds = ttl_seconds
         self.max_bots = max_bots
         self.owned: dict[int, int] = {}
+        self.held_since: dict[int, datetime] = {}  # when this engine gained each (its epoch)
         self.renewed_at: datetime | None = None
         self._renewed_monotonic: float | None = None
 
@@ -71,11 +72,16 @@ class LeaseKeeper:
         previous, self.owned = self.owned, owned
         gained = {bot_id: epoch for bot_id, epoch in owned.items() if previous.get(bot_id) != epoch}
         lost = tuple(bot_id for bot_id in previous if bot_id not in owned)
+        for bot_id in gained:
+            self.held_since[bot_id] = self.renewed_at
+        for bot_id in lost:
+            self.held_since.pop(bot_id, None)
         return LeaseChange(gained, lost)
 
     def forget(self, bot_id: int) -> None:
         """A write of this bot was refused: another engine holds it now."""
         self.owned.pop(bot_id, None)
+        self.held_since.pop(bot_id, None)
 
     def mine(self, snapshot: BotsSnapshot) -> BotsSnapshot:
         """The part of the bots table this engine runs (all of it without leases)."""
@@ -92,6 +98,7 @@ class LeaseKeeper:
         if self.enabled and self.owned:
             await read(lambda session: release_leases(session, self.owner))
             self.owned = {}
+            self.held_since = {}
 
     def status(self, names: dict[int, str]) -> LeaseStatus:
         return LeaseStatus(
@@ -101,4 +108,5 @@ class LeaseKeeper:
             {names.get(bot_id, str(bot_id)): epoch for bot_id, epoch in self.owned.items()},
             self.renewed_at,
             self.fresh,
+            {names.get(bot_id, str(bot_id)): at for bot_id, at in self.held_since.items()},
         )

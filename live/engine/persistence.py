@@ -41,7 +41,7 @@ from tradepipe.db import (
     record_strategy_source,
 )
 from tradepipe.db import Position as PositionRow
-from tradepipe.db.leases import lease_holds
+from tradepipe.db.leases import leases_held
 from tradepipe.db.shadow import ShadowRecord, record_shadow
 from tradepipe.enums import OrderRole, PositionStatus
 from tradepipe.orders import (
@@ -184,15 +184,20 @@ def apply_writes(session: Session, writes: Iterable[Write], owner: str | None = 
     bot's writes are applied only while `owner` holds the bot's lease at the epoch the
     write carries, checked in this very transaction. The positions of refused writes."""
     refused: list[int] = []
-    holds: dict[tuple[int, int | None], bool] = {}
+    writes = list(writes)
+    held: set[tuple[int, int | None]] = set()
+    if owner is not None:  # every lease row this transaction relies on, locked at once
+        held = leases_held(
+            session, owner, [(w.bot_id, w.epoch) for w in writes if isinstance(w, BotWrite)]
+        )
     for index, write in enumerate(writes):
-        if owner is not None and isinstance(write, BotWrite):
-            key = (write.bot_id, write.epoch)
-            if key not in holds:
-                holds[key] = lease_holds(session, write.bot_id, owner, write.epoch)
-            if not holds[key]:
-                refused.append(index)
-                continue
+        if (
+            owner is not None
+            and isinstance(write, BotWrite)
+            and (write.bot_id, write.epoch) not in held
+        ):
+            refused.append(index)
+            continue
         if isinstance(write, BotBatch):
             _apply_batch(session, write)
         elif isinstance(write, BotStatusWrite):

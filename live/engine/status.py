@@ -6,7 +6,7 @@ in another task, a test) can keep and compare them while the engine moves on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -113,6 +113,7 @@ class LeaseStatus:
     epochs: dict[str, int]  # bot name -> epoch held
     renewed_at: datetime | None
     fresh: bool
+    held_since: dict[str, datetime] = field(default_factory=dict)  # bot name -> when gained
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """Bots: health per bot (status, heartbeat age with stale highlighting, strategy and its
 version, model and its version, open positions, last error, uptime), per engine
-(heartbeat, version, bots owned), the operator's controls (streamlit_app/controls.py: a
+(heartbeat, version, bots owned), the bot leases of engines sharing a PostgreSQL database
+(owner, epoch, lease ages), the operator's controls (streamlit_app/controls.py: a
 bot on or off, its strategy, the kill switch), one open position closed or its barriers
 moved (streamlit_app/position_controls.py) and an editor of a bot's configuration
 (streamlit_app/bot_editor.py) with its change history."""
@@ -15,7 +16,14 @@ from pandas.io.formats.style import Styler
 
 from streamlit_app import bot_editor, context, controls, display, position_controls
 from tradepipe.config import Settings
-from tradepipe.db.dashboard_queries import BotHealth, EngineHealth, bot_health, engine_health
+from tradepipe.db.dashboard_queries import (
+    BotHealth,
+    EngineHealth,
+    LeaseOverview,
+    bot_health,
+    bot_leases,
+    engine_health,
+)
 from tradepipe.db.queries import DEFAULT_STALE_AFTER, list_bots
 
 _STALE_STYLE = "background-color: rgba(255, 165, 0, 0.25)"
@@ -69,6 +77,43 @@ def _body(current: Settings) -> None:
         st.dataframe(display.status_styles(_engines_frame(engines), ["status"]), hide_index=True)
     else:
         st.info("No live engine has sent a heartbeat yet.")
+    _leases(context.read(current, bot_leases))
+
+
+def _leases(overview: LeaseOverview) -> None:
+    st.subheader("Leases")
+    if not overview.shared:
+        st.caption("SQLite database: one engine owns every bot (no leases).")
+        return
+    if not overview.leases:
+        st.info("No leases: no engine has run on this database yet.")
+        return
+    held = overview.live_by_owner()
+    summary = ", ".join(f"**{owner}** {count}" for owner, count in held.items()) or "none"
+    st.caption(
+        f"Live leases by engine: {summary}. A bot moves only when its engine stops renewing "
+        "(gone), stops gracefully or is over its `engine_max_bots`; each takeover raises "
+        "the epoch that fences its writes."
+    )
+    st.dataframe(_leases_frame(overview), hide_index=True)
+
+
+def _leases_frame(overview: LeaseOverview) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "engine": [lease.owner for lease in overview.leases],
+            "bot": [lease.bot for lease in overview.leases],
+            "epoch": [lease.epoch for lease in overview.leases],
+            "held for": [display.duration(lease.held_seconds) for lease in overview.leases],
+            "renewed": [display.age(lease.renewed_seconds_ago) for lease in overview.leases],
+            "lease": [
+                "expired"
+                if lease.expired
+                else f"expires in {display.duration(lease.expires_in_seconds)}"
+                for lease in overview.leases
+            ],
+        }
+    )
 
 
 def _bots_frame(health: Sequence[BotHealth]) -> pd.DataFrame:

@@ -40,7 +40,11 @@ def free_port() -> int:
 
 
 def engine_command(
-    url: str, replay: ReplayServer, strategies: Path, **settings: object
+    url: str,
+    replay: ReplayServer,
+    strategies: Path,
+    engine_id: str = "crash-test",
+    **settings: object,
 ) -> list[str]:
     command = [
         sys.executable,
@@ -55,7 +59,7 @@ def engine_command(
         "--strategies-dir",
         str(strategies),
         "--engine-id",
-        "crash-test",
+        engine_id,
     ]
     for name, value in {**FAST_PROCESS, **settings}.items():
         command += ["--set", f"{name}={value}"]
@@ -76,9 +80,16 @@ class EngineProcess:
     """One engine command, started as often as a test needs, with its API on a free port."""
 
     def __init__(
-        self, url: str, replay: ReplayServer, strategies: Path, log: Path, **settings: object
+        self,
+        url: str,
+        replay: ReplayServer,
+        strategies: Path,
+        log: Path,
+        engine_id: str = "crash-test",
+        **settings: object,
     ) -> None:
-        self.command = engine_command(url, replay, strategies, **settings)
+        self.engine_id = engine_id
+        self.command = engine_command(url, replay, strategies, engine_id, **settings)
         self.log = log
         self.api_port = free_port()
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -100,14 +111,17 @@ class EngineProcess:
         self.current.send_signal(signal.SIGTERM)
         return await asyncio.to_thread(self.current.wait, 30)
 
-    def health(self) -> dict[str, Any] | None:
+    def health(self, timeout: float = 2.0) -> dict[str, Any] | None:
         """The body of GET /health (200 or 503), None while the API does not answer."""
         url = f"http://127.0.0.1:{self.api_port}/health"
         try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
+            with urllib.request.urlopen(url, timeout=timeout) as answer:
                 body = answer.read()
         except urllib.error.HTTPError as error:
-            body = error.read()
+            try:
+                body = error.read()
+            except OSError:
+                return None
         except OSError:
             return None
         data = json.loads(body)

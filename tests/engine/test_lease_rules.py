@@ -8,12 +8,19 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from tests.engine.helpers import add_bots, config_for, execute, query
 from tradepipe.cli import app
 from tradepipe.db import create_engine_for, session_scope
-from tradepipe.db.leases import claim_leases, lease_holds, list_leases, release_leases
+from tradepipe.db.leases import (
+    claim_leases,
+    lease_holds,
+    leases_held,
+    list_leases,
+    release_leases,
+)
 
 
 def _claim(
@@ -59,14 +66,39 @@ def test_claims_respect_owners_capacity_and_expiry_and_each_takeover_bumps_the_e
 
 
 @pytest.mark.postgres
+def test_a_write_in_flight_never_holds_its_owner_s_renewal_back_but_holds_off_a_takeover(
+    postgres_url: str, strategies_dir: Path
+) -> None:
+    add_bots(postgres_url, strategies_dir, [(f"w{i}", "always") for i in range(3)])
+    ids = [row.id for row in query(postgres_url, "SELECT id FROM bots ORDER BY id")]
+    assert _claim(postgres_url, "owner", ids) == dict.fromkeys(ids, 1)
+    engine = create_engine_for(postgres_url)
+    try:
+        with session_scope(engine) as writer:  # the fence of a write transaction, open
+            held = leases_held(writer, "owner", [(ids[2], 1), (ids[0], 1), (ids[1], 7)])
+            assert held == {(ids[2], 1), (ids[0], 1)}  # epoch 7 is not the owner's
+            with session_scope(engine) as renewal:
+                renewal.execute(sa.text("SET LOCAL lock_timeout = '2s'"))  # waiting fails
+                assert claim_leases(
+                    renewal, "owner", ids, ttl_seconds=0.05, max_bots=3
+                ) == dict.fromkeys(ids, 1)
+            time.sleep(0.1)  # the database's clock: the leases have lapsed
+            assert _claim(postgres_url, "rival", ids) == {}  # nothing under a write is taken
+        assert _claim(postgres_url, "rival", ids) == dict.fromkeys(ids, 2)  # once it is done
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
 def test_a_short_ttl_lapses_without_renewal(postgres_url: str, strategies_dir: Path) -> None:
     add_bots(postgres_url, strategies_dir, [("lapse", "always")])
     [bot_id] = [row.id for row in query(postgres_url, "SELECT id FROM bots")]
-    assert _claim(postgres_url, "a", [bot_id], ttl=0.2) == {bot_id: 1}
+    # 2 s: a loaded machine may take a while between two claims, each its own connection
+    assert _claim(postgres_url, "a", [bot_id], ttl=2.0) == {bot_id: 1}
     assert _claim(postgres_url, "b", [bot_id]) == {}
-    time.sleep(0.3)  # the database's clock decides, not a sleep's length: checked below
-    [row] = query(postgres_url, "SELECT expires_at < clock_timestamp() AS gone FROM bot_leases")
-    assert row.gone
+    gone = "SELECT expires_at < clock_timestamp() AS gone FROM bot_leases"
+    while not query(postgres_url, gone)[0].gone:  # the database's clock decides
+        time.sleep(0.1)
     assert _claim(postgres_url, "b", [bot_id]) == {bot_id: 2}
 
 

@@ -274,9 +274,14 @@ def test_sigkilled_engine_s_bots_trade_again_on_the_other_within_ttl_and_recover
     processes: list[subprocess.Popen[bytes]] = []
 
     def command(replay: ReplayServer, engine_id: str, max_bots: int) -> list[str]:
-        base = engine_command(postgres_url, replay, strategies_dir)
-        base[base.index("--engine-id") + 1] = engine_id
-        return [*base, "--set", "lease_ttl_seconds=2", "--set", f"engine_max_bots={max_bots}"]
+        return engine_command(
+            postgres_url,
+            replay,
+            strategies_dir,
+            engine_id,
+            lease_ttl_seconds=2,
+            engine_max_bots=max_bots,
+        )
 
     def owners() -> dict[str, tuple[str, int]]:
         rows = query(
@@ -369,7 +374,11 @@ def test_a_lease_that_changed_hands_and_came_back_restarts_its_bot_from_the_data
         try:
             await push(running, walk(80))
             await aio.eventually(lambda: engine.core.metrics.entries >= 1, "an entry")
+            # its writes in: one queued under epoch 1 would be refused, stopping it that way
+            await aio.eventually(lambda: engine.recorder.pending == 0, "writes flushed")
             first = engine.core.bots["back"]
+            first_held = health_body(engine.status())["leases"]["held_since"]["back"]
+            changed_at = datetime.now(UTC)
             # another engine held it (epoch 2) and let it lapse; this one took it back (3)
             execute(postgres_url, "UPDATE bot_leases SET epoch = epoch + 2")
             await aio.eventually(
@@ -384,6 +393,9 @@ def test_a_lease_that_changed_hands_and_came_back_restarts_its_bot_from_the_data
             assert any("came back" in message for message in lost)
             claimed = engine.bus.recent("bots_claimed")
             assert claimed and claimed[-1].data["epochs"] == {"back": 3}
+            leases = engine.status().leases
+            assert leases is not None and leases.held_since["back"] >= changed_at  # its age
+            assert datetime.fromisoformat(first_held) < changed_at  # restarts with the epoch
         finally:
             await engine.stop()
 

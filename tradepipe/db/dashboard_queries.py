@@ -1,5 +1,6 @@
 """Reads the dashboard needs beyond `tradepipe.db.queries`: the equity curve, trades closed
-in a window, open positions marked to the last known price, and bot and engine health.
+in a window, open positions marked to the last known price, bot and engine health, and
+which engine leases which bot (PostgreSQL).
 
 Same contract as the query layer: every function takes an open Session and returns frozen
 views; times are timezone-aware and ranges half-open (`since` inclusive, `until` exclusive).
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from tradepipe.db.leases import LeaseView, list_leases
 from tradepipe.db.live_prices import LivePrice, live_prices
 from tradepipe.db.models import Bot, Fill, Order, Position, Strategy
 from tradepipe.db.queries import DEFAULT_LIMIT, DEFAULT_STALE_AFTER, _aware, _limit, heartbeats
@@ -31,8 +33,10 @@ __all__ = [
     "BotHealth",
     "EngineHealth",
     "EquityPoint",
+    "LeaseOverview",
     "OpenPositionMark",
     "bot_health",
+    "bot_leases",
     "closed_positions",
     "engine_health",
     "equity_curve",
@@ -336,3 +340,27 @@ def engine_health(
         for beat in sorted(beats, key=lambda beat: beat.name)
         if beat.kind is ComponentKind.ENGINE
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseOverview:
+    """Who runs which bot: on PostgreSQL the lease of every bot (owner engine, fencing epoch,
+    ages on the database's clock); SQLite has none (`shared` False: one engine owns all)."""
+
+    shared: bool
+    leases: tuple[LeaseView, ...]
+
+    def live_by_owner(self) -> dict[str, int]:
+        """Engine id -> how many bots it holds a live (unexpired) lease on."""
+        counts: dict[str, int] = {}
+        for lease in self.leases:
+            if not lease.expired:
+                counts[lease.owner] = counts.get(lease.owner, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def bot_leases(session: Session) -> LeaseOverview:
+    """Every bot lease by owner then bot (the view of `tradepipe engines list`)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return LeaseOverview(shared=False, leases=())
+    return LeaseOverview(shared=True, leases=tuple(list_leases(session)))

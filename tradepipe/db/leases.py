@@ -9,14 +9,21 @@ heartbeat; a bot moves only when its owner stops renewing (it is gone) or gives 
 engine's own, so engines on machines with skewed clocks still agree on who holds what.
 
 Fencing: every bot write of an engine carries the epoch it held when the write was made,
-and `lease_holds` (in the writing transaction, the row locked FOR SHARE so a takeover
-waits for that transaction to end) refuses the write once another engine has taken over.
+and `leases_held` (in the writing transaction) refuses the write once another engine has
+taken over. It locks the rows FOR KEY SHARE until the transaction ends: a takeover, which
+locks the row FOR UPDATE (SKIP LOCKED) first, cannot take a bot under a write in flight,
+while the owner's renewal (FOR NO KEY UPDATE, an update of the expiry) never waits for its
+own engine's writes. With FOR SHARE it did: under load a long write transaction held the
+renewal past the statement timeout and the leases lapsed, or the two deadlocked.
+
+Lock order: every statement here that locks several lease rows locks them in `bot_id`
+order, so two that do conflict wait for each other but never deadlock.
 SQLite has no leases: one engine owns every bot there (live/engine/single_engine.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,7 +34,14 @@ from sqlalchemy.orm import Session
 from tradepipe.db.engine_state import BotLease
 from tradepipe.db.models import Bot
 
-__all__ = ["LeaseView", "claim_leases", "lease_holds", "list_leases", "release_leases"]
+__all__ = [
+    "LeaseView",
+    "claim_leases",
+    "lease_holds",
+    "leases_held",
+    "list_leases",
+    "release_leases",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +84,12 @@ def claim_leases(
     ones among `bot_ids` up to `max_bots`; the bots `owner` holds now -> their epochs."""
     now = sa.func.clock_timestamp()
     expiry = now + sa.literal(timedelta(seconds=ttl_seconds))
+    session.execute(  # FOR NO KEY UPDATE in bot id order: see the module's docstring
+        sa.select(BotLease.bot_id)
+        .where(BotLease.owner == owner)
+        .order_by(BotLease.bot_id)
+        .with_for_update(key_share=True)
+    )
     renewed = session.execute(
         sa.update(BotLease)
         .where(BotLease.owner == owner)
@@ -159,14 +179,27 @@ def _expire(session: Session, owner: str, bot_ids: list[int] | None) -> None:
 def lease_holds(session: Session, bot_id: int, owner: str, epoch: int | None) -> bool:
     """Does `owner` still hold `bot_id` at `epoch`? Locks the lease row until the end of the
     transaction, so no takeover can slip between this check and the writes it guards."""
-    if epoch is None:
-        return False
-    found = session.scalar(
-        sa.select(BotLease.bot_id)
-        .where(BotLease.bot_id == bot_id, BotLease.owner == owner, BotLease.epoch == epoch)
-        .with_for_update(read=True)
+    return (bot_id, epoch) in leases_held(session, owner, [(bot_id, epoch)])
+
+
+def leases_held(
+    session: Session, owner: str, wanted: Iterable[tuple[int, int | None]]
+) -> set[tuple[int, int | None]]:
+    """Which of the (bot id, epoch) pairs `owner` still holds, the lease rows of those bots
+    locked FOR KEY SHARE in `bot_id` order until the end of the transaction (one statement,
+    at the start of a writing transaction: see the module's docstring)."""
+    pairs = set(wanted)
+    bot_ids = sorted({bot_id for bot_id, epoch in pairs if epoch is not None})
+    if not bot_ids:
+        return set()
+    rows = session.execute(
+        sa.select(BotLease.bot_id, BotLease.epoch)
+        .where(BotLease.bot_id.in_(bot_ids), BotLease.owner == owner)
+        .order_by(BotLease.bot_id)
+        .with_for_update(read=True, key_share=True)
     )
-    return found is not None
+    current: Mapping[int, int] = {bot_id: epoch for bot_id, epoch in rows}
+    return {(bot_id, epoch) for bot_id, epoch in pairs if current.get(bot_id) == epoch}
 
 
 def list_leases(session: Session) -> list[LeaseView]:
