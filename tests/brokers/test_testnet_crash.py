@@ -73,7 +73,11 @@ def test_sigkill_of_a_testnet_engine_then_restart_finds_every_order(
 
             def holding() -> bool:
                 positions = open_positions(database_url).values()
-                return any(p["status"] == "active" and p["exits"] for p in positions)
+                resting = any(  # and still resting there: not filled before the kill
+                    o.client_order_id.endswith("-tp") and o.is_open
+                    for o in exchange.account.orders.values()
+                )
+                return resting and any(p["status"] == "active" and p["exits"] for p in positions)
 
             await until(holding, "an open position with its take-profit at the exchange")
             processes[0].send_signal(signal.SIGKILL)
