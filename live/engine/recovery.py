@@ -278,7 +278,9 @@ async def reconcile_orders(
                 # id up first and, if it is there, tracks it from now on (its fills come);
                 # only the ones the venue lacks count as resent.
                 entry = order.role is OrderRole.ENTRY
-                command = BrokerOrder.from_state(book.symbol, order, position)
+                # a take-profit whose cancel was asked for needs no protection re-placed
+                protect = None if order.cancel_requested else position
+                command = BrokerOrder.from_state(book.symbol, order, protect)
                 outbox.push(BrokerCommand(book.bot, book.symbol, order_id, command, 0, entry))
                 if order_id not in venue:
                     resent.append(order_id)

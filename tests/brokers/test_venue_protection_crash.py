@@ -102,6 +102,7 @@ def test_a_sigkilled_engine_leaves_a_resting_stop_that_fills_and_closes_the_posi
                     lambda: held(database_url) if resting_stops(exchange) else None,
                     "an open position with its stop resting at the exchange",
                 )
+                assert position is not None
                 gate.open = False  # from here on the test moves the exchange's market
                 assert await engine.kill() < 0
                 seq, quantity = position["seq"], position["entry"]["filled_quantity"]
@@ -183,6 +184,7 @@ def test_a_take_profit_found_without_its_stop_at_start_is_protected_again(
                 position = await unprotected.until(
                     lambda: held(database_url), "an open position with its take-profit"
                 )
+                assert position is not None
                 assert await unprotected.kill() < 0
                 assert resting_stops(exchange) == [] and not exchange.oco_placements()
                 seq = position["seq"]

@@ -188,6 +188,8 @@ def test_orders_match_against_the_trades_the_market_prints(aio: Aio) -> None:
             _, opened, _ = await client.signed("GET", "/api/v3/openOrders", {"symbol": SYMBOL})
             assert opened == []
             assert exchange.account.balances["BTC"][0] == Decimal("0.00400") * Decimal("0.999")
+            # what both buys cost left the free balance; nothing stays held
+            assert exchange.account.balances["USDT"] == [Decimal("800.2"), Decimal("0")]
 
     aio.run(scenario())
 

@@ -362,7 +362,7 @@ class SimulatedAccount:
         commission = (received * self.commission_rate).quantize(Decimal("0.00000001"))
         base, quote = self._balance(rules.base), self._balance(rules.quote)
         if order.side == "BUY":
-            spend = min(order.locked, notional) if order.order_type != "MARKET" else notional
+            spend = min(order.locked, notional)  # a market buy held nothing: all from free
             order.locked -= spend
             quote[1] -= spend
             quote[0] -= notional - spend
