@@ -19,19 +19,24 @@ importing it costs seconds, and processes that never touch the registry should n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
-
 from tradepipe.config import Settings, load_settings
-from tradepipe.features import FeatureSpec
+from tradepipe.model_version import (
+    FEATURE_SPEC_HASH_TAG,
+    FEATURE_SPEC_TAG,
+    LoadedModel,
+    ModelLoadError,
+    ModelNotFoundError,
+    ModelPinnedError,
+    ModelVersionInfo,
+    RegistryError,
+    parse_model_uri,
+)
 from tradepipe.quality import QualityError, QualityReference
 
 __all__ = [
@@ -64,9 +69,6 @@ PROMOTED_AT_TAG = "promoted_at"
 # Set on a version the promotion made `challenger` in shadow mode: the live engine shadows
 # a challenger only with this tag (a version merely registered as challenger is not vetted).
 SHADOW_STARTED_TAG = "shadow_started_at"
-# The features a version was trained on: the live engine computes them incrementally.
-FEATURE_SPEC_TAG = "feature_spec"
-FEATURE_SPEC_HASH_TAG = "feature_spec_hash"
 LOGGED_MODEL_TAG = "logged_model_id"
 # The training run's artifact with the validation figures and training distributions that
 # live quality is compared with (tradepipe.quality.QualityReference).
@@ -77,125 +79,6 @@ EVALUATION_TAGS = ("tradepipe.evaluation", "tradepipe.model", "tradepipe.model_v
 # Registered-model tags of a pinned champion: while `pinned_version` is set nothing moves
 # the alias, neither a promotion run nor an operator (unpin first).
 PIN_TAGS = ("pinned_version", "pinned_by", "pinned_reason", "pinned_at")
-
-FloatArray = npt.NDArray[np.float64]
-
-
-class RegistryError(Exception):
-    """A registry problem a user or operator can act on; one line."""
-
-
-class ModelNotFoundError(RegistryError):
-    """No such registered model, version or alias."""
-
-
-class ModelPinnedError(RegistryError):
-    """The champion of a pinned model may not move."""
-
-
-class ModelLoadError(RegistryError):
-    """A version whose artifact cannot be loaded or does not return probabilities."""
-
-
-@dataclass(frozen=True, slots=True)
-class ModelVersionInfo:
-    name: str
-    version: str
-    run_id: str | None
-    source: str
-    aliases: tuple[str, ...]
-    tags: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A registered version ready to score features: `predict_proba(frame)` gives the
-    probability of the positive (take-profit) class per row."""
-
-    name: str
-    version: str
-    run_id: str | None
-    feature_names: tuple[str, ...]
-    tags: Mapping[str, str]
-    _pyfunc: Any = field(repr=False)
-
-    @property
-    def feature_spec_hash(self) -> str | None:
-        return self.tags.get(FEATURE_SPEC_HASH_TAG)
-
-    def feature_spec(self) -> FeatureSpec | None:
-        """The feature spec the version was trained on; None if it was not recorded.
-
-        Raises ModelLoadError when the recorded spec no longer hashes to the recorded hash
-        (the feature formulas changed since): its features cannot be reproduced.
-        """
-        text = self.tags.get(FEATURE_SPEC_TAG)
-        if text is None:
-            return None
-        try:
-            spec = FeatureSpec.from_dict(json.loads(text))
-        except ValueError as error:  # bad JSON or a spec this kernel no longer accepts
-            raise ModelLoadError(
-                f"{self.name} version {self.version}: unreadable {FEATURE_SPEC_TAG} tag "
-                f"({str(error).splitlines()[0]})"
-            ) from None
-        if self.feature_spec_hash is not None and spec.content_hash != self.feature_spec_hash:
-            raise ModelLoadError(
-                f"{self.name} version {self.version}: trained on features of another "
-                "implementation version; they cannot be reproduced, retrain the model"
-            )
-        return spec
-
-    def predict_proba(self, features: pd.DataFrame) -> FloatArray:
-        """P(label 1) per row of `features` (extra columns ignored, missing ones refused)."""
-        missing = [name for name in self.feature_names if name not in features.columns]
-        if missing:
-            raise ModelLoadError(
-                f"{self.name} version {self.version}: features lack columns {missing[:5]}"
-            )
-        frame = features[list(self.feature_names)] if self.feature_names else features
-        raw = np.asarray(self._pyfunc.predict(frame), dtype=np.float64)
-        if raw.ndim == 2 and raw.shape[1] in (1, 2):
-            raw = raw[:, -1]  # a two-column output is [P(0), P(1)]
-        if raw.shape != (len(frame),):
-            raise ModelLoadError(
-                f"{self.name} version {self.version}: returned shape {raw.shape} "
-                f"for {len(frame)} rows, not one probability per row"
-            )
-        finite = raw[np.isfinite(raw)]
-        if len(finite) != len(raw) or bool(((finite < 0) | (finite > 1)).any()):
-            raise ModelLoadError(
-                f"{self.name} version {self.version}: returns values outside [0, 1] "
-                "(classes or raw scores, not probabilities)"
-            )
-        return raw
-
-    def predict_defined(self, features: pd.DataFrame) -> FloatArray:
-        """`predict_proba` on the rows whose features are all defined; NaN on the others
-        (the warm-up of a history), so a strategy sees "no probability" there."""
-        columns = list(self.feature_names) or list(features.columns)
-        defined = features[columns].notna().all(axis=1).to_numpy()
-        result = np.full(len(features), np.nan)
-        if defined.any():
-            result[defined] = self.predict_proba(features.loc[defined])
-        return result
-
-
-def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
-    """`models:/name@alias` -> (name, alias, None); `models:/name/3` -> (name, None, "3")."""
-    usage = f"model {uri!r}: use models:/<name>@<alias> or models:/<name>/<version>"
-    rest = uri.removeprefix("models:/")
-    if rest == uri or not rest:
-        raise RegistryError(usage)
-    if "@" in rest:
-        name, alias = rest.rsplit("@", 1)
-        if name and alias and "/" not in name:
-            return name, alias, None
-    elif rest.count("/") == 1:
-        name, version = rest.split("/")
-        if name and version.isdigit():
-            return name, None, version
-    raise RegistryError(usage)
 
 
 class ModelRegistry:

@@ -18,8 +18,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
 
 from live.brokers import (
     Broker,
@@ -35,7 +34,7 @@ from live.engine.config import EngineConfig
 from live.engine.decisions import decide
 from live.engine.events import EngineEvent, EventBus
 from live.engine.evidence import EvidenceRecorder
-from live.engine.features import ClosedRow, SymbolPipeline, TimeframeStream
+from live.engine.features import SymbolPipeline, TimeframeStream
 from live.engine.guard import CallGuard
 from live.engine.outbox import BrokerCommand, Outbox
 from live.engine.persistence import BotBatch, BotStatusWrite, EventWrite, FillRecord
@@ -49,6 +48,7 @@ from live.engine.risk_gate import (
 )
 from live.engine.shadow import ShadowRunner
 from live.engine.status import BotRunState, BotStatusView, KillSwitchState
+from live.engine.step import CoreMetrics, Step
 from live.feeds import CandleBackfill, FeedStatus, Gap, SecondCandles
 from tradepipe.domain import Candle, Trade
 from tradepipe.enums import OrderRole
@@ -79,41 +79,6 @@ PUBLISHED_ORDER_KINDS = frozenset(
         "entry_refused",
     }
 )
-
-
-@dataclass(slots=True)
-class Step:
-    time_ms: int
-    events: dict[str, list[Event]] = field(default_factory=dict)
-    fills: dict[str, list[FillRecord]] = field(default_factory=dict)
-    exchange_ids: dict[str, dict[str, str]] = field(default_factory=dict)
-    rows: list[ClosedRow] = field(default_factory=list)
-    booked: dict[str, int] = field(default_factory=dict)  # events seen by the risk ledger
-
-    def add(self, bot: str, events: Iterable[Event]) -> None:
-        events = list(events)
-        if events:
-            self.events.setdefault(bot, []).extend(events)
-
-    def unbooked(self, bot: str) -> list[Event]:
-        """`bot`'s events the risk ledger has not seen yet (and now has)."""
-        events = self.events.get(bot, [])
-        start, self.booked[bot] = self.booked.get(bot, 0), len(events)
-        return events[start:]
-
-
-@dataclass(slots=True)
-class CoreMetrics:
-    trades: int = 0
-    seconds: int = 0
-    decisions: int = 0
-    entries: int = 0
-    entries_blocked: int = 0
-    entries_refused_risk: int = 0
-    predict_calls: int = 0
-    predicted_rows: int = 0
-    reports: int = 0
-    unknown_reports: int = 0
 
 
 class TradingCore:

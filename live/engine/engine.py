@@ -46,13 +46,12 @@ from live.engine.heartbeats import (
     published_prices,
 )
 from live.engine.journal import WriteJournal, journal_path, replay
-from live.engine.leases import LeaseChange, LeaseKeeper
+from live.engine.leases import LeaseKeeper
 from live.engine.lifecycle import BotManager, FeedSubscriptions
 from live.engine.listing import SymbolListing
 from live.engine.model_guard import ModelGuard
 from live.engine.models import ActiveModel, ModelSlot, ModelSource, ModelWatcher
 from live.engine.operator import OperatorActions
-from live.engine.persistence import BotWrite
 from live.engine.quality import QualityMonitor
 from live.engine.recorder import EngineDatabase, Recorder, describe, is_unavailable
 from live.engine.recovery import BotsSnapshot, ReconcileReport, read_saved, read_snapshot
@@ -66,6 +65,7 @@ from live.engine.status import (
 )
 from live.engine.strategies import StrategyLibrary
 from live.engine.strategy_watch import StrategyAssignError, StrategyReloads
+from live.engine.takeovers import Takeovers, bot_ids
 from live.engine.venue_check import VenueReconciler
 from live.engine.venues import build_broker
 from live.feeds import (
@@ -129,7 +129,7 @@ class Engine:
             journal=self.journal,
             owner=self.engine_id if self.leases.enabled else None,
             fence=self.leases.epoch if self.leases.enabled else None,
-            on_refused=self._on_write_refused,
+            on_refused=lambda write: self.takeovers.on_write_refused(write),
         )
         self.database_lock = SingleEngineLock(config.database_url, self.engine_id)
         # paper, or each bot's exchange venue (its mode and credentials): live/engine/venues.py
@@ -224,6 +224,15 @@ class Engine:
         # close one position, move barriers: the API's calls and the table's requests
         self.operator = OperatorActions(self.core, self.engine_id)
         self.venues = VenueReconciler(self.core, self.recorder, self.engine_id)
+        self.takeovers = Takeovers(
+            self.engine_id,
+            self.core,
+            self.leases,
+            self.recorder,
+            self.bots,
+            self.venues,
+            update_state=self._update_state,
+        )
         # Telegram, webhooks: fed synchronously, delivered by its own tasks (live/notify)
         self.notifications = notifications
         if notifications is not None:
@@ -237,7 +246,6 @@ class Engine:
         self._stopping = False
         self._trading_started = False
         self._refused = False
-        self._forgetting: set[asyncio.Task[None]] = set()
 
     @property
     def broker(self) -> Broker:
@@ -397,7 +405,7 @@ class Engine:
                 await asyncio.to_thread(self.database.watch_file)
                 snapshot = await self.recorder.read(read_snapshot)
                 if self.leases.enabled:
-                    await self.leases.renew(self.recorder.read, _bot_ids(snapshot))
+                    await self.leases.renew(self.recorder.read, bot_ids(snapshot))
                 return snapshot
             except DatabaseUrlError:
                 raise
@@ -452,35 +460,11 @@ class Engine:
             self.kill_switch.follow(snapshot.kill_switch, read_after_seq=read_after)
             if self.notifications is not None:
                 self.notifications.update_bots(snapshot.bots)
-            change = await self._renew_leases(snapshot)
+            change = await self.takeovers.renew(snapshot)
             if change is None or not change.gained:
                 await self.bots.apply(self.leases.mine(snapshot))
-                await self._follow_requests()
-                return
-            # a takeover: the bots start from what the database says, and their working
-            # orders are agreed with the venue, before any entry
-            self.core.trading = False
-            try:
-                await self.bots.apply(self.leases.mine(snapshot))
-                names = {b.name for b in self.core.bots.values() if b.row.id in change.gained}
-                report = await self.venues.reconcile(act=True, bots=names)
-                self.venues.report_unknown(report)
-            finally:
-                self._update_state()
-            self.core.emit(
-                "bots_claimed",
-                f"engine {self.engine_id} runs {len(names)} more bots: {sorted(names)}",
-                data={
-                    "engine_id": self.engine_id,
-                    "epochs": {
-                        b.name: change.gained[b.row.id]
-                        for b in self.core.bots.values()
-                        if b.row.id in change.gained
-                    },
-                    "resumed": list(report.resumed),
-                    "resent": list(report.resent),
-                },
-            )
+            else:
+                await self.takeovers.start_gained(snapshot, change)
             await self._follow_requests()
 
     async def _follow_requests(self) -> None:
@@ -491,49 +475,6 @@ class Engine:
             log.warning("cannot read the operator requests: %s", describe(error))
             return
         self.operator.follow(requests)
-
-    async def _renew_leases(self, snapshot: BotsSnapshot) -> LeaseChange | None:
-        """Renew and claim (PostgreSQL); bots lost to another engine are dropped here."""
-        if not self.leases.enabled:
-            return None
-        try:
-            change = await self.leases.renew(self.recorder.read, _bot_ids(snapshot))
-        except Exception as error:
-            log.warning("cannot renew the bot leases: %s", describe(error))
-            self._update_state()  # entries stop once the leases are no longer fresh
-            return LeaseChange({}, ())
-        for bot in [b for b in self.core.bots.values() if b.row.id in change.lost]:
-            await self.bots.forget(bot.name, "its lease is held by another engine")
-        # held again under a new epoch: another engine ran it meanwhile, so it restarts
-        # from what the database says (the recovery of a takeover), not from this memory
-        for bot in [b for b in self.core.bots.values() if b.row.id in change.gained]:
-            await self.bots.forget(bot.name, "its lease changed hands and came back")
-        return change
-
-    def _on_write_refused(self, write: BotWrite) -> None:
-        """The database refused a write: another engine took the bot over. Stop it now
-        (unless the write is from an earlier tenure and the bot runs here again since)."""
-        current = write.epoch is not None and self.leases.epoch(write.bot_id) == write.epoch
-        bot = next((b for b in self.core.bots.values() if b.row.id == write.bot_id), None)
-        if current:
-            self.leases.forget(write.bot_id)
-        elif self.leases.epoch(write.bot_id) is not None:
-            bot = None  # running here under a newer epoch: only reported
-        self.core.emit(
-            "write_refused",
-            f"engine {self.engine_id}: a {type(write).__name__} of bot "
-            f"{bot.name if bot else write.bot_id} was refused (epoch {write.epoch} is stale)",
-            bot.name if bot else None,
-            {"engine_id": self.engine_id, "bot_id": write.bot_id, "epoch": write.epoch},
-        )
-        if bot is not None:
-            self.core.bots.pop(bot.name, None)  # no decision, no order from here on
-            task = asyncio.get_running_loop().create_task(
-                self.bots.forget_detached(bot, "a write was refused: another engine owns it"),
-                name=f"forget-{bot.name}",
-            )
-            self._forgetting.add(task)
-            task.add_done_callback(self._forgetting.discard)
 
     async def _beat(self) -> None:
         with contextlib.suppress(Exception):
@@ -707,7 +648,3 @@ class Engine:
                 if frame is not None and frame.history:
                     return list(frame.history)
         return []
-
-
-def _bot_ids(snapshot: BotsSnapshot) -> list[int]:
-    return [bot.id for bot in snapshot.bots] + [bot.id for bot in snapshot.invalid]
