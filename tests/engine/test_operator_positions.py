@@ -163,8 +163,9 @@ def test_the_cli_closes_one_position_and_moves_barriers_in_a_running_engine(
             await aio.eventually(lambda: _moved(engine, target), "the moved take-profit")
             await market.push(12, moves=(1.0004,))  # up through the moved take-profit
             second = await until_active(market, after=first.id)
-            cli("bots", "set", "mkt", "--take-profit-pct", "0.3", "--move-open")
-            await aio.eventually(lambda: _moved(engine, round(second.entry_price * 1.003, 6)),
+            # 2 %: far above where the market still goes (the entry came during the rise)
+            cli("bots", "set", "mkt", "--take-profit-pct", "2", "--move-open")
+            await aio.eventually(lambda: _moved(engine, round(second.entry_price * 1.02, 6)),
                                  "the configured take-profit on the open position")  # fmt: skip
             cli("positions", "close", str(second.id))
             seen["second"] = second.id
@@ -182,7 +183,7 @@ def test_the_cli_closes_one_position_and_moves_barriers_in_a_running_engine(
     assert first.exit_price == pytest.approx(seen["target"])
     second = position(database_url, seen["second"])
     assert (second.status, second.exit_reason) == ("closed", "operator")
-    assert second.take_profit_price == pytest.approx(second.entry_price * 1.003)
+    assert second.take_profit_price == pytest.approx(second.entry_price * 1.02)
     kinds = [row.kind for row in query(database_url, "SELECT kind FROM events ORDER BY id")]
     assert kinds.count("position_barriers_moved") == 2
     assert kinds.count("position_closed_by_operator") == 1
