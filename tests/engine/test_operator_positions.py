@@ -169,6 +169,8 @@ def test_the_cli_closes_one_position_and_moves_barriers_in_a_running_engine(
                                  "the configured take-profit on the open position")  # fmt: skip
             cli("positions", "close", str(second.id))
             seen["second"] = second.id
+            # no trade until the engine has followed the request: only its exit may end it
+            await aio.eventually(lambda: _applied(database_url) == 3, "the close request followed")
             while position(database_url, second.id).status != "closed":
                 await market.push(1)  # the market exit fills at the next trade
             await engine.stop()
@@ -193,6 +195,12 @@ def test_the_cli_closes_one_position_and_moves_barriers_in_a_running_engine(
         database_url, "SELECT payload FROM events WHERE kind = 'position_closed_by_operator'"
     )
     assert json.loads(closing[0].payload)["by"].startswith("cli")
+
+
+def _applied(database_url: str) -> int:
+    """How many operator requests the engine has followed (applied)."""
+    rows = query(database_url, "SELECT value FROM engine_controls WHERE name LIKE 'op:%'")
+    return sum('"state": "applied"' in row.value for row in rows)
 
 
 def _moved(engine: Any, take_profit: float) -> bool:
