@@ -155,7 +155,10 @@ def fresh_pg_database(prefix: str) -> Iterator[URL]:
             pass
     except sa.exc.OperationalError as error:
         admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {mask_url(admin_url)}: {error.orig}")
+        pytest.skip(
+            f"PostgreSQL not reachable at {mask_url(admin_url)}: {error.orig}; "
+            "start it or set TRADEPIPE_TEST_PG_URL"
+        )
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with admin.connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')

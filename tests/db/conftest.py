@@ -9,7 +9,6 @@ with the reason; CI turns those skips into failures.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,9 +17,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
+from tests.support import fresh_pg_database
 from tradepipe.db import (
     Bot,
     BotMode,
@@ -42,13 +42,9 @@ from tradepipe.db import (
     Strategy,
     StrategyStatus,
     create_engine_for,
-    mask_url,
     session_scope,
     upgrade_database,
 )
-
-PG_URL_ENV = "TRADEPIPE_TEST_PG_URL"
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -56,39 +52,11 @@ BACKENDS = [
 ]
 
 
-def _admin_url() -> URL:
-    url = make_url(os.environ.get(PG_URL_ENV, DEFAULT_PG_URL))
-    if url.drivername in {"postgres", "postgresql"}:
-        url = url.set(drivername="postgresql+psycopg")
-    return url
-
-
 @pytest.fixture(scope="session")
 def pg_session_database() -> Iterator[URL]:
     """A fresh PostgreSQL database for this test session; skips if the server is down."""
-    admin_url = _admin_url()
-    admin = sa.create_engine(
-        admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
-    try:
-        with admin.connect():
-            pass
-    except sa.exc.OperationalError as error:
-        admin.dispose()
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-        pytest.skip(
-            f"PostgreSQL not reachable at {mask_url(admin_url)} ({reason}); "
-            f"start it or set {PG_URL_ENV}"
-        )
-    name = f"tradepipe_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin_url.set(database=name)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with fresh_pg_database("tradepipe_test") as url:
+        yield url
 
 
 def _fresh_pg_schema(database_url: URL) -> URL:
