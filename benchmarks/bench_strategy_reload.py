@@ -11,7 +11,7 @@ beyond the run, so the watcher alone notices.
 The reference, measured in the same run, is what systems that need a restart pay for the
 same change: a new engine process (`tradepipe live run`) until its API shows the 50 bots
 running the edit (imports, database check, reconciliation, every bot restored).
-Target (issue 5): p95 <= 250 ms. Nothing here asserts a time.
+Target (issue 17): p95 <= 100 ms (issue 5 asked 250). Nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from tradepipe.synthetic import SyntheticMarket
 START_MS = 1_704_067_200_000
 BOTS = 50
 EDITS = 40
-TARGET_P95_MS = 250.0
+TARGET_P95_MS = 100.0
 STRATEGY = """
     from tradepipe.strategy import Enter, Strategy, StrategyParameters
 
@@ -197,7 +197,7 @@ def run() -> None:
     print(f"strategy hot reload: file write -> all {BOTS} bots on the new hash, {EDITS} edits")
     print(
         f"  propagation  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  max {ordered[-1] * 1000:7.1f} ms"
-        f"  (target p95 <= {TARGET_P95_MS:.0f} ms)"
+        f"  (target p95 <= {TARGET_P95_MS:.0f} ms: {'met' if p95 <= TARGET_P95_MS else 'MISSED'})"
     )
     print(f"  reference: the next edit through a new engine process {restarted * 1000:7.1f} ms")
     print(f"  ratio restart / hot reload p95: {restarted * 1000 / p95:.1f}x")

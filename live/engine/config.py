@@ -140,7 +140,7 @@ class EngineConfig:
     # `strategy_smoke_budget_seconds`; a live decision over `strategy_call_budget_seconds`
     # puts its bot in error.
     default_strategy: str = "ema_rsi"
-    strategy_debounce_seconds: float = 0.05
+    strategy_debounce_seconds: float = 0.02
     strategy_rescan_seconds: float = 30.0
     strategy_removal_grace_seconds: float = 0.5
     strategy_smoke_budget_seconds: float = 2.0

@@ -163,6 +163,12 @@ class StrategyReloads:
         self._lock = asyncio.Lock()
         self._registry_stale = True
         self._follow_up: asyncio.TimerHandle | None = None
+        # The registry write of the watcher's scans runs after them, not inside: an edit's
+        # bots run it as soon as it is applied, and the next edit is not held up by the
+        # write before (tens of ms on a busy database). One write at a time.
+        self._record_lock = asyncio.Lock()
+        self._recording: asyncio.Task[None] | None = None
+        self._record_again = False
         self.scans = 0
         self.watcher = FolderWatcher(
             library.directory, self.wanted, debounce_seconds=debounce_seconds
@@ -200,7 +206,7 @@ class StrategyReloads:
                         await self._wanted.wait()
                 self._wanted.clear()
                 try:
-                    await self.scan()
+                    await self.scan(record_after=True)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -209,8 +215,13 @@ class StrategyReloads:
             self.watcher.stop()
             if self._follow_up is not None:
                 self._follow_up.cancel()
+            if self._recording is not None:
+                # an unwritten change stays stale: the next start's first scan records it
+                self._recording.cancel()
 
-    async def scan(self) -> list[StrategyChange]:
+    async def scan(self, *, record_after: bool = False) -> list[StrategyChange]:
+        """Look at the folder and apply what changed; the registry table is written before
+        this returns, or, with `record_after` (the watcher's scans), right after it."""
         async with self._lock:
             configs = self._configs_by_strategy()
             try:
@@ -226,9 +237,12 @@ class StrategyReloads:
                 self._announce(change)
                 self._keep_source(change)
             await self.bots.apply_strategy_changes(changes)
-            if changes or self._registry_stale:
+            record = bool(changes) or self._registry_stale
+            if record and not record_after:
                 await self._record()
             self._schedule_follow_up()
+        if record and record_after:
+            self._record_soon()
         if any(c.kind is StrategyChangeKind.ADDED for c in changes):
             await self._poll_bots()  # bots waiting for this strategy can start now
         return changes
@@ -266,8 +280,24 @@ class StrategyReloads:
             write = StrategySourceWrite(loaded.name, loaded.content_hash, loaded.source)
             self.core.recorder.submit(write)
 
+    def _record_soon(self) -> None:
+        if self._recording is not None and not self._recording.done():
+            self._record_again = True  # the write in flight may have read the folder before
+            return
+        self._recording = asyncio.create_task(self._record_until_current())
+
+    async def _record_until_current(self) -> None:
+        self._record_again = True
+        while self._record_again:
+            self._record_again = False
+            await self._record()
+
     async def _record(self) -> None:
         """The registry table, in line with the folder (the one registry sync)."""
+        async with self._record_lock:
+            await self._sync_registry()
+
+    async def _sync_registry(self) -> None:
         library = self.library
         try:
             report = await self.core.recorder.read(

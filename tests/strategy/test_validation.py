@@ -11,6 +11,7 @@ from tradepipe.botconfig import BotConfig
 from tradepipe.strategy import StrategyLoadError
 from tradepipe.strategy.validation import (
     SMOKE_CANDLES,
+    StrategyCheck,
     StrategyValidator,
     check_strategy_source,
 )
@@ -54,8 +55,8 @@ def config(**parameters: object) -> BotConfig:
     )
 
 
-def check(source: bytes, **options: object) -> None:
-    check_strategy_source(source, Path("/strategies/probe.py"), **options)  # type: ignore[arg-type]
+def check(source: bytes, **options: object) -> StrategyCheck:
+    return check_strategy_source(source, Path("/strategies/probe.py"), **options)  # type: ignore[arg-type]
 
 
 def refusal(source: bytes, **options: object) -> StrategyLoadError:
@@ -78,6 +79,16 @@ def test_each_bots_parameters_are_validated_and_the_error_names_the_bot() -> Non
     check(source, configs={"fine": config(threshold=0.7)})
     error = refusal(source, configs={"fine": config(), "typo": config(treshold=0.7)})
     assert "bot 'typo'" in str(error) and "treshold" in str(error)
+
+
+def test_bots_that_share_a_config_share_one_smoke_run_and_the_error_names_them() -> None:
+    source = strategy("return None")
+    fifty = {f"bot{index:02d}": config(threshold=0.7) for index in range(50)}
+    result = check(source, configs={**fifty, "other": config(threshold=0.6)})
+    # the default run, one for the fifty, one for "other"
+    assert result.decisions == 3 * SMOKE_CANDLES
+    error = refusal(source, configs={"a": config(treshold=1), "b": config(treshold=1)})
+    assert "bot 'a' (and 1 more with the same config)" in str(error)
 
 
 def test_parameters_reach_the_smoke_run() -> None:

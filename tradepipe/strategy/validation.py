@@ -292,13 +292,13 @@ def _check(
     try:
         loaded = load_strategy_source(source, path)
         runs: list[tuple[str | None, BotConfig]] = [(None, SMOKE_CONFIG)]
-        runs += [(name, BotConfig.model_validate(data)) for name, data in configs.items()]
+        runs += [(bots, BotConfig.model_validate(data)) for bots, data in _distinct(configs)]
         decisions = entries = 0
         for bot, config in runs:
             try:
                 strategy = loaded.create(config.strategy_parameters if bot else None)
             except StrategyParameterError as error:
-                return ("error", f"bot {bot!r}: {error}", None)
+                return ("error", f"bot {bot}: {error}", None)
             missing = {n: 0.0 for n in loaded.cls.required_features}
             for candle, features, probability in zip(
                 market.candles, market.features, market.probabilities, strict=True
@@ -352,6 +352,22 @@ def _check(
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
     return ("ok", loaded.class_name, decisions, entries, time.perf_counter() - started)
+
+
+def _distinct(configs: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """The bots' configs, each distinct one once, with the names of the bots that share it
+    ("'a'" or "'a' (and 2 more with the same config)"): the smoke run is deterministic in
+    its config, so fifty bots on one config need one run, not fifty (a reload's cost)."""
+    shared: dict[str, list[str]] = {}
+    for name, data in configs.items():
+        shared.setdefault(json.dumps(data, sort_keys=True), []).append(name)
+    named = []
+    for key, bots in shared.items():
+        label = repr(bots[0])
+        if len(bots) > 1:
+            label += f" (and {len(bots) - 1} more with the same config)"
+        named.append((label, json.loads(key)))
+    return named
 
 
 def _line_in(error: BaseException, path: Path) -> int | None:
