@@ -54,30 +54,43 @@ class _ExactSum:
     Shewchuk's partials: a handful of floats whose exact sum is the exact sum of every
     input. Because the result does not depend on the order of the inputs, streaming and
     batch aggregation, and any independent aggregation with `math.fsum`, agree bit for bit.
+    Inputs wait in a short list and are folded into the partials `PENDING` at a time:
+    an append per trade on the feed's hot path, the fold's loop once per `PENDING`.
     """
 
-    __slots__ = ("partials",)
+    __slots__ = ("partials", "pending")
+    PENDING = 32
 
     def __init__(self) -> None:
         self.partials: list[float] = []
+        self.pending: list[float] = []
 
     def add(self, value: float) -> None:
-        kept = 0
-        for partial in self.partials:
-            if abs(value) < abs(partial):
-                value, partial = partial, value
-            high = value + partial
-            low = partial - (high - value)
-            if low:
-                self.partials[kept] = low
-                kept += 1
-            value = high
-        del self.partials[kept:]
-        self.partials.append(value)
+        pending = self.pending
+        pending.append(value)
+        if len(pending) >= self.PENDING:
+            self._fold()
+
+    def _fold(self) -> None:
+        partials = self.partials
+        for value in self.pending:
+            kept = 0
+            for partial in partials:
+                if abs(value) < abs(partial):
+                    value, partial = partial, value
+                high = value + partial
+                low = partial - (high - value)
+                if low:
+                    partials[kept] = low
+                    kept += 1
+                value = high
+            del partials[kept:]
+            partials.append(value)
+        self.pending.clear()
 
     @property
     def total(self) -> float:
-        return math.fsum(self.partials)
+        return math.fsum(self.partials + self.pending)
 
 
 @dataclass(slots=True)

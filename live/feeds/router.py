@@ -32,7 +32,12 @@ from live.feeds.protocol import (
     Subscription,
 )
 from live.feeds.sanity import SanityConfig, SuspectCounter, TradeScreen
-from tradepipe.binance import MalformedMessageError, parse_combined_message, parse_trade
+from tradepipe.binance import (
+    MalformedMessageError,
+    decode_trade_message,
+    parse_combined_message,
+    parse_trade,
+)
 from tradepipe.domain import Trade
 
 log = logging.getLogger(__name__)
@@ -263,45 +268,75 @@ class StreamRouter:
             return None
         # one try around the whole frame: free in Python 3.11 until something raises
         try:
-            try:
-                stream, data = parse_combined_message(raw)
-            except MalformedMessageError:
-                reply = parse_reply(raw)  # rare: parse again only when it is not a stream message
-                if reply is None:
-                    metrics.parse_errors += 1
-                    log.debug("feed: malformed message skipped: %.200s", raw)
-                else:
-                    metrics.replies += 1
-                return reply
+            decoded = decode_trade_message(raw)
+            if decoded is None:  # not a well-formed trade: the parsers say what it is
+                return self._handle_other(raw, receive_ns)
+            stream, trade, event_ms = decoded
             route = self._routes.get(stream)
             if route is None:
                 metrics.unhandled += 1
                 return None
-            try:
-                trade = parse_trade(data)
-            except MalformedMessageError as error:
-                if isinstance(data.get("e"), str) and data["e"] != "trade":
-                    metrics.unhandled += 1  # another event type on the stream: well formed
-                else:
-                    metrics.parse_errors += 1
-                    log.debug("feed: malformed trade skipped (%s): %.200s", error, raw)
-                return None
-            if trade.symbol != route.symbol:
-                metrics.parse_errors += 1
-                log.debug("feed: trade of another symbol on %s skipped: %.200s", stream, raw)
-                return None
-            event_ms = data.get("E")
-            if type(event_ms) is int:
-                latency = receive_ns / 1e6 - event_ms
-                metrics.latencies.append(latency)
-                if latency > metrics.latency_max:
-                    metrics.latency_max = latency
-            self._deliver(route, trade, receive_ns)
+            self._accept(route, stream, trade, event_ms, raw, receive_ns)
             return None
         except Exception as error:  # this message's error, never the connection's
             metrics.message_errors += 1
             log.debug("feed: message failed (%s): %.200s", type(error).__name__, raw)
             return None
+
+    def _handle_other(self, raw: str, receive_ns: int) -> Reply | None:
+        """A frame the hot path's decoder refused: a reply, another event, malformed, or a
+        trade in a form Binance does not send but the parsers take (an `E` that is not an
+        integer, say): that one is delivered like any other."""
+        metrics = self.metrics
+        try:
+            stream, data = parse_combined_message(raw)
+        except MalformedMessageError:
+            reply = parse_reply(raw)  # rare: parse again only when it is not a stream message
+            if reply is None:
+                metrics.parse_errors += 1
+                log.debug("feed: malformed message skipped: %.200s", raw)
+            else:
+                metrics.replies += 1
+            return reply
+        route = self._routes.get(stream)
+        if route is None:
+            metrics.unhandled += 1
+            return None
+        try:
+            trade = parse_trade(data)
+        except MalformedMessageError as error:
+            if isinstance(data.get("e"), str) and data["e"] != "trade":
+                metrics.unhandled += 1  # another event type on the stream: well formed
+            else:
+                metrics.parse_errors += 1
+                log.debug("feed: malformed trade skipped (%s): %.200s", error, raw)
+            return None
+        event_ms = data.get("E")
+        self._accept(
+            route, stream, trade, event_ms if type(event_ms) is int else None, raw, receive_ns
+        )
+        return None
+
+    def _accept(
+        self,
+        route: _Route,
+        stream: str,
+        trade: Trade,
+        event_ms: int | None,
+        raw: str,
+        receive_ns: int,
+    ) -> None:
+        metrics = self.metrics
+        if trade.symbol != route.symbol:
+            metrics.parse_errors += 1
+            log.debug("feed: trade of another symbol on %s skipped: %.200s", stream, raw)
+            return
+        if event_ms is not None:
+            latency = receive_ns / 1e6 - event_ms
+            metrics.latencies.append(latency)
+            if latency > metrics.latency_max:
+                metrics.latency_max = latency
+        self._deliver(route, trade, receive_ns)
 
     def deliver(self, trade: Trade) -> bool:
         """Hand a trade that did not come as a message (an in-memory feed) to the consumers

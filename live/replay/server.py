@@ -95,6 +95,7 @@ class ReplayServer:
         self._server: Server | None = None
         self._timeline: asyncio.Task[None] | None = None
         self._drop_after: int | None = None
+        self._resume_when_resubscribed = False
 
     @property
     def url(self) -> str:
@@ -153,9 +154,16 @@ class ReplayServer:
             self._end(session)
         return len(sessions)
 
-    def drop_connections_after(self, messages: int) -> None:
-        """Cut every connection once the timeline has published `messages` messages."""
+    def drop_connections_after(
+        self, messages: int, *, resume_when_resubscribed: bool = False
+    ) -> None:
+        """Cut every connection once the timeline has published `messages` messages.
+
+        `resume_when_resubscribed`: the timeline then waits until a client subscribes again
+        and goes on at its speed from there, so the market has not run to its end while the
+        client reconnected (however slow the machine): the client sees a hole, then trades."""
         self._drop_after = messages
+        self._resume_when_resubscribed = resume_when_resubscribed
 
     # -- the timeline --------------------------------------------------------------------
 
@@ -185,6 +193,11 @@ class ReplayServer:
             if self._drop_after is not None and self.published >= self._drop_after:
                 self._drop_after = None
                 self.drop_connections()
+                if self._resume_when_resubscribed:
+                    paused = time.monotonic()
+                    self._ready_to_play.clear()
+                    await self._ready_to_play.wait()
+                    started += time.monotonic() - paused
         log.info("replay of %s finished after %d messages", self.source.description, self.published)
         self.finished.set()
 

@@ -18,6 +18,7 @@ from tradepipe.candles import (
     CandleAggregator,
     CandleResampler,
     OutOfOrderError,
+    _ExactSum,
     aggregate_trades,
     candles_from_trades,
     candles_to_frame,
@@ -218,3 +219,21 @@ def test_streaming_and_batch_agree_on_every_candle(trades: list[Trade], timefram
     # candles round-trip through frames unchanged
     tf = parse_timeframe(timeframe)
     assert candles_to_frame(frame_to_candles(streamed, "TEST", tf)).equals(streamed)
+
+
+@given(
+    st.lists(
+        st.floats(min_value=-1e12, max_value=1e12, allow_nan=False, allow_infinity=False),
+        max_size=200,
+    ),
+    st.integers(min_value=0, max_value=200),
+)
+def test_the_running_exact_sum_is_fsum_of_its_inputs_whenever_it_is_read(
+    values: list[float], read_at: int
+) -> None:
+    running = _ExactSum()
+    for index, value in enumerate(values):
+        running.add(value)
+        if index == read_at:  # a read in between changes nothing that follows
+            assert running.total == math.fsum(values[: index + 1])
+    assert running.total == math.fsum(values)

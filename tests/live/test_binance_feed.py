@@ -111,7 +111,7 @@ def test_a_dropped_connection_is_retried_resubscribed_and_its_hole_backfilled(
             try:
                 await feed.subscribe(["BTCUSDT"], healer)
                 await feed.subscribe(["BTCUSDT"], observer)
-                server.drop_connections_after(12_000)  # about a third into the capture
+                server.drop_connections_after(12_000, resume_when_resubscribed=True)  # a third in
                 await feed.start()
                 await aio.within(server.finished.wait(), 15)
                 await aio.eventually(lambda: len(gaps) == 1, "the gap")
