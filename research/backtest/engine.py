@@ -7,6 +7,9 @@ at candle i's end_ms, so by fill model rule 1 it acts on candle i+1. That is the
 live engine follows with a simulated book.
 
 Why it is fast:
+- the strategy is asked only on its decision rows: the ready ones, narrowed by its own
+  `decision_rows` when it names them (`Strategy.decision_rows`); the loop walks those rows
+  and, between them, only the candles the book needs;
 - features come precomputed (batch) and reach the strategy through a reused read-only view
   (`research.backtest.decisions`); the candle object is built only if the strategy reads it;
 - the book is fed only the candles on which something can happen to it. With nothing open
@@ -24,6 +27,7 @@ end_ms (`close_position`, reason `strategy`): a market exit that fills at candle
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import replace
 from typing import Any
 
@@ -118,7 +122,7 @@ def run_backtest(
     book = PositionBook.for_bot(BACKTEST_BOT, symbol, config, fees, slippage_bps=slippage_bps)
     run = _Run(history, RiskLimits.from_config(config))
     decide, request, submit = decider.decide, decider.request, book.submit_entry
-    end_ms = history.end_ms.tolist()
+    end_ms = run.end_ms
     rows = len(history)
     wake = rows  # the next row the book needs to see
     positions: tuple[Position, ...] = ()
@@ -196,7 +200,7 @@ class _Run:
         self.trades: list[TradeRecord] = []
         self.unfilled: list[UnfilledEntry] = []
         self._rows = len(history)
-        self._end_ms = history.end_ms
+        self.end_ms: list[int] = history.end_ms.tolist()  # candle ends, for bisect
         # a candle's open lies within [low, high] in valid data; widening by it keeps the
         # scan a superset of the book's checks even on data that breaks that
         self._low = np.minimum(history.low, history.open)
@@ -279,15 +283,17 @@ class _Run:
         if take_profit is None or stop_loss is None or deadline is None:
             raise BacktestError(f"active position {position.seq} has no barriers")  # kernel bug
         side = position.side
-        last = int(np.searchsorted(self._end_ms, deadline, side="left"))
+        # the first row whose end reaches the deadline (a list bisect: no numpy call)
+        last = bisect_left(self.end_ms, deadline)
         stop = min(last + 1, self._rows)
         start, width = first, _FIRST_SCAN
         while start < stop:
             end = min(start + width, stop)
             low, high = self._low[start:end], self._high[start:end]
-            touched = stop_touched(side, low, high, np.full(end - start, stop_loss))
-            touched |= take_profit_touched(side, low, high, np.full(end - start, take_profit))
-            if touched.any():
-                return start + int(np.argmax(touched))
+            touched = stop_touched(side, low, high, stop_loss)
+            touched |= take_profit_touched(side, low, high, take_profit)
+            hit = int(touched.argmax())
+            if touched[hit]:
+                return start + hit
             start, width = end, width * 4
         return max(first, min(last, self._rows))
