@@ -6,7 +6,16 @@ With `exit_rsi_above` set it also sells what it holds once RSI has recovered abo
 level (a strategy exit), instead of waiting for the take-profit, stop or timeout.
 """
 
+from typing import TYPE_CHECKING
+
 from tradepipe.strategy import DecisionContext, Enter, Exit, Strategy, StrategyParameters
+
+if TYPE_CHECKING:  # annotations only: loading the file imports no pandas
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
+
+    from tradepipe.botconfig import BotConfig
 
 
 class EmaRsiParameters(StrategyParameters):
@@ -37,3 +46,21 @@ class EmaRsi(Strategy[EmaRsiParameters]):
         if offset > 0:
             return Enter(limit_price=context.candle.close * (1 - offset / 100), reason="dip")
         return Enter(reason="dip in uptrend")
+
+    def decision_rows(
+        self,
+        features: "pd.DataFrame",
+        probabilities: "npt.NDArray[np.float64] | None",
+        config: "BotConfig",
+    ) -> "npt.NDArray[np.bool_]":
+        """on_candle's own tests over the whole frame (a backtest calls it only there): it
+        enters only in an uptrend below the RSI threshold, exits only once RSI is above
+        `exit_rsi_above`. float64 as on_candle compares (NaN compares False in both)."""
+        rsi = features["rsi_14"].to_numpy(dtype="float64")
+        slow = features["close_ema_26"].to_numpy(dtype="float64")
+        fast = features["close_ema_12"].to_numpy(dtype="float64")
+        rows = (slow > fast) & (rsi < self.parameters.rsi_entry_below)
+        exit_above = self.parameters.exit_rsi_above
+        if exit_above is not None:
+            rows |= rsi > exit_above
+        return rows

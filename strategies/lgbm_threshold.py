@@ -5,7 +5,17 @@ its take-profit before its stop-loss or timeout (the triple-barrier label); the 
 enters when that probability exceeds the bot's `confidence_threshold`.
 """
 
+from typing import TYPE_CHECKING
+
+import numpy as np
+
 from tradepipe.strategy import DecisionContext, Enter, ModelRef, Strategy, StrategyParameters
+
+if TYPE_CHECKING:  # annotations only: loading the file imports no pandas
+    import numpy.typing as npt
+    import pandas as pd
+
+    from tradepipe.botconfig import BotConfig
 
 
 class LgbmThresholdParameters(StrategyParameters):
@@ -28,3 +38,15 @@ class LgbmThreshold(Strategy[LgbmThresholdParameters]):
         if offset > 0:
             return Enter(limit_price=context.candle.close * (1 - offset / 100), reason=reason)
         return Enter(reason=reason)
+
+    def decision_rows(
+        self,
+        features: "pd.DataFrame",
+        probabilities: "npt.NDArray[np.float64] | None",
+        config: "BotConfig",
+    ) -> "npt.NDArray[np.bool_]":
+        """The rows whose probability passes the bot's threshold (a backtest calls
+        on_candle only there); none without a model. NaN (no prediction) compares False."""
+        if probabilities is None:
+            return np.zeros(len(features), dtype=bool)
+        return probabilities > config.confidence_threshold

@@ -7,6 +7,9 @@ at candle i's end_ms, so by fill model rule 1 it acts on candle i+1. That is the
 live engine follows with a simulated book.
 
 Why it is fast:
+- the strategy is asked only on its decision rows: the ready ones, narrowed by its own
+  `decision_rows` when it names them (`Strategy.decision_rows`); the loop walks those rows
+  and, between them, only the candles the book needs;
 - features come precomputed (batch) and reach the strategy through a reused read-only view
   (`research.backtest.decisions`); the candle object is built only if the strategy reads it;
 - the book is fed only the candles on which something can happen to it. With nothing open
@@ -24,6 +27,7 @@ end_ms (`close_position`, reason `strategy`): a market exit that fills at candle
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import replace
 from typing import Any
 
@@ -33,7 +37,7 @@ import pandas as pd
 
 from research.backtest.decisions import Decider
 from research.backtest.errors import BacktestError
-from research.backtest.history import History, prepare_history
+from research.backtest.history import History, prepare_history, strategy_label
 from research.backtest.metrics import build_result
 from research.backtest.records import BacktestResult, Fill, TradeRecord, UnfilledEntry
 from tradepipe.botconfig import BotConfig
@@ -118,31 +122,60 @@ def run_backtest(
     book = PositionBook.for_bot(BACKTEST_BOT, symbol, config, fees, slippage_bps=slippage_bps)
     run = _Run(history, RiskLimits.from_config(config))
     decide, request, submit = decider.decide, decider.request, book.submit_entry
-    ready = history.ready.tolist()
-    end_ms = history.end_ms.tolist()
+    end_ms = run.end_ms
     rows = len(history)
     wake = rows  # the next row the book needs to see
     positions: tuple[Position, ...] = ()
-    for row in range(rows):
-        if row >= wake:
-            run.record(row, book.on_candle(history.candle(row)))
+    for row in decision_rows(history, strategy, config):
+        while wake <= row:  # the book's candles up to and including this one come first
+            run.record(wake, book.on_candle(history.candle(wake)))
             positions = book.positions
-            wake = run.next_wake(row, positions)
-        if ready[row]:
-            decision = decide(row, positions)
-            if decision is not None:
-                if isinstance(decision, Exit):
-                    targets = decider.exit_targets(decision, row, positions)
-                    run.record(row, _close(book, targets, end_ms[row]))
-                else:
-                    entry = request(decision, row)
-                    if not run.admits(end_ms[row], entry.capital, positions):
-                        continue  # refused by the risk limits: nothing changed
-                    run.record(row, submit(entry, end_ms[row]))
-                positions = book.positions
-                wake = run.next_wake(row, positions)
+            wake = run.next_wake(wake, positions)
+        decision = decide(row, positions)
+        if decision is None:
+            continue
+        if isinstance(decision, Exit):
+            targets = decider.exit_targets(decision, row, positions)
+            run.record(row, _close(book, targets, end_ms[row]))
+        else:
+            entry = request(decision, row)
+            if not run.admits(end_ms[row], entry.capital, positions):
+                continue  # refused by the risk limits: nothing changed
+            run.record(row, submit(entry, end_ms[row]))
+        positions = book.positions
+        wake = run.next_wake(row, positions)
+    while wake < rows:
+        run.record(wake, book.on_candle(history.candle(wake)))
+        positions = book.positions
+        wake = run.next_wake(wake, positions)
     result = build_result(history, run.fills, run.trades, run.unfilled, positions, capital)
     return replace(result, risk_breaches=tuple(run.breaches), entries_refused=run.refused)
+
+
+def decision_rows(history: History, strategy: Strategy[Any], config: BotConfig) -> list[int]:
+    """The rows on which the strategy is asked: the ready ones, narrowed to its own
+    `decision_rows` where it gives them (Strategy.decision_rows says why that changes
+    no decision). A strategy whose `on_candle` was replaced on the instance (a recorder,
+    as the review and the look-ahead check use) is asked on every ready row: the narrowing
+    speaks for the class's `on_candle` only, and the replacement wants to see every call."""
+    ready = history.ready
+    narrowed = type(strategy).decision_rows is not Strategy.decision_rows
+    if narrowed and "on_candle" not in getattr(strategy, "__dict__", {}):
+        # a copy: what the strategy does to its frame cannot reach what on_candle sees
+        rows = strategy.decision_rows(history.features.copy(), history.probability_values, config)
+        if rows is not None:
+            ready = ready & _checked_rows(rows, len(history), strategy)
+    return np.flatnonzero(ready).tolist()
+
+
+def _checked_rows(rows: object, count: int, strategy: Strategy[Any]) -> npt.NDArray[np.bool_]:
+    array = np.asarray(rows)
+    if array.dtype != np.bool_ or array.shape != (count,):
+        raise BacktestError(
+            f"strategy {strategy_label(strategy)}: decision_rows returned "
+            f"{array.dtype} of shape {array.shape}; expected one bool per candle ({count},)"
+        )
+    return array
 
 
 def _close(book: PositionBook, targets: tuple[int, ...], time_ms: int) -> tuple[Event, ...]:
@@ -167,7 +200,7 @@ class _Run:
         self.trades: list[TradeRecord] = []
         self.unfilled: list[UnfilledEntry] = []
         self._rows = len(history)
-        self._end_ms = history.end_ms
+        self.end_ms: list[int] = history.end_ms.tolist()  # candle ends, for bisect
         # a candle's open lies within [low, high] in valid data; widening by it keeps the
         # scan a superset of the book's checks even on data that breaks that
         self._low = np.minimum(history.low, history.open)
@@ -250,15 +283,17 @@ class _Run:
         if take_profit is None or stop_loss is None or deadline is None:
             raise BacktestError(f"active position {position.seq} has no barriers")  # kernel bug
         side = position.side
-        last = int(np.searchsorted(self._end_ms, deadline, side="left"))
+        # the first row whose end reaches the deadline (a list bisect: no numpy call)
+        last = bisect_left(self.end_ms, deadline)
         stop = min(last + 1, self._rows)
         start, width = first, _FIRST_SCAN
         while start < stop:
             end = min(start + width, stop)
             low, high = self._low[start:end], self._high[start:end]
-            touched = stop_touched(side, low, high, np.full(end - start, stop_loss))
-            touched |= take_profit_touched(side, low, high, np.full(end - start, take_profit))
-            if touched.any():
-                return start + int(np.argmax(touched))
+            touched = stop_touched(side, low, high, stop_loss)
+            touched |= take_profit_touched(side, low, high, take_profit)
+            hit = int(touched.argmax())
+            if touched[hit]:
+                return start + hit
             start, width = end, width * 4
         return max(first, min(last, self._rows))

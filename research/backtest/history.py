@@ -58,7 +58,8 @@ class History:
     taker_buy_volume: FloatArray
     trade_count: FloatArray
     features: pd.DataFrame
-    probabilities: tuple[float | None, ...] | None
+    probabilities: tuple[float | None, ...] | None  # as the strategy sees them
+    probability_values: FloatArray | None  # the same, NaN for none (for batch code)
     ready: BoolArray
 
     def __len__(self) -> int:
@@ -121,13 +122,15 @@ def prepare_history(
             f"{', '.join(required)} that {strategy_label(strategy)} requires are never all "
             "defined (give more candles than their warm-up)"
         )
+    values = _probabilities(probabilities, len(candles))
     return History(
         symbol=symbol,
         timeframe=frame,
         start_ms=start_ms,
         end_ms=start_ms + frame.milliseconds,
         features=feature_frame,
-        probabilities=_probabilities(probabilities, len(candles)),
+        probabilities=None if values is None else _as_seen(values),
+        probability_values=values,
         ready=ready,
         **columns,
     )
@@ -192,12 +195,12 @@ def _features(
     return features.reset_index(drop=True)
 
 
-def _probabilities(values: npt.ArrayLike | None, rows: int) -> tuple[float | None, ...] | None:
-    """Per-row model probabilities; NaN (no prediction for that row) becomes None, which
-    is what a strategy sees when no model is available."""
+def _probabilities(values: npt.ArrayLike | None, rows: int) -> FloatArray | None:
+    """Per-row model probabilities, checked; NaN means no prediction for that row."""
     if values is None:
         return None
-    array = np.asarray(values, dtype=np.float64)
+    array = np.array(values, dtype=np.float64)  # a copy the strategy cannot change
+    array.flags.writeable = False
     if array.shape != (rows,):
         raise BacktestError(
             f"probabilities have shape {array.shape}; expected one per candle ({rows},)"
@@ -206,4 +209,10 @@ def _probabilities(values: npt.ArrayLike | None, rows: int) -> tuple[float | Non
     if outside.any():
         row = int(np.flatnonzero(outside)[0])
         raise BacktestError(f"probabilities: {array[row]} at row {row} is not in [0, 1]")
-    return tuple(None if math.isnan(p) else p for p in array.tolist())
+    return array
+
+
+def _as_seen(values: FloatArray) -> tuple[float | None, ...]:
+    """NaN (no prediction for that row) becomes None, which is what a strategy sees when
+    no model is available."""
+    return tuple(None if math.isnan(p) else p for p in values.tolist())

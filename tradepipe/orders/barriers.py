@@ -21,10 +21,11 @@ worse price than asked): the operator who wants out closes the position instead.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from tradepipe.enums import OrderRole, OrderStatus, OrderType, PositionStatus, Side
 from tradepipe.orders.events import BarriersMoved, Event, OrderCancelled, OrderCancelRequested
+from tradepipe.orders.evolve import evolve
 from tradepipe.orders.transitions import Step, replace_order
 from tradepipe.orders.transitions import _place_exit as place_exit
 from tradepipe.orders.types import Position
@@ -134,7 +135,7 @@ def move_barriers(
 
 
 def _moved(position: Position, move: BarrierMove, time_ms: int, *, simulated: bool) -> Step:
-    moved = replace(
+    moved = evolve(
         position,
         take_profit_price=move.take_profit_price or position.take_profit_price,
         stop_loss_price=move.stop_loss_price or position.stop_loss_price,
@@ -149,12 +150,12 @@ def _moved(position: Position, move: BarrierMove, time_ms: int, *, simulated: bo
         return moved, []  # already on its way out: the new order follows its confirmation
     events: list[Event]
     if simulated:
-        gone = replace(resting, status=OrderStatus.CANCELLED, updated_at_ms=time_ms)
+        gone = evolve(resting, status=OrderStatus.CANCELLED, updated_at_ms=time_ms)
         events = [OrderCancelled(bot=moved.bot, time_ms=time_ms, order=gone,
                                  position_seq=moved.seq, reason=MOVE_REASON)]  # fmt: skip
         moved, placed = _place_take_profit(replace_order(moved, gone), time_ms, simulated=True)
         return moved, events + placed
-    asked = replace(resting, cancel_requested=True, updated_at_ms=time_ms)
+    asked = evolve(resting, cancel_requested=True, updated_at_ms=time_ms)
     event = OrderCancelRequested(
         bot=moved.bot, time_ms=time_ms, order=asked, position_seq=moved.seq, reason=MOVE_REASON
     )

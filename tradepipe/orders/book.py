@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from tradepipe.botconfig import BotConfig
@@ -40,6 +39,7 @@ from tradepipe.orders.events import (
     OrderPlaced,
     PositionPending,
 )
+from tradepipe.orders.evolve import evolve
 from tradepipe.orders.rules import Bar, stop_touched
 from tradepipe.orders.serialise import StateError
 from tradepipe.orders.simulate import step_candle
@@ -214,7 +214,7 @@ class PositionBook:
         def accept(position: Position, order: OrderState) -> transitions.Step:
             if order.status is not OrderStatus.NEW:
                 return position, []
-            opened = replace(order, status=OrderStatus.OPEN, updated_at_ms=time_ms)
+            opened = evolve(order, status=OrderStatus.OPEN, updated_at_ms=time_ms)
             event = OrderAccepted(
                 bot=self.bot, time_ms=time_ms, order=opened, position_seq=position.seq
             )

@@ -147,7 +147,7 @@ def barrier_prices(
 def stop_touched(side: Side, low: float, high: float, stop_price: float) -> bool: ...
 @overload
 def stop_touched(
-    side: Side, low: FloatArray, high: FloatArray, stop_price: FloatArray
+    side: Side, low: FloatArray, high: FloatArray, stop_price: FloatArray | float
 ) -> BoolArray: ...
 def stop_touched(side: Side, low: Any, high: Any, stop_price: Any) -> Any:
     """Did prices in [low, high] trade at or through the stop? (Scalars or arrays.)"""
@@ -158,7 +158,7 @@ def stop_touched(side: Side, low: Any, high: Any, stop_price: Any) -> Any:
 def take_profit_touched(side: Side, low: float, high: float, take_profit_price: float) -> bool: ...
 @overload
 def take_profit_touched(
-    side: Side, low: FloatArray, high: FloatArray, take_profit_price: FloatArray
+    side: Side, low: FloatArray, high: FloatArray, take_profit_price: FloatArray | float
 ) -> BoolArray: ...
 def take_profit_touched(side: Side, low: Any, high: Any, take_profit_price: Any) -> Any:
     """Did prices in [low, high] reach the take-profit? (Scalars or arrays.)"""

@@ -7,11 +7,11 @@ Backtests (and a paper engine that wants backtest-identical fills) feed candles 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import NamedTuple
 
 from tradepipe.enums import ExitReason, OrderRole, OrderType, PositionStatus
 from tradepipe.orders import transitions
+from tradepipe.orders.evolve import evolve
 from tradepipe.orders.rules import Bar, limit_entry_fill, market_fill_price, resolve_candle
 from tradepipe.orders.trailing import effective_stop, ratchet
 from tradepipe.orders.types import FeeSchedule, Liquidity, Position
@@ -48,7 +48,7 @@ def _step_pending(position: Position, bar: Bar, costs: _Costs) -> transitions.St
             )
         fill = limit_entry_fill(position.side, entry.price, bar, resting=entry.resting)
         if fill is None:
-            return transitions.replace_order(position, replace(entry, resting=True)), []
+            return transitions.replace_order(position, evolve(entry, resting=True)), []
         price, at_open, liquidity = fill
         quantity = entry.quantity
     time_ms = bar.start_ms if at_open else bar.end_ms

@@ -18,10 +18,10 @@ the vectorised labels can take a running maximum of the highs and get bit-identi
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from tradepipe.enums import ExitReason, PositionStatus, Side
+from tradepipe.orders.evolve import evolve
 from tradepipe.orders.rules import Bar
 from tradepipe.orders.types import Position
 
@@ -66,4 +66,4 @@ def ratchet(position: Position, bar: Bar) -> Position:
     candidate = float(trail_price(position.side, best, pct))
     if not tighter_stop(position.side, candidate, trail):
         return position
-    return replace(position, trailing_stop_price=candidate)
+    return evolve(position, trailing_stop_price=candidate)

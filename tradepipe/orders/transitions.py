@@ -18,8 +18,6 @@ ordering is what keeps a spot position from being sold twice).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from tradepipe.enums import ExitReason, OrderRole, OrderStatus, OrderType, PositionStatus, Side
 from tradepipe.orders.events import (
     Anomaly,
@@ -32,6 +30,7 @@ from tradepipe.orders.events import (
     PositionClosed,
     PositionOpened,
 )
+from tradepipe.orders.evolve import evolve
 from tradepipe.orders.rules import barrier_prices
 from tradepipe.orders.trailing import trail_price
 from tradepipe.orders.types import (
@@ -118,7 +117,7 @@ def _place_exit(
         quantity=position.quantity - position.exit_quantity,
         reason=reason,
     )
-    placed = replace(position, exits=(*position.exits, order))
+    placed = evolve(position, exits=(*position.exits, order))
     return placed, [
         OrderPlaced(bot=position.bot, time_ms=time_ms, order=order, position_seq=position.seq)
     ]
@@ -126,11 +125,11 @@ def _place_exit(
 
 def replace_order(position: Position, order: OrderState) -> Position:
     if order.client_order_id == position.entry.client_order_id:
-        return replace(position, entry=order)
+        return evolve(position, entry=order)
     exits = tuple(
         order if o.client_order_id == order.client_order_id else o for o in position.exits
     )
-    return replace(position, exits=exits)
+    return evolve(position, exits=exits)
 
 
 def activate(position: Position, time_ms: int, *, simulated: bool) -> Step:
@@ -140,7 +139,7 @@ def activate(position: Position, time_ms: int, *, simulated: bool) -> Step:
     take_profit, stop_loss = barrier_prices(
         position.side, entry_price, request.take_profit_pct, request.stop_loss_pct
     )
-    active = replace(
+    active = evolve(
         position,
         status=PositionStatus.ACTIVE,
         opened_at_ms=time_ms,
@@ -169,7 +168,7 @@ def activate(position: Position, time_ms: int, *, simulated: bool) -> Step:
 
 
 def close(position: Position, reason: ExitReason, time_ms: int) -> Step:
-    closed = replace(
+    closed = evolve(
         position,
         status=PositionStatus.CLOSED,
         closed_at_ms=time_ms,
@@ -224,7 +223,7 @@ def begin_exit(position: Position, reason: ExitReason, time_ms: int, *, simulate
     before the market exit is sent: at once when simulated, after the venue confirms the
     cancel otherwise (see `cancel_confirmed`).
     """
-    position = replace(position, pending_exit=reason)
+    position = evolve(position, pending_exit=reason)
     take_profit = position.working_exit(OrderRole.TAKE_PROFIT)
     if take_profit is None:
         return _place_exit(
@@ -233,7 +232,7 @@ def begin_exit(position: Position, reason: ExitReason, time_ms: int, *, simulate
     if not simulated:
         if take_profit.cancel_requested:
             return position, []
-        asked = replace(take_profit, cancel_requested=True, updated_at_ms=time_ms)
+        asked = evolve(take_profit, cancel_requested=True, updated_at_ms=time_ms)
         event = OrderCancelRequested(
             bot=position.bot, time_ms=time_ms, order=asked, position_seq=position.seq, reason=reason
         )
@@ -250,10 +249,10 @@ def request_entry_cancel(
     entry = position.entry
     if entry.cancel_requested:
         return position, []
-    position = replace(position, pending_exit=reason)
+    position = evolve(position, pending_exit=reason)
     if simulated:
         return cancel_confirmed(position, entry, time_ms, simulated=True)
-    asked = replace(entry, cancel_requested=True, updated_at_ms=time_ms)
+    asked = evolve(entry, cancel_requested=True, updated_at_ms=time_ms)
     event = OrderCancelRequested(
         bot=position.bot, time_ms=time_ms, order=asked, position_seq=position.seq, reason=reason
     )
@@ -265,7 +264,7 @@ def cancel_confirmed(
 ) -> Step:
     """The venue (or the simulation) has cancelled `order`; move the position on."""
     reason = position.pending_exit
-    cancelled = replace(order, status=OrderStatus.CANCELLED, updated_at_ms=time_ms)
+    cancelled = evolve(order, status=OrderStatus.CANCELLED, updated_at_ms=time_ms)
     position = replace_order(position, cancelled)
     events: list[Event] = [
         OrderCancelled(
@@ -305,7 +304,7 @@ def venue_stop_taken(
     stop-loss exit, whose fills (reported as any order's) close the position."""
     events: list[Event] = []
     if take_profit.is_working:
-        expired = replace(take_profit, status=OrderStatus.EXPIRED, updated_at_ms=time_ms)
+        expired = evolve(take_profit, status=OrderStatus.EXPIRED, updated_at_ms=time_ms)
         position = replace_order(position, expired)
         reason = "expired at the venue: its stop-loss leg was triggered"
         events.append(
@@ -329,14 +328,14 @@ def venue_stop_taken(
         quantity=take_profit.quantity,
         reason="stop-loss resting at the venue",
     )
-    position = replace(position, exits=(*position.exits, stop), pending_exit=ExitReason.STOP_LOSS)
+    position = evolve(position, exits=(*position.exits, stop), pending_exit=ExitReason.STOP_LOSS)
     return position, events
 
 
 def rejected(position: Position, order: OrderState, message: str, time_ms: int) -> Step:
     """The venue refused `order`. A refused entry closes the position without a trade; a
     refused exit leaves the position active, so the next tick triggers the exit again."""
-    refused = replace(order, status=OrderStatus.REJECTED, updated_at_ms=time_ms)
+    refused = evolve(order, status=OrderStatus.REJECTED, updated_at_ms=time_ms)
     position = replace_order(position, refused)
     events: list[Event] = [
         OrderRejected(
@@ -353,6 +352,6 @@ def rejected(position: Position, order: OrderState, message: str, time_ms: int) 
     if order.role is OrderRole.ENTRY:
         position, more = activate(position, time_ms, simulated=False)
         return position, events + more
-    position = replace(position, pending_exit=None)
+    position = evolve(position, pending_exit=None)
     note = f"exit order {order.client_order_id} rejected: {message}"
     return position, [*events, Anomaly(bot=position.bot, time_ms=time_ms, message=note)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -26,6 +26,7 @@ from tradepipe.enums import (
     PositionStatus,
     Side,
 )
+from tradepipe.orders.evolve import evolve
 from tradepipe.orders.serialise import build, record_to_dict
 
 __all__ = [
@@ -272,7 +273,7 @@ class OrderState:
             if self.average_price is None
             else (self.average_price * self.filled_quantity + price * quantity) / total
         )
-        return replace(
+        return evolve(
             self,
             status=OrderStatus.FILLED if complete else OrderStatus.PARTIALLY_FILLED,
             filled_quantity=total,

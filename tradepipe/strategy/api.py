@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -29,6 +29,11 @@ from tradepipe.domain import Candle
 from tradepipe.enums import PositionStatus
 from tradepipe.orders.types import Position
 from tradepipe.validation import describe_validation_error
+
+if TYPE_CHECKING:  # annotations only: importing the strategy API stays free of pandas
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
 
 # Bump when the contract changes in a way old strategy files cannot follow.
 INTERFACE_VERSION = 1
@@ -158,6 +163,23 @@ class Strategy(Generic[ParametersT]):
         """Decide at a closed candle: `Enter(...)` to open a position, `Exit(...)` to close
         open ones, None to wait."""
         raise NotImplementedError
+
+    def decision_rows(
+        self,
+        features: pd.DataFrame,
+        probabilities: npt.NDArray[np.float64] | None,
+        config: BotConfig,
+    ) -> npt.NDArray[np.bool_] | None:
+        """Optional, for backtests only: the rows of a history on which `on_candle` may
+        return a decision. `features` is the batch feature frame (one row per candle),
+        `probabilities` the model's per candle (NaN where none) or None without a model,
+        `config` the bot's (the `context.config` of every call).
+        The answer is a boolean per row that must be True wherever `on_candle` could
+        return `Enter` or `Exit`, whatever the open positions; on a False row `on_candle`
+        must return None and change nothing of the strategy's own state. A backtest then
+        calls `on_candle` only on the True rows, which gives the decisions of calling it
+        on every candle (as the live engine does). None, the default: every row."""
+        return None
 
     def on_save(self) -> dict[str, Any]:
         """State to hand to the next version of this strategy on a hot reload (JSON-able)."""
