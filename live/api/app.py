@@ -26,7 +26,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Response, WebSocket
 from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from live.api.auth import TokenGuard
@@ -37,7 +37,7 @@ from live.api.events_ws import EventStream
 from live.api.history import history_router
 from live.api.models import model_router
 from live.api.position_routes import position_routes
-from live.api.prometheus import CONTENT_TYPE, render_metrics
+from live.api.prometheus import CONTENT_TYPE, engine_registry, render
 from live.api.shadow import shadow_router
 from live.api.strategies import strategy_router
 from live.api.views import event_body, health_body, strategies_body
@@ -114,6 +114,7 @@ def create_app(
         close_timeout_seconds=events_close_timeout_seconds,
     )
     app.state.events = stream
+    registry = engine_registry(engine, stream.metrics)
 
     @app.get("/openapi.json", dependencies=read, include_in_schema=False)
     async def openapi() -> JSONResponse:
@@ -130,10 +131,7 @@ def create_app(
 
     @app.get("/metrics", dependencies=read)
     async def metrics() -> Response:
-        text = render_metrics(
-            engine.status(), engine.metrics(), stream.metrics(), engine.quality.latest
-        )
-        return PlainTextResponse(text, media_type=CONTENT_TYPE)
+        return Response(render(registry), media_type=CONTENT_TYPE)
 
     app.include_router(strategy_router(engine, read=read, control=control))
     app.include_router(model_router(engine, read=read, control=control))

@@ -1,126 +1,116 @@
-"""The engine's status and counters in Prometheus text exposition format 0.0.4.
+"""The engine's /metrics: prometheus_client, one `CollectorRegistry` per engine.
 
-Hand-written rather than prometheus_client: the engine already keeps its counters, and a
-registry of global collectors would be process-wide state, which would break several
-engines in one process (the tests run many). Every scrape renders fresh snapshots.
+Never the library's default registry: that one is process-wide, and several engines run in
+one test process. The engine already keeps its figures (counters, status, live model quality),
+so a custom collector reads fresh snapshots of them at each scrape and yields metric
+families; the latency histograms are the engine's own prometheus_client `Histogram`s
+(live/latency.py), observed where the engine measures. Exposition: text format 0.0.4.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
-from live.engine import BotRunState, EngineState, EngineStatus
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from live.engine import BotRunState, BotStatusView, Engine, EngineState, EngineStatus
 from live.feeds import FeedState
 from tradepipe.quality_report import VersionQuality
 
-__all__ = ["CONTENT_TYPE", "escape_label", "render_metrics"]
+__all__ = ["CONTENT_TYPE", "EngineCollector", "engine_registry", "quality_families", "render"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "tradepipe"
-
-Labels = Mapping[str, str]
-
-
-def escape_label(value: str) -> str:
-    """A label value as the format requires: backslash, double quote and newline escaped."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+BOT_LABELS = ("bot", "symbol", "strategy")
 
 
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+def _figure(name: str, help_text: str, value: float) -> Metric:
+    """A flat figure: a counter when its name ends in _total (the engine's convention)."""
+    if name.endswith("_total"):
+        return CounterMetricFamily(name, help_text, value=value)
+    return GaugeMetricFamily(name, help_text, value=value)
 
 
-def _sample(name: str, labels: Labels, value: float) -> str:
-    if not labels:
-        return f"{name} {_number(value)}"
-    text = ",".join(f'{key}="{escape_label(str(val))}"' for key, val in labels.items())
-    return f"{name}{{{text}}} {_number(value)}"
+def _state_gauge(name: str, help_text: str, labels: Sequence[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"{PREFIX}_{name}", help_text, labels=labels)
 
 
-class _Family:
-    """One metric family: HELP, TYPE, then its samples (the format wants them together)."""
-
-    def __init__(self, name: str, kind: str, help_text: str) -> None:
-        self.name = f"{PREFIX}_{name}"
-        self.lines = [f"# HELP {self.name} {help_text}", f"# TYPE {self.name} {kind}"]
-
-    def add(self, value: float, **labels: str) -> None:
-        self.lines.append(_sample(self.name, labels, value))
-
-
-def _engine_families(status: EngineStatus, metrics: Mapping[str, float]) -> Iterable[_Family]:
-    info = _Family("engine_info", "gauge", "The engine's identity (always 1).")
-    info.add(1, engine_id=status.engine_id, broker=status.broker)
+def _engine_families(status: EngineStatus, metrics: Mapping[str, float]) -> Iterator[Metric]:
+    info = _state_gauge("engine_info", "The engine's identity (always 1).", ("engine_id", "broker"))
+    info.add_metric((status.engine_id, status.broker), 1)
     yield info
-    state = _Family("engine_state", "gauge", "1 for the engine's current lifecycle state.")
+    state = _state_gauge("engine_state", "1 for the engine's current lifecycle state.", ("state",))
     for choice in EngineState:
-        state.add(1 if status.state is choice else 0, state=choice.value)
+        state.add_metric((choice.value,), 1 if status.state is choice else 0)
     yield state
-    feed = _Family("feed_state", "gauge", "1 for the market-data feed's current state.")
+    feed = _state_gauge(
+        "feed_state", "1 for the market-data feed's current state.", ("exchange", "state")
+    )
     for feed_choice in FeedState:
-        feed.add(
-            1 if status.feed.state is feed_choice else 0,
-            exchange=status.feed.exchange,
-            state=feed_choice.value,
+        feed.add_metric(
+            (status.feed.exchange, feed_choice.value), 1 if status.feed.state is feed_choice else 0
         )
     yield feed
-    orders = _Family("broker_open_orders", "gauge", "Orders open at the broker (last heartbeat).")
-    orders.add(status.broker_open_orders)
-    yield orders
-    for key, value in sorted(metrics.items()):
-        kind = "counter" if key.endswith("_total") else "gauge"
-        family = _Family(f"engine_{key}", kind, f"Engine {key.replace('_', ' ')}.")
-        family.add(value)
-        yield family
-
-
-def _bot_families(status: EngineStatus) -> Iterable[_Family]:
-    state = _Family("bot_state", "gauge", "1 for each bot's current run state.")
-    enabled = _Family("bot_enabled", "gauge", "1 when the bots table enables the bot.")
-    accepting = _Family("bot_accepting_entries", "gauge", "1 when the bot may open positions.")
-    open_positions = _Family("bot_open_positions", "gauge", "Open positions per bot.")
-    pending = _Family("bot_pending_positions", "gauge", "Entries waiting for a fill per bot.")
-    working = _Family("bot_working_orders", "gauge", "Orders working at the broker per bot.")
-    entries = _Family("bot_entries_total", "counter", "Entry orders placed per bot.")
-    decisions = _Family("bot_decisions_total", "counter", "Strategy decisions per bot.")
-    halted = _Family("bot_risk_halted", "gauge", "1 for the risk limit stopping a bot's entries.")
-    for bot in status.bots:
-        labels = {"bot": bot.name, "symbol": bot.symbol, "strategy": bot.strategy}
-        for choice in BotRunState:
-            state.add(1 if bot.state is choice else 0, **labels, state=choice.value)
-        enabled.add(1 if bot.enabled else 0, **labels)
-        accepting.add(1 if bot.accepting_entries else 0, **labels)
-        open_positions.add(bot.open_positions, **labels)
-        pending.add(bot.pending_positions, **labels)
-        working.add(bot.working_orders, **labels)
-        entries.add(bot.entries, **labels)
-        decisions.add(bot.decisions, **labels)
-        if bot.risk_halt is not None:
-            halted.add(1, **labels, limit=bot.risk_halt)
-    return (
-        state,
-        enabled,
-        accepting,
-        open_positions,
-        pending,
-        working,
-        entries,
-        decisions,
-        halted,
+    yield GaugeMetricFamily(
+        f"{PREFIX}_broker_open_orders",
+        "Orders open at the broker (last heartbeat).",
+        value=status.broker_open_orders,
     )
-
-
-def _api_families(metrics: Mapping[str, float]) -> Iterable[_Family]:
     for key, value in sorted(metrics.items()):
-        kind = "counter" if key.endswith("_total") else "gauge"
-        family = _Family(f"api_{key}", kind, f"Control API {key.replace('_', ' ')}.")
-        family.add(value)
+        yield _figure(f"{PREFIX}_engine_{key}", f"Engine {key.replace('_', ' ')}.", value)
+
+
+# (family name, counter?, help, figure of a bot's status)
+_BOT_FIGURES: tuple[tuple[str, bool, str, Callable[[BotStatusView], float]], ...] = (
+    ("bot_enabled", False, "1 when the bots table enables the bot.",
+     lambda bot: 1 if bot.enabled else 0),
+    ("bot_accepting_entries", False, "1 when the bot may open positions.",
+     lambda bot: 1 if bot.accepting_entries else 0),
+    ("bot_open_positions", False, "Open positions per bot.", lambda bot: bot.open_positions),
+    ("bot_pending_positions", False, "Entries waiting for a fill per bot.",
+     lambda bot: bot.pending_positions),
+    ("bot_working_orders", False, "Orders working at the broker per bot.",
+     lambda bot: bot.working_orders),
+    ("bot_entries", True, "Entry orders placed per bot.", lambda bot: bot.entries),
+    ("bot_decisions", True, "Strategy decisions per bot.", lambda bot: bot.decisions),
+)  # fmt: skip
+
+
+def _bot_families(status: EngineStatus) -> Iterator[Metric]:
+    state = _state_gauge("bot_state", "1 for each bot's current run state.", (*BOT_LABELS, "state"))
+    halted = _state_gauge(
+        "bot_risk_halted", "1 for the risk limit stopping a bot's entries.", (*BOT_LABELS, "limit")
+    )
+    figures: list[
+        tuple[CounterMetricFamily | GaugeMetricFamily, Callable[[BotStatusView], float]]
+    ] = [
+        (
+            CounterMetricFamily(f"{PREFIX}_{name}", help_text, labels=BOT_LABELS)
+            if counter
+            else GaugeMetricFamily(f"{PREFIX}_{name}", help_text, labels=BOT_LABELS),
+            figure,
+        )
+        for name, counter, help_text, figure in _BOT_FIGURES
+    ]
+    for bot in status.bots:
+        labels = (bot.name, bot.symbol, bot.strategy)
+        for choice in BotRunState:
+            state.add_metric((*labels, choice.value), 1 if bot.state is choice else 0)
+        for family, figure in figures:
+            family.add_metric(labels, figure(bot))
+        if bot.risk_halt is not None:
+            halted.add_metric((*labels, bot.risk_halt), 1)
+    yield state
+    for family, _ in figures:
         yield family
+    yield halted
+
+
+def _api_families(metrics: Mapping[str, float]) -> Iterator[Metric]:
+    for key, value in sorted(metrics.items()):
+        yield _figure(f"{PREFIX}_api_{key}", f"Control API {key.replace('_', ' ')}.", value)
 
 
 # (gauge name, help, figure): live figures of matured outcomes, their validation
@@ -156,29 +146,45 @@ def _validation(item: VersionQuality, figure: str) -> float:
     return math.nan if reference is None else reference.figures.get(figure, math.nan)
 
 
-def _quality_families(qualities: Sequence[VersionQuality]) -> Iterable[_Family]:
+def quality_families(qualities: Sequence[VersionQuality]) -> Iterator[GaugeMetricFamily]:
+    """The live-quality gauges (`tradepipe_model_*{model,version}`); none without a version."""
     if not qualities:
         return
     for name, help_text, figure in _QUALITY_GAUGES:
-        family = _Family(name, "gauge", help_text)
+        family = GaugeMetricFamily(f"{PREFIX}_{name}", help_text, labels=("model", "version"))
         for item in qualities:
-            family.add(figure(item), model=item.model, version=item.version)
+            family.add_metric((item.model, item.version), figure(item))
         yield family
 
 
-def render_metrics(
-    status: EngineStatus,
-    metrics: Mapping[str, float],
-    api: Mapping[str, float] | None = None,
-    quality: Sequence[VersionQuality] = (),
-) -> str:
-    """`metrics`: the engine's (`tradepipe_engine_*`); `api`: the API's own counters, such
-    as the events WebSocket's (`tradepipe_api_*`); `quality`: the engine's last live model
-    quality per version (`tradepipe_model_*`, computed in the background, not here)."""
-    families = [
-        *_engine_families(status, metrics),
-        *_api_families(api or {}),
-        *_bot_families(status),
-        *_quality_families(quality),
-    ]
-    return "\n".join(line for family in families for line in family.lines) + "\n"
+class EngineCollector:
+    """A prometheus_client custom collector over one engine's own figures: every scrape
+    reads fresh snapshots (status, counters, the API's figures, the last live quality)."""
+
+    def __init__(self, engine: Engine, api: Callable[[], Mapping[str, float]]) -> None:
+        self._engine = engine
+        self._api = api
+
+    def collect(self) -> Iterable[Metric]:
+        status = self._engine.status()
+        yield from _engine_families(status, self._engine.metrics())
+        yield from _api_families(self._api())
+        yield from _bot_families(status)
+        yield from quality_families(self._engine.quality.latest)
+
+
+def engine_registry(
+    engine: Engine, api: Callable[[], Mapping[str, float]] = dict
+) -> CollectorRegistry:
+    """`engine`'s registry: its figures (`api`: the control API's own, `tradepipe_api_*`)
+    and its latency histograms."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EngineCollector(engine, api))
+    for histogram in engine.latency.collectors():
+        registry.register(histogram)
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """Text format 0.0.4 (`CONTENT_TYPE`)."""
+    return generate_latest(registry)

@@ -122,6 +122,8 @@ class TradingCore:
         self.metrics = CoreMetrics()
         self.guard = CallGuard()  # strategy decisions under their time budget
         self.candle_listeners: list[Callable[[Candle], None]] = []
+        # (strategy, ns from the step's input to the bot's decision) per decision: latency
+        self.decision_listeners: list[Callable[[str, int], None]] = []
         # (bot, symbol, events) after each step's write: the bus, notifications; must not raise
         self.order_listeners: list[Callable[[str, str, list[Event]], None]] = [self._publish_orders]
         self.stopped_bots: list[BotStatusView] = []  # stopped since the last heartbeat

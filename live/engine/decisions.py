@@ -28,6 +28,7 @@ strategy's answer and what became of the entry, one `DecisionRecord` per bot and
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -72,6 +73,8 @@ def decide(core: TradingCore, rows: list[ClosedRow], step: Step) -> None:
         # config nobody validated), is that bot's error: the others on the stream decide on.
         with core.isolated(bot, "deciding"):
             _decide_one(core, bot, closed, probability, step)
+        for listener in core.decision_listeners:
+            listener(bot.row.strategy, time.perf_counter_ns() - step.started_ns)
     _shadow(core, work, step)
 
 

@@ -77,6 +77,7 @@ from live.feeds import (
     FeedStatus,
     SecondCandles,
 )
+from live.latency import LatencyHistograms
 from live.model_check import ModelChecker
 from tradepipe.db import DatabaseUrlError, upgrade_database
 from tradepipe.db.live_prices import LIVE_PRICES
@@ -173,6 +174,8 @@ class Engine:
             if self.evidence.records_candles or self.evidence.records_decisions
             else None,
         )
+        self.latency = LatencyHistograms()  # for /metrics; owned here: one set per engine
+        self.core.decision_listeners.append(self.latency.observe_decision)
         consumer = CallbackConsumer(self.core.on_trade, self.core.on_gap, self._on_feed_status)
         # the configured registry's versions are tried in a separate process before they
         # are loaded here (a model whose native code aborts must not abort the engine)

@@ -4,6 +4,7 @@ ledger share (live/engine/core.py)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -22,6 +23,8 @@ class Step:
     exchange_ids: dict[str, dict[str, str]] = field(default_factory=dict)
     rows: list[ClosedRow] = field(default_factory=list)
     booked: dict[str, int] = field(default_factory=dict)  # events seen by the risk ledger
+    # when the step's input reached the core: a decision's latency is counted from here
+    started_ns: int = field(default_factory=time.perf_counter_ns)
 
     def add(self, bot: str, events: Iterable[Event]) -> None:
         events = list(events)

@@ -60,7 +60,7 @@ def test_metrics_are_prometheus_text_with_engine_bot_and_feed_figures(
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
             samples, types = parse(response.text)
-            assert types["tradepipe_engine_feed_messages_total"] == "counter"
+            assert types["tradepipe_engine_feed_messages"] == "counter"
             assert types["tradepipe_bot_open_positions"] == "gauge"
             assert value(samples, "tradepipe_engine_feed_messages_total") >= 60
             assert value(samples, "tradepipe_engine_feed_parse_errors_total") == 1

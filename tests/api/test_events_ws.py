@@ -52,7 +52,7 @@ def stream(api: Api) -> EventStream:
 
 async def api_metrics(api: Api) -> dict[str, float]:
     samples, types = parse((await api.client.get("/metrics")).text)
-    assert types["tradepipe_api_events_sent_total"] == "counter"
+    assert types["tradepipe_api_events_sent"] == "counter"
     assert types["tradepipe_api_events_clients"] == "gauge"
     names = ("events_clients", "events_sent_total", "events_clients_dropped_total")
     return {name: value(samples, f"tradepipe_api_{name}") for name in names}

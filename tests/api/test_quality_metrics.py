@@ -7,8 +7,10 @@ import json
 import math
 
 import pandas as pd
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 
-from live.api.prometheus import _quality_families
+from live.api.prometheus import quality_families
 from tests.api.promtext import parse, value
 from tradepipe.quality import build_reference, live_quality
 from tradepipe.quality_report import VersionQuality
@@ -39,8 +41,18 @@ def version_quality(version: str, labels: list[int], with_reference: bool) -> Ve
     return VersionQuality("m", version, 0, len(labels), quality, ())
 
 
+class QualityOnly:
+    def __init__(self, items: list[VersionQuality]) -> None:
+        self.items = items
+
+    def collect(self) -> list[Metric]:
+        return list(quality_families(self.items))
+
+
 def render(items: list[VersionQuality]) -> str:
-    return "\n".join(line for family in _quality_families(items) for line in family.lines) + "\n"
+    registry = CollectorRegistry()
+    registry.register(QualityOnly(items))
+    return generate_latest(registry).decode()
 
 
 def test_gauges_per_version_with_nan_for_what_cannot_be_measured() -> None:
@@ -60,4 +72,4 @@ def test_gauges_per_version_with_nan_for_what_cannot_be_measured() -> None:
 
 
 def test_no_model_gauges_without_a_measured_version() -> None:
-    assert list(_quality_families([])) == []
+    assert list(quality_families([])) == []

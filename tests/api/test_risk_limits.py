@@ -11,6 +11,7 @@ import pytest
 
 from live.notify.messages import engine_category
 from tests.api.harness import Api, engine_api
+from tests.api.promtext import parse
 from tests.engine.helpers import START_MS, Aio, push, query, walk
 from tradepipe.notifications import NotifyCategory
 from tradepipe.risk import DAY_MS, utc_day
@@ -94,9 +95,10 @@ def test_a_daily_loss_limit_stops_a_losing_bot_until_the_next_utc_day(
         assert body["accepting_entries"] is False
         assert body["day_realised_pnl"] == figures["day_pnl"]
         assert body["open_positions"] == 0  # the losing position was closed by its stop
-    halted = [line for line in seen["metrics"].splitlines() if "bot_risk_halted{" in line]
-    assert len(halted) == 1 and 'limit="daily_loss_limit"' in halted[0]
-    assert halted[0].endswith(" 1") and 'bot="alpha"' in halted[0]
+    samples, _ = parse(seen["metrics"])
+    halted = [(labels, v) for name, labels, v in samples if name == "tradepipe_bot_risk_halted"]
+    assert len(halted) == 1 and halted[0][0]["limit"] == "daily_loss_limit"
+    assert halted[0][1] == 1 and halted[0][0]["bot"] == "alpha"
     assert seen["entries_until_midnight"] == 0 and seen["refused"] == 0  # blocked earlier
     assert seen["entries_next_day"] > 0
     # and the new day, as losing, stops again at its own limit

@@ -15,10 +15,11 @@ import httpx
 import pytest
 
 from live.api import ApiServer, create_app
-from live.api.prometheus import render_metrics
+from live.api.prometheus import engine_registry, render
 from live.engine import Engine, EngineConfig, EngineState
 from live.feeds import BinanceFeed, SuspectCounts
 from live.replay import ReplayMessage, ReplayServer, SyntheticSource, trade_message
+from tests.api.promtext import parse, value
 from tests.engine.helpers import START_MS, Aio, MarketTimes, add_bots, config_for, query
 from tests.support import feed_config
 from tradepipe.domain import Candle, Trade
@@ -174,9 +175,9 @@ def test_an_absurd_price_or_quantity_never_fills_a_bot(
         real = source.injected_after.price
         assert all(real / 2 < f.price < real * 2 for f in fills)
         assert all(f.quantity < 1e6 for f in fills)
-        exposition = render_metrics(engine.status(), engine.metrics()).splitlines()
-        assert "tradepipe_engine_feed_suspect_price_band_total 2" in exposition
-        assert "tradepipe_engine_feed_suspect_quantity_total 1" in exposition
+        samples, _ = parse(render(engine_registry(engine)).decode())
+        assert value(samples, "tradepipe_engine_feed_suspect_price_band_total") == 2
+        assert value(samples, "tradepipe_engine_feed_suspect_quantity_total") == 1
 
     aio.run(scenario())
 
