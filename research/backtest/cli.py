@@ -1,6 +1,6 @@
 """`tradepipe backtest` behind the command line: a strategy file, a data reference, a result.
 
-The command line's composition root (`tradepipe/cli.py`) parses its options and calls
+The command line's composition root (`app/cli.py`) parses its options and calls
 `backtest_from_cli`; every input a user can get wrong is checked here and refused with one
 message naming it: a strategy file that does not load (`StrategyLoadError`, file:line),
 parameters that are not a JSON object or do not validate (`BacktestError`,

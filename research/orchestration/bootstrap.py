@@ -11,7 +11,7 @@ The demo bots trade the demo model's 1 m candles with the demo spec's exits when
 market runs on its own clock (`tradepipe demo`, replay as fast as read), and 1 s candles
 with timeouts divided by 60 under `tradepipe up`, whose replay plays the synthetic market
 60 times faster than real time on the wall clock: there one second of the feed holds one
-synthetic minute (tradepipe.services.stack).
+synthetic minute (app.services.stack).
 """
 
 from __future__ import annotations

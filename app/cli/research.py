@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from tradepipe.cli.common import (
+from app.cli.common import (
     UserError,
     console,
     settings,
