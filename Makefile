@@ -49,6 +49,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app tradepipe research live
+	$(BIN)/lint-imports --no-cache --no-logo  # the import contracts in pyproject.toml
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
