@@ -36,8 +36,9 @@ class FeatureMode(StrEnum):
 
 def load_data(data: str, timeframe: str | None, symbol: str | None = None) -> CandleData:
     """Candles for a research command, from a file or the market data store."""
-    from research.marketdata import IngestError, MarketDataStore
+    from research.marketdata import IngestError
     from research.marketdata.load import load_candles
+    from tradepipe.marketdata import MarketDataStore
 
     current = settings()
     with user_errors((IngestError,)):
@@ -145,7 +146,8 @@ def backtest(
 
     from research.backtest import BacktestError
     from research.backtest.cli import backtest_from_cli
-    from research.marketdata import IngestError, MarketDataStore
+    from research.marketdata import IngestError
+    from tradepipe.marketdata import MarketDataStore
     from tradepipe.registry import ModelRegistry, RegistryError
     from tradepipe.strategy import StrategyLoadError, StrategyParameterError
 
@@ -301,10 +303,10 @@ def _lookahead_inputs(
     """check_lookahead's inputs: from the spec (its data, features, bot, fees, parameters
     and, for a model strategy, its champion) or from --data with the backtest defaults."""
     from research.backtest.cli import default_config, parse_parameters
-    from research.marketdata import MarketDataStore
     from research.marketdata.load import load_candles
     from research.training.context import load_context
     from research.training.workspace import Workspace
+    from tradepipe.marketdata import MarketDataStore
     from tradepipe.registry import ModelRegistry
     from tradepipe.strategy import load_strategy
 

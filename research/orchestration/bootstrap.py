@@ -20,13 +20,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from research.marketdata import IngestRequest, MarketDataStore, ingest
+from research.marketdata import IngestRequest, ingest
 from research.orchestration.config import OrchestrationConfig, discover_specs
 from research.training import load_spec
 from tradepipe.botconfig import parse_bot_config
 from tradepipe.bots import NewBot, add_bot
 from tradepipe.config import Settings
 from tradepipe.db import create_engine_for, get_bot, session_scope, upgrade_database
+from tradepipe.marketdata import MarketDataStore
 from tradepipe.timeframes import parse_timeframe
 
 __all__ = [

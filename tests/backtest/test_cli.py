@@ -10,8 +10,9 @@ import pytest
 
 from research.backtest import BacktestError
 from research.backtest.cli import backtest_from_cli, default_config
-from research.marketdata import IngestRequest, MarketDataStore, ingest
+from research.marketdata import IngestRequest, ingest
 from research.marketdata.errors import SourceError
+from tradepipe.marketdata import MarketDataStore
 from tradepipe.strategy import StrategyLoadError, StrategyParameterError
 from tradepipe.timeframes import parse_timeframe
 
