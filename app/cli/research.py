@@ -53,7 +53,7 @@ def load_feature_spec(path: Path | None) -> FeatureSpec:
     from pydantic import ValidationError
 
     from tradepipe.features import FeatureSpec, default_spec
-    from tradepipe.validation import describe_validation_error
+    from tradepipe.pydantic_errors import describe_validation_error
 
     if path is None:
         return default_spec()
@@ -145,7 +145,7 @@ def backtest(
     import json
 
     from research.backtest import BacktestError
-    from research.backtest.cli import backtest_from_cli
+    from research.backtest.strategy_file import backtest_strategy_file
     from research.marketdata import IngestError
     from tradepipe.marketdata import MarketDataStore
     from tradepipe.registry import ModelRegistry, RegistryError
@@ -156,7 +156,7 @@ def backtest(
     with user_errors(errors):
         registry = ModelRegistry.from_settings(current)
         loaded_model = None if model is None else registry.load_uri(model)
-        result = backtest_from_cli(
+        result = backtest_strategy_file(
             strategy,
             data,
             engine=engine.value,
@@ -302,7 +302,7 @@ def _lookahead_inputs(
 ) -> dict[str, Any]:
     """check_lookahead's inputs: from the spec (its data, features, bot, fees, parameters
     and, for a model strategy, its champion) or from --data with the backtest defaults."""
-    from research.backtest.cli import default_config, parse_parameters
+    from research.backtest.strategy_file import default_config, parse_parameters
     from research.marketdata.load import load_candles
     from research.training.context import load_context
     from research.training.workspace import Workspace

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from research.backtest import run_backtest
-from research.backtest.cli import default_config
+from research.backtest.strategy_file import default_config
 from research.marketdata import SourceError
 from research.marketdata.load import CandleData, load_candles
 from research.orchestration.common import (

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from research.backtest.cli import default_config
 from research.backtest.lookahead import check_lookahead
+from research.backtest.strategy_file import default_config
 from tests.backtest.conftest import STRATEGIES
 from tradepipe.strategy import LoadedStrategy, load_strategy
 from tradepipe.timeframes import parse_timeframe

@@ -28,7 +28,7 @@ from tradepipe.botconfig import BotConfig
 from tradepipe.domain import Candle
 from tradepipe.enums import PositionStatus
 from tradepipe.orders.types import Position
-from tradepipe.validation import describe_validation_error
+from tradepipe.pydantic_errors import describe_validation_error
 
 # Bump when the contract changes in a way old strategy files cannot follow.
 INTERFACE_VERSION = 1
