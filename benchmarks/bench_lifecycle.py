@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import Measurement, best_of, report
-from research.marketdata import IngestRequest, MarketDataStore, ingest
+from research.marketdata import IngestRequest, ingest
 from research.marketdata.load import load_candles
 from research.orchestration.common import DataInterval
 from research.orchestration.lifecycle import (
@@ -36,6 +36,7 @@ from research.orchestration.lifecycle import (
     validate_model,
 )
 from research.training import Workspace, build_dataset, load_spec
+from tradepipe.marketdata import MarketDataStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "research" / "specs" / "btcusdt_1m.toml"

@@ -162,7 +162,7 @@ def restart(config: EngineConfig, folder: Path) -> float:
     }
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tradepipe", "live", "run"],
+        [sys.executable, "-m", "app", "live", "run"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

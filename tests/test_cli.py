@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tradepipe.cli import app
+from app.cli import app
 
 runner = CliRunner()
 
@@ -31,10 +31,19 @@ def assert_one_line_error(args: tuple[str, ...], *fragments: str) -> None:
 
 def test_help_lists_the_command_groups() -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "tradepipe", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "app", "--help"], capture_output=True, text=True, check=True
     )
     for command in ("db", "data", "up", "config"):
         assert command in completed.stdout
+
+
+def test_the_kernel_package_is_not_the_command_line() -> None:
+    # The kernel imports nothing above it, so `python -m tradepipe` says where the command is.
+    completed = subprocess.run(
+        [sys.executable, "-m", "tradepipe", "--help"], capture_output=True, text=True
+    )
+    assert completed.returncode == 1 and completed.stdout == ""
+    assert completed.stderr.startswith("error:") and "python -m app" in completed.stderr
 
 
 def test_db_upgrade_creates_and_is_idempotent(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ async def _first_trade(url: str) -> dict[str, object]:
 def test_synthetic_replay_serves_binance_trades_and_stops_on_sigterm() -> None:
     port, rest_port = _free_port(), _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tradepipe", "feed", "replay", "--source", "synthetic",
+        [sys.executable, "-m", "app", "feed", "replay", "--source", "synthetic",
          "--speed", "0", "--port", str(port), "--rest-port", str(rest_port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
     )  # fmt: skip
@@ -54,7 +54,7 @@ def test_synthetic_replay_serves_binance_trades_and_stops_on_sigterm() -> None:
 
 def test_missing_capture_is_one_line() -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "tradepipe", "feed", "replay", "--source", "missing.txt.gz"],
+        [sys.executable, "-m", "app", "feed", "replay", "--source", "missing.txt.gz"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert completed.returncode == 1

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tradepipe.cli import app
+from app.cli import app
 
 # Enters at every candle: the test is about the wiring (CLI, replay, engine, API, database),
 # so it must not wait for a market condition.
@@ -58,7 +58,7 @@ def test_engine_trades_from_the_replay_and_stops_cleanly(tmp_path: Path) -> None
     }
     runner = CliRunner(env=env)
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
-    tradepipe = [sys.executable, "-m", "tradepipe"]
+    tradepipe = [sys.executable, "-m", "app"]
     replay_args = ["feed", "replay", "--source", "synthetic", "--speed", "20"]
     replay = subprocess.Popen(
         [*tradepipe, *replay_args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

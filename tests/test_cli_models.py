@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
 from tests.engine.model_store import ModelStore
-from tradepipe.cli import app
 from tradepipe.registry import ModelPinnedError
 
 MODEL = "demo_model"
@@ -94,7 +94,7 @@ def test_every_action_needs_a_reason_and_a_known_model(store: ModelStore) -> Non
 
 
 def test_events_record_every_action(store: ModelStore) -> None:
-    from tradepipe.cli.common import database_session
+    from app.cli.common import database_session
     from tradepipe.db import recent_events
 
     invoke_json("pin", MODEL, "--reason", "freeze")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tradepipe.cli import app
+from app.cli import app
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tradepipe.cli import app
+from app.cli import app
 from tradepipe.features import default_spec
 
 runner = CliRunner()

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
 from tests.support import venue_rest
-from tradepipe.cli import app
 
 runner = CliRunner()
 SHIPPED = Path(__file__).resolve().parents[1] / "strategies"

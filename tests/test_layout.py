@@ -35,6 +35,7 @@ def test_import_mlflow_from_the_repository_root_gets_the_installed_package() -> 
 
 def test_top_level_folders_exist() -> None:
     for folder in (
+        "app",
         "tradepipe",
         "research",
         "live",

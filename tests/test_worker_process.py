@@ -1,6 +1,6 @@
 """The worker-process mechanism itself (tradepipe/worker_process.py): a worker that cannot
 start says why, quoting its own last words; how a process ended reads as words. The calls,
-timeouts and deaths are exercised through its two users (tests/strategy/test_validation.py,
+timeouts and deaths are exercised through its two users (tests/strategy/test_preflight.py,
 tests/engine/test_model_check.py)."""
 
 from __future__ import annotations

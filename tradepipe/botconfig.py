@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tradepipe.notifications import NOTIFIER_NAME, NotifyCategory
+from tradepipe.pydantic_errors import describe_validation_error
 from tradepipe.secrets import check_secret_name
-from tradepipe.validation import describe_validation_error
 
 __all__ = ["BotConfig", "BotConfigError", "NotifyCategory", "parse_bot_config"]
 

@@ -5,7 +5,7 @@ forever at import or call `os._exit`), a model artifact (a truncated LightGBM fi
 LightGBM's C++ code call `std::terminate`, which aborts the whole process). Run in the
 caller, such code takes the caller down with it; run here, it takes only the worker, and the
 caller gets an exception that says what happened. The strategy validation
-(`tradepipe.strategy.validation`) and the live engine's model check
+(`tradepipe.strategy.preflight`) and the live engine's model check
 (`live.model_check`) both run their workers through this module.
 
 The parent side, `WorkerProcess`, starts `python -m <module>` on first use and reuses it;

@@ -2,7 +2,7 @@
 
 The engine runs every bot's decision in its one event-loop thread, so a strategy stuck in a
 loop would stop every bot. Versions are smoke-run before they may trade
-(`tradepipe.strategy.validation`), but a loop can depend on the live market. So each guarded
+(`tradepipe.strategy.preflight`), but a loop can depend on the live market. So each guarded
 call is watched by one thread per engine: when a call is over its budget, the watcher raises
 `OverBudget` inside the engine's thread (`PyThreadState_SetAsyncExc`, which takes effect at
 the next Python bytecode: pure-Python loops stop; a call blocked inside C code stops when it

@@ -4,7 +4,7 @@ Bots name their strategy by file stem (`strategies/<name>.py`). `scan()` compare
 with what the engine knows and returns what changed since the last scan, by content hash:
 a new file, an edit that validates (a new version), an edit that does not (the previous
 version stays the one bots run), a deleted file. Each new content is validated once
-(`tradepipe.strategy.validation`: executed in the validation process, smoke-run within a
+(`tradepipe.strategy.preflight`: executed in the validation process, smoke-run within a
 budget against the configs of the bots that use it) and then loaded here; a content that
 failed is remembered by its hash and not run again.
 
@@ -32,13 +32,13 @@ from tradepipe.botconfig import BotConfig
 from tradepipe.enums import StrategyStatus
 from tradepipe.strategy import LoadedStrategy, StrategyLoadError, content_hash
 from tradepipe.strategy.loader import load_strategy_source
+from tradepipe.strategy.preflight import check_strategy_source
 from tradepipe.strategy.registry_sync import (
     StrategySyncError,
     SyncedStrategy,
     SyncReport,
     strategy_files,
 )
-from tradepipe.strategy.validation import check_strategy_source
 
 __all__ = ["StrategyChange", "StrategyChangeKind", "StrategyInfo", "StrategyLibrary"]
 

@@ -185,7 +185,7 @@ class StrategyReloads:
 
     def warm_validator(self) -> None:
         """Start the shared strategy validation process (blocking: call from a thread)."""
-        from tradepipe.strategy.validation import shared_validator
+        from tradepipe.strategy.preflight import shared_validator
 
         shared_validator().warm()
 

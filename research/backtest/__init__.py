@@ -5,7 +5,7 @@ the live engine uses, driven by a simulated clock). `run_backtrader`
 (`research.backtest.backtrader_adapter`, not imported here: backtrader is slow to import)
 runs the same decisions inside backtrader, whose broker executes the fills under the same
 fill model: the independent reference the fast engine is tested identical to.
-`research.backtest.cli.backtest_from_cli` is what the command line calls.
+`research.backtest.strategy_file.backtest_strategy_file` is what the command line calls.
 """
 
 from research.backtest.engine import DEFAULT_FEES, run_backtest

@@ -11,7 +11,7 @@ The demo bots trade the demo model's 1 m candles with the demo spec's exits when
 market runs on its own clock (`tradepipe demo`, replay as fast as read), and 1 s candles
 with timeouts divided by 60 under `tradepipe up`, whose replay plays the synthetic market
 60 times faster than real time on the wall clock: there one second of the feed holds one
-synthetic minute (tradepipe.services.stack).
+synthetic minute (app.services.stack).
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from research.marketdata import IngestRequest, MarketDataStore, ingest
+from research.marketdata import IngestRequest, ingest
 from research.orchestration.config import OrchestrationConfig, discover_specs
 from research.training import load_spec
 from tradepipe.botconfig import parse_bot_config
 from tradepipe.bots import NewBot, add_bot
 from tradepipe.config import Settings
 from tradepipe.db import create_engine_for, get_bot, session_scope, upgrade_database
+from tradepipe.marketdata import MarketDataStore
 from tradepipe.timeframes import parse_timeframe
 
 __all__ = [

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from research.marketdata import IngestRequest, MarketDataStore, ingest
+from research.marketdata import IngestRequest, ingest
 from research.orchestration.common import DataInterval
 from research.orchestration.config import OrchestrationConfig, load_orchestration_config
 from tradepipe.config import load_settings
+from tradepipe.marketdata import MarketDataStore
 from tradepipe.timeframes import parse_timeframe
 
 __all__ = ["ingest_series", "planned_series"]

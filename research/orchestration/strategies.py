@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from research.backtest import run_backtest
-from research.backtest.cli import default_config
-from research.marketdata import MarketDataStore, SourceError
+from research.backtest.strategy_file import default_config
+from research.marketdata import SourceError
 from research.marketdata.load import CandleData, load_candles
 from research.orchestration.common import (
     DataInterval,
@@ -48,6 +48,7 @@ from tradepipe.config import Settings, load_settings
 from tradepipe.costs import PAPER_COSTS
 from tradepipe.db import Event, Strategy, StrategyStatus
 from tradepipe.features import compute_features, default_spec
+from tradepipe.marketdata import MarketDataStore
 from tradepipe.strategy import LoadedStrategy, load_strategy
 from tradepipe.strategy.registry_sync import sync_strategies
 from tradepipe.timeframes import Timeframe

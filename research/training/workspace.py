@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from research.marketdata import MarketDataStore
 from tradepipe.config import Settings, load_settings
 from tradepipe.costs import PAPER_COSTS, TradingCosts, paper_costs
+from tradepipe.marketdata import MarketDataStore
 
 __all__ = ["Workspace"]
 

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from research.backtest.cli import default_config
+from app.cli import app
 from research.backtest.lookahead import check_lookahead
+from research.backtest.strategy_file import default_config
 from tests.backtest.conftest import STRATEGIES
-from tradepipe.cli import app
 from tradepipe.strategy import LoadedStrategy, load_strategy
 from tradepipe.timeframes import parse_timeframe
 

@@ -27,7 +27,7 @@ import traceback
 from datetime import datetime
 from typing import Any
 
-from tradepipe.services.dagtest import run_and_collect
+from app.services.dagtest import run_and_collect
 
 
 def main() -> None:

@@ -30,9 +30,8 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from tests.dags.conftest import airflow_environment, closed_port
-from tradepipe.services.stack import airflow_healthy
-from tradepipe.services.supervisor import (
+from app.services.stack import airflow_healthy
+from app.services.supervisor import (
     ServiceSpec,
     log_path,
     running,
@@ -40,6 +39,7 @@ from tradepipe.services.supervisor import (
     stop,
     wait_healthy,
 )
+from tests.dags.conftest import airflow_environment, closed_port
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 # Broker and result backend: a Redis database number of the tests' own (0 is the default).

@@ -20,13 +20,14 @@ import pytest
 import redis
 from mlflow import MlflowClient
 
-from research.marketdata import IngestRequest, MarketDataStore, ingest
+from research.marketdata import IngestRequest, ingest
 from tests.conftest import STRICT
 from tests.dags.celery_cluster import REDIS_URL, CeleryCluster, TaskRun
 from tests.dags.conftest import Platform
 from tests.support import fresh_pg_database
 from tests.training.helpers import MODEL, STRATEGY, ms, small_spec, to_toml
 from tradepipe.db import upgrade_database
+from tradepipe.marketdata import MarketDataStore
 
 RUN_AT = "2024-03-06T00:00:00+00:00"
 RUN_ID = "celery_two_specs"

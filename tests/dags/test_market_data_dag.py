@@ -9,8 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from research.marketdata import MarketDataStore
 from tests.dags.conftest import AirflowWorker, Platform
+from tradepipe.marketdata import MarketDataStore
 
 HOUR_START_MS = 1_709_337_600_000  # 2024-03-02T00:00:00Z
 HOUR_END_MS = HOUR_START_MS + 3_600_000

@@ -9,10 +9,11 @@ import shutil
 import sqlalchemy as sa
 from mlflow import MlflowClient
 
-from research.marketdata import IngestRequest, MarketDataStore, ingest
+from research.marketdata import IngestRequest, ingest
 from tests.dags.conftest import REPO_ROOT, AirflowWorker, Platform
 from tests.training.helpers import MODEL, ms, small_spec, to_toml
 from tradepipe.db import ModelPromotion, PromotionDecision, create_engine_for, session_scope
+from tradepipe.marketdata import MarketDataStore
 from tradepipe.registry import ModelRegistry
 
 # The run at 2024-03-06 00:00 has the data interval 2024-03-05: the spec's window

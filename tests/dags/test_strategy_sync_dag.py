@@ -8,9 +8,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from research.marketdata import IngestRequest, MarketDataStore, ingest
+from research.marketdata import IngestRequest, ingest
 from tests.dags.conftest import REPO_ROOT, AirflowWorker, Platform
 from tradepipe.db import Event, Strategy, StrategyStatus, create_engine_for, session_scope
+from tradepipe.marketdata import MarketDataStore
 
 RUN_AT = "2024-03-03T00:00:00+00:00"  # data interval: 2024-03-02
 WINDOW_START_MS = 1_709_251_200_000  # 2024-03-01T00:00:00Z

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from sqlalchemy.engine import Engine
 
-from research.marketdata import MarketDataStore
 from tests.dashboard import seed as seed_module
 from tests.dashboard.seed import DATA_FINGERPRINT, FEATURE_SPEC_HASH, MOMENTUM_HASH, Seeded
 
 # The backends (and their PostgreSQL database per session) are the database tests' own.
 from tests.db.conftest import database_url, engine, pg_session_database  # noqa: F401
+from tradepipe.marketdata import MarketDataStore
 
 MODEL_NAME = "btc-lgbm"
 CHAMPION_VERSION = "3"

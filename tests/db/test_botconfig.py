@@ -101,7 +101,7 @@ def test_valid_configs_round_trip_through_json(
 
 @pytest.mark.parametrize("timeframe", ["1s", "1m", "1h", "1d", "7d"])
 def test_the_backtests_default_config_is_within_the_bounds(timeframe: str) -> None:
-    from research.backtest.cli import default_config
+    from research.backtest.strategy_file import default_config
     from tradepipe.timeframes import parse_timeframe
 
     config = default_config(parse_timeframe(timeframe))  # up to the longest timeframe

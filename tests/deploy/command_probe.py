@@ -45,7 +45,7 @@ def parser_for(tool: str) -> object:
     if tool == "tradepipe":
         import typer
 
-        from tradepipe.cli import app
+        from app.cli import app
 
         return lambda argv: click_parse(typer.main.get_command(app), "tradepipe", argv)
     if tool == "mlflow":

@@ -364,7 +364,7 @@ def test_the_dockerfile_builds_the_locked_environment_and_runs_as_a_user() -> No
         if line.strip() and not line.startswith("#")
     }
     assert {".env", ".venv", "var", ".git"} <= ignored
-    for needed in ("dags", "strategies", "research", "deploy", "tradepipe", "live"):
+    for needed in ("app", "dags", "strategies", "research", "deploy", "tradepipe", "live"):
         assert needed not in ignored
 
 

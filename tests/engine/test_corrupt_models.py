@@ -286,7 +286,7 @@ def test_tradepipe_live_run_does_not_abort_on_a_truncated_champion(
             }
             with log.open("ab") as output:
                 engine = subprocess.Popen(
-                    [sys.executable, "-m", "tradepipe", "live", "run"],
+                    [sys.executable, "-m", "app", "live", "run"],
                     stdout=output,
                     stderr=subprocess.STDOUT,
                     env=env,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
 from live.engine import Engine
 from tests.engine.helpers import (
     START_MS,
@@ -20,7 +21,6 @@ from tests.engine.helpers import (
     start_engine,
     walk,
 )
-from tradepipe.cli import app
 from tradepipe.enums import PositionStatus
 
 

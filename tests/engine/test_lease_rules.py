@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from app.cli import app
 from tests.engine.helpers import add_bots, config_for, execute, query
-from tradepipe.cli import app
 from tradepipe.db import create_engine_for, session_scope
 from tradepipe.db.leases import (
     claim_leases,

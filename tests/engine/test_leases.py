@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
+from app.cli import app
 from live.api.views import health_body
 from live.replay import ReplayServer, SyntheticSource
 from tests.engine.helpers import (
@@ -34,7 +35,6 @@ from tests.engine.helpers import (
 )
 from tests.engine.processes import engine_command, log_waiter, open_positions, start
 from tests.engine.test_crash import SPEED
-from tradepipe.cli import app
 
 pytestmark = pytest.mark.postgres
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
 from tests.api.harness import engine_api
 from tests.engine.helpers import START_MS, Aio, Running, add_bots, query, walk
-from tradepipe.cli import app
 from tradepipe.domain import Trade
 
 # barriers far away: a position stays open until the operator moves them

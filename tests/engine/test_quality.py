@@ -21,6 +21,7 @@ from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 from websockets.asyncio.client import connect
 
+from app.cli import app
 from live.api import ApiServer, create_app
 from live.engine import Engine
 from live.feeds import BinanceFeed
@@ -30,7 +31,6 @@ from tests.engine.helpers import Aio, MarketTimes, add_bots, config_for
 from tests.engine.model_store import ModelStore
 from tests.engine.test_evidence import LIVE, MODEL, SPEED, WINDOW_START_MS, drain, recording
 from tests.support import feed_config
-from tradepipe.cli import app
 from tradepipe.marketdata import MarketDataStore
 from tradepipe.marketdata.decisions import feature_frame, read_decisions
 from tradepipe.quality import QualityReference, build_reference, live_outcomes, live_quality

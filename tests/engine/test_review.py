@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 from websockets.asyncio.client import connect
 
+from app.cli import app
 from live.engine import Engine
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
@@ -26,7 +27,6 @@ from tests.engine.helpers import START_MS, Aio, MarketTimes, add_bots, config_fo
 from tests.engine.model_store import ModelStore
 from tests.engine.test_evidence import MODEL, drain, recording
 from tests.support import feed_config
-from tradepipe.cli import app
 from tradepipe.config import load_settings
 
 CAUSES = ("slippage", "latency", "entry price", "fill model")

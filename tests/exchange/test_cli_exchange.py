@@ -40,7 +40,7 @@ def test_the_replay_serves_the_exchange_simulator_with_named_credentials() -> No
     port, rest_port, exchange_port = _free_port(), _free_port(), _free_port()
     env = {**os.environ, "SIMNET_API_KEY": API_KEY, "SIMNET_API_SECRET": API_SECRET}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tradepipe", "feed", "replay", "--source", "synthetic",
+        [sys.executable, "-m", "app", "feed", "replay", "--source", "synthetic",
          "--speed", "0", "--port", str(port), "--rest-port", str(rest_port),
          "--exchange-port", str(exchange_port), "--exchange-balance", "2500"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -58,7 +58,7 @@ def test_the_replay_serves_the_exchange_simulator_with_named_credentials() -> No
 
 def test_missing_exchange_credentials_are_one_line_naming_them() -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "tradepipe", "feed", "replay", "--exchange-port", "0",
+        [sys.executable, "-m", "app", "feed", "replay", "--exchange-port", "0",
          "--exchange-credentials", "NOPE"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip

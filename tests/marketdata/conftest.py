@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlparse
 import pandas as pd
 import pytest
 
-from research.marketdata import MarketDataStore
 from research.marketdata.sources import synthetic_candles
+from tradepipe.marketdata import MarketDataStore
 
 MAX_LIMIT = 1000
 EXCHANGE_INFO = {

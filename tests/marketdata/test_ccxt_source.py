@@ -9,9 +9,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from research.marketdata import IngestError, IngestRequest, MarketDataStore, SourceError, ingest
+from research.marketdata import IngestError, IngestRequest, SourceError, ingest
 from research.marketdata.sources import fetch_candle_pages, make_exchange
 from research.marketdata.sources.ccxt_rest import _unified_ohlcv
+from tradepipe.marketdata import MarketDataStore
 
 DAY_MS = 86_400_000
 JAN_1 = 1_704_067_200_000  # 2024-01-01T00:00:00Z

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from research.marketdata import IngestError, IngestRequest, MarketDataStore, ingest
+from research.marketdata import IngestError, IngestRequest, ingest
+from tradepipe.marketdata import MarketDataStore
 
 DAY_MS = 86_400_000
 JAN_30 = 1_706_572_800_000  # 2024-01-30T00:00:00Z: three days that cross into February

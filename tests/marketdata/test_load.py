@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from research.marketdata import IngestRequest, MarketDataStore, ingest
+from research.marketdata import IngestRequest, ingest
 from research.marketdata.errors import SourceError
 from research.marketdata.load import load_candles
+from tradepipe.marketdata import MarketDataStore
 
 DAY_MS = 86_400_000
 START = 1_704_067_200_000  # 2024-01-01

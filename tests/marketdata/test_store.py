@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from research.marketdata import CandleValidationError, MarketDataStore, SeriesKeyError
 from tradepipe.candles import CANDLE_COLUMNS, CANDLE_DTYPES
+from tradepipe.marketdata import CandleValidationError, MarketDataStore, SeriesKeyError
 
 JAN_1 = 1_704_067_200_000
 DEC_31 = JAN_1 - 86_400_000

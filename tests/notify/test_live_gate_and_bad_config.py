@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
 from live.notify import NotifierConfigError, build_hub
 from tests.engine.helpers import Aio, bot_config, config_for, query, start_engine
 from tests.notify.harness import WEBHOOK_KEY, hub_for, servers, set_secrets
 from tradepipe.botconfig import parse_bot_config
 from tradepipe.bots import NewBot, add_bot
-from tradepipe.cli import app
 from tradepipe.config import ConfigError, load_settings
 from tradepipe.db import create_engine_for, session_scope
 from tradepipe.enums import BotMode

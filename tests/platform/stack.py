@@ -1,7 +1,7 @@
 """Helpers of the platform tests: a `tradepipe` command line on free ports, plain HTTP.
 
 Every call here is plain urllib against the real services, independent of the code under
-test (tradepipe.services), so a bug there cannot hide itself.
+test (app.services), so a bug there cannot hide itself.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tradepipe.services.supervisor import group_members
+from app.services.supervisor import group_members
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("mlflow", "airflow", "replay", "engine", "dashboard")
@@ -40,7 +40,7 @@ def free_port() -> int:
 
 @dataclass
 class Tradepipe:
-    """`python -m tradepipe ...` from the project folder with its own var/ and ports."""
+    """`python -m app ...` from the project folder with its own var/ and ports."""
 
     home: Path
     env: dict[str, str]
@@ -68,7 +68,7 @@ class Tradepipe:
 
     def run(self, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "tradepipe", *args],
+            [sys.executable, "-m", "app", *args],
             env=self.env,
             cwd=REPO_ROOT,
             capture_output=True,

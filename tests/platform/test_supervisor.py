@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tradepipe.services import supervisor
-from tradepipe.services.supervisor import ServiceError, ServiceSpec, group_members
+from app.services import supervisor
+from app.services.supervisor import ServiceError, ServiceSpec, group_members
 
 # A parent that starts a child in its own process group and waits: stop must get both.
 PARENT_AND_CHILD = (

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from app.services.supervisor import group_members
 from tests.platform.stack import (
     SERVICES,
     Tradepipe,
@@ -27,7 +28,6 @@ from tests.platform.stack import (
     kill_groups,
     post_json,
 )
-from tradepipe.services.supervisor import group_members
 
 DAGS = ["daily_report", "live_review", "market_data", "model_lifecycle", "strategy_sync"]
 MODEL = "btcusdt_1m_triple_barrier"

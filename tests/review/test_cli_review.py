@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from tradepipe.cli import app
+from app.cli import app
 from tradepipe.db import upgrade_database
 
 

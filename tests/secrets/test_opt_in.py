@@ -13,10 +13,10 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from app.cli import app
 from tests.support import venue_rest
 from tradepipe.botconfig import BotConfigError, parse_bot_config
 from tradepipe.bots import BotError, NewBot, add_bot, check_mode_opt_in
-from tradepipe.cli import app
 from tradepipe.db import create_engine_for, get_bot, session_scope, upgrade_database
 from tradepipe.enums import BotMode
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from research.marketdata import IngestRequest, MarketDataStore, ingest
+from research.marketdata import IngestRequest, ingest
 from research.marketdata.load import CandleData, load_candles
 from research.training import Workspace
 from tests.training.helpers import END, START, SpecWriter, ms, small_spec, to_toml
+from tradepipe.marketdata import MarketDataStore
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from tradepipe.botconfig import BotConfig
 from tradepipe.domain import Candle
 from tradepipe.enums import PositionStatus
 from tradepipe.orders.types import Position
-from tradepipe.validation import describe_validation_error
+from tradepipe.pydantic_errors import describe_validation_error
 
 if TYPE_CHECKING:  # annotations only: importing the strategy API stays free of pandas
     import numpy as np

@@ -37,7 +37,7 @@ from tradepipe.db.models import Bot as BotRow
 from tradepipe.db.models import Strategy as StrategyRow
 from tradepipe.enums import StrategyStatus
 from tradepipe.strategy.loader import LoadedStrategy, StrategyLoadError, content_hash
-from tradepipe.strategy.validation import checked_loader
+from tradepipe.strategy.preflight import checked_loader
 
 __all__ = [
     "StrategySyncError",
@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 # `load(source, path)`: the default validates each new content in the validation process
-# (tradepipe.strategy.validation) against the configs of the bots that use it, then loads
+# (tradepipe.strategy.preflight) against the configs of the bots that use it, then loads
 # it; the engine passes its own cached version of the same, so a sync executes each content
 # at most once per engine.
 Loader = Callable[[bytes, Path], LoadedStrategy]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from tradepipe.cli.common import (
+from app.cli.common import (
     UserError,
     console,
     settings,
@@ -36,8 +36,9 @@ class FeatureMode(StrEnum):
 
 def load_data(data: str, timeframe: str | None, symbol: str | None = None) -> CandleData:
     """Candles for a research command, from a file or the market data store."""
-    from research.marketdata import IngestError, MarketDataStore
+    from research.marketdata import IngestError
     from research.marketdata.load import load_candles
+    from tradepipe.marketdata import MarketDataStore
 
     current = settings()
     with user_errors((IngestError,)):
@@ -52,7 +53,7 @@ def load_feature_spec(path: Path | None) -> FeatureSpec:
     from pydantic import ValidationError
 
     from tradepipe.features import FeatureSpec, default_spec
-    from tradepipe.validation import describe_validation_error
+    from tradepipe.pydantic_errors import describe_validation_error
 
     if path is None:
         return default_spec()
@@ -144,8 +145,9 @@ def backtest(
     import json
 
     from research.backtest import BacktestError
-    from research.backtest.cli import backtest_from_cli
-    from research.marketdata import IngestError, MarketDataStore
+    from research.backtest.strategy_file import backtest_strategy_file
+    from research.marketdata import IngestError
+    from tradepipe.marketdata import MarketDataStore
     from tradepipe.registry import ModelRegistry, RegistryError
     from tradepipe.strategy import StrategyLoadError, StrategyParameterError
 
@@ -154,7 +156,7 @@ def backtest(
     with user_errors(errors):
         registry = ModelRegistry.from_settings(current)
         loaded_model = None if model is None else registry.load_uri(model)
-        result = backtest_from_cli(
+        result = backtest_strategy_file(
             strategy,
             data,
             engine=engine.value,
@@ -300,11 +302,11 @@ def _lookahead_inputs(
 ) -> dict[str, Any]:
     """check_lookahead's inputs: from the spec (its data, features, bot, fees, parameters
     and, for a model strategy, its champion) or from --data with the backtest defaults."""
-    from research.backtest.cli import default_config, parse_parameters
-    from research.marketdata import MarketDataStore
+    from research.backtest.strategy_file import default_config, parse_parameters
     from research.marketdata.load import load_candles
     from research.training.context import load_context
     from research.training.workspace import Workspace
+    from tradepipe.marketdata import MarketDataStore
     from tradepipe.registry import ModelRegistry
     from tradepipe.strategy import load_strategy
 

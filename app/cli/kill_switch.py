@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from tradepipe.cli.common import console, database_session, fail
-from tradepipe.cli.models import operator_name
+from app.cli.common import console, database_session, fail
+from app.cli.models import operator_name
 
 kill_switch_app = typer.Typer(
     help="The kill switch: no new entry on any engine, pending entries cancelled.",

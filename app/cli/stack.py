@@ -13,7 +13,7 @@
 4. a table of every URL, login and log file.
 
 `down` stops, in reverse order, exactly the process groups named by the pid files of
-var/run (see tradepipe.services.supervisor), and nothing else.
+var/run (see app.services.supervisor), and nothing else.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from pathlib import Path
 
 from rich.table import Table
 
-from tradepipe.cli.common import UserError, console
+from app.cli.common import UserError, console
+from app.services import stack, supervisor
+from app.services.airflow_api import AirflowApi, AirflowApiError, manual_run_id
 from tradepipe.config import Settings
-from tradepipe.services import stack, supervisor
-from tradepipe.services.airflow_api import AirflowApi, AirflowApiError, manual_run_id
 
 __all__ = ["bring_down", "bring_up", "project_folder"]
 
@@ -137,7 +137,7 @@ def _bootstrap(settings: Settings, project: Path, specs: list[supervisor.Service
             )
     else:
         console.print(f"bootstrap: champions exist for {', '.join(models) or 'no spec'}")
-    # 1 s bots: the replay plays 60 times faster than real time (tradepipe.services.stack).
+    # 1 s bots: the replay plays 60 times faster than real time (app.services.stack).
     for line in register_demo_bots(settings, "1s"):
         console.print(f"bootstrap: bot {line}")
 

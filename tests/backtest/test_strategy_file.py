@@ -1,4 +1,5 @@
-"""`backtest_from_cli`: a strategy file and a data reference in, a result or one clear error out."""
+"""`backtest_strategy_file`: a strategy file and a data reference in, a result or one clear
+error out."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import pandas as pd
 import pytest
 
 from research.backtest import BacktestError
-from research.backtest.cli import backtest_from_cli, default_config
-from research.marketdata import IngestRequest, MarketDataStore, ingest
+from research.backtest.strategy_file import backtest_strategy_file, default_config
+from research.marketdata import IngestRequest, ingest
 from research.marketdata.errors import SourceError
+from tradepipe.marketdata import MarketDataStore
 from tradepipe.strategy import StrategyLoadError, StrategyParameterError
 from tradepipe.timeframes import parse_timeframe
 
@@ -37,9 +39,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> MarketDataStore:
 
 
 def test_a_strategy_file_on_a_store_key_in_both_engines(store: MarketDataStore) -> None:
-    fast = backtest_from_cli(EMA_RSI, SERIES, store=store, params_json='{"rsi_entry_below": 50}')
+    fast = backtest_strategy_file(
+        EMA_RSI, SERIES, store=store, params_json='{"rsi_entry_below": 50}'
+    )
     assert len(fast.equity) == 40 * 24 and len(fast.trades) > 5
-    reference = backtest_from_cli(
+    reference = backtest_strategy_file(
         EMA_RSI, SERIES, engine="backtrader", store=store, params_json='{"rsi_entry_below": 50}'
     )
     assert reference.trades == fast.trades and reference.metrics == fast.metrics
@@ -58,7 +62,7 @@ def test_a_model_strategy_takes_the_models_predictions(store: MarketDataStore) -
         seen.append(features)
         return np.column_stack([np.full(len(features), 0.1), np.full(len(features), 0.9)])
 
-    result = backtest_from_cli(
+    result = backtest_strategy_file(
         LGBM, SERIES, store=store, predict=predict, model_uri="models:/m@champion"
     )
     assert len(seen[0]) == 40 * 24 and "rsi_14" in seen[0].columns
@@ -67,9 +71,9 @@ def test_a_model_strategy_takes_the_models_predictions(store: MarketDataStore) -
 
 def test_a_model_strategy_without_a_model_is_refused(store: MarketDataStore) -> None:
     with pytest.raises(BacktestError, match="consumes model models:/btcusdt_1m_triple_barrier"):
-        backtest_from_cli(LGBM, SERIES, store=store)
+        backtest_strategy_file(LGBM, SERIES, store=store)
     with pytest.raises(BacktestError, match="model 'models:/x@champion' given, but no way"):
-        backtest_from_cli(EMA_RSI, SERIES, store=store, model_uri="models:/x@champion")
+        backtest_strategy_file(EMA_RSI, SERIES, store=store, model_uri="models:/x@champion")
 
 
 def test_a_model_that_fails_is_reported(store: MarketDataStore) -> None:
@@ -77,16 +81,16 @@ def test_a_model_that_fails_is_reported(store: MarketDataStore) -> None:
         raise RuntimeError("wrong feature count")
 
     with pytest.raises(BacktestError, match="model failed to predict: RuntimeError: wrong"):
-        backtest_from_cli(LGBM, SERIES, store=store, predict=predict)
+        backtest_strategy_file(LGBM, SERIES, store=store, predict=predict)
 
 
 def test_a_strategy_file_that_does_not_load(store: MarketDataStore, tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("from tradepipe.strategy import Strategy\nclass Oops(Strategy:\n")
     with pytest.raises(StrategyLoadError, match=r"broken\.py:2: syntax error"):
-        backtest_from_cli(broken, SERIES, store=store)
+        backtest_strategy_file(broken, SERIES, store=store)
     with pytest.raises(StrategyLoadError, match="cannot read"):
-        backtest_from_cli(tmp_path / "missing.py", SERIES, store=store)
+        backtest_strategy_file(tmp_path / "missing.py", SERIES, store=store)
 
 
 @pytest.mark.parametrize(
@@ -102,18 +106,18 @@ def test_bad_parameters(
     store: MarketDataStore, params_json: str, error: type[Exception], message: str
 ) -> None:
     with pytest.raises(error, match=message):
-        backtest_from_cli(EMA_RSI, SERIES, store=store, params_json=params_json)
+        backtest_strategy_file(EMA_RSI, SERIES, store=store, params_json=params_json)
 
 
 def test_bad_data_references_and_engines(store: MarketDataStore) -> None:
     with pytest.raises(SourceError, match="no such file"):
-        backtest_from_cli(EMA_RSI, "nowhere.csv", store=store)
+        backtest_strategy_file(EMA_RSI, "nowhere.csv", store=store)
     with pytest.raises(SourceError, match="no such stored series"):
-        backtest_from_cli(EMA_RSI, "synthetic/DOGEUSDT/1h", store=store)
+        backtest_strategy_file(EMA_RSI, "synthetic/DOGEUSDT/1h", store=store)
     with pytest.raises(BacktestError, match="unknown engine 'zipline'"):
-        backtest_from_cli(EMA_RSI, SERIES, store=store, engine="zipline")  # type: ignore[arg-type]
+        backtest_strategy_file(EMA_RSI, SERIES, store=store, engine="zipline")  # type: ignore[arg-type]
 
 
 def test_data_too_short_for_the_strategys_features(store: MarketDataStore) -> None:
     with pytest.raises(BacktestError, match="data too short: 24 candles"):
-        backtest_from_cli(EMA_RSI, "synthetic/ETHUSDT/1h", store=store)
+        backtest_strategy_file(EMA_RSI, "synthetic/ETHUSDT/1h", store=store)

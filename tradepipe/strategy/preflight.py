@@ -1,4 +1,4 @@
-"""Validation before a strategy may run: loaded in isolation, smoke-run within a budget.
+"""The preflight of a strategy, before it may run: loaded in isolation, smoke-run within a budget.
 
 Loading a file (`tradepipe.strategy.loader`) already checks that it defines exactly one
 strategy class of the current interface version whose default parameters validate. What a
@@ -96,7 +96,7 @@ class StrategyValidator:
 
     def __init__(self) -> None:
         self._worker = WorkerProcess(
-            "tradepipe.strategy.validation", description="the validation process"
+            "tradepipe.strategy.preflight", description="the validation process"
         )
 
     def check(

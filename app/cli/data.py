@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from tradepipe.cli.common import (
+from app.cli.common import (
     UserError,
     console,
     error_console,
@@ -45,7 +45,8 @@ def data_ingest(
     """Ingest candles into the market data store; re-running a range changes nothing."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
 
-    from research.marketdata import IngestError, IngestRequest, MarketDataStore, ingest
+    from research.marketdata import IngestError, IngestRequest, ingest
+    from tradepipe.marketdata import MarketDataStore
 
     current = settings()
     with user_errors((IngestError,)):
@@ -83,7 +84,7 @@ def data_ingest(
 @data_app.command("list")
 def data_list() -> None:
     """Show every stored series with its range and missing intervals."""
-    from research.marketdata import MarketDataStore
+    from tradepipe.marketdata import MarketDataStore
 
     current = settings()
     series = MarketDataStore(current.resolved_market_data_dir).list_series()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from tradepipe.cli.common import (
+from app.cli.common import (
     UserError,
     console,
     database_session,
@@ -239,8 +239,8 @@ def bots_set(
     """Change a bot's configuration, validated as at `bots add`; a running engine applies it
     to the next entry (open positions keep their barriers unless --move-open). Recorded with
     who and the old and new values (`tradepipe bots show NAME`)."""
+    from app.cli.models import operator_name
     from tradepipe.bot_changes import change_bot_config
-    from tradepipe.cli.models import operator_name
 
     changes = _config_options(
         capital, take_profit_pct, stop_loss_pct, max_holding_seconds, maker_timeout_seconds,

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from tradepipe.cli.common import console, fail, format_ms, settings, user_errors
-from tradepipe.cli.stack import project_folder
+from app.cli.common import console, fail, format_ms, settings, user_errors
+from app.cli.stack import project_folder
 
 if TYPE_CHECKING:
     from tradepipe.config import Settings
@@ -118,8 +118,8 @@ def _ingest(current: Settings) -> None:
 
 
 def _lifecycle(current: Settings, project: Path) -> list[dict[str, Any]]:
-    from tradepipe.services.dagtest import run_dag_test
-    from tradepipe.services.stack import airflow_env, service_env
+    from app.services.dagtest import run_dag_test
+    from app.services.stack import airflow_env, service_env
 
     base = service_env(current)
     # The DAG's tasks load Settings from the environment: the demo's, field by field.

@@ -14,19 +14,19 @@ from typing import Annotated
 
 import typer
 
+from app.cli.bots import bots_app
+from app.cli.common import console, error_console
+from app.cli.data import data_app
+from app.cli.demo import demo_app
+from app.cli.engines import engines_app
+from app.cli.kill_switch import kill_switch_app
+from app.cli.live import feed_app, live_app
+from app.cli.models import models_app
+from app.cli.platform import db_app, platform_app
+from app.cli.positions import positions_app
+from app.cli.research import backtest, features_app, research_app
+from app.cli.strategies import strategies_app
 from tradepipe import __version__
-from tradepipe.cli.bots import bots_app
-from tradepipe.cli.common import console, error_console
-from tradepipe.cli.data import data_app
-from tradepipe.cli.demo import demo_app
-from tradepipe.cli.engines import engines_app
-from tradepipe.cli.kill_switch import kill_switch_app
-from tradepipe.cli.live import feed_app, live_app
-from tradepipe.cli.models import models_app
-from tradepipe.cli.platform import db_app, platform_app
-from tradepipe.cli.positions import positions_app
-from tradepipe.cli.research import backtest, features_app, research_app
-from tradepipe.cli.strategies import strategies_app
 
 app = typer.Typer(
     name="tradepipe",

@@ -35,8 +35,8 @@ import secrets
 import sys
 from pathlib import Path
 
+from app.services.supervisor import ServiceSpec
 from tradepipe.config import Settings
-from tradepipe.services.supervisor import ServiceSpec
 
 __all__ = [
     "AIRFLOW_USER",
@@ -137,7 +137,7 @@ def embedded_services(
     host = _reachable_host(settings)
     base = service_env(settings)
     python = sys.executable
-    tradepipe = [python, "-m", "tradepipe"]
+    tradepipe = [python, "-m", "app"]
     bin_dir = Path(python).parent
     airflow_password(settings)  # the passwords file must exist before Airflow reads it
     store = settings.resolved_mlflow_tracking_uri

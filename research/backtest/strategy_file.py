@@ -1,8 +1,8 @@
-"""`tradepipe backtest` behind the command line: a strategy file, a data reference, a result.
+"""A backtest of one strategy file on one data reference, to one result (`tradepipe backtest`).
 
-The command line's composition root (`tradepipe/cli.py`) parses its options and calls
-`backtest_from_cli`; every input a user can get wrong is checked here and refused with one
-message naming it: a strategy file that does not load (`StrategyLoadError`, file:line),
+The command line (`app/cli/research.py`) parses its options and calls
+`backtest_strategy_file`; every input a user can get wrong is checked here and refused with
+one message naming it: a strategy file that does not load (`StrategyLoadError`, file:line),
 parameters that are not a JSON object or do not validate (`BacktestError`,
 `StrategyParameterError`), data that cannot be read (`SourceError`) or is too short for the
 strategy's features (`BacktestError`).
@@ -34,7 +34,7 @@ from tradepipe.orders import FeeSchedule
 from tradepipe.strategy import load_strategy
 from tradepipe.timeframes import Timeframe
 
-__all__ = ["backtest_from_cli", "default_config"]
+__all__ = ["backtest_strategy_file", "default_config"]
 
 Predict = Callable[[pd.DataFrame], npt.ArrayLike]
 ENGINES = ("fast", "backtrader")
@@ -52,7 +52,7 @@ def default_config(timeframe: Timeframe) -> BotConfig:
     )
 
 
-def backtest_from_cli(
+def backtest_strategy_file(
     strategy_file: Path,
     data: str,
     *,

@@ -19,7 +19,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tradepipe.cli.common import console, database_session, fail, settings, user_errors
+from app.cli.common import console, database_session, fail, settings, user_errors
 
 if TYPE_CHECKING:
     from tradepipe.botconfig import BotConfig
@@ -148,7 +148,7 @@ def strategies_validate(
     It loads in isolation, defines one strategy class, its parameters validate, and a smoke
     run over synthetic candles finishes within the budget. Exit 1 with file:line if not."""
     from tradepipe.strategy import StrategyLoadError
-    from tradepipe.strategy.validation import check_strategy_source
+    from tradepipe.strategy.preflight import check_strategy_source
 
     try:
         source = file.read_bytes()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from tradepipe.cli.common import console, database_session
+from app.cli.common import console, database_session
 
 engines_app = typer.Typer(help="Live engines sharing the bots.", no_args_is_help=True)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tradepipe.cli.common import console, settings, user_errors
+from app.cli.common import console, settings, user_errors
 from tradepipe.config import Settings
 
 db_app = typer.Typer(help="The trading database.", no_args_is_help=True)
@@ -47,7 +47,7 @@ def up(
 
     Safe to run again: running services are kept, the bootstrap steps are idempotent.
     """
-    from tradepipe.cli.stack import bring_up, project_folder
+    from app.cli.stack import bring_up, project_folder
     from tradepipe.localstate import prepare_local_state
 
     current = settings()
@@ -65,7 +65,7 @@ def up(
 @platform_app.command("down")
 def down() -> None:
     """Stop exactly the services `tradepipe up` started (their process groups), nothing else."""
-    from tradepipe.cli.stack import bring_down
+    from app.cli.stack import bring_down
 
     bring_down(settings())
 

@@ -8,7 +8,7 @@ caller's process never imports Airflow. The same approach as the DAG tests' work
 (tests/dags/airflow_worker.py), in one-shot form.
 
 `run_dag_test` (the caller's side) migrates the metadata database with `airflow db
-migrate`, then runs `python -m tradepipe.services.dagtest DAG_ID RESULT_JSON`, whose
+migrate`, then runs `python -m app.services.dagtest DAG_ID RESULT_JSON`, whose
 output goes to a log file; the child writes {"state", "tasks", "xcom", "import_errors"}
 to RESULT_JSON. Task retries are set to zero: a failing task fails the run at once.
 """
@@ -55,7 +55,7 @@ def run_dag_test(
         ("airflow db migrate", [airflow, "db", "migrate"]),
         (
             f"dag.test({dag_id})",
-            [sys.executable, "-m", "tradepipe.services.dagtest", dag_id, str(result_path)],
+            [sys.executable, "-m", "app.services.dagtest", dag_id, str(result_path)],
         ),
     ]
     with log.open("ab") as output:

@@ -1,4 +1,4 @@
-"""Validation before a strategy may run: the real validation process, real strategy code."""
+"""The preflight before a strategy may run: the real validation process, real strategy code."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tradepipe.botconfig import BotConfig
 from tradepipe.strategy import StrategyLoadError
-from tradepipe.strategy.validation import (
+from tradepipe.strategy.preflight import (
     SMOKE_CANDLES,
     StrategyCheck,
     StrategyValidator,

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from tradepipe.cli.common import console, database_session, user_errors
-from tradepipe.cli.models import operator_name
+from app.cli.common import console, database_session, user_errors
+from app.cli.models import operator_name
 
 positions_app = typer.Typer(
     help="Open positions: list them at the live price, close one, move its barriers.",

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tradepipe.cli.common import UserError, console, parse_day, settings, user_errors
+from app.cli.common import UserError, console, parse_day, settings, user_errors
 
 feed_app = typer.Typer(help="Market data feeds for the live engine.", no_args_is_help=True)
 live_app = typer.Typer(help="The live trading engine.", no_args_is_help=True)

@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tradepipe.cli.common import console, database_session, settings, user_errors
+from app.cli.common import console, database_session, settings, user_errors
 
 if TYPE_CHECKING:
     from tradepipe.model_ops import ModelAction
