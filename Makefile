@@ -16,7 +16,7 @@ help:
 	@echo "make demo   the pipeline headless for DEMO_MINUTES (default 2) minutes, then a summary"
 	@echo "make test   set up the environment and run the whole test suite"
 	@echo "make test-celery  model_lifecycle on a real CeleryExecutor (local PostgreSQL and Redis)"
-	@echo "make lint   ruff over the project, mypy (strict) over app, tradepipe, research and live, import contracts"
+	@echo "make lint   ruff over the project, mypy (strict) over every package, import contracts"
 	@echo "make bench  run the benchmarks in benchmarks/"
 	@echo "make lock   re-resolve requirements.lock from pyproject.toml"
 
@@ -48,7 +48,7 @@ test-celery: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app tradepipe research live
+	$(BIN)/mypy app tradepipe research live streamlit_app dags benchmarks
 	$(BIN)/lint-imports --no-cache --no-logo  # the import contracts in pyproject.toml
 
 bench: $(STAMP)

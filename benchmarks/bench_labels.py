@@ -18,7 +18,16 @@ from tradepipe.orders import EntryRequest, PositionBook
 
 YEAR_OF_MINUTES = 525_600
 REFERENCE_ROWS = 5_000
-BARRIERS = {"take_profit_pct": 0.4, "stop_loss_pct": 0.4, "max_holding_seconds": 3_600}
+TAKE_PROFIT_PCT = 0.4
+STOP_LOSS_PCT = 0.4
+MAX_HOLDING_SECONDS = 3_600
+
+
+def _labels(candles: pd.DataFrame, trailing_stop_pct: float | None = None) -> pd.DataFrame:
+    return triple_barrier_labels(
+        candles, "1m", take_profit_pct=TAKE_PROFIT_PCT, stop_loss_pct=STOP_LOSS_PCT,
+        max_holding_seconds=MAX_HOLDING_SECONDS, trailing_stop_pct=trailing_stop_pct,
+    )  # fmt: skip
 
 
 def _candles(rows: int) -> pd.DataFrame:
@@ -42,13 +51,13 @@ def _candles(rows: int) -> pd.DataFrame:
 
 def _state_machine_labels(candles: pd.DataFrame) -> None:
     bars = frame_to_candles(candles, "BTCUSDT", "1m")
-    horizon = BARRIERS["max_holding_seconds"] // 60 + 1
+    horizon = MAX_HOLDING_SECONDS // 60 + 1
     for index in range(len(bars) - horizon - 1):
         book = PositionBook("bench", "BTCUSDT")
         request = EntryRequest(
             order_type=OrderType.MARKET, capital=100.0,
-            take_profit_pct=BARRIERS["take_profit_pct"], stop_loss_pct=BARRIERS["stop_loss_pct"],
-            max_holding_ms=BARRIERS["max_holding_seconds"] * 1000,
+            take_profit_pct=TAKE_PROFIT_PCT, stop_loss_pct=STOP_LOSS_PCT,
+            max_holding_ms=MAX_HOLDING_SECONDS * 1000,
         )  # fmt: skip
         book.submit_entry(request, bars[index].end_ms)
         for bar in bars[index + 1 : index + 1 + horizon]:
@@ -61,7 +70,7 @@ def run() -> None:
     year = _candles(YEAR_OF_MINUTES)
     labels = Measurement(
         "triple_barrier_labels (1 year of 1m)",
-        best_of(2, lambda: triple_barrier_labels(year, "1m", **BARRIERS)),  # type: ignore[arg-type]
+        best_of(2, lambda: _labels(year)),
         YEAR_OF_MINUTES,
         "rows",
     )
@@ -75,7 +84,7 @@ def run() -> None:
     report("labels per row, vectorised vs the state machine itself", per_row, reference)
     trailing = Measurement(
         "with a 0.3 % trailing stop",
-        best_of(2, lambda: triple_barrier_labels(year, "1m", **BARRIERS, trailing_stop_pct=0.3)),  # type: ignore[arg-type]
+        best_of(2, lambda: _labels(year, trailing_stop_pct=0.3)),
         YEAR_OF_MINUTES,
         "rows",
     )

@@ -51,7 +51,8 @@ def live_review() -> None:
         from research.orchestration.live_review import review_one_bot
 
         context = get_current_context()
-        context["bot_name"] = plan["bot"]
+        # Read by map_index_template (Airflow's Context TypedDict does not declare such keys).
+        context["bot_name"] = plan["bot"]  # type: ignore[typeddict-unknown-key]
         return review_one_bot(plan, DataInterval.from_context(context, PERIOD))
 
     review_bot.expand(plan=plan_reviews())

@@ -52,8 +52,9 @@ def market_data() -> None:
         from research.orchestration.market_data import ingest_series
 
         context = get_current_context()
-        # Names the mapped instance in the UI ("synthetic/BTCUSDT/1m" instead of "0").
-        context["series_key"] = f"{series['exchange']}/{series['symbol']}/{series['timeframe']}"
+        # Names the mapped instance in the UI ("synthetic/BTCUSDT/1m" instead of "0"), read by
+        # map_index_template (Airflow's Context TypedDict does not declare such keys).
+        context["series_key"] = f"{series['exchange']}/{series['symbol']}/{series['timeframe']}"  # type: ignore[typeddict-unknown-key]
         summary = ingest_series(series, DataInterval.from_context(context, PERIOD))
         context["outlet_events"][MARKET_DATA].extra = {
             name: summary[name] for name in ("key", "end_ms", "rows_added", "rows_changed")

@@ -85,7 +85,8 @@ def model_lifecycle() -> None:
             from research.orchestration.lifecycle import build_spec_dataset
 
             context = get_current_context()
-            context["spec_name"] = spec_path.rsplit("/", 1)[-1].removesuffix(".toml")
+            # Read by map_index_template (Airflow's Context TypedDict does not declare such keys).
+            context["spec_name"] = spec_path.rsplit("/", 1)[-1].removesuffix(".toml")  # type: ignore[typeddict-unknown-key]
             interval = DataInterval.from_context(context, PERIOD, asset_period=ASSET_PERIOD)
             return build_spec_dataset(spec_path, interval)
 
@@ -107,7 +108,9 @@ def model_lifecycle() -> None:
 
             return promote_model(validated)
 
-        return promote(validate(train(build_dataset(spec_path))))
+        # A task called here gets the XComArg of the one before; Airflow types the call as the
+        # function's own parameters (airflow.sdk.bases.decorator.Task), hence the ignore.
+        return promote(validate(train(build_dataset(spec_path))))  # type: ignore[arg-type]
 
     @task(multiple_outputs=False, trigger_rule=TriggerRule.ALL_DONE)
     def notify_engine(outcomes: Any) -> dict[str, Any]:

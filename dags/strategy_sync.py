@@ -60,10 +60,13 @@ def strategy_sync() -> None:
         from research.orchestration.strategies import backtest_strategy
 
         context = get_current_context()
-        context["strategy_name"] = plan["strategy"]
+        # Read by map_index_template (Airflow's Context TypedDict does not declare such keys).
+        context["strategy_name"] = plan["strategy"]  # type: ignore[typeddict-unknown-key]
         return backtest_strategy(plan, DataInterval.from_context(context, PERIOD))
 
-    backtest_strategy.expand(plan=plan_backtests(sync_registry()))
+    # A task called here gets the XComArg of the one before; Airflow types the call as the
+    # function's own parameters (airflow.sdk.bases.decorator.Task), hence the ignore.
+    backtest_strategy.expand(plan=plan_backtests(sync_registry()))  # type: ignore[arg-type]
 
 
 strategy_sync()

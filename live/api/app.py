@@ -20,10 +20,10 @@ Status codes:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from fastapi import Depends, FastAPI, Response, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, Response, WebSocket, params
 from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -140,7 +140,17 @@ def create_app(
     app.include_router(bot_routes(engine, control=control))
     app.include_router(position_routes(engine, control=control))
 
-    @app.websocket("/ws/events")
+    app.include_router(_event_socket_router(guard, stream))
+    app.include_router(_bot_switch_router(engine, read=read, control=control))
+    app.include_router(_kill_switch_router(engine, control=control))
+    app.include_router(_model_refresh_router(refresh_models, control=control))
+    return app
+
+
+def _event_socket_router(guard: TokenGuard, stream: EventStream) -> APIRouter:
+    router = APIRouter()
+
+    @router.websocket("/ws/events")
     async def events(websocket: WebSocket) -> None:
         try:
             guard.check_read(websocket, query_token=True)
@@ -156,11 +166,20 @@ def create_app(
         await websocket.accept()
         await stream.serve(websocket)
 
-    @app.get("/api/bots", dependencies=read)
+    return router
+
+
+def _bot_switch_router(
+    engine: Engine, *, read: Sequence[params.Depends], control: Sequence[params.Depends]
+) -> APIRouter:
+    """Reading the running bots, and starting and stopping one."""
+    router = APIRouter()
+
+    @router.get("/api/bots", dependencies=read)
     async def list_bots() -> dict[str, Any]:
         return {"bots": jsonable_encoder(engine.status().bots)}
 
-    @app.get("/api/bots/{name}", dependencies=read)
+    @router.get("/api/bots/{name}", dependencies=read)
     async def show_bot(name: str) -> dict[str, Any]:
         return _bot_or_404(engine.bot_status(name), name)
 
@@ -173,15 +192,21 @@ def create_app(
         # None: in the bots table but not run here (stopped and flat, or another engine's)
         return {"name": name, "enabled": start, "status": jsonable_encoder(view)}
 
-    @app.post("/api/bots/{name}/start", dependencies=control)
+    @router.post("/api/bots/{name}/start", dependencies=control)
     async def start_bot(name: str) -> dict[str, Any]:
         return await set_bot(name, True)
 
-    @app.post("/api/bots/{name}/stop", dependencies=control)
+    @router.post("/api/bots/{name}/stop", dependencies=control)
     async def stop_bot(name: str) -> dict[str, Any]:
         return await set_bot(name, False)
 
-    @app.post("/api/kill-switch", dependencies=control)
+    return router
+
+
+def _kill_switch_router(engine: Engine, *, control: Sequence[params.Depends]) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/api/kill-switch", dependencies=control)
     async def engage(request: KillSwitchRequest) -> dict[str, Any]:
         closed = await engine.engage_kill_switch(request.reason, flatten=request.flatten)
         log.warning("kill switch engaged through the API: %s", request.reason)
@@ -190,13 +215,21 @@ def create_app(
             "kill_switch": jsonable_encoder(engine.status().kill_switch),
         }
 
-    @app.delete("/api/kill-switch", dependencies=control)
+    @router.delete("/api/kill-switch", dependencies=control)
     async def release() -> dict[str, Any]:
         await engine.release_kill_switch()
         log.warning("kill switch released through the API")
         return {"kill_switch": jsonable_encoder(engine.status().kill_switch)}
 
-    @app.post("/api/models/refresh", dependencies=control)
+    return router
+
+
+def _model_refresh_router(
+    refresh_models: RefreshModels | None, *, control: Sequence[params.Depends]
+) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/api/models/refresh", dependencies=control)
     async def refresh(request: ModelRefreshRequest) -> dict[str, Any]:
         if refresh_models is None:
             raise ApiError(
@@ -215,4 +248,4 @@ def create_app(
             detail = str(result)
         return {"refreshed": request.model_name, "alias": request.alias, "result": detail}
 
-    return app
+    return router

@@ -59,7 +59,7 @@ from live.brokers.exchange import (
     is_transient,
     make_client,
 )
-from live.brokers.order_request import balance_problem, prepare_order
+from live.brokers.order_request import OrderRequest, balance_problem, prepare_order
 from live.brokers.protection import ProtectedPlacing
 from live.brokers.protocol import (
     BrokerError,
@@ -163,6 +163,14 @@ class CcxtBroker(ProtectedPlacing):
         if problem is not None:
             self._reject(order_id, problem)
             return
+        await self._send_until_known(order, market, request)
+
+    async def _send_until_known(
+        self, order: BrokerOrder, market: str, request: OrderRequest
+    ) -> None:
+        """Sends the order and tracks it; when the outcome of a send is unknown (or the id is
+        taken), looks on the exchange before sending again."""
+        order_id = order.client_order_id
         attempt = 0
         while True:
             try:

@@ -162,27 +162,43 @@ def _plan(
         raise IngestError(f"the {source} source takes no file; a path is for csv or capture")
 
     if source == "synthetic":
-        if exchange != "synthetic":
-            raise IngestError(
-                f"synthetic candles are stored under exchange 'synthetic', not {exchange!r}, "
-                "so they never mix with real data; leave the exchange empty"
-            )
-        if start is None or end is None:
-            raise IngestError("the synthetic source needs both a start and an end")
-        try:
-            market = SyntheticMarket(symbol=symbol, seed=request.seed)
-            market.trades(start, start)  # validates the range's start and the seed
-        except ValueError as error:
-            raise IngestError(f"synthetic market: {error}") from None
-        chunks = synthetic_chunks(tf, start, end)
-        return _Plan(
-            exchange, symbol, tf, len(chunks), iter_synthetic_candles(market, tf, start, end)
-        )
+        return _synthetic_plan(request, exchange, symbol, tf)
     if source in ("csv", "capture"):
         path = require_file(request.path, source)
         reader = read_candle_file if source == "csv" else _capture_reader(symbol)
         return _Plan(exchange, symbol, tf, 1, _lazy(lambda: reader(path, tf, start, end)))
+    return _exchange_plan(store, request, exchange, symbol, tf, timeout_seconds, exchange_factory)
 
+
+def _synthetic_plan(request: IngestRequest, exchange: str, symbol: str, tf: Timeframe) -> _Plan:
+    start, end = request.start_ms, request.end_ms
+    if exchange != "synthetic":
+        raise IngestError(
+            f"synthetic candles are stored under exchange 'synthetic', not {exchange!r}, "
+            "so they never mix with real data; leave the exchange empty"
+        )
+    if start is None or end is None:
+        raise IngestError("the synthetic source needs both a start and an end")
+    try:
+        market = SyntheticMarket(symbol=symbol, seed=request.seed)
+        market.trades(start, start)  # validates the range's start and the seed
+    except ValueError as error:
+        raise IngestError(f"synthetic market: {error}") from None
+    chunks = synthetic_chunks(tf, start, end)
+    return _Plan(exchange, symbol, tf, len(chunks), iter_synthetic_candles(market, tf, start, end))
+
+
+def _exchange_plan(
+    store: MarketDataStore,
+    request: IngestRequest,
+    exchange: str,
+    symbol: str,
+    tf: Timeframe,
+    timeout_seconds: float | None,
+    exchange_factory: ExchangeFactory,
+) -> _Plan:
+    """Pages from the exchange; without a start, resumes after the last stored candle."""
+    start, end = request.start_ms, request.end_ms
     now_closed = tf.floor_ms(int(time.time() * 1000))  # the forming candle is never stored
     end = now_closed if end is None else min(end, now_closed)
     if start is None:

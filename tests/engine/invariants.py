@@ -23,6 +23,18 @@ def _close(a: float, b: float) -> bool:
 def problems(url: str) -> list[str]:
     """Every broken invariant, one line each (empty: all hold)."""
     found: list[str] = []
+    by_position = _order_problems(url, found)
+    open_rows, limits = _position_problems(url, by_position, found)
+    for bot, seqs in open_rows.items():
+        if len(seqs) > limits[bot]:
+            found.append(f"bot {bot}: {len(seqs)} open positions, limit {limits[bot]}")
+    _book_problems(url, open_rows, found)
+    return found
+
+
+def _order_problems(url: str, found: list[str]) -> dict[int, list[Any]]:
+    """No client order id twice, every order's fills add up to its filled quantity; returns
+    the orders by position."""
     orders = query(
         url,
         "SELECT o.id, o.client_order_id, o.position_id, o.role, o.status, o.filled_quantity, "
@@ -42,6 +54,14 @@ def problems(url: str) -> list[str]:
                 f"order {order.client_order_id}: fills {fills[order.id]} != filled "
                 f"{order.filled_quantity}"
             )
+    return by_position
+
+
+def _position_problems(
+    url: str, by_position: dict[int, list[Any]], found: list[str]
+) -> tuple[dict[str, set[int]], dict[str, int]]:
+    """Every position consistent with its orders; returns the open positions' seqs by bot
+    and each bot's position limit."""
     positions = query(
         url,
         "SELECT p.id, p.status, p.quantity, b.name AS bot, b.config FROM positions p "
@@ -53,34 +73,41 @@ def problems(url: str) -> list[str]:
         config = position.config
         config = json.loads(config) if isinstance(config, str) else config
         limits[position.bot] = int(config["max_open_positions"])
-        mine = by_position.get(position.id, [])
-        entries = [o for o in mine if o.role == "entry"]
-        if len(entries) != 1:
-            found.append(f"position {position.id} of {position.bot}: {len(entries)} entry orders")
-            continue
-        entry = entries[0]
-        parsed = parse_client_order_id(entry.client_order_id)
-        if parsed is None or parsed[0] != position.bot:
-            found.append(f"position {position.id}: entry id {entry.client_order_id} not its bot's")
-            continue
-        seq = parsed[1]
-        owners = {(parse_client_order_id(o.client_order_id) or ("", -1))[:2] for o in mine}
-        if owners != {parsed[:2]}:
-            found.append(f"position {position.bot}/{seq}: orders of another position attached")
-        bought = entry.filled_quantity or 0.0
-        sold = sum(o.filled_quantity or 0.0 for o in mine if o.role != "entry")
-        where = f"position {position.bot}/{seq} ({position.status})"
-        if position.status == "pending" and (bought > 0 or sold > 0):
-            found.append(f"{where}: pending with fills (entry {bought}, exits {sold})")
-        elif position.status == "active" and not (bought > 0 and not _close(sold, bought)):
-            found.append(f"{where}: active but entry {bought}, exits {sold}")
-        elif position.status == "closed" and not _close(sold, bought):
-            found.append(f"{where}: closed but entry {bought} != exits {sold}")
-        if position.status in OPEN:
+        seq = _one_position_problems(position, by_position.get(position.id, []), found)
+        if seq is not None and position.status in OPEN:
             open_rows[position.bot].add(seq)
-    for bot, seqs in open_rows.items():
-        if len(seqs) > limits[bot]:
-            found.append(f"bot {bot}: {len(seqs)} open positions, limit {limits[bot]}")
+    return open_rows, limits
+
+
+def _one_position_problems(position: Any, mine: list[Any], found: list[str]) -> int | None:
+    """The position's seq, or None when its orders do not name it (reported)."""
+    entries = [o for o in mine if o.role == "entry"]
+    if len(entries) != 1:
+        found.append(f"position {position.id} of {position.bot}: {len(entries)} entry orders")
+        return None
+    entry = entries[0]
+    parsed = parse_client_order_id(entry.client_order_id)
+    if parsed is None or parsed[0] != position.bot:
+        found.append(f"position {position.id}: entry id {entry.client_order_id} not its bot's")
+        return None
+    seq = parsed[1]
+    owners = {(parse_client_order_id(o.client_order_id) or ("", -1))[:2] for o in mine}
+    if owners != {parsed[:2]}:
+        found.append(f"position {position.bot}/{seq}: orders of another position attached")
+    bought = entry.filled_quantity or 0.0
+    sold = sum(o.filled_quantity or 0.0 for o in mine if o.role != "entry")
+    where = f"position {position.bot}/{seq} ({position.status})"
+    if position.status == "pending" and (bought > 0 or sold > 0):
+        found.append(f"{where}: pending with fills (entry {bought}, exits {sold})")
+    elif position.status == "active" and not (bought > 0 and not _close(sold, bought)):
+        found.append(f"{where}: active but entry {bought}, exits {sold}")
+    elif position.status == "closed" and not _close(sold, bought):
+        found.append(f"{where}: closed but entry {bought} != exits {sold}")
+    return seq
+
+
+def _book_problems(url: str, open_rows: dict[str, set[int]], found: list[str]) -> None:
+    """Every bot's saved book holds exactly its open positions."""
     for row in query(url, "SELECT b.name, s.book FROM bot_states s JOIN bots b ON b.id = s.bot_id"):
         book = json.loads(row.book) if isinstance(row.book, str) else row.book
         if book is None:
@@ -91,7 +118,6 @@ def problems(url: str) -> list[str]:
                 f"bot {row.name}: book holds {sorted(in_book)}, open rows "
                 f"{sorted(open_rows.get(row.name, set()))}"
             )
-    return found
 
 
 def closed_positions(url: str, *, until_ms: int | None = None) -> set[tuple[str, int]]:
