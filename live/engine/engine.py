@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from live.brokers import Broker
+from live.engine.bot_manager import BotManager, FeedSubscriptions
 from live.engine.config import EngineConfig, default_engine_id
 from live.engine.control import KillSwitch
 from live.engine.core import TradingCore
@@ -47,10 +48,9 @@ from live.engine.heartbeats import (
 )
 from live.engine.journal import WriteJournal, journal_path, replay
 from live.engine.leases import LeaseKeeper
-from live.engine.lifecycle import BotManager, FeedSubscriptions
 from live.engine.listing import SymbolListing
 from live.engine.model_guard import ModelGuard
-from live.engine.models import ActiveModel, ModelSlot, ModelSource, ModelWatcher
+from live.engine.model_watcher import ActiveModel, ModelSlot, ModelSource, ModelWatcher
 from live.engine.operator import OperatorActions
 from live.engine.quality import QualityMonitor
 from live.engine.recorder import EngineDatabase, Recorder, describe, is_unavailable
@@ -325,7 +325,7 @@ class Engine:
             return
         self._stopping = True
         self.state = EngineState.STOPPING
-        self.core.trading = False
+        self.core.set_trading(False)
         try:
             if self._refused:  # another engine's database: write nothing to it
                 await self._close_resources()
@@ -347,8 +347,8 @@ class Engine:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.feed.stop(), deadline / 3)
         await self.bots.close()
-        for warming in list(self.core.warmups):
-            warming.cancel()
+        if self.core.warmup is not None:
+            self.core.warmup.cancel()
         await self.core.outbox.idle(min(2.0, deadline / 3))
         await self.core.outbox.close()
         for bot in list(self.core.bots.values()):
@@ -562,7 +562,7 @@ class Engine:
         silent = [f"feed: {symbol} silent (no trades while connected)" for symbol in feed.silent]
         reasons = blocking + silent
         state = EngineState.DEGRADED if reasons else EngineState.RUNNING
-        self.core.trading = not blocking
+        self.core.set_trading(not blocking)
         previous, self.state = self.state, state
         silence_changed = feed.silent != self._silent
         self._silent = feed.silent

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from live.brokers import BrokerOrder, PaperBroker
 from live.engine import Engine
 from live.engine.journal import write_from_dict, write_to_dict
-from live.engine.models import ModelWatcher
+from live.engine.model_watcher import ModelWatcher
 from live.engine.persistence import ShadowWrite
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
