@@ -11,6 +11,7 @@ clock that drives timeouts, and a simulated one), `compose` (the one place the
 environment's parts are chosen), `run` (the process entry).
 """
 
+from live.engine.compose import build_engine
 from live.engine.config import EngineConfig
 from live.engine.engine import Engine
 from live.engine.events import EngineEvent, EventBus
@@ -37,6 +38,7 @@ __all__ = [
     "EventBus",
     "KillSwitchState",
     "StrategyAssignError",
+    "build_engine",
     "run_engine",
     "serve",
 ]
