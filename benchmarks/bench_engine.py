@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from live.engine import Engine, EngineConfig
+from live.engine import EngineConfig, build_engine
 from live.feeds import InMemoryFeed
 from tradepipe.botconfig import parse_bot_config
 from tradepipe.bots import NewBot, add_bot
@@ -146,7 +146,7 @@ async def drive(config: EngineConfig, trades: list[Trade], yield_every: int = 8)
     run = Run()
     run.rss_before_mb = rss_mb()
     feed = InMemoryFeed("binance")
-    engine = Engine(config, feed=feed)
+    engine = build_engine(config, feed=feed)
     started = time.perf_counter()
     await engine.start()
     run.start_seconds = time.perf_counter() - started

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmarks.bench_engine import prepare, synthetic_trades
 from live.api.prometheus import engine_registry, render
-from live.engine import Engine
+from live.engine import build_engine
 from live.feeds import InMemoryFeed
 from live.latency import LatencyHistograms
 
@@ -41,7 +41,7 @@ async def scrape_costs(folder: Path) -> None:
     names = [f"S{index:03d}USDT" for index in range(SYMBOLS)]
     config = prepare(folder, names, PER_SYMBOL, "1s")
     feed = InMemoryFeed("binance")
-    engine = Engine(config, feed=feed)
+    engine = build_engine(config, feed=feed)
     await engine.start()
     try:
         for index, trade in enumerate(synthetic_trades(names, 0.05)):

@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.bench_engine import BOT_CONFIG
-from live.engine import Engine, EngineConfig
+from live.engine import Engine, EngineConfig, build_engine
 from live.feeds import InMemoryFeed
 from tradepipe.botconfig import parse_bot_config
 from tradepipe.bots import NewBot, add_bot
@@ -119,7 +119,7 @@ async def measure(config: EngineConfig, trades: list[Trade]) -> list[float]:
     from tradepipe.strategy import content_hash
 
     feed = InMemoryFeed("binance")
-    engine = Engine(config, feed=feed)
+    engine = build_engine(config, feed=feed)
     await engine.start()
     pumping = asyncio.create_task(pump(feed, trades))
     path = config.strategies_dir / "edited.py"

@@ -153,9 +153,8 @@ def _bots(current: Settings, timeframe: str) -> None:
 
 
 async def _trade(current: Settings, seconds: float, speed: float) -> None:
+    from live.engine import build_engine
     from live.engine.config import EngineConfig
-    from live.engine.engine import Engine
-    from live.engine.run import make_feed
     from live.engine.status import EngineState
     from live.replay.server import ReplayServer
     from live.replay.sources import SyntheticSource
@@ -168,7 +167,7 @@ async def _trade(current: Settings, seconds: float, speed: float) -> None:
     source = SyntheticSource(("BTCUSDT",), start_ms=start_ms)
     async with ReplayServer(source, host="127.0.0.1", port=0, rest_port=0, speed=speed) as replay:
         config = EngineConfig.from_settings(current, feed_url=replay.url, rest_url=replay.rest_url)
-        engine = Engine(config, feed=make_feed(config))
+        engine = build_engine(config)  # the configured feed
         await engine.start()
         try:
             await asyncio.sleep(seconds)

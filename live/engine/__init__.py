@@ -3,12 +3,15 @@
 Modules, one purpose each: `engine` (the `Engine`: wiring, lifecycle, status and control),
 `core` (steps: trades, ticks and broker reports applied to the books), `decisions` (batched
 predictions and guarded strategy calls), `features` (per-symbol candles and shared feature
-states), `bot` (one bot's runtime), `lifecycle` (bots following the bots table), `models`
-(the model watcher), `recorder` and `persistence` (write-behind to the database), `outbox`
-(orders to the broker after their intent), `recovery` (start = crash recovery),
-`heartbeats`, `clock` (the market clock that drives timeouts), `run` (the process entry).
+states), `bot` (one bot's runtime), `bot_manager` (bots following the bots table),
+`model_watcher` (champions loaded, checked and swapped), `recorder` and `persistence`
+(write-behind to the database), `outbox` (orders to the broker after their intent),
+`recovery` (start = crash recovery), `heartbeats`, `clock` (the `Clock` seam: the market
+clock that drives timeouts, and a simulated one), `compose` (the one place the
+environment's parts are chosen), `run` (the process entry).
 """
 
+from live.engine.compose import build_engine
 from live.engine.config import EngineConfig
 from live.engine.engine import Engine
 from live.engine.events import EngineEvent, EventBus
@@ -35,6 +38,7 @@ __all__ = [
     "EventBus",
     "KillSwitchState",
     "StrategyAssignError",
+    "build_engine",
     "run_engine",
     "serve",
 ]

@@ -19,7 +19,7 @@ from typing import Any
 
 from live.engine.features import FeatureStream
 from live.engine.guard import CallGuard, OverBudget
-from live.engine.models import ModelSlot
+from live.engine.model_watcher import ModelSlot
 from live.engine.status import BotRunState
 from tradepipe.botconfig import BotConfig
 from tradepipe.domain import Candle

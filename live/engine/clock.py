@@ -13,16 +13,40 @@ Consequences, stated once:
   times), so timeouts scale with it, as in a backtest;
 - audit columns (created_at/updated_at) and heartbeats are wall time, kept by the database
   layer and the heartbeat loop, never by this clock.
+
+`Clock` is the seam: the trading core takes one by injection. `MarketClock` is the live
+one; `SimulatedClock` moves only when told (`set`, `advance`, or the trades it observes),
+so a test or a backtest drives timeouts and candle closes step by step, with no wall time.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
-__all__ = ["MarketClock"]
+__all__ = ["Clock", "MarketClock", "SimulatedClock"]
+
+
+class Clock(Protocol):
+    """Market time in ms since the epoch, as the trading core reads it."""
+
+    def observe(self, time_ms: int) -> None:
+        """A trade printed at `time_ms` (exchange time) was just received."""
+
+    @property
+    def started(self) -> bool:
+        """Whether any time is known yet."""
+
+    def now(self) -> int | None:
+        """The market time now, or None before any time is known."""
+
+    def now_or(self, fallback_ms: int) -> int:
+        """`now()`, or `fallback_ms` before any time is known."""
 
 
 class MarketClock:
+    """The live clock: the last trade's time, run on at the local monotonic rate."""
+
     def __init__(self) -> None:
         self._last_ms: int | None = None
         self._at_ns = 0
@@ -46,3 +70,42 @@ class MarketClock:
     def now_or(self, fallback_ms: int) -> int:
         current = self.now()
         return fallback_ms if current is None else current
+
+
+class SimulatedClock:
+    """A clock that moves only when told: by `set`, `advance`, or a later trade observed.
+    Like the market clock it never goes backwards."""
+
+    def __init__(self, start_ms: int | None = None) -> None:
+        self._now_ms = start_ms
+
+    def observe(self, time_ms: int) -> None:
+        if self._now_ms is None or time_ms > self._now_ms:
+            self._now_ms = time_ms
+
+    def set(self, time_ms: int) -> None:
+        """Move to `time_ms`; ValueError if that is before the time already reached."""
+        if self._now_ms is not None and time_ms < self._now_ms:
+            raise ValueError(
+                f"simulated clock cannot go back from {self._now_ms} ms to {time_ms} ms"
+            )
+        self._now_ms = time_ms
+
+    def advance(self, milliseconds: int) -> int:
+        """Move on by `milliseconds` (>= 0) from the time reached; the new time."""
+        if milliseconds < 0:
+            raise ValueError(f"simulated clock cannot advance by {milliseconds} ms (< 0)")
+        if self._now_ms is None:
+            raise ValueError("simulated clock has no time yet: set one before advancing")
+        self._now_ms += milliseconds
+        return self._now_ms
+
+    @property
+    def started(self) -> bool:
+        return self._now_ms is not None
+
+    def now(self) -> int | None:
+        return self._now_ms
+
+    def now_or(self, fallback_ms: int) -> int:
+        return fallback_ms if self._now_ms is None else self._now_ms

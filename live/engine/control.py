@@ -17,7 +17,6 @@ from live.engine.core import TradingCore
 from live.engine.persistence import ControlWrite
 from live.engine.status import KillSwitchState
 from tradepipe.db import KILL_SWITCH
-from tradepipe.enums import ExitReason, PositionStatus
 
 __all__ = ["KillSwitch"]
 
@@ -60,33 +59,7 @@ class KillSwitch:
             self._released()
 
     def _engaged(self, state: KillSwitchState) -> int:
-        core = self.core
-        core.kill_switch = state
-        cancelled = exited = 0
-        with core.step() as step:
-            for bot in core.bots.values():
-                for position in list(bot.book.positions):
-                    pending = position.status is PositionStatus.PENDING
-                    if not pending and not state.flatten:
-                        continue  # its own exits protect it
-                    time_ms = core.clock.now_or(position.entry.updated_at_ms)
-                    events = bot.book.close_position(position.seq, time_ms, ExitReason.MANUAL)
-                    step.add(bot.name, events)
-                    cancelled += pending
-                    exited += not pending
-        flattened = " and flattened" if state.flatten else ""
-        core.emit(
-            "kill_switch_engaged",
-            f"kill switch engaged{flattened}: {state.reason}",
-            data={
-                "reason": state.reason,
-                "flatten": state.flatten,
-                "pending_entries_cancelled": cancelled,
-                "positions_exited": exited,
-            },
-        )
-        return cancelled + exited
+        return self.core.engage_kill_switch(state)
 
     def _released(self) -> None:
-        self.core.kill_switch = KillSwitchState(False)
-        self.core.emit("kill_switch_released", "kill switch released")
+        self.core.release_kill_switch()

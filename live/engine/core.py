@@ -14,11 +14,11 @@ the 1 s candle aggregator takes it; candles it closes run the per-candle pipelin
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 
 from live.brokers import (
     Broker,
@@ -29,12 +29,12 @@ from live.brokers import (
     OrderFilledReport,
 )
 from live.engine.bot import BotRuntime, StrategyFailure
-from live.engine.clock import MarketClock
+from live.engine.clock import Clock, MarketClock
 from live.engine.config import EngineConfig
 from live.engine.decisions import decide
-from live.engine.events import EngineEvent, EventBus
+from live.engine.events import EngineEvent, EventBus, publish_order_events
 from live.engine.evidence import EvidenceRecorder
-from live.engine.features import SymbolPipeline, TimeframeStream
+from live.engine.features import SymbolPipeline
 from live.engine.guard import CallGuard
 from live.engine.outbox import BrokerCommand, Outbox
 from live.engine.persistence import BotBatch, BotStatusWrite, EventWrite, FillRecord
@@ -49,16 +49,16 @@ from live.engine.risk_gate import (
 from live.engine.shadow import ShadowRunner
 from live.engine.status import BotRunState, BotStatusView, KillSwitchState
 from live.engine.step import CoreMetrics, Step
+from live.engine.warmup import FeatureWarmup
 from live.feeds import CandleBackfill, FeedStatus, Gap, SecondCandles
 from tradepipe.domain import Candle, Trade
-from tradepipe.enums import OrderRole
+from tradepipe.enums import ExitReason, OrderRole, PositionStatus
 from tradepipe.orders import (
     Event,
     OrderCancelRequested,
     OrderFilled,
     OrderPlaced,
     Position,
-    event_to_dict,
     parse_client_order_id,
 )
 from tradepipe.secrets import redact
@@ -66,19 +66,6 @@ from tradepipe.secrets import redact
 __all__ = ["CoreMetrics", "Step", "TradingCore"]
 
 log = logging.getLogger(__name__)
-
-# State machine events that go to the event bus as they happen.
-PUBLISHED_ORDER_KINDS = frozenset(
-    {
-        "order_placed",
-        "order_filled",
-        "order_cancelled",
-        "order_rejected",
-        "position_opened",
-        "position_closed",
-        "entry_refused",
-    }
-)
 
 
 class TradingCore:
@@ -94,11 +81,13 @@ class TradingCore:
         seconds: Callable[[Callable[[Candle], None]], SecondCandles],
         warmup: CandleBackfill | None = None,
         evidence: EvidenceRecorder | None = None,
+        clock: Clock | None = None,
+        commands: Callable[[BrokerCommand], None] | None = None,
     ) -> None:
         self.config = config
         # what the engine saw and decided, for the review (None: nothing recorded)
         self.evidence = evidence
-        self.clock = MarketClock()
+        self.clock: Clock = clock if clock is not None else MarketClock()
         self.broker = broker
         self.recorder = recorder
         self.bus = bus
@@ -109,15 +98,18 @@ class TradingCore:
             on_not_sent=self._not_sent,
             on_answer=functools.partial(on_venue_answer, self),
         )
+        # where the broker commands of each step go, after its write: the outbox (or a test's list)
+        self._send = commands if commands is not None else self.outbox.push
         # challengers on paper beside the champions: never through `broker` (shadow.py)
         self.shadows = ShadowRunner(
             config, clock=self.clock.now, submit=recorder.submit, emit=self.emit
         )
         self.seconds = seconds(self._on_second)
-        self.symbols: dict[str, SymbolPipeline] = {}
-        self.bots: dict[str, BotRuntime] = {}
-        self.kill_switch = KillSwitchState(False)
-        self.trading = False  # False while starting, reconciling, degraded or stopping
+        # the state the core owns: read through the properties, changed only by its methods
+        self._symbols: dict[str, SymbolPipeline] = {}
+        self._bots: dict[str, BotRuntime] = {}
+        self._kill_switch = KillSwitchState(False)
+        self._trading = False  # False while starting, reconciling, degraded or stopping
         self.feed_status: FeedStatus | None = None
         self.metrics = CoreMetrics()
         self.guard = CallGuard()  # strategy decisions under their time budget
@@ -125,14 +117,96 @@ class TradingCore:
         # (strategy, ns from the step's input to the bot's decision) per decision: latency
         self.decision_listeners: list[Callable[[str, int], None]] = []
         # (bot, symbol, events) after each step's write: the bus, notifications; must not raise
-        self.order_listeners: list[Callable[[str, str, list[Event]], None]] = [self._publish_orders]
+        self.order_listeners: list[Callable[[str, str, list[Event]], None]] = [
+            functools.partial(publish_order_events, bus)
+        ]
         self.stopped_bots: list[BotStatusView] = []  # stopped since the last heartbeat
         # symbol -> (price, market time ms) of its last trade: published with the heartbeat
         self.last_trades: dict[str, tuple[float, int]] = {}
         self._step: Step | None = None
-        self._warmup_source = warmup
-        self.warmups: set[asyncio.Task[None]] = set()
+        # a new timeframe's features warmed up from the exchange's earlier candles (or None)
+        self.warmup = (
+            None if warmup is None else FeatureWarmup(config, self.clock, warmup, self.emit)
+        )
         broker.bind(self.on_report)
+
+    # -- the state it owns ------------------------------------------------------------------
+
+    @property
+    def bots(self) -> Mapping[str, BotRuntime]:
+        """The running bots by name (read-only: `add_bot`, `remove_bot` change it)."""
+        return MappingProxyType(self._bots)
+
+    @property
+    def symbols(self) -> Mapping[str, SymbolPipeline]:
+        """The candle pipeline of each symbol a bot runs on (`join_pipeline`, `leave_pipeline`)."""
+        return MappingProxyType(self._symbols)
+
+    @property
+    def trading(self) -> bool:
+        """Whether entries may be opened at all (the engine's health, `set_trading`)."""
+        return self._trading
+
+    @property
+    def kill_switch(self) -> KillSwitchState:
+        return self._kill_switch
+
+    def set_trading(self, trading: bool) -> None:
+        self._trading = trading
+
+    def add_bot(self, bot: BotRuntime) -> None:
+        """Run `bot` from the next step on (replacing a bot of the same name)."""
+        self._bots[bot.name] = bot
+
+    def remove_bot(self, name: str) -> BotRuntime | None:
+        """Stop stepping bot `name`: no decision and no order from here on; the bot removed."""
+        return self._bots.pop(name, None)
+
+    def join_pipeline(self, bot: BotRuntime) -> None:
+        """Put `bot` among the bots of its symbol's pipeline (created for its first bot)."""
+        pipeline = self._symbols.get(bot.symbol)
+        if pipeline is None:
+            pipeline = self._symbols[bot.symbol] = self.new_pipeline(bot.symbol)
+        pipeline.bots.add(bot.name)
+
+    def leave_pipeline(self, bot: BotRuntime) -> bool:
+        """Take `bot` out of its symbol's pipeline; True if that was the symbol's last bot
+        (the pipeline is gone: its feed subscription may go too)."""
+        pipeline = self._symbols.get(bot.symbol)
+        if pipeline is None:
+            return False
+        pipeline.leave(bot.name)
+        bot.features = None
+        if not pipeline.bots:
+            del self._symbols[bot.symbol]
+        return not pipeline.bots
+
+    def engage_kill_switch(self, state: KillSwitchState) -> int:
+        """Block every new entry and close every pending one (with `state.flatten`, every
+        open position too, at market), in one step; how many positions were closed."""
+        self._kill_switch = state
+        cancelled = exited = 0
+        with self.step() as step:
+            for bot in self._bots.values():
+                for position in list(bot.book.positions):
+                    pending = position.status is PositionStatus.PENDING
+                    if not pending and not state.flatten:
+                        continue  # its own exits protect it
+                    time_ms = self.clock.now_or(position.entry.updated_at_ms)
+                    events = bot.book.close_position(position.seq, time_ms, ExitReason.MANUAL)
+                    step.add(bot.name, events)
+                    cancelled += pending
+                    exited += not pending
+        flattened = " and flattened" if state.flatten else ""
+        data: dict[str, object] = {"reason": state.reason, "flatten": state.flatten}
+        data |= {"pending_entries_cancelled": cancelled, "positions_exited": exited}
+        message = f"kill switch engaged{flattened}: {state.reason}"
+        self.emit("kill_switch_engaged", message, data=data)
+        return cancelled + exited
+
+    def release_kill_switch(self) -> None:
+        self._kill_switch = KillSwitchState(False)
+        self.emit("kill_switch_released", "kill switch released")
 
     # -- inputs: the feed -----------------------------------------------------------------
 
@@ -287,26 +361,10 @@ class TradingCore:
                     command = BrokerCommand(
                         bot.name, bot.symbol, order.client_order_id, order, seq, entry
                     )
-                    self.outbox.push(command)
+                    self._send(command)
                 elif isinstance(event, OrderCancelRequested):
                     order_id = event.order.client_order_id
-                    self.outbox.push(BrokerCommand(bot.name, bot.symbol, order_id, None, seq))
-
-    def _publish_orders(self, bot: str, symbol: str, events: list[Event]) -> None:
-        """Order and position events on the bus (listeners such as /ws/events); their
-        durable record is the orders, fills and positions tables, not the events table."""
-        if not self.bus.has_subscribers:
-            return
-        for event in events:
-            if event.kind not in PUBLISHED_ORDER_KINDS:
-                continue
-            data = event_to_dict(event)
-            order = data.get("order")
-            subject = order.get("client_order_id") if isinstance(order, dict) else None
-            seq = data.get("position_seq")
-            message = f"{bot}: {event.kind.replace('_', ' ')}"
-            message += f" {subject}" if subject else f" position {seq}" if seq else ""
-            self.bus.publish(EngineEvent(event.kind, message, bot, data))
+                    self._send(BrokerCommand(bot.name, bot.symbol, order_id, None, seq))
 
     def batch(self, bot: BotRuntime, events: list[Event], step: Step | None = None) -> BotBatch:
         """The recorder write of `bot` after `events`: final snapshots of the positions
@@ -347,45 +405,10 @@ class TradingCore:
         bot.saved_strategy_state = state
         return state
 
-    # -- feature warm-up from the exchange ---------------------------------------------
-
     def new_pipeline(self, symbol: str) -> SymbolPipeline:
-        warm = self.warm_up if self._warmup_source is not None else None
+        warm = self.warmup.warm_up if self.warmup is not None else None
         built = self.evidence.candle if self.evidence is not None else None
         return SymbolPipeline(symbol, self.config.candle_history, warm, built)
-
-    def warm_up(self, frame: TimeframeStream) -> None:
-        task = asyncio.get_running_loop().create_task(
-            self._warm(frame), name=f"warmup-{frame.symbol}-{frame.timeframe}"
-        )
-        self.warmups.add(task)
-        task.add_done_callback(self.warmups.discard)
-
-    async def _warm(self, frame: TimeframeStream) -> None:
-        """Ask the exchange for the candles before `frame`'s first complete one, once the
-        market is past it (plus settling time), and feed them to its states."""
-        assert frame.complete_from is not None and self._warmup_source is not None
-        ready_at = frame.complete_from + int(self.config.warmup_settle_seconds * 1000)
-        while self.clock.now_or(0) < ready_at:
-            await asyncio.sleep(0.05)
-        start = frame.complete_from - (frame.history.maxlen or 1) * frame.timeframe.milliseconds
-        what = f"{frame.symbol} {frame.timeframe}"
-        try:
-            async with asyncio.timeout(self.config.warmup_timeout_seconds):
-                candles = await self._warmup_source.fetch_candles(
-                    frame.symbol, frame.timeframe, start, frame.complete_from
-                )
-        except Exception as error:  # BackfillError, a timeout: warm up from live candles
-            frame.finish_warmup([])
-            self.emit("warmup_failed", f"{what}: features warm up from live candles ({error})")
-            return
-        taken = frame.finish_warmup(candles)
-        log.info(
-            "features of %s warmed up from %d exchange candles",
-            what,
-            taken,
-            extra={"symbol": frame.symbol, "timeframe": frame.timeframe.name},
-        )
 
     # -- bots and events ------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ import pandas as pd
 
 from live.engine.bot import BotRuntime, StrategyFailure
 from live.engine.features import ClosedRow
-from live.engine.models import ModelSlot
+from live.engine.model_watcher import ModelSlot
 from live.engine.risk_gate import entry_refusal
 from tradepipe.enums import ExitReason
 from tradepipe.marketdata.decisions import DecisionKind, DecisionRecord

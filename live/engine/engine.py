@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from live.brokers import Broker
+from live.engine.bot import BotRow
+from live.engine.bot_manager import BotManager, FeedSubscriptions
 from live.engine.config import EngineConfig, default_engine_id
 from live.engine.control import KillSwitch
 from live.engine.core import TradingCore
@@ -47,14 +50,20 @@ from live.engine.heartbeats import (
 )
 from live.engine.journal import WriteJournal, journal_path, replay
 from live.engine.leases import LeaseKeeper
-from live.engine.lifecycle import BotManager, FeedSubscriptions
 from live.engine.listing import SymbolListing
 from live.engine.model_guard import ModelGuard
-from live.engine.models import ActiveModel, ModelSlot, ModelSource, ModelWatcher
+from live.engine.model_watcher import ActiveModel, ModelSlot, ModelWatcher
 from live.engine.operator import OperatorActions
+from live.engine.persistence import BotWrite
 from live.engine.quality import QualityMonitor
 from live.engine.recorder import EngineDatabase, Recorder, describe, is_unavailable
-from live.engine.recovery import BotsSnapshot, ReconcileReport, read_saved, read_snapshot
+from live.engine.recovery import (
+    BotsSnapshot,
+    ReconcileReport,
+    SavedState,
+    read_saved,
+    read_snapshot,
+)
 from live.engine.single_engine import EngineAlreadyRunningError, SingleEngineLock
 from live.engine.status import (
     BotRunState,
@@ -69,23 +78,19 @@ from live.engine.takeovers import Takeovers, bot_ids
 from live.engine.venue_check import VenueReconciler
 from live.engine.venues import build_broker
 from live.feeds import (
-    BinanceRestBackfill,
     CallbackConsumer,
-    CandleBackfill,
-    Feed,
     FeedState,
     FeedStatus,
     SecondCandles,
 )
 from live.latency import LatencyHistograms
-from live.model_check import ModelChecker
 from tradepipe.db import DatabaseUrlError, upgrade_database
 from tradepipe.db.live_prices import LIVE_PRICES
 from tradepipe.domain import Candle
 from tradepipe.position_controls import pending_requests
 
 if TYPE_CHECKING:
-    from live.notify import NotificationHub
+    from live.engine.compose import EngineParts
 
 __all__ = ["Engine", "StrategyAssignError"]
 
@@ -93,24 +98,35 @@ log = logging.getLogger(__name__)
 
 
 class Engine:
-    def __init__(
-        self,
-        config: EngineConfig,
-        *,
-        feed: Feed,
-        broker: Broker | None = None,
-        backfill: CandleBackfill | None = None,
-        models: Callable[[], ModelSource] | None = None,
-        notifications: NotificationHub | None = None,
-    ) -> None:
+    def __init__(self, config: EngineConfig, parts: EngineParts) -> None:
+        """Wire the engine on `parts` (chosen by live/engine/compose.py: `build_engine`)."""
         self.config = config
         self.engine_id = (config.engine_id or default_engine_id())[:64]
-        self.feed = feed
+        self.feed = parts.feed
         self.bus = EventBus()
         self.state = EngineState.STOPPED
         self.degraded_reasons: tuple[str, ...] = ()  # why the state is degraded, if it is
         self._silent: tuple[str, ...] = ()
         self.started_at: datetime | None = None
+        self._build_storage(config)
+        self._build_core(config, parts)
+        self._build_models(config, parts)
+        self._build_bots(config, parts)
+        # Telegram, webhooks: fed synchronously, delivered by its own tasks (live/notify)
+        self.notifications = parts.notifications
+        if parts.notifications is not None:
+            self.bus.subscribe(parts.notifications.on_engine_event)
+            self.core.order_listeners.append(parts.notifications.on_order_events)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._recorder_task: asyncio.Task[None] | None = None
+        self._poll_lock = asyncio.Lock()
+        self._broker_open_orders = 0
+        self._stopped = asyncio.Event()
+        self._stopping = False
+        self._trading_started = False
+        self._refused = False
+
+    def _build_storage(self, config: EngineConfig) -> None:
         self.database = EngineDatabase(
             config.database_url, busy_timeout_ms=config.db_busy_timeout_ms
         )
@@ -130,18 +146,15 @@ class Engine:
             journal=self.journal,
             owner=self.engine_id if self.leases.enabled else None,
             fence=self.leases.epoch if self.leases.enabled else None,
-            on_refused=lambda write: self.takeovers.on_write_refused(write),
+            on_refused=self._on_write_refused,
         )
         self.database_lock = SingleEngineLock(config.database_url, self.engine_id)
+
+    def _build_core(self, config: EngineConfig, parts: EngineParts) -> None:
+        clock = parts.clock
         # paper, or each bot's exchange venue (its mode and credentials): live/engine/venues.py
-        broker = broker or build_broker(
-            config,
-            clock=self._market_now,
-            rows=lambda: [bot.row for bot in self.core.bots.values()],
-            on_event=lambda kind, message, bot, data: self.core.emit(kind, message, bot, data),
-        )
-        repair = backfill or (
-            BinanceRestBackfill(config.rest_url) if config.rest_url else NoBackfill()
+        broker = parts.broker or build_broker(
+            config, clock=clock.now, rows=self._bot_rows, on_event=self._emit
         )
         self.evidence = EvidenceRecorder(
             store_root=config.market_data_dir if config.record_candles else None,
@@ -150,7 +163,7 @@ class Engine:
             retention_days=config.decision_retention_days,
             queue_size=config.evidence_queue_size,
             flush_seconds=config.evidence_flush_seconds,
-            on_event=lambda kind, message: self.core.emit(kind, message),
+            on_event=self._emit,
         )
         recording = config.record_candles and config.record_decisions
         self.quality = QualityMonitor(
@@ -159,38 +172,33 @@ class Engine:
             exchange=config.record_exchange,
             tracking_uri=config.mlflow_tracking_uri,
             window_seconds=config.quality_window_seconds,
-            market_now_ms=lambda: self.core.clock.now(),
+            market_now_ms=clock.now,
         )
+        repair = parts.backfill
+        warm = not isinstance(repair, NoBackfill) and config.warmup_from_exchange
+        records = self.evidence.records_candles or self.evidence.records_decisions
         self.core = TradingCore(
             config,
             broker=broker,
             recorder=self.recorder,
             bus=self.bus,
-            seconds=lambda on_candle: SecondCandles(on_candle, repair),
-            warmup=None
-            if isinstance(repair, NoBackfill) or not config.warmup_from_exchange
-            else repair,
-            evidence=self.evidence
-            if self.evidence.records_candles or self.evidence.records_decisions
-            else None,
+            seconds=functools.partial(SecondCandles, backfill=repair),
+            warmup=repair if warm else None,
+            evidence=self.evidence if records else None,
+            clock=clock,
         )
         self.latency = LatencyHistograms()  # for /metrics; owned here: one set per engine
         self.core.decision_listeners.append(self.latency.observe_decision)
-        consumer = CallbackConsumer(self.core.on_trade, self.core.on_gap, self._on_feed_status)
+
+    def _build_models(self, config: EngineConfig, parts: EngineParts) -> None:
         # the configured registry's versions are tried in a separate process before they
         # are loaded here (a model whose native code aborts must not abort the engine)
-        self.model_checker = (
-            ModelChecker(
-                config.mlflow_tracking_uri, timeout_seconds=config.model_check_timeout_seconds
-            )
-            if models is None
-            else None
-        )
+        self.model_checker = parts.checker
         self.watcher = ModelWatcher(
-            models or self._registry,
+            parts.models,
             sample=self._model_sample,
             on_swap=self._on_model_swap,
-            on_refused=lambda slot, version, reason: self.bots.on_refused(slot, version, reason),
+            on_refused=self._on_model_refused,
             timeout_seconds=config.registry_timeout_seconds,
             checker=self.model_checker,
         )
@@ -202,6 +210,9 @@ class Engine:
             database=self.database.read,
         )
         self.core.order_listeners.append(self.guard.on_order_events)
+
+    def _build_bots(self, config: EngineConfig, parts: EngineParts) -> None:
+        consumer = CallbackConsumer(self.core.on_trade, self.core.on_gap, self._on_feed_status)
         library = StrategyLibrary(
             config.strategies_dir,
             removal_grace_seconds=config.strategy_removal_grace_seconds,
@@ -211,8 +222,8 @@ class Engine:
             self.core,
             library,
             self.watcher,
-            FeedSubscriptions(feed, consumer),
-            lambda ids: self.recorder.read(lambda session: read_saved(session, ids)),
+            FeedSubscriptions(parts.feed, consumer),
+            self._read_saved,
             SymbolListing(config.rest_url, timeout_seconds=min(config.exchange_timeout_seconds, 5)),
         )
         self.strategies = StrategyReloads(
@@ -236,19 +247,31 @@ class Engine:
             self.venues,
             update_state=self._update_state,
         )
-        # Telegram, webhooks: fed synchronously, delivered by its own tasks (live/notify)
-        self.notifications = notifications
-        if notifications is not None:
-            self.bus.subscribe(notifications.on_engine_event)
-            self.core.order_listeners.append(notifications.on_order_events)
-        self._tasks: list[asyncio.Task[None]] = []
-        self._recorder_task: asyncio.Task[None] | None = None
-        self._poll_lock = asyncio.Lock()
-        self._broker_open_orders = 0
-        self._stopped = asyncio.Event()
-        self._stopping = False
-        self._trading_started = False
-        self._refused = False
+
+    # The parts built first hear of the ones built after them through these methods (the
+    # recorder of takeovers, the broker and the evidence writer of the core's bots and
+    # events, the model watcher of the bot manager): each is called only once all exist.
+
+    def _on_write_refused(self, write: BotWrite) -> None:
+        self.takeovers.on_write_refused(write)
+
+    def _bot_rows(self) -> list[BotRow]:
+        return [bot.row for bot in self.core.bots.values()]
+
+    def _emit(
+        self,
+        kind: str,
+        message: str,
+        bot: str | None = None,
+        data: Mapping[str, object] | None = None,
+    ) -> None:
+        self.core.emit(kind, message, bot, data)
+
+    def _on_model_refused(self, slot: ModelSlot, version: str, reason: str) -> None:
+        self.bots.on_refused(slot, version, reason)
+
+    async def _read_saved(self, ids: list[int]) -> dict[int, SavedState]:
+        return await self.recorder.read(lambda session: read_saved(session, ids))
 
     @property
     def broker(self) -> Broker:
@@ -328,7 +351,7 @@ class Engine:
             return
         self._stopping = True
         self.state = EngineState.STOPPING
-        self.core.trading = False
+        self.core.set_trading(False)
         try:
             if self._refused:  # another engine's database: write nothing to it
                 await self._close_resources()
@@ -350,8 +373,8 @@ class Engine:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.feed.stop(), deadline / 3)
         await self.bots.close()
-        for warming in list(self.core.warmups):
-            warming.cancel()
+        if self.core.warmup is not None:
+            self.core.warmup.cancel()
         await self.core.outbox.idle(min(2.0, deadline / 3))
         await self.core.outbox.close()
         for bot in list(self.core.bots.values()):
@@ -565,7 +588,7 @@ class Engine:
         silent = [f"feed: {symbol} silent (no trades while connected)" for symbol in feed.silent]
         reasons = blocking + silent
         state = EngineState.DEGRADED if reasons else EngineState.RUNNING
-        self.core.trading = not blocking
+        self.core.set_trading(not blocking)
         previous, self.state = self.state, state
         silence_changed = feed.silent != self._silent
         self._silent = feed.silent
@@ -636,11 +659,6 @@ class Engine:
         """Live quality, then the champions' guard rails on it (both off the event loop)."""
         await self.quality.refresh()
         await self.guard.check(self.quality.latest)
-
-    def _registry(self) -> ModelSource:
-        from tradepipe.registry import ModelRegistry
-
-        return ModelRegistry(self.config.mlflow_tracking_uri)
 
     def _model_sample(self, slot: object) -> list[Candle]:
         """Recent candles of the bots that use `slot`, for the check of a new version."""

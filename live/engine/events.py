@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["EngineEvent", "EventBus"]
+from tradepipe.orders import Event, event_to_dict
+
+__all__ = ["PUBLISHED_ORDER_KINDS", "EngineEvent", "EventBus", "publish_order_events"]
 
 log = logging.getLogger(__name__)
 
@@ -67,3 +69,34 @@ class EventBus:
     def recent(self, kind: str | None = None) -> tuple[EngineEvent, ...]:
         """Recent events, oldest first, optionally of one kind."""
         return tuple(e for e in self._recent if kind is None or e.kind == kind)
+
+
+# State machine events that go to the event bus as they happen.
+PUBLISHED_ORDER_KINDS = frozenset(
+    {
+        "order_placed",
+        "order_filled",
+        "order_cancelled",
+        "order_rejected",
+        "position_opened",
+        "position_closed",
+        "entry_refused",
+    }
+)
+
+
+def publish_order_events(bus: EventBus, bot: str, symbol: str, events: list[Event]) -> None:
+    """Order and position events on the bus (listeners such as /ws/events); their
+    durable record is the orders, fills and positions tables, not the events table."""
+    if not bus.has_subscribers:
+        return
+    for event in events:
+        if event.kind not in PUBLISHED_ORDER_KINDS:
+            continue
+        data = event_to_dict(event)
+        order = data.get("order")
+        subject = order.get("client_order_id") if isinstance(order, dict) else None
+        seq = data.get("position_seq")
+        message = f"{bot}: {event.kind.replace('_', ' ')}"
+        message += f" {subject}" if subject else f" position {seq}" if seq else ""
+        bus.publish(EngineEvent(event.kind, message, bot, data))

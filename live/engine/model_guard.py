@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.orm import Session
 
-from live.engine.models import ModelSlot, ModelWatcher
+from live.engine.model_watcher import ModelSlot, ModelWatcher
 from tradepipe.guard import (
     GUARD_RAILS_TAG,
     Breach,

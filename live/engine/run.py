@@ -21,10 +21,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from live.engine.compose import build_engine
 from live.engine.config import EngineConfig
 from live.engine.engine import Engine
 from live.engine.single_engine import EngineAlreadyRunningError
-from live.feeds import BackoffPolicy, BinanceFeed, BinanceFeedConfig, Feed
+from live.feeds import Feed
 from tradepipe.config import Settings, load_settings
 from tradepipe.secrets import redact, register_secret_value
 
@@ -61,18 +62,6 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
 
 
-def make_feed(config: EngineConfig) -> Feed:
-    return BinanceFeed(
-        BinanceFeedConfig(
-            base_url=config.feed_url,
-            silence_seconds=config.feed_silence_seconds,
-            sanity=config.feed_sanity,
-            max_message_bytes=config.feed_max_message_bytes,
-            backoff=BackoffPolicy(initial_seconds=0.5, maximum_seconds=30.0),
-        )
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class ApiOptions:
     """Where the control API listens, and its bearer token (None: control refused)."""
@@ -93,12 +82,7 @@ async def serve(
 ) -> int:
     """Run an engine (and its control API, if given) until SIGTERM/SIGINT; the exit status.
     `settings` with notifiers configured adds them (their secrets resolved now)."""
-    notifications = None
-    if settings is not None and settings.notifiers:
-        from live.notify import build_hub
-
-        notifications = build_hub(settings)  # NotifierConfigError: a missing secret
-    engine = Engine(config, feed=feed or make_feed(config), notifications=notifications)
+    engine = build_engine(config, feed=feed, settings=settings)  # NotifierConfigError
     # The API starts before the engine so /health reports starting and reconciling too.
     api_task = None if api is None else _start_api(engine, api)
     stop = asyncio.Event()

@@ -43,7 +43,7 @@ from live.brokers import (
 )
 from live.engine.bot import BotRuntime, StrategyFailure
 from live.engine.config import EngineConfig
-from live.engine.models import ActiveModel, ModelSlot
+from live.engine.model_watcher import ActiveModel, ModelSlot
 from live.engine.persistence import ShadowWrite
 from tradepipe.db.shadow import ShadowPositionRecord, ShadowRecord
 from tradepipe.domain import Candle, Trade

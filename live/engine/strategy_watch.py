@@ -44,8 +44,8 @@ from tradepipe.strategy import StrategyLoadError
 from tradepipe.strategy.registry_sync import StrategySyncError, sync_strategies
 
 if TYPE_CHECKING:
+    from live.engine.bot_manager import BotManager
     from live.engine.core import TradingCore
-    from live.engine.lifecycle import BotManager
 
 __all__ = ["FolderWatcher", "StrategyAssignError", "StrategyReloads"]
 

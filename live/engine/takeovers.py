@@ -11,9 +11,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from live.engine.bot_manager import BotManager
 from live.engine.core import TradingCore
 from live.engine.leases import LeaseChange, LeaseKeeper
-from live.engine.lifecycle import BotManager
 from live.engine.persistence import BotWrite
 from live.engine.recorder import Recorder, describe
 from live.engine.recovery import BotsSnapshot
@@ -68,7 +68,7 @@ class Takeovers:
     async def start_gained(self, snapshot: BotsSnapshot, change: LeaseChange) -> None:
         """The bots of a takeover start from what the database says, and their working
         orders are agreed with the venue, before any entry."""
-        self.core.trading = False
+        self.core.set_trading(False)
         try:
             await self.bots.apply(self.leases.mine(snapshot))
             names = {b.name for b in self.core.bots.values() if b.row.id in change.gained}
@@ -108,7 +108,7 @@ class Takeovers:
             {"engine_id": self.engine_id, "bot_id": write.bot_id, "epoch": write.epoch},
         )
         if bot is not None:
-            self.core.bots.pop(bot.name, None)  # no decision, no order from here on
+            self.core.remove_bot(bot.name)  # no decision, no order from here on
             task = asyncio.get_running_loop().create_task(
                 self.bots.forget_detached(bot, "a write was refused: another engine owns it"),
                 name=f"forget-{bot.name}",

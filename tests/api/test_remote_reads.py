@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from live.api import create_app
-from live.engine import Engine
+from live.engine import Engine, build_engine
 from live.feeds import InMemoryFeed
 from tests.api.harness import TOKEN
 from tests.engine.helpers import Aio, config_for
@@ -24,7 +24,7 @@ def remote(engine: Engine, token: str | None) -> httpx.AsyncClient:
 def test_reads_from_another_host_need_the_token(
     aio: Aio, database_url: str, strategies_dir: Path
 ) -> None:
-    engine = Engine(config_for(database_url, strategies_dir), feed=InMemoryFeed("binance"))
+    engine = build_engine(config_for(database_url, strategies_dir), feed=InMemoryFeed("binance"))
 
     async def scenario() -> None:
         async with remote(engine, TOKEN) as client:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from live.engine import Engine, EngineConfig
+from live.engine import Engine, EngineConfig, build_engine
 from live.feeds import InMemoryFeed
 from live.replay import ReplayMessage, ReplaySource
 from tests import support
@@ -191,7 +191,7 @@ class Running:
 
 async def start_engine(config: EngineConfig, **options: Any) -> Running:
     feed = InMemoryFeed("binance")
-    engine = Engine(config, feed=feed, **options)
+    engine = build_engine(config, feed=feed, **options)
     await asyncio.wait_for(engine.start(), 20)
     return Running(engine, feed)
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from live.engine import BotRunState, Engine, EngineState
+from live.engine import BotRunState, EngineState, build_engine
 from live.feeds import BinanceFeed
 from live.replay import ReplayMessage, ReplayServer, SyntheticSource
 from tests.engine.helpers import (
@@ -52,7 +52,9 @@ def test_malformed_messages_and_an_unknown_symbol_do_not_stop_trading(
     async def scenario() -> None:
         async with ReplayServer(source, speed=400) as replay:
             config = config_for(database_url, strategies_dir, rest_url=replay.rest_url)
-            engine = Engine(config, feed=BinanceFeed(feed_config(replay.url, silence_seconds=0.5)))
+            engine = build_engine(
+                config, feed=BinanceFeed(feed_config(replay.url, silence_seconds=0.5))
+            )
             await engine.start()
             try:
                 await aio.eventually(replay.finished.is_set, "the replay to finish", 20)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from live.engine import Engine
+from live.engine import build_engine
 from live.feeds import BinanceFeed
 from live.replay import CaptureSource, ReplayServer
 from tests.engine.helpers import (
@@ -35,7 +35,7 @@ def test_engine_second_candles_equal_an_independent_aggregation(
     async def scenario() -> None:
         async with ReplayServer(CaptureSource(capture), speed=0) as replay:
             config = config_for(database_url, strategies_dir, rest_url=replay.rest_url)
-            engine = Engine(config, feed=BinanceFeed(feed_config(replay.url)))
+            engine = build_engine(config, feed=BinanceFeed(feed_config(replay.url)))
             engine.add_candle_listener(candles.append)
             await engine.start()
             try:

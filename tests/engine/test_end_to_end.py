@@ -9,7 +9,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from live.engine import Engine
+from live.engine import build_engine
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
 from tests.engine.helpers import (
@@ -68,7 +68,7 @@ def test_both_shipped_strategies_trade_and_every_order_is_traceable(
                 rest_url=replay.rest_url,
                 mlflow_tracking_uri=model_store.tracking_uri,
             )
-            engine = Engine(config, feed=BinanceFeed(feed_config(replay.url)))
+            engine = build_engine(config, feed=BinanceFeed(feed_config(replay.url)))
             await engine.start()
             try:
                 await aio.eventually(

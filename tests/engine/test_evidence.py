@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from live.engine import Engine, EngineConfig, EngineEvent
+from live.engine import EngineConfig, EngineEvent, build_engine
 from live.engine.evidence import EvidenceRecorder
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
@@ -110,7 +110,7 @@ def test_recorded_candles_and_decisions_are_what_the_engine_saw(
                 mlflow_tracking_uri=model_store.tracking_uri,
                 **recording(tmp_path),
             )
-            engine = Engine(config, feed=BinanceFeed(feed_config(replay.url)))
+            engine = build_engine(config, feed=BinanceFeed(feed_config(replay.url)))
             engine.add_candle_listener(seconds.append)
             await engine.start()
             try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from live.engine import Engine
+from live.engine import build_engine
 from live.engine.status import BotRunState, BotStatusView
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
@@ -68,7 +68,7 @@ def test_exits_and_trailing_stops_close_positions_in_the_engine(
     async def scenario() -> None:
         async with ReplayServer(source, speed=SPEED, wait_for_subscribers=1) as replay:
             config = config_for(database_url, strategies_dir, rest_url=replay.rest_url)
-            engine = Engine(config, feed=BinanceFeed(feed_config(replay.url)))
+            engine = build_engine(config, feed=BinanceFeed(feed_config(replay.url)))
             await engine.start()
             try:
                 await aio.eventually(replay.finished.is_set, "the replay to finish", 40)

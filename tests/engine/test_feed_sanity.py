@@ -16,7 +16,7 @@ import pytest
 
 from live.api import ApiServer, create_app
 from live.api.prometheus import engine_registry, render
-from live.engine import Engine, EngineConfig, EngineState
+from live.engine import Engine, EngineConfig, EngineState, build_engine
 from live.feeds import BinanceFeed, SuspectCounts
 from live.replay import ReplayMessage, ReplayServer, SyntheticSource, trade_message
 from tests.api.promtext import parse, value
@@ -72,7 +72,7 @@ async def run_market(
     candles."""
     candles: list[Candle] = []
     async with ReplayServer(source, speed=SPEED) as replay:
-        engine = Engine(
+        engine = build_engine(
             config_for(database_url, strategies_dir, **config),
             feed=BinanceFeed(feed_config(replay.url)),
         )
@@ -221,7 +221,7 @@ def test_a_silent_symbol_makes_health_degraded_naming_it(
 
     async def scenario() -> None:
         async with ReplayServer(source, speed=SPEED / 2) as replay:
-            engine = Engine(
+            engine = build_engine(
                 config_for(database_url, strategies_dir, feed_silence_seconds=1.0),
                 feed=BinanceFeed(feed_config(replay.url, silence_seconds=1.0)),
             )
@@ -267,7 +267,7 @@ def test_a_silent_symbol_makes_health_degraded_naming_it(
 def test_the_feed_tolerances_come_from_the_settings_and_are_checked(
     database_url: str, strategies_dir: Path, tmp_path: Path
 ) -> None:
-    from live.engine.run import make_feed
+    from live.engine.compose import make_feed
     from tradepipe.config import Settings
 
     settings = Settings(

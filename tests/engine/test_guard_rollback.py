@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from websockets.asyncio.client import connect
 
-from live.engine import Engine
+from live.engine import Engine, build_engine
 from live.engine.status import BotRunState, BotStatusView
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer
@@ -113,7 +113,7 @@ def test_a_decaying_champion_is_rolled_back(
                 **recording(tmp_path),
             )
             feed = BinanceFeed(feed_config(replay.url))
-            engine = Engine(config, feed=feed, notifications=hub_for(telegram, webhook))
+            engine = build_engine(config, feed=feed, notifications=hub_for(telegram, webhook))
             await engine.start()
             try:
                 await aio.eventually(

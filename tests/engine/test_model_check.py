@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from live.engine.models import ModelSlot, ModelWatcher
+from live.engine.model_watcher import ModelSlot, ModelWatcher
 from live.model_check import ModelChecker
 from tests.engine.helpers import Aio
 from tests.engine.model_store import ModelStore

@@ -23,7 +23,7 @@ from websockets.asyncio.client import connect
 
 from app.cli import app
 from live.api import ApiServer, create_app
-from live.engine import Engine
+from live.engine import build_engine
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
 from tests.api.promtext import parse, value
@@ -117,7 +117,7 @@ def test_live_quality_of_the_recorded_evidence(
                 quality_seconds=0.2,
                 **recording(tmp_path),
             )
-            engine = Engine(config, feed=BinanceFeed(feed_config(replay.url)))
+            engine = build_engine(config, feed=BinanceFeed(feed_config(replay.url)))
             await engine.start()
             server = ApiServer(create_app(engine, token=None), "127.0.0.1", 0)
             serving = asyncio.create_task(server.serve())

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from websockets.asyncio.client import connect
 
 from app.cli import app
-from live.engine import Engine
+from live.engine import build_engine
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
 from research.orchestration.common import DataInterval
@@ -79,7 +79,7 @@ def run_engine(
                 **extra,
                 **recording(tmp_path),
             )
-            engine = Engine(config, feed=BinanceFeed(feed_config(replay.url)))
+            engine = build_engine(config, feed=BinanceFeed(feed_config(replay.url)))
             await engine.start()
             try:
                 if waiting_for is not None:

@@ -12,9 +12,9 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from live.brokers import BrokerOrder, PaperBroker
-from live.engine import Engine
+from live.engine import build_engine
 from live.engine.journal import write_from_dict, write_to_dict
-from live.engine.models import ModelWatcher
+from live.engine.model_watcher import ModelWatcher
 from live.engine.persistence import ShadowWrite
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
@@ -73,7 +73,7 @@ def test_a_challenger_runs_in_shadow_and_never_reaches_the_broker(
                 rest_url=replay.rest_url,
                 mlflow_tracking_uri=model_store.tracking_uri,
             )
-            engine = Engine(config, feed=BinanceFeed(feed_config(replay.url)), broker=broker)
+            engine = build_engine(config, feed=BinanceFeed(feed_config(replay.url)), broker=broker)
             await engine.start()
             try:
                 slot = engine.watcher.slots[(MODEL, CHALLENGER)]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from live.engine import Engine
+from live.engine import build_engine
 from live.engine.single_engine import EngineAlreadyRunningError, sqlite_lock_path
 from live.feeds import InMemoryFeed
 from live.replay import ReplayServer, SyntheticSource
@@ -86,14 +86,14 @@ def test_in_process_engines_share_the_rule_and_release_on_stop(
     config = config_for(database_url, strategies_dir)
 
     async def scenario() -> None:
-        first = Engine(config, feed=InMemoryFeed("binance"))
+        first = build_engine(config, feed=InMemoryFeed("binance"))
         await asyncio.wait_for(first.start(), 20)
-        second = Engine(config, feed=InMemoryFeed("binance"))
+        second = build_engine(config, feed=InMemoryFeed("binance"))
         with pytest.raises(EngineAlreadyRunningError, match=first.engine_id):
             await second.start()
         await second.stop()  # releases what it made, writes nothing
         await first.stop()
-        third = Engine(config, feed=InMemoryFeed("binance"))  # released by the clean stop
+        third = build_engine(config, feed=InMemoryFeed("binance"))  # released by the clean stop
         await asyncio.wait_for(third.start(), 20)
         await third.stop()
 

@@ -21,7 +21,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from live.api import ApiServer, create_app
-from live.engine import Engine
+from live.engine import Engine, build_engine
 from live.engine.status import BotRunState
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
@@ -128,7 +128,7 @@ def test_strategy_files_change_under_running_bots(
             config = config_for(
                 database_url, folder, rest_url=replay.rest_url, strategy_rescan_seconds=3600.0
             )
-            engine = Engine(config, feed=BinanceFeed(feed_config(replay.url)))
+            engine = build_engine(config, feed=BinanceFeed(feed_config(replay.url)))
             await engine.start()
             server = ApiServer(create_app(engine, token=TOKEN), "127.0.0.1", 0)
             serving = asyncio.create_task(server.serve())

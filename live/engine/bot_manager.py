@@ -26,7 +26,7 @@ from live.engine.bot import BotRow, BotRuntime, StrategyFailure, inert_strategy
 from live.engine.core import TradingCore
 from live.engine.heartbeats import bot_status_view
 from live.engine.listing import SymbolListing
-from live.engine.models import ActiveModel, ModelSlot, ModelWatcher
+from live.engine.model_watcher import ActiveModel, ModelSlot, ModelWatcher
 from live.engine.persistence import BotBatch, BotStatusWrite, BotStrategyWrite
 from live.engine.recovery import BotsSnapshot, SavedState, restore_book
 from live.engine.risk_gate import rearm, restore_risk
@@ -160,7 +160,7 @@ class BotManager:
             loaded, failure = None, str(error)
         bot.guard, bot.call_budget_seconds = core.guard, core.config.strategy_call_budget_seconds
         restore_risk(core, bot, saved.book if saved is not None else None)
-        core.bots[row.name] = bot
+        core.add_bot(bot)
         # the table hears of a start at once (set_state writes only changes of status, and a
         # starting, warming or running bot is `running` in the table alike)
         core.recorder.submit(BotStatusWrite(row.id, bot.state.database_status, None))
@@ -185,7 +185,7 @@ class BotManager:
 
     async def stop(self, name: str, reason: str) -> None:
         core = self.core
-        bot = core.bots.pop(name, None)
+        bot = core.remove_bot(name)
         if bot is None:
             return
         core.shadows.forget(name)
@@ -208,7 +208,7 @@ class BotManager:
         """Drop a bot another engine owns now (its lease was taken over): nothing is written
         for it, nothing is cancelled at the venue; the new owner recovers it from the
         database and the venue."""
-        bot = self.core.bots.pop(name, None)
+        bot = self.core.remove_bot(name)
         if bot is not None:
             await self.forget_detached(bot, reason)
 
@@ -360,10 +360,7 @@ class BotManager:
 
     async def _attach(self, bot: BotRuntime) -> None:
         core = self.core
-        pipeline = core.symbols.get(bot.symbol)
-        if pipeline is None:
-            pipeline = core.symbols[bot.symbol] = core.new_pipeline(bot.symbol)
-        pipeline.bots.add(bot.name)
+        core.join_pipeline(bot)
         await self.subscriptions.ensure(bot.symbol)
         ref = bot.row.model_ref(bot.loaded)
         bot.slot = self.watcher.slot(*ref) if ref is not None else None
@@ -393,13 +390,7 @@ class BotManager:
             )
 
     async def _detach(self, bot: BotRuntime) -> None:
-        pipeline = self.core.symbols.get(bot.symbol)
-        if pipeline is None:
-            return
-        pipeline.leave(bot.name)
-        bot.features = None
-        if not pipeline.bots:
-            del self.core.symbols[bot.symbol]
+        if self.core.leave_pipeline(bot):
             await self.subscriptions.release(bot.symbol)
 
     def _load_soon(self, slot: ModelSlot) -> None:

@@ -1,0 +1,133 @@
+"""The one place the engine's environment is chosen: which feed, broker, candle backfill,
+model source, clock and notifiers an engine runs with. `live run`, the demo, the tests'
+engine helpers and the benchmarks all build their engine here; a part passed in replaces
+the configured one (an in-memory feed, a paper broker a test holds, an in-memory model
+source), everything else follows the config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from live.brokers import Broker
+from live.engine.clock import Clock, MarketClock
+from live.engine.config import EngineConfig
+from live.engine.engine import Engine
+from live.engine.features import NoBackfill
+from live.engine.model_watcher import ModelSource
+from live.feeds import (
+    BackoffPolicy,
+    BinanceFeed,
+    BinanceFeedConfig,
+    BinanceRestBackfill,
+    CandleBackfill,
+    Feed,
+)
+from live.model_check import ModelChecker
+
+if TYPE_CHECKING:
+    from live.notify import NotificationHub
+    from tradepipe.config import Settings
+
+__all__ = ["EngineParts", "build_engine", "choose_parts", "make_feed"]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineParts:
+    """The environment of one engine. `broker` None: the engine routes each bot to its
+    venue (live/engine/venues.py); `checker` None: model versions load unchecked (a test's
+    in-memory source), else each is tried in a separate process first."""
+
+    feed: Feed
+    clock: Clock
+    backfill: CandleBackfill
+    models: Callable[[], ModelSource]
+    checker: ModelChecker | None
+    broker: Broker | None = None
+    notifications: NotificationHub | None = None
+
+
+def make_feed(config: EngineConfig) -> Feed:
+    return BinanceFeed(
+        BinanceFeedConfig(
+            base_url=config.feed_url,
+            silence_seconds=config.feed_silence_seconds,
+            sanity=config.feed_sanity,
+            max_message_bytes=config.feed_max_message_bytes,
+            backoff=BackoffPolicy(initial_seconds=0.5, maximum_seconds=30.0),
+        )
+    )
+
+
+def registry_source(tracking_uri: str) -> Callable[[], ModelSource]:
+    """The MLflow model registry, opened when the watcher first reads it."""
+
+    def open_registry() -> ModelSource:
+        from tradepipe.registry import ModelRegistry  # mlflow: only when a model is read
+
+        return ModelRegistry(tracking_uri)
+
+    return open_registry
+
+
+def choose_parts(
+    config: EngineConfig,
+    *,
+    feed: Feed | None = None,
+    broker: Broker | None = None,
+    backfill: CandleBackfill | None = None,
+    models: Callable[[], ModelSource] | None = None,
+    notifications: NotificationHub | None = None,
+    clock: Clock | None = None,
+    settings: Settings | None = None,
+) -> EngineParts:
+    """The parts given, the configured ones for the rest. `settings` with notifiers
+    configured adds them (their secrets resolved now: NotifierConfigError if missing)."""
+    if notifications is None and settings is not None and settings.notifiers:
+        from live.notify import build_hub
+
+        notifications = build_hub(settings)
+    checker = None
+    if models is None:
+        models = registry_source(config.mlflow_tracking_uri)
+        checker = ModelChecker(
+            config.mlflow_tracking_uri, timeout_seconds=config.model_check_timeout_seconds
+        )
+    if backfill is None:
+        backfill = BinanceRestBackfill(config.rest_url) if config.rest_url else NoBackfill()
+    return EngineParts(
+        feed=feed if feed is not None else make_feed(config),
+        clock=clock if clock is not None else MarketClock(),
+        backfill=backfill,
+        models=models,
+        checker=checker,
+        broker=broker,
+        notifications=notifications,
+    )
+
+
+def build_engine(
+    config: EngineConfig,
+    *,
+    feed: Feed | None = None,
+    broker: Broker | None = None,
+    backfill: CandleBackfill | None = None,
+    models: Callable[[], ModelSource] | None = None,
+    notifications: NotificationHub | None = None,
+    clock: Clock | None = None,
+    settings: Settings | None = None,
+) -> Engine:
+    """An engine on the parts given and the configured ones for the rest (`choose_parts`)."""
+    parts = choose_parts(
+        config,
+        feed=feed,
+        broker=broker,
+        backfill=backfill,
+        models=models,
+        notifications=notifications,
+        clock=clock,
+        settings=settings,
+    )
+    return Engine(config, parts)
