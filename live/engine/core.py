@@ -39,13 +39,7 @@ from live.engine.guard import CallGuard
 from live.engine.outbox import BrokerCommand, Outbox
 from live.engine.persistence import BotBatch, BotStatusWrite, EventWrite, FillRecord
 from live.engine.recorder import Recorder
-from live.engine.risk_gate import (
-    book_step,
-    count_report,
-    halt_reason,
-    on_events,
-    on_venue_answer,
-)
+from live.engine.risk_gate import book_step, count_report, halt_reason, on_events, on_venue_answer
 from live.engine.shadow import ShadowRunner
 from live.engine.status import BotRunState, BotStatusView, KillSwitchState
 from live.engine.step import CoreMetrics, Step
