@@ -358,15 +358,15 @@ def _distinct(configs: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, A
     """The bots' configs, each distinct one once, with the names of the bots that share it
     ("'a'" or "'a' (and 2 more with the same config)"): the smoke run is deterministic in
     its config, so fifty bots on one config need one run, not fifty (a reload's cost)."""
-    shared: dict[str, list[str]] = {}
+    shared: dict[str, tuple[dict[str, Any], list[str]]] = {}
     for name, data in configs.items():
-        shared.setdefault(json.dumps(data, sort_keys=True), []).append(name)
+        shared.setdefault(json.dumps(data, sort_keys=True), (data, []))[1].append(name)
     named = []
-    for key, bots in shared.items():
+    for data, bots in shared.values():
         label = repr(bots[0])
         if len(bots) > 1:
             label += f" (and {len(bots) - 1} more with the same config)"
-        named.append((label, json.loads(key)))
+        named.append((label, data))
     return named
 
 
