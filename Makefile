@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_VERSION := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements.lock)
 
-.PHONY: help up down demo test test-celery lint bench lock clean-env
+.PHONY: help up down demo test test-celery lint docs bench lock clean-env
 
 help:
 	@echo "make up     set up the environment and database, start the platform in the background"
@@ -17,8 +17,10 @@ help:
 	@echo "make test   set up the environment and run the whole test suite"
 	@echo "make test-celery  model_lifecycle on a real CeleryExecutor (local PostgreSQL and Redis)"
 	@echo "make lint   ruff over the project, mypy (strict) over every package, import contracts"
+	@echo "make docs   build the docs site (docs/, mkdocs.yml) into site/, failing on any warning"
 	@echo "make bench  run the benchmarks in benchmarks/"
 	@echo "make lock   re-resolve requirements.lock from pyproject.toml"
+	@echo "make clean-env  delete .venv"
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +52,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app tradepipe research live streamlit_app dags benchmarks
 	$(BIN)/lint-imports --no-cache --no-logo  # the import contracts in pyproject.toml
+
+# --strict: a broken link or anchor, or a page missing from nav, fails the build (and CI).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
