@@ -245,6 +245,50 @@ def test_the_bot_config_table_lists_every_field_with_its_option() -> None:
             assert option in option_names(add), option
 
 
+def key_table(page: str, heading_row: str) -> dict[str, str]:
+    """Key -> default cell of the table whose header row starts with `heading_row`."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    table = text.split(heading_row, 1)[1].split("\n\n", 1)[0]
+    cells = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| `")]
+    return {key.strip().strip("`"): default.strip().strip("`") for key, default in cells}
+
+
+def default_cell(value: object) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def test_the_promotion_and_guard_tables_are_the_spec_sections() -> None:
+    from research.training.spec import PromotionSection
+    from tradepipe.guard import GuardRails
+
+    for page_table, model in (
+        (key_table("models.md", "| `[promotion]` key | default |"), PromotionSection),
+        (key_table("models.md", "| key | default | breached when |"), GuardRails),
+    ):
+        assert set(page_table) == set(model.model_fields), model.__name__
+        for key, field in model.model_fields.items():
+            assert page_table[key] == default_cell(field.default), f"{model.__name__}.{key}"
+
+
+def test_the_compose_services_table_is_the_compose_file() -> None:
+    import yaml
+
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    table = section(DOCS / "production.md", "## The docker-compose stack")
+    listed = {}
+    for cell in first_column(table):
+        profile = re.search(r"\(profile `([a-z]+)`\)", cell)
+        for name in re.findall(r"`([a-z-]+)`", cell.split("(profile")[0]):
+            listed[name] = [profile[1]] if profile else None
+    assert set(listed) == set(compose["services"])
+    for name, service in compose["services"].items():
+        assert listed[name] == service.get("profiles"), name
+
+
 def test_the_benchmarks_table_lists_every_benchmark() -> None:
     listed = [cell.strip("`") for cell in first_column((DOCS / "benchmarks.md").read_text())]
     modules = sorted(
