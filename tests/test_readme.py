@@ -6,8 +6,9 @@
 - Every `tradepipe ...` command shown, in a code block or inline, exists with every option
   it is shown with; every `make X` names a Makefile target; every `TRADEPIPE_*` variable
   named is one the code reads.
-- The bot config table lists every BotConfig field with an option `bots add` has; the
-  benchmarks table every benchmark module.
+- The tables that mirror the code list all of it: BotConfig's fields (with options `bots
+  add` has), the spec's `[promotion]` and `[guard]` keys and defaults, the compose services
+  and their profiles, the engine API's routes, the DAGs, the benchmark modules.
 - The site builds with `mkdocs build --strict` (no broken link or anchor), and the README's
   links point at files that exist.
 """
@@ -22,6 +23,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -287,6 +289,33 @@ def test_the_compose_services_table_is_the_compose_file() -> None:
     assert set(listed) == set(compose["services"])
     for name, service in compose["services"].items():
         assert listed[name] == service.get("profiles"), name
+
+
+def test_the_routes_table_lists_every_route_of_the_engine_api() -> None:
+    from live.api import create_app
+    from live.latency import LatencyHistograms
+
+    # Routes are registered without touching the engine but for these two attributes.
+    engine: Any = SimpleNamespace(bus=SimpleNamespace(), latency=LatencyHistograms())
+    served = set()
+    for route in create_app(engine, token=None).routes:
+        path = re.sub(r"\{(\w+)\}", lambda m: PLACEHOLDERS[m[1]], getattr(route, "path", ""))
+        for method in getattr(route, "methods", None) or {"WS"}:
+            served.add(f"{method} {path}")
+    table = section(DOCS / "api.md", "## Routes")
+    listed = set(re.findall(r"`((?:GET|POST|PATCH|DELETE|WS) /[^`]*)`", table))
+    assert listed == served
+
+
+PLACEHOLDERS = {"name": "NAME", "position_id": "ID", "run_id": "RUN"}
+
+
+def test_the_dags_table_lists_every_dag() -> None:
+    dag_ids = set()
+    for path in (REPO_ROOT / "dags").glob("*.py"):
+        dag_ids |= set(re.findall(r'dag_id="([a-z_]+)"', path.read_text(encoding="utf-8")))
+    table = section(DOCS / "research.md", "## The Airflow DAGs")
+    assert {cell.strip("`") for cell in first_column(table)} == dag_ids
 
 
 def test_the_benchmarks_table_lists_every_benchmark() -> None:
