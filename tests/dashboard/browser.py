@@ -212,7 +212,8 @@ def choose(page: Page, key: str, option: str, *, prefix: bool = False) -> None:
     def pick() -> None:
         wanted = page.get_by_role("option", name=name, exact=exact).first
         for attempt in range(3):  # the list closes when the page redraws under it: reopen it
-            widget.get_by_role("button", name="Open").click()
+            if combobox.get_attribute("aria-expanded") != "true":
+                widget.get_by_role("button", name="Open").click()
             try:
                 wanted.click(timeout=10_000)
                 return
