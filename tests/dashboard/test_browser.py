@@ -1,7 +1,6 @@
-"""The dashboard in a real browser: `streamlit run` (argv from streamlit_app.launch) on a
-free loopback port against the seeded database, each page loaded in headless Chromium,
-checked for Streamlit exception boxes and for real content, and saved as a screenshot
-under test-output/dashboard/.
+"""The dashboard in a real browser: `streamlit run` against the seeded database, each page
+loaded in the system Chromium (Playwright, tests/dashboard/browser.py), checked for Streamlit
+exception boxes and for real content, and saved as a screenshot under test-output/dashboard/.
 
 Skips (with how to install Chromium) when no Chromium is found; CI installs it, and its
 strict mode turns this skip into a failure.
@@ -9,32 +8,26 @@ strict mode turns this skip into a failure.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import time
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from streamlit_app.context import REFRESH_SECONDS
-from streamlit_app.launch import command
-from tests.dashboard.chromium import INSTALL_HINT, Page, find_chromium, launch
+from tests.dashboard.browser import POLL_MS, Server, chromium, open_page, server
 from tests.dashboard.conftest import Dashboard
-from tradepipe.config import load_settings
 from tradepipe.db import Strategy, StrategyStatus, create_engine_for, session_scope
+
+__all__ = ["chromium", "server"]  # fixtures used here, imported from their module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "test-output" / "dashboard"
 # A deadline, not a speed check: on a loaded 2-core machine the Models page (MLflow reads
 # and charts) took over 30 s to draw while it was healthy.
-PAGE_TIMEOUT_SECONDS = 90.0
-SERVER_TIMEOUT_SECONDS = 30.0
-VIEWPORT = (1440, 2000)
+PAGE_TIMEOUT_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +52,7 @@ PAGES = (
 )  # fmt: skip
 
 # What the page shows right now; Streamlit marks its root with the script's run state.
-PAGE_STATE_JS = """(() => {
+PAGE_STATE_JS = """() => {
   const app = document.querySelector('[data-testid="stApp"]');
   const main = document.querySelector('[data-testid="stMain"]');
   const inMain = (selector) => main ? main.querySelectorAll(selector).length : 0;
@@ -73,94 +66,36 @@ PAGE_STATE_JS = """(() => {
     tables: inMain('[data-testid="stDataFrame"] canvas'),
     skeletons: inMain('[data-testid="stSkeleton"]') + inMain('[data-testid="stAppSkeleton"]'),
   };
-})()"""
+}"""
+# True once the page has fully drawn what `check` (a PageCheck) names, or shows an exception.
+DRAWN_JS = f"""(check) => {{
+  const state = ({PAGE_STATE_JS})();
+  return state.exceptions.length > 0 || (
+    state.script === 'notRunning'
+    && state.headings.includes(check.title)
+    && check.texts.every((text) => state.text.includes(text))
+    && state.charts >= check.charts
+    && state.tables >= check.tables
+    && state.skeletons === 0
+  );
+}}"""
+# Resolves after two animation frames: canvas tables and charts paint in one.
+_PAINTED_JS = (
+    "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+)
 
 
-@pytest.fixture(scope="session")  # set up with (so before) the session's MLflow store
-def chromium() -> str:
-    found = find_chromium()
-    if found is None:
-        pytest.skip(f"Chromium not found: {INSTALL_HINT} to run the real-browser dashboard test")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass(frozen=True)
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + SERVER_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"streamlit exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        pytest.fail(f"streamlit not healthy in {SERVER_TIMEOUT_SECONDS} s:\n{self.log_tail()}")
-
-
-@pytest.fixture
-def server(dashboard: Dashboard, tmp_path: Path) -> Iterator[Server]:
-    """`streamlit run` of the dashboard (argv from the launcher), starting; the test waits
-    for it (`wait_healthy`) once its browser is up, so the two start side by side."""
-    port = free_port()
-    argv = command(load_settings(host="127.0.0.1", dashboard_port=port))
-    log_path = tmp_path / "streamlit.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv,
-            cwd=tmp_path,
-            env={**os.environ, **dashboard.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
+def wait_drawn(page: Page, check: PageCheck) -> tuple[dict[str, Any], bool]:
+    """The page's state once it has fully drawn or shown an exception, and whether it did
+    so within PAGE_TIMEOUT_SECONDS."""
+    try:
+        page.wait_for_function(
+            DRAWN_JS, arg=asdict(check), polling=POLL_MS, timeout=PAGE_TIMEOUT_SECONDS * 1000
         )
-        try:
-            yield Server(f"http://127.0.0.1:{port}", process, log_path)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
-def _ready(state: dict[str, Any], check: PageCheck) -> bool:
-    return (
-        state["script"] == "notRunning"
-        and check.title in state["headings"]
-        and all(text in state["text"] for text in check.texts)
-        and state["charts"] >= check.charts
-        and state["tables"] >= check.tables
-        and state["skeletons"] == 0
-    )
-
-
-def _wait_drawn(page: Page, check: PageCheck, deadline: float) -> dict[str, Any]:
-    """The page's state once it has fully drawn or shown an exception (or at `deadline`)."""
-    state: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        state = page.evaluate(PAGE_STATE_JS) or {}
-        if state.get("exceptions") or (state and _ready(state, check)):
-            time.sleep(0.3)  # let the canvas tables and charts paint before the screenshot
-            return dict(page.evaluate(PAGE_STATE_JS))
-        time.sleep(0.1)
-    return state
+    except PlaywrightTimeout:
+        return dict(page.evaluate(PAGE_STATE_JS)), False
+    page.evaluate(_PAINTED_JS)
+    return dict(page.evaluate(PAGE_STATE_JS)), True
 
 
 def _empty(state: dict[str, Any], check: PageCheck) -> bool:
@@ -171,27 +106,26 @@ def _empty(state: dict[str, Any], check: PageCheck) -> bool:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_every_page_renders_in_chromium(
-    chromium: str, dashboard: Dashboard, server: Server, tmp_path: Path
+    chromium: str, dashboard: Dashboard, server: Server
 ) -> None:  # chromium first: without it the test skips before starting anything
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     problems = []
-    with launch(chromium, tmp_path / "chromium-profile") as browser:
+    with open_page(chromium) as tab:
         # One page after the other: the server runs every session's script in one Python
         # process, so loading them at once saves nothing and only starves each of them.
-        tab = browser.new_page(*VIEWPORT)
         server.wait_healthy()
         for check in PAGES:
-            tab.navigate(f"{server.url}/{check.path}")
-            state = _wait_drawn(tab, check, time.monotonic() + PAGE_TIMEOUT_SECONDS)
+            tab.goto(f"{server.url}/{check.path}")
+            state, drawn = wait_drawn(tab, check)
             shot = SCREENSHOTS / f"{check.title.lower()}.png"
-            tab.screenshot(shot)
-            if state.get("exceptions"):
+            tab.screenshot(path=shot)
+            if state["exceptions"]:
                 problems.append(f"{check.title}: exception box(es): {state['exceptions']}")
-            elif not state or not _ready(state, check):
+            elif not drawn:
                 summary = {key: value for key, value in state.items() if key != "text"}
                 problems.append(
-                    f"{check.title}: not fully drawn in {PAGE_TIMEOUT_SECONDS} s ({summary}); "
-                    f"visible text: {state.get('text', '')[:1000]!r}; see {shot}"
+                    f"{check.title}: not fully drawn in {PAGE_TIMEOUT_SECONDS:g} s ({summary}); "
+                    f"visible text: {state['text'][:1000]!r}; see {shot}"
                 )
             elif _empty(state, check):
                 problems.append(f"{check.title}: empty page: {state['text']!r}")
@@ -218,13 +152,14 @@ def _live_refresh_problems(tab: Page, database_url: str) -> list[str]:
             )
     finally:
         engine.dispose()
-    before = tab.evaluate("performance.getEntriesByType('navigation').length")
+    tab.evaluate("() => { window.loadedBeforeTheEdit = true; }")  # a reload forgets it
     timeout = REFRESH_SECONDS * 2 + 5
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if "hot_edit" in (tab.evaluate(PAGE_STATE_JS) or {}).get("text", ""):
-            if tab.evaluate("performance.getEntriesByType('navigation').length") != before:
-                return ["Strategies: the new strategy appeared only after a page reload"]
-            return []
-        time.sleep(0.2)
-    return [f"Strategies: a new strategy did not appear within {timeout:g} s (live refresh)"]
+    try:
+        expect(tab.locator('[data-testid="stMain"]')).to_contain_text(
+            "hot_edit", timeout=timeout * 1000
+        )
+    except AssertionError:
+        return [f"Strategies: a new strategy did not appear within {timeout:g} s (live refresh)"]
+    if not tab.evaluate("() => window.loadedBeforeTheEdit === true"):
+        return ["Strategies: the new strategy appeared only after a page reload"]
+    return []

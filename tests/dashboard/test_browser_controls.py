@@ -8,14 +8,22 @@ Screenshots go to test-output/dashboard/controls-*.png."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page
 
-from tests.dashboard.browser_actions import choose, fill, press, wait_for_text
-from tests.dashboard.chromium import Page, launch
+from tests.dashboard.browser import (
+    Server,
+    choose,
+    chromium,
+    fill,
+    open_page,
+    press,
+    server,
+    wait_for_text,
+)
 from tests.dashboard.conftest import MODEL_NAME, Dashboard, MlflowStore, build_mlflow_store
-from tests.dashboard.test_browser import SCREENSHOTS, VIEWPORT, Server, chromium, server
+from tests.dashboard.test_browser import SCREENSHOTS
 from tests.engine.helpers import execute, query
 from tradepipe import model_ops
 from tradepipe.db import create_engine_for, session_scope
@@ -38,7 +46,7 @@ def one(url: str, sql: str, **params: object) -> dict[str, object]:
 
 
 def test_operator_controls_in_chromium(
-    chromium: str, dashboard: Dashboard, server: Server, mlflow_store: MlflowStore, tmp_path: Path
+    chromium: str, dashboard: Dashboard, server: Server, mlflow_store: MlflowStore
 ) -> None:
     url, seeded = dashboard.database_url, dashboard.seeded
     # the seeded active position gets an engine's order id, so an engine can find it
@@ -57,18 +65,17 @@ def test_operator_controls_in_chromium(
             )
     finally:
         engine.dispose()
-    with launch(chromium, tmp_path / "chromium-profile") as browser:
-        tab = browser.new_page(*VIEWPORT)
+    with open_page(chromium) as tab:
         server.wait_healthy()
         try:
             _bots_page(tab, server, url, seeded.active_id)
             _models_page(tab, server, url, mlflow_store)
         finally:
-            tab.screenshot(SCREENSHOTS / "controls-last.png")
+            tab.screenshot(path=SCREENSHOTS / "controls-last.png")
 
 
 def _bots_page(tab: Page, server: Server, url: str, position_id: int) -> None:
-    tab.navigate(f"{server.url}/bots")
+    tab.goto(f"{server.url}/bots")
     wait_for_text(tab, "Engage kill switch")
 
     fill(tab, "tradepipe_controls_kill_reason", "browser drill")
@@ -109,13 +116,13 @@ def _bots_page(tab: Page, server: Server, url: str, position_id: int) -> None:
     assert config["take_profit_pct"] == 1.25
     change = one(url, "SELECT payload FROM events WHERE kind = 'bot_config_changed'")
     assert json.loads(str(change["payload"]))["by"] == "dashboard"
-    tab.screenshot(SCREENSHOTS / "controls-bots.png")
+    tab.screenshot(path=SCREENSHOTS / "controls-bots.png")
 
 
 def _models_page(tab: Page, server: Server, url: str, store: MlflowStore) -> None:
     registry = ModelRegistry(store.tracking_uri)
-    tab.navigate(f"{server.url}/models")
-    wait_for_text(tab, "Operator actions", timeout=90)  # MLflow reads: slow under load
+    tab.goto(f"{server.url}/models")
+    wait_for_text(tab, "Operator actions", timeout_ms=120_000)  # MLflow reads: slow under load
 
     choose(tab, "tradepipe_model_action_action", "roll back")
     fill(tab, "tradepipe_model_action_reason", "hit rate fell")
@@ -132,4 +139,4 @@ def _models_page(tab: Page, server: Server, url: str, store: MlflowStore) -> Non
     assert (tags[PIN_TAGS[0]], tags[PIN_TAGS[1]]) == ("3", "dashboard")
     events = query(url, "SELECT kind FROM events WHERE kind LIKE 'model_%' ORDER BY id")
     assert [row.kind for row in events][-2:] == ["model_rolled_back", "model_pinned"]
-    tab.screenshot(SCREENSHOTS / "controls-models.png")
+    tab.screenshot(path=SCREENSHOTS / "controls-models.png")
