@@ -20,8 +20,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from live.feeds import BackoffPolicy, BinanceFeedConfig
+from live.feeds import BinanceFeedConfig
 from tradepipe.db import mask_url
+from tradepipe.retries import Backoff
 
 T = TypeVar("T")
 
@@ -71,7 +72,7 @@ def feed_config(url: str, **changes: Any) -> BinanceFeedConfig:
     """A Binance feed for loopback tests: no control pacing, short backoff."""
     values: dict[str, Any] = {
         "base_url": url,
-        "backoff": BackoffPolicy(initial_seconds=0.05, maximum_seconds=0.2, jitter=0.5),
+        "backoff": Backoff(initial_seconds=0.05, maximum_seconds=0.2, jitter=0.5),
         "control_interval_seconds": 0.0,
         "reply_timeout_seconds": 2.0,
         "open_timeout_seconds": 2.0,

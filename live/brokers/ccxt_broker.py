@@ -124,7 +124,12 @@ class CcxtBroker(ProtectedPlacing):
         self._poller: asyncio.Task[None] | None = None
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # waits between tries
         self._retry = ExchangeCalls(
-            config.name, config.retry, self.client, random.Random(seed), lambda s: self.sleep(s)
+            config.name,
+            config.retry,
+            config.retry_attempts,
+            self.client,
+            random.Random(seed),
+            lambda s: self.sleep(s),
         )
 
     @property

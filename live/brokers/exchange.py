@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +29,11 @@ import ccxt.async_support as ccxt_async
 
 from live.brokers.protocol import BrokerError
 from tradepipe.orders import FeeSchedule
+from tradepipe.retries import Backoff
 
 __all__ = [
     "ExchangeConfig",
     "MalformedResponseError",
-    "RetryPolicy",
     "exchange_message",
     "is_refusal",
     "is_transient",
@@ -51,30 +50,6 @@ class MalformedResponseError(BrokerError):
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Doubling delays from `initial_seconds` up to `maximum_seconds`, each shortened by up
-    to `jitter` (a fraction) at random, so engines that lost the venue together do not
-    return together; `attempts` tries per call before the caller hears the venue is away."""
-
-    initial_seconds: float = 0.25
-    maximum_seconds: float = 10.0
-    attempts: int = 5
-    jitter: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1 or not 0 <= self.jitter <= 1:
-            raise ValueError("retry attempts must be >= 1 and jitter within [0, 1]")
-        if not (0 <= self.initial_seconds <= self.maximum_seconds):
-            raise ValueError("retry delays need 0 <= initial_seconds <= maximum_seconds")
-
-    def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
-        """Seconds before retry `attempt` (1, 2, ...); never less than `retry_after`."""
-        base = min(self.maximum_seconds, self.initial_seconds * 2 ** min(attempt - 1, 32))
-        jittered = base * (1 - self.jitter * rng.random())
-        return float(max(jittered, retry_after or 0.0))
-
-
-@dataclass(frozen=True, slots=True)
 class ExchangeConfig:
     """One venue: `name` (e.g. "testnet:BINANCE_TESTNET") appears in every message."""
 
@@ -88,7 +63,11 @@ class ExchangeConfig:
     # ccxt's client-side limiter, in milliseconds per unit of Binance request weight: 10 is
     # Binance's 6,000 weight a minute. 0 turns it off (the local simulator has no limit).
     rate_limit_ms: float = 10.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Reads and cancels whose outcome is unknown: `retry_attempts` tries each, waiting by
+    # `retry` between them (doubling, jittered so engines that lost the venue together do
+    # not return together), never less than the exchange's Retry-After.
+    retry: Backoff = field(default_factory=lambda: Backoff(0.25, 10.0))
+    retry_attempts: int = 5
     fees: FeeSchedule = field(default_factory=lambda: FeeSchedule(0.001, 0.001))
     # A take-profit goes out as an OCO with its position's stop-loss resting beside it
     # (live/brokers/protection.py); the stop-limit's limit lies `stop_limit_pct` percent
@@ -105,6 +84,8 @@ class ExchangeConfig:
                 raise ValueError(f"exchange setting {name} must be > 0: {value!r}")
         if not (math.isfinite(self.rate_limit_ms) and self.rate_limit_ms >= 0):
             raise ValueError(f"exchange rate_limit_ms must be >= 0: {self.rate_limit_ms!r}")
+        if self.retry_attempts < 1:
+            raise ValueError(f"exchange retry_attempts must be >= 1: {self.retry_attempts!r}")
         if not 0 < self.recv_window_ms <= 60_000:
             raise ValueError("exchange recv_window_ms must be within 1..60000 (Binance's limit)")
 

@@ -18,7 +18,6 @@ from live.engine.engine import Engine
 from live.engine.features import NoBackfill
 from live.engine.model_watcher import ModelSource
 from live.feeds import (
-    BackoffPolicy,
     BinanceFeed,
     BinanceFeedConfig,
     BinanceRestBackfill,
@@ -26,6 +25,7 @@ from live.feeds import (
     Feed,
 )
 from live.model_check import ModelChecker
+from tradepipe.retries import Backoff
 
 if TYPE_CHECKING:
     from live.notify import NotificationHub
@@ -56,7 +56,7 @@ def make_feed(config: EngineConfig) -> Feed:
             silence_seconds=config.feed_silence_seconds,
             sanity=config.feed_sanity,
             max_message_bytes=config.feed_max_message_bytes,
-            backoff=BackoffPolicy(initial_seconds=0.5, maximum_seconds=30.0),
+            backoff=Backoff(initial_seconds=0.5, maximum_seconds=30.0),
         )
     )
 

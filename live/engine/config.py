@@ -25,6 +25,7 @@ from live.feeds.sanity import SanityConfig
 from tradepipe.config import Settings
 from tradepipe.costs import PAPER_COSTS
 from tradepipe.orders import FeeSchedule
+from tradepipe.retries import Backoff
 
 __all__ = ["SETTINGS_FIELDS", "EngineConfig", "default_engine_id"]
 
@@ -227,6 +228,11 @@ class EngineConfig:
                 raise ValueError(f"engine setting {name} must be > 0")
         if self.tick_seconds <= 0:
             raise ValueError("engine setting tick_seconds must be > 0")
+        for retry in ("db_retry", "broker_retry"):
+            try:
+                getattr(self, retry)
+            except ValueError as error:  # name the engine settings, not Backoff's fields
+                raise ValueError(f"engine setting {retry}_*: {error}") from None
         if self.lease_ttl_seconds <= 2 * self.heartbeat_seconds:
             raise ValueError(
                 "engine setting lease_ttl_seconds must be more than twice heartbeat_seconds "
@@ -270,12 +276,21 @@ class EngineConfig:
                 f"{self.venue_cooldown_seconds!r}"
             )
 
-    def db_retry_delay(self, attempt: int) -> float:
-        """Seconds before database retry `attempt` (1, 2, ...): doubling, capped."""
-        return _doubling(attempt, self.db_retry_initial_seconds, self.db_retry_max_seconds)
+    @property
+    def db_retry(self) -> Backoff:
+        """Waits between database writes while it is away: doubling, capped, no jitter
+        (one engine, one database: nobody to fall out of step with)."""
+        return Backoff(self.db_retry_initial_seconds, self.db_retry_max_seconds, jitter=0.0)
 
-    def broker_retry_delay(self, attempt: int) -> float:
-        return _doubling(attempt, self.broker_retry_initial_seconds, self.broker_retry_max_seconds)
+    @property
+    def broker_retry(self) -> Backoff:
+        """Waits between tries of an unavailable venue: doubling, capped, jittered (every
+        engine loses the venue at once and must not return so)."""
+        return Backoff(self.broker_retry_initial_seconds, self.broker_retry_max_seconds)
+
+    def db_retry_delay(self, attempt: int) -> float:
+        """Seconds before database retry `attempt` (1, 2, ...)."""
+        return self.db_retry.delay(attempt)
 
     @property
     def fees(self) -> FeeSchedule:
@@ -320,10 +335,6 @@ class EngineConfig:
 
     def with_changes(self, **changes: Any) -> EngineConfig:
         return replace(self, **changes)
-
-
-def _doubling(attempt: int, initial: float, maximum: float) -> float:
-    return float(min(maximum, initial * 2 ** min(max(attempt, 1) - 1, 32)))
 
 
 def default_engine_id() -> str:

@@ -121,8 +121,7 @@ class Outbox:
             except BrokerUnavailableError as error:
                 self._on_answer(command.bot, str(error))
                 attempt += 1
-                # jittered: every engine loses the venue at once and must not return so
-                delay = self.config.broker_retry_delay(attempt) * (1 - 0.5 * self._rng.random())
+                delay = self.config.broker_retry.delay(attempt, self._rng)
                 log.warning(
                     "outbox: broker unavailable for %s (%s), retry in %.2f s",
                     command.client_order_id,

@@ -34,7 +34,7 @@ def venue_of_row(row: BotRow) -> Venue:
 
 
 def exchange_config(config: EngineConfig, venue: Venue) -> ExchangeConfig:
-    from live.brokers.exchange import ExchangeConfig, RetryPolicy  # ccxt: only when needed
+    from live.brokers.exchange import ExchangeConfig  # ccxt: only when needed
 
     testnet = venue.mode is BotMode.TESTNET
     return ExchangeConfig(
@@ -45,10 +45,7 @@ def exchange_config(config: EngineConfig, venue: Venue) -> ExchangeConfig:
         recv_window_ms=config.exchange_recv_window_ms,
         poll_seconds=config.exchange_poll_seconds,
         rate_limit_ms=config.exchange_rate_limit_ms,
-        retry=RetryPolicy(
-            initial_seconds=config.broker_retry_initial_seconds,
-            maximum_seconds=config.broker_retry_max_seconds,
-        ),
+        retry=config.broker_retry,
         fees=config.fees,
         protection=config.exchange_venue_protection,
         stop_limit_pct=config.exchange_stop_limit_pct,

@@ -7,7 +7,6 @@ from live.feeds.backfill import (
     CandleBackfill,
     InMemoryBackfill,
 )
-from live.feeds.backoff import BackoffPolicy
 from live.feeds.binance import BinanceFeed, BinanceFeedConfig
 from live.feeds.candles import HealingConfig, HealingStats, SecondCandles
 from live.feeds.memory import InMemoryFeed
@@ -29,7 +28,6 @@ from live.feeds.sanity import SanityConfig
 
 __all__ = [
     "BackfillError",
-    "BackoffPolicy",
     "BinanceFeed",
     "BinanceFeedConfig",
     "BinanceRestBackfill",

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from live.feeds.backoff import BackoffPolicy
 from live.feeds.protocol import (
     FeedConsumer,
     FeedMetrics,
@@ -44,6 +43,7 @@ from live.feeds.protocol import (
 )
 from live.feeds.router import MAX_MESSAGE_BYTES, Reply, StreamRouter
 from live.feeds.sanity import SanityConfig
+from tradepipe.retries import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,10 @@ class BinanceFeedConfig:
     """How to reach the stream and how patient to be. `seed` fixes the jitter (tests)."""
 
     base_url: str = BINANCE_SPOT_WS
-    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    backoff: Backoff = field(default_factory=Backoff)
+    # A connection that stayed up this long starts the attempts again, so a server that
+    # accepts and drops at once is still retried slowly.
+    reconnect_reset_seconds: float = 30.0
     open_timeout_seconds: float = 10.0
     reply_timeout_seconds: float = 5.0
     ping_interval_seconds: float | None = 20.0
@@ -79,6 +82,8 @@ class BinanceFeedConfig:
         for name in ("open_timeout_seconds", "reply_timeout_seconds", "silence_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"feed {name} must be positive")
+        if self.reconnect_reset_seconds < 0:
+            raise ValueError("feed reconnect_reset_seconds must not be negative")
         if not 1 <= self.max_message_bytes <= TRANSPORT_MAX_BYTES:
             raise ValueError(f"feed max_message_bytes must be within 1..{TRANSPORT_MAX_BYTES}")
 
@@ -195,7 +200,7 @@ class BinanceFeed:
                 continue
             opened = time.monotonic()
             await self._serve(connection, streams)
-            if time.monotonic() - opened >= self.config.backoff.reset_after_seconds:
+            if time.monotonic() - opened >= self.config.reconnect_reset_seconds:
                 self._attempt = 0
             self._attempt += 1
             await self._back_off(self._last_error or "connection closed")

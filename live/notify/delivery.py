@@ -17,9 +17,11 @@ import logging
 import random
 from dataclasses import dataclass
 
-from live.feeds import BackoffPolicy
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
 from live.notify.messages import Notification
 from live.notify.protocol import DeliveryError, Notifier
+from tradepipe.retries import Backoff
 
 __all__ = ["Delivery", "DeliveryCounts"]
 
@@ -41,14 +43,14 @@ class Delivery:
         *,
         queue_size: int = 1000,
         max_attempts: int = 5,
-        backoff: BackoffPolicy | None = None,
+        backoff: Backoff | None = None,
         seed: int | None = None,
     ) -> None:
         if queue_size < 1 or max_attempts < 1:
             raise ValueError("queue_size and max_attempts must be at least 1")
         self.notifier = notifier
         self.max_attempts = max_attempts
-        self.backoff = backoff or BackoffPolicy(initial_seconds=1.0, maximum_seconds=60.0)
+        self.backoff = backoff or Backoff(initial_seconds=1.0, maximum_seconds=60.0)
         self.counts = DeliveryCounts()
         self._queue: asyncio.Queue[Notification] = asyncio.Queue(maxsize=queue_size)
         self._rng = random.Random(seed)
@@ -115,37 +117,46 @@ class Delivery:
                 self._queue.task_done()
 
     async def _deliver(self, notification: Notification) -> None:
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                await self.notifier.send(notification)
-            except DeliveryError as error:
-                last = attempt == self.max_attempts or not error.retryable
-                if last:
-                    self.counts.failed += 1
-                    log.error(
-                        "%s; %s %s given up after %d attempt(s)",
-                        error,
-                        notification.category.value,
-                        notification.kind,
-                        attempt,
-                        extra={"notifier": self.name, "notification": notification.id},
-                    )
-                    return
-                delay = self.backoff.delay(attempt, self._rng)
-                if error.retry_after is not None:
-                    delay = min(max(delay, error.retry_after), self.backoff.maximum_seconds)
-                self.counts.retries += 1
-                log.warning(
-                    "%s; retry %d in %.2f s",
-                    error,
-                    attempt,
-                    delay,
-                    extra={"notifier": self.name, "notification": notification.id},
-                )
-                await asyncio.sleep(delay)
-            else:
-                self.counts.sent += 1
-                return
+        def log_retry(state: RetryCallState) -> None:
+            self.counts.retries += 1
+            log.warning(
+                "%s; retry %d in %.2f s",
+                state.outcome.exception() if state.outcome else None,
+                state.attempt_number,
+                state.upcoming_sleep,
+                extra={"notifier": self.name, "notification": notification.id},
+            )
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self.backoff.wait(self._rng, hint=_retry_after, hint_capped=True),
+            retry=retry_if_exception(_retryable),
+            before_sleep=log_retry,
+            reraise=True,
+        )
+        try:
+            await retrying(self.notifier.send, notification)
+        except DeliveryError as error:
+            self.counts.failed += 1
+            log.error(
+                "%s; %s %s given up after %d attempt(s)",
+                error,
+                notification.category.value,
+                notification.kind,
+                retrying.statistics.get("attempt_number", 1),
+                extra={"notifier": self.name, "notification": notification.id},
+            )
+        else:
+            self.counts.sent += 1
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, DeliveryError) and error.retryable
+
+
+def _retry_after(error: BaseException) -> float | None:
+    """The receiver's own wait (Retry-After, Telegram's retry_after)."""
+    return error.retry_after if isinstance(error, DeliveryError) else None
 
 
 def _running_in(loop: asyncio.AbstractEventLoop) -> bool:

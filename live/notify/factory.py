@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from live.feeds import BackoffPolicy
 from live.notify.delivery import Delivery
 from live.notify.hub import NotificationHub
 from live.notify.protocol import Notifier
@@ -22,6 +21,7 @@ from tradepipe.notifications import (
     TelegramNotifierSettings,
     WebhookNotifierSettings,
 )
+from tradepipe.retries import Backoff
 from tradepipe.secrets import resolve_secret
 
 __all__ = ["NotifierConfigError", "build_hub", "build_notifier"]
@@ -75,7 +75,7 @@ def build_hub(
                 build_notifier(name, config, settings),
                 queue_size=config.queue_size,
                 max_attempts=config.max_attempts,
-                backoff=BackoffPolicy(
+                backoff=Backoff(
                     initial_seconds=config.retry_initial_seconds,
                     maximum_seconds=config.retry_max_seconds,
                 ),

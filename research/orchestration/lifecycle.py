@@ -33,8 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from research.marketdata import SourceError
-from research.marketdata.load import CandleData, load_candles
+from research.marketdata.load import CandleData
 from research.orchestration.common import DataInterval, json_safe
 from research.training import (
     DatasetError,
@@ -42,6 +41,7 @@ from research.training import (
     Workspace,
     build_dataset,
     load_spec,
+    load_training_candles,
     promote,
     train,
     validate,
@@ -75,7 +75,9 @@ def build_spec_dataset(
             f"ends at {interval.end.isoformat()}: nothing to train on yet"
         )
     reference = spec.data.reference
-    candles = _load(reference, spec.timeframe, spec.symbol, start_ms, end_ms, chosen)
+    candles = load_training_candles(
+        reference, spec.timeframe, spec.symbol, chosen, start_ms=start_ms, end_ms=end_ms
+    )
     dataset = build_dataset(candles.candles, spec, source=candles.source)
     return {
         "spec_path": spec_path,
@@ -163,13 +165,13 @@ def promote_model(
 
 def _candles(data_ref: Mapping[str, Any], workspace: Workspace) -> CandleData:
     """The candles build_dataset fixed, reloaded by reference and checked by hash."""
-    candles = _load(
+    candles = load_training_candles(
         str(data_ref["reference"]),
         str(data_ref["timeframe"]),
         str(data_ref["symbol"]),
-        data_ref["start_ms"],
-        int(data_ref["end_ms"]),
         workspace,
+        start_ms=data_ref["start_ms"],
+        end_ms=int(data_ref["end_ms"]),
     )
     if candles.content_hash != data_ref["data_hash"]:
         raise ResearchError(
@@ -177,31 +179,4 @@ def _candles(data_ref: Mapping[str, Any], workspace: Workspace) -> CandleData:
             "build_dataset (ingested meanwhile?): clear the whole run so every step uses "
             "the same candles"
         )
-    return candles
-
-
-def _load(
-    reference: str,
-    timeframe: str,
-    symbol: str,
-    start_ms: int | None,
-    end_ms: int,
-    workspace: Workspace,
-) -> CandleData:
-    try:
-        candles = load_candles(
-            reference,
-            store=workspace.store,
-            timeframe=timeframe,
-            symbol=symbol,
-            start_ms=start_ms,
-            end_ms=end_ms,
-        )
-    except SourceError as error:
-        hint = ""
-        if "no such stored series" in str(error) or "no candles" in str(error):
-            hint = " (ingest it first: the market_data DAG or `tradepipe data ingest`)"
-        raise DatasetError(f"{error}{hint}") from None
-    if candles.symbol.upper() != symbol.upper():
-        raise DatasetError(f"{reference}: holds {candles.symbol} candles, the spec trains {symbol}")
     return candles

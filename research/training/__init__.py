@@ -9,7 +9,7 @@ steps), gates (pure decisions), guard_gates (look-ahead, pins), tracking (MLflow
 workspace (where state lives).
 """
 
-from research.training.context import DataInput
+from research.training.context import DataInput, load_training_candles
 from research.training.dataset import Dataset, build_dataset, required_rows
 from research.training.errors import DatasetError, PipelineStateError, ResearchError, SpecError
 from research.training.gates import GateResult
@@ -37,6 +37,7 @@ __all__ = [
     "Workspace",
     "build_dataset",
     "load_spec",
+    "load_training_candles",
     "parse_spec",
     "promote",
     "required_rows",

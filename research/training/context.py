@@ -29,7 +29,7 @@ from research.training.workspace import Workspace
 from tradepipe.costs import TradingCosts
 from tradepipe.strategy import LoadedStrategy
 
-__all__ = ["DataInput", "StepContext", "load_context"]
+__all__ = ["DataInput", "StepContext", "load_context", "load_training_candles"]
 
 DataInput = str | Path | CandleData | None
 
@@ -101,22 +101,37 @@ def _load(spec: ModelSpec, data: str | Path | None, workspace: Workspace) -> Can
     now_ms = int(time.time() * 1000)
     until_ms = None if spec.data.lookback_days is None else spec.parsed_timeframe.floor_ms(now_ms)
     start_ms, end_ms = spec.data.window(until_ms)
+    return load_training_candles(
+        reference, spec.timeframe, spec.symbol, workspace, start_ms=start_ms, end_ms=end_ms
+    )
+
+
+def load_training_candles(
+    reference: str,
+    timeframe: str,
+    symbol: str,
+    workspace: Workspace,
+    *,
+    start_ms: int | None,
+    end_ms: int | None,
+) -> CandleData:
+    """The `symbol` candles a spec trains on, from `reference` (a file or a store key) in
+    the window: a DatasetError says what is wrong, how to ingest a series that is not
+    there, or that the reference holds another symbol."""
     try:
         loaded = load_candles(
             reference,
             store=workspace.store,
-            timeframe=spec.timeframe,
-            symbol=spec.symbol,
+            timeframe=timeframe,
+            symbol=symbol,
             start_ms=start_ms,
             end_ms=end_ms,
         )
     except SourceError as error:
         hint = ""
-        if "no such stored series" in str(error):
-            hint = " (ingest it first: tradepipe data ingest)"
+        if "no such stored series" in str(error) or "no candles" in str(error):
+            hint = " (ingest it first: the market_data DAG or `tradepipe data ingest`)"
         raise DatasetError(f"{error}{hint}") from None
-    if loaded.symbol.upper() != spec.symbol:
-        raise DatasetError(
-            f"{reference}: holds {loaded.symbol} candles but the spec trains {spec.symbol}"
-        )
+    if loaded.symbol.upper() != symbol.upper():
+        raise DatasetError(f"{reference}: holds {loaded.symbol} candles, the spec trains {symbol}")
     return loaded

@@ -12,10 +12,11 @@ from typing import Any
 
 from live.brokers import BrokerReport
 from live.brokers.ccxt_broker import CcxtBroker
-from live.brokers.exchange import ExchangeConfig, RetryPolicy
+from live.brokers.exchange import ExchangeConfig
 from live.replay.exchange import ExchangeSimulator, MarketRules, SimulatedAccount
 from tests import support
 from tradepipe.domain import Side, Trade
+from tradepipe.retries import Backoff
 
 API_KEY = "simkey_0123456789abcdef"
 API_SECRET = "simsecret_fedcba9876543210"
@@ -44,7 +45,7 @@ def exchange_config(url: str, **changes: Any) -> ExchangeConfig:
         "timeout_seconds": 1.0,
         "poll_seconds": 0.05,
         "rate_limit_ms": 0.0,
-        "retry": RetryPolicy(initial_seconds=0.01, maximum_seconds=0.05, attempts=5),
+        "retry": Backoff(initial_seconds=0.01, maximum_seconds=0.05),
     }
     values.update(changes)
     return ExchangeConfig(**values)

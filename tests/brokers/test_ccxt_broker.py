@@ -5,7 +5,6 @@ and refusals, and answers that make no sense."""
 from __future__ import annotations
 
 import asyncio
-import random
 from decimal import Decimal
 
 import pytest
@@ -17,7 +16,7 @@ from live.brokers import (
     OrderFilledReport,
     OrderRejectedReport,
 )
-from live.brokers.exchange import MalformedResponseError, RetryPolicy
+from live.brokers.exchange import MalformedResponseError
 from live.replay.exchange import Fault, FaultKind
 from tests.brokers.helpers import SYMBOL, Aio, account, venue
 from tradepipe.domain import Side
@@ -195,15 +194,6 @@ def test_a_rate_limit_is_retried_no_sooner_than_retry_after(aio: Aio) -> None:
             assert v.of(OrderFilledReport)
 
     aio.run(scenario())
-
-
-def test_retry_policy_honours_retry_after_and_stays_within_its_jitter() -> None:
-    policy = RetryPolicy(initial_seconds=0.5, maximum_seconds=4.0, jitter=0.5)
-    rng = random.Random(3)
-    delays = [policy.delay(attempt, rng) for attempt in range(1, 8)]
-    bounds = [min(4.0, 0.5 * 2 ** (a - 1)) for a in range(1, 8)]
-    assert all(b * 0.5 <= d <= b for d, b in zip(delays, bounds, strict=True))
-    assert policy.delay(1, rng, retry_after=3.0) == 3.0
 
 
 def test_the_venue_away_after_every_attempt_is_unavailable_not_rejected(aio: Aio) -> None:

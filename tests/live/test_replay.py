@@ -187,7 +187,7 @@ def test_rest_klines_through_the_real_ccxt_client(aio: Aio) -> None:
             assert minutes == list(candles_from_trades(played, "1m"))
             assert len(seconds) > 1_000  # paged, 50 at a time
             assert server.rest.requests.count("/api/v3/klines") > 20
-            with pytest.raises(BackfillError, match="binance refused klines DOGEEUR"):
+            with pytest.raises(BackfillError, match="binance refused to fetch klines DOGEEUR"):
                 await aio.within(backfill.fetch_candles("DOGEEUR", "1s", START, end))
         with pytest.raises(BackfillError, match="cannot reach binance"):
             await aio.within(backfill.fetch_candles("BTCUSDT", "1s", START, end))

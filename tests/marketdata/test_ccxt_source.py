@@ -11,7 +11,7 @@ import pytest
 
 from research.marketdata import IngestError, IngestRequest, SourceError, ingest
 from research.marketdata.sources import fetch_candle_pages, make_exchange
-from research.marketdata.sources.ccxt_rest import _unified_ohlcv
+from tradepipe.exchange_rest import ohlcv_candles
 from tradepipe.marketdata import MarketDataStore
 
 DAY_MS = 86_400_000
@@ -105,9 +105,10 @@ def test_unified_fetch_ohlcv_path(binance_stub: BinanceStub, two_days_1m: pd.Dat
 
     exchange = make_exchange("binance", 5, api_url=binance_stub.url)
     exchange.load_markets()
-    page = _unified_ohlcv(exchange, exchange.market("BTC/USDT"), parse_timeframe("1m"), JAN_1, 5)
-    assert page["start_ms"].tolist() == two_days_1m["start_ms"].iloc[:5].tolist()
-    assert page["close"].tolist() == pytest.approx(two_days_1m["close"].iloc[:5].tolist())
+    page = ohlcv_candles(exchange, exchange.market("BTC/USDT"), parse_timeframe("1m"), JAN_1, 5)
+    assert [c.start_ms for c in page] == two_days_1m["start_ms"].iloc[:5].tolist()
+    assert [c.close for c in page] == pytest.approx(two_days_1m["close"].iloc[:5].tolist())
+    assert {c.trade_count for c in page} == {None}  # fetch_ohlcv does not carry them
 
 
 def test_unknown_market_timeframe_and_exchange(binance_stub: BinanceStub) -> None:

@@ -11,7 +11,6 @@ import threading
 
 import pytest
 
-from live.feeds import BackoffPolicy
 from live.notify import (
     Delivery,
     Notification,
@@ -24,10 +23,11 @@ from tests.notify.servers import TelegramServer, WebhookServer
 from tests.support import Aio
 from tradepipe.config import load_settings
 from tradepipe.notifications import NotifyCategory, WebhookNotifierSettings
+from tradepipe.retries import Backoff
 
 TOKEN = "424242:fake-telegram-token-for-delivery"
 CHAT = "-100987654321"
-FAST = BackoffPolicy(initial_seconds=0.01, maximum_seconds=0.05, jitter=0.5)
+FAST = Backoff(initial_seconds=0.01, maximum_seconds=0.05, jitter=0.5)
 
 
 def note(text: str, category: NotifyCategory = NotifyCategory.ENTRIES) -> Notification:

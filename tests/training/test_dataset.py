@@ -8,7 +8,14 @@ import pandas as pd
 import pytest
 
 from research.marketdata.load import CandleData
-from research.training import DatasetError, build_dataset, load_spec, required_rows
+from research.training import (
+    DatasetError,
+    Workspace,
+    build_dataset,
+    load_spec,
+    load_training_candles,
+    required_rows,
+)
 from tests.training.helpers import SpecWriter
 from tradepipe.candles import CANDLE_DTYPES
 from tradepipe.labels import triple_barrier_labels
@@ -73,3 +80,15 @@ def test_missing_values_and_empty_data(candles: CandleData, write_spec: SpecWrit
         build_dataset(broken, spec, source="gappy")
     with pytest.raises(DatasetError, match="empty: no candles"):
         build_dataset(candles.candles.iloc[:0], spec, source="empty")
+
+
+def test_training_candles_name_what_to_ingest_and_refuse_another_symbol(
+    workspace: Workspace,
+) -> None:
+    window = {"start_ms": None, "end_ms": None}
+    loaded = load_training_candles("synthetic/BTCUSDT/1m", "1m", "btcusdt", workspace, **window)
+    assert loaded.symbol == "BTCUSDT" and loaded.rows > 0
+    with pytest.raises(DatasetError, match=r"no such stored series.*ingest it first"):
+        load_training_candles("synthetic/ETHUSDT/1m", "1m", "ETHUSDT", workspace, **window)
+    with pytest.raises(DatasetError, match="holds BTCUSDT candles, the spec trains ETHUSDT"):
+        load_training_candles("synthetic/BTCUSDT/1m", "1m", "ETHUSDT", workspace, **window)
