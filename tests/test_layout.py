@@ -60,8 +60,6 @@ KNOWN_OFFENDERS = {
     "live/engine/engine.py",
     "live/engine/engine.py:__init__",
     "live/engine/recovery.py:reconcile_orders",
-    "tradepipe/features/batch.py:compute_features",
-    "tradepipe/features/incremental.py:update",
     "app/cli/bots.py:bots_add",
     "app/services/stack.py:embedded_services",
     "tradepipe/db/leases.py:claim_leases",
