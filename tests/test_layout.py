@@ -67,7 +67,6 @@ KNOWN_OFFENDERS = {
     "research/review/replay.py:_positions",
     "research/review/positions.py:compare_pair",
     "research/review/run.py:review_bot",
-    "research/training/train.py:train_step",
     "tests/db/conftest.py:seeded",
     "tests/dashboard/seed.py:seed",
     "tests/api/test_history_routes.py:"
