@@ -21,7 +21,7 @@ from research.backtest import BacktestError, BacktestMetrics, run_backtest
 from research.training.dataset import Dataset
 from research.training.errors import ResearchError, SpecError
 from research.training.spec import ModelSpec
-from research.training.splits import IntArray
+from research.training.splits import IntArray, Split, holdout_split
 from tradepipe.costs import TradingCosts
 from tradepipe.features import FeatureSpec, compute_features
 from tradepipe.strategy import (
@@ -37,6 +37,7 @@ __all__ = [
     "backtest_figures",
     "backtest_window",
     "load_consuming_strategy",
+    "validation_split",
     "window_probabilities",
 ]
 
@@ -99,6 +100,18 @@ def load_consuming_strategy(spec: ModelSpec) -> LoadedStrategy:
             f"{spec.registered_model!r}: make registered_model match"
         )
     return loaded
+
+
+def validation_split(dataset: Dataset, spec: ModelSpec) -> Split:
+    """The final model's split: its validation window is the newest `validation_fraction`
+    of the usable rows, cut off by the purge and embargo gap; the rows before it train."""
+    return holdout_split(
+        dataset.start_ms,
+        dataset.label_end_ms,
+        spec.training.validation_fraction,
+        purge_ms=round(spec.walk_forward.purge_seconds * 1000),
+        embargo_ms=round(spec.walk_forward.embargo_seconds * 1000),
+    )
 
 
 def window_probabilities(

@@ -25,9 +25,13 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from research.training.context import StepContext
-from research.training.evaluate import Window, backtest_window, window_probabilities
+from research.training.evaluate import (
+    Window,
+    backtest_window,
+    validation_split,
+    window_probabilities,
+)
 from research.training.model import FittedModel, classification_metrics, fit_model
-from research.training.splits import holdout_split
 from research.training.tracking import (
     TAG_PREFIX,
     ensure_experiment,
@@ -131,13 +135,7 @@ def _earlier_result(
 def _fit_and_score(context: StepContext) -> _Trained:
     """Fit on the rows before the validation window; score and backtest it on the window."""
     spec, dataset = context.spec, context.dataset
-    split = holdout_split(
-        dataset.start_ms,
-        dataset.label_end_ms,
-        spec.training.validation_fraction,
-        purge_ms=round(spec.walk_forward.purge_seconds * 1000),
-        embargo_ms=round(spec.walk_forward.embargo_seconds * 1000),
-    )
+    split = validation_split(dataset, spec)
     fitted = fit_model(dataset, split.train, spec)
     validation_features = dataset.matrix(split.test)
     window = Window.of_rows(dataset, split.test)
