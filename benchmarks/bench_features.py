@@ -1,23 +1,26 @@
 """Feature cost per candle: the live incremental update against batch as the reference.
 
 The live engine updates one state per (symbol, timeframe, spec) on every closed candle, so
-the incremental update is the figure that matters (budget: 20 µs per candle for the default
+the incremental update is the figure that matters (target: 5 µs per candle for the default
 spec on Python 3.11). Batch, vectorised over the same history, is the reference measured in
 the same run; the ratio says what computing one candle at a time costs.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
-from benchmarks.harness import Measurement, best_of, report
+from benchmarks.harness import Measurement, best_of, print_target, report
 from tradepipe.candles import CANDLE_DTYPES, frame_to_candles
 from tradepipe.domain import Candle
 from tradepipe.features import FeatureSpec, IncrementalFeatures, compute_features, default_spec
 
 CANDLES = 50_000
-BUDGET_US = 20.0
+TARGET_US = 5.0
 
 
 def _candles() -> pd.DataFrame:
@@ -49,6 +52,12 @@ def _stream(candles: list[Candle], spec: FeatureSpec) -> None:
         update(candle)
 
 
+def _cpu_seconds(work: Callable[[], object]) -> float:
+    started = time.process_time()
+    work()
+    return time.process_time() - started
+
+
 def run() -> None:
     spec = default_spec()
     frame = _candles()
@@ -69,5 +78,8 @@ def run() -> None:
         f"{len(spec.feature_names)} default features over {CANDLES:,} candles", incremental, batch
     )
     per_candle = incremental.seconds / CANDLES * 1e6
-    print(f"  incremental: {per_candle:.2f} µs per candle (budget {BUDGET_US:.0f} µs)")
+    print_target("incremental per candle", per_candle, TARGET_US, "µs")
+    # CPU time: what a machine shared with other work inflates far less than the wall clock.
+    cpu = min(_cpu_seconds(lambda: _stream(objects, spec)) for _ in range(3))
+    print(f"  incremental CPU time: {cpu / CANDLES * 1e6:.2f} µs per candle")
     print(f"  batch:       {batch.seconds / CANDLES * 1e6:.2f} µs per row")

@@ -1,4 +1,4 @@
-"""The model lifecycle on one year of 1-minute candles, stage by stage (target: <= 60 s).
+"""The model lifecycle on one year of 1-minute candles, stage by stage (target: <= 25 s).
 
 The same four calls the `model_lifecycle` DAG's tasks make (research/orchestration/
 lifecycle.py): build_dataset -> train -> walk-forward validate -> promote (backtest of the
@@ -7,7 +7,9 @@ or the recorded refusal). The spec is the demo spec (research/specs/btcusdt_1m.t
 its window widened to the year 2023; the data is the synthetic BTCUSDT market ingested
 into a market-data store, and MLflow is a real SQLite store, all in a temporary folder
 that is deleted afterwards. The MLflow store's creation (its schema migrations) falls in
-the train stage, as it does on a fresh machine's first run.
+the train stage, as it does on a fresh machine's first run. The stages share the dataset as
+the DAG's tasks do, through the workspace's kept datasets (research/training/
+kept_datasets.py): build_dataset builds and keeps it, the later stages load it.
 
 Ingesting the year is setup, printed but not counted. The reference measured in the same
 run is one bare `build_dataset` (batch features and triple-barrier labels, no I/O): the
@@ -25,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import Measurement, best_of, report
+from benchmarks.harness import Measurement, best_of, print_target, report
 from research.marketdata import IngestRequest, ingest
 from research.marketdata.load import load_candles
 from research.orchestration.common import DataInterval
@@ -41,7 +43,7 @@ from tradepipe.marketdata import MarketDataStore
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "research" / "specs" / "btcusdt_1m.toml"
 START, END = datetime(2023, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC)
-TARGET_SECONDS = 60.0
+TARGET_SECONDS = 25.0
 
 
 def _ms(moment: datetime) -> int:
@@ -60,10 +62,12 @@ def _year_spec(folder: Path) -> Path:
     return path
 
 
-def _timed(stages: list[tuple[str, float]], name: str, step: Callable[[], Any]) -> Any:
-    started = time.perf_counter()
+def _timed(stages: list[tuple[str, float, float]], name: str, step: Callable[[], Any]) -> Any:
+    """Run a stage; record its wall time and this process's CPU time (which a machine
+    shared with other work inflates far less)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = step()
-    stages.append((name, time.perf_counter() - started))
+    stages.append((name, time.perf_counter() - started, time.process_time() - cpu_started))
     return result
 
 
@@ -86,7 +90,7 @@ def run() -> None:
 
         # The run of 2024-01-01 (data interval: 2023-12-31) trains on the whole year.
         interval = DataInterval(datetime(2023, 12, 31, tzinfo=UTC), END)
-        stages: list[tuple[str, float]] = []
+        stages: list[tuple[str, float, float]] = []
         data_ref = _timed(
             stages, "build_dataset", lambda: build_spec_dataset(spec_path, interval, workspace)
         )
@@ -99,7 +103,8 @@ def run() -> None:
             "promote (backtests, gates, alias)",
             lambda: promote_model(validated, workspace),
         )
-        total = sum(seconds for _, seconds in stages)
+        total = sum(seconds for _, seconds, _ in stages)
+        cpu_total = sum(cpu for _, _, cpu in stages)
 
         candles = load_candles(spec.data.reference, store=workspace.store)
         reference = Measurement(
@@ -114,9 +119,9 @@ def run() -> None:
         f"{'promoted' if outcome['promoted'] else 'refused'}"
         + ("" if outcome["promoted"] else f": {'; '.join(outcome['reasons'])}")
     )
-    for name, seconds in stages:
-        print(f"  {name:<44} {seconds:8.2f} s  {seconds / total:6.1%}")
+    for name, seconds, cpu in stages:
+        print(f"  {name:<44} {seconds:8.2f} s  {seconds / total:6.1%}  (CPU {cpu:6.2f} s)")
     lifecycle = Measurement("model lifecycle (4 stages)", total, candles.rows, "candles")
     report("model lifecycle on a year of 1-minute candles", lifecycle, reference)
-    verdict = "within" if total <= TARGET_SECONDS else "OVER"
-    print(f"  total {total:.1f} s: {verdict} the {TARGET_SECONDS:.0f} s target")
+    print_target("model lifecycle", total, TARGET_SECONDS, "s")
+    print(f"  CPU time of this process over the 4 stages: {cpu_total:.1f} s")

@@ -60,8 +60,6 @@ KNOWN_OFFENDERS = {
     "live/engine/engine.py",
     "live/engine/engine.py:__init__",
     "live/engine/recovery.py:reconcile_orders",
-    "tradepipe/features/batch.py:compute_features",
-    "tradepipe/features/incremental.py:update",
     "app/cli/bots.py:bots_add",
     "app/services/stack.py:embedded_services",
     "tradepipe/db/leases.py:claim_leases",
@@ -69,7 +67,6 @@ KNOWN_OFFENDERS = {
     "research/review/replay.py:_positions",
     "research/review/positions.py:compare_pair",
     "research/review/run.py:review_bot",
-    "research/training/train.py:train_step",
     "tests/db/conftest.py:seeded",
     "tests/dashboard/seed.py:seed",
     "tests/api/test_history_routes.py:"

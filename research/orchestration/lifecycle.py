@@ -8,8 +8,9 @@ The steps map onto research.training's own idempotent steps, one Airflow task ea
   the run's data interval end, so a run (or a backfill of an old interval) never trains on
   candles from after its interval. A spec with a fixed window in the past (the demo spec)
   gets exactly its window; a spec without an end trains on everything stored up to the
-  interval. It builds features and labels once to refuse an unusable window early, and
-  passes on a reference (data key, range, content hash), not the candles.
+  interval. It builds features and labels once to refuse an unusable window early, keeps
+  them for the later steps (research/training/kept_datasets.py), and passes on a reference
+  (data key, range, content hash), not the candles.
 - train / validate are research.training.train / validate on those candles. Both are keyed
   by (spec, candles, strategy) content hashes, so re-running an interval finds the version
   it registered instead of training another one.
@@ -39,7 +40,6 @@ from research.training import (
     DatasetError,
     ResearchError,
     Workspace,
-    build_dataset,
     load_spec,
     load_training_candles,
     promote,
@@ -47,6 +47,7 @@ from research.training import (
     validate,
 )
 from research.training.evaluate import load_consuming_strategy
+from research.training.kept_datasets import kept_dataset
 from research.training.shadow_gate import judge_challenger
 
 __all__ = [
@@ -78,7 +79,7 @@ def build_spec_dataset(
     candles = load_training_candles(
         reference, spec.timeframe, spec.symbol, chosen, start_ms=start_ms, end_ms=end_ms
     )
-    dataset = build_dataset(candles.candles, spec, source=candles.source)
+    dataset = kept_dataset(chosen.dataset_dir, candles, spec)  # the later steps load it
     return {
         "spec_path": spec_path,
         "spec_name": spec.name,

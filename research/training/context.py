@@ -21,9 +21,10 @@ import lightgbm as lgb
 
 from research.marketdata import SourceError
 from research.marketdata.load import CandleData, load_candles
-from research.training.dataset import Dataset, build_dataset
+from research.training.dataset import Dataset
 from research.training.errors import DatasetError
 from research.training.evaluate import load_consuming_strategy
+from research.training.kept_datasets import kept_dataset
 from research.training.spec import ModelSpec, load_spec
 from research.training.workspace import Workspace
 from tradepipe.costs import TradingCosts
@@ -51,7 +52,8 @@ class StepContext:
 
     @cached_property
     def dataset(self) -> Dataset:
-        return build_dataset(self.data.candles, self.spec, source=self.data.source)
+        """Built by the first step of a run, loaded by the next ones (`kept_datasets`)."""
+        return kept_dataset(self.workspace.dataset_dir, self.data, self.spec)
 
     @cached_property
     def costs(self) -> TradingCosts:

@@ -21,7 +21,7 @@ from research.backtest import BacktestError, BacktestMetrics, run_backtest
 from research.training.dataset import Dataset
 from research.training.errors import ResearchError, SpecError
 from research.training.spec import ModelSpec
-from research.training.splits import IntArray
+from research.training.splits import IntArray, Split, holdout_split
 from tradepipe.costs import TradingCosts
 from tradepipe.features import FeatureSpec, compute_features
 from tradepipe.strategy import (
@@ -37,6 +37,8 @@ __all__ = [
     "backtest_figures",
     "backtest_window",
     "load_consuming_strategy",
+    "validation_split",
+    "window_probabilities",
 ]
 
 # The backtest figures logged and compared, in BacktestMetrics' own names.
@@ -55,7 +57,8 @@ BACKTEST_METRICS = (
 
 _PER_TRADE = ("sharpe", "sortino", "win_rate", "profit_factor")
 
-Predictor = Callable[[pd.DataFrame], npt.NDArray[np.float64]]
+FloatArray = npt.NDArray[np.float64]
+Predictor = Callable[[pd.DataFrame], FloatArray]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,18 +102,43 @@ def load_consuming_strategy(spec: ModelSpec) -> LoadedStrategy:
     return loaded
 
 
+def validation_split(dataset: Dataset, spec: ModelSpec) -> Split:
+    """The final model's split: its validation window is the newest `validation_fraction`
+    of the usable rows, cut off by the purge and embargo gap; the rows before it train."""
+    return holdout_split(
+        dataset.start_ms,
+        dataset.label_end_ms,
+        spec.training.validation_fraction,
+        purge_ms=round(spec.walk_forward.purge_seconds * 1000),
+        embargo_ms=round(spec.walk_forward.embargo_seconds * 1000),
+    )
+
+
+def window_probabilities(
+    dataset: Dataset, window: Window, positions: IntArray, predict: Predictor
+) -> tuple[FloatArray, FloatArray]:
+    """One prediction over every candle of `window`: its probabilities, and those of the
+    usable rows at `positions` inside it (the test rows the window was made of). A model
+    scores each row on its own, so these are the figures a call on those rows would give,
+    for half the work."""
+    features = dataset.features.iloc[window.first : window.stop]
+    probabilities = np.asarray(predict(features), dtype=np.float64)
+    return probabilities, probabilities[dataset.rows[positions] - window.first]
+
+
 def backtest_window(
     dataset: Dataset,
     window: Window,
     spec: ModelSpec,
     strategy: LoadedStrategy,
-    predict: Predictor,
+    predict: Predictor | FloatArray,
     *,
     costs: TradingCosts,
     feature_spec: FeatureSpec | None = None,
     model_version: str | None = None,
 ) -> dict[str, float]:
-    """Backtest metrics of the spec's strategy on `window`, entering on `predict`'s output.
+    """Backtest metrics of the spec's strategy on `window`, entering on `predict`'s output
+    (or on the window's probabilities, when `predict` is them: `window_probabilities`).
 
     `feature_spec` (default: the spec's) is the one `predict` was trained on; features are
     recomputed over the whole history when it differs from the dataset's own. `costs` are
@@ -121,7 +149,8 @@ def backtest_window(
     features = dataset.features if own else compute_features(dataset.candles, used_spec)
     rows = slice(window.first, window.stop)
     window_features = features.iloc[rows]
-    probabilities = np.asarray(predict(window_features), dtype=np.float64)
+    scores = predict if isinstance(predict, np.ndarray) else predict(window_features)
+    probabilities = np.asarray(scores, dtype=np.float64)
     if probabilities.shape != (len(window_features),):
         raise ResearchError(
             f"model {model_version or '(candidate)'} returned {probabilities.shape} "

@@ -32,7 +32,7 @@ from mlflow import MlflowClient
 from sqlalchemy.orm import Session
 
 from research.training.context import StepContext
-from research.training.evaluate import Predictor, Window, backtest_window
+from research.training.evaluate import Predictor, Window, backtest_window, validation_split
 from research.training.gates import (
     ChampionComparison,
     GateResult,
@@ -45,7 +45,6 @@ from research.training.guard_gates import (
     no_challenger_in_shadow,
     no_lookahead,
 )
-from research.training.splits import holdout_split
 from research.training.tracking import TAG_PREFIX, metric_key
 from tradepipe.db import (
     ModelPromotion,
@@ -218,14 +217,7 @@ def _earlier_decision(
 def _validation_window(context: StepContext) -> Window:
     """The candidate's validation window: candles its training never saw."""
     spec, dataset = context.spec, context.dataset
-    split = holdout_split(
-        dataset.start_ms,
-        dataset.label_end_ms,
-        spec.training.validation_fraction,
-        purge_ms=round(spec.walk_forward.purge_seconds * 1000),
-        embargo_ms=round(spec.walk_forward.embargo_seconds * 1000),
-    )
-    return Window.of_rows(dataset, split.test)
+    return Window.of_rows(dataset, validation_split(dataset, spec).test)
 
 
 def _compare(

@@ -119,7 +119,9 @@ class LightGBMParams(_Section):
         """Parameters for `lightgbm.train`: deterministic, quiet, binary."""
         return self.model_dump() | {
             "objective": "binary",
-            "metric": ["binary_logloss", "auc"],
+            # Early stopping reads this one metric: another would be computed on the
+            # early-stopping rows every round (AUC sorts them) and thrown away.
+            "metric": ["binary_logloss"],
             "verbosity": -1,
             "deterministic": True,
             "force_row_wise": True,

@@ -20,12 +20,18 @@ from datetime import UTC, datetime
 import lightgbm as lgb
 import mlflow
 import mlflow.lightgbm
+import pandas as pd
+from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from research.training.context import StepContext
-from research.training.evaluate import Window, backtest_window
-from research.training.model import classification_metrics, fit_model
-from research.training.splits import holdout_split
+from research.training.evaluate import (
+    Window,
+    backtest_window,
+    validation_split,
+    window_probabilities,
+)
+from research.training.model import FittedModel, classification_metrics, fit_model
 from research.training.tracking import (
     TAG_PREFIX,
     ensure_experiment,
@@ -35,7 +41,7 @@ from research.training.tracking import (
     tracking_to,
 )
 from tradepipe.guard import GUARD_RAILS_TAG
-from tradepipe.quality import build_reference
+from tradepipe.quality import QualityReference, build_reference
 from tradepipe.registry import (
     CHALLENGER,
     FEATURE_SPEC_HASH_TAG,
@@ -77,113 +83,145 @@ def train_step(context: StepContext, *, force: bool = False) -> TrainResult:
     registry = ModelRegistry(workspace.tracking_uri)
     with tracking_to(workspace) as client:
         experiment_id = ensure_experiment(client, spec.experiment_name, workspace.artifact_root)
-        if not force:
-            earlier = find_training_run(client, experiment_id, context.train_key)
-            versions = (
-                registry.versions_of_run(spec.registered_model, earlier.info.run_id)
-                if earlier is not None
-                else []
-            )
-            if earlier is not None and versions:
-                return TrainResult(
-                    model_name=spec.registered_model,
-                    version=versions[-1].version,
-                    run_id=earlier.info.run_id,
-                    experiment_id=experiment_id,
-                    train_key=context.train_key,
-                    metrics=dict(earlier.data.metrics),
-                    reused=True,
-                )
-
-        dataset = context.dataset
-        split = holdout_split(
-            dataset.start_ms,
-            dataset.label_end_ms,
-            spec.training.validation_fraction,
-            purge_ms=round(spec.walk_forward.purge_seconds * 1000),
-            embargo_ms=round(spec.walk_forward.embargo_seconds * 1000),
-        )
-        fitted = fit_model(dataset, split.train, spec)
-        validation_features = dataset.matrix(split.test)
-        probabilities = fitted.predict_proba(validation_features)
-        threshold = spec.strategy.bot.confidence_threshold
-        scores = classification_metrics(dataset.targets(split.test), probabilities, threshold)
-        # What live quality is compared with: the validation figures, the training rows'
-        # feature distributions, and the out-of-sample probabilities' distribution (the
-        # fit rows' own probabilities are optimistic).
-        reference = build_reference(
-            validation_features,
-            dataset.targets(split.test),
-            probabilities,
-            threshold,
-            training_features=dataset.matrix(split.train),
-        )
-        window = Window.of_rows(dataset, split.test)
-        backtest = backtest_window(
-            dataset, window, spec, context.strategy, fitted.predict_proba, costs=context.costs
-        )
-
-        metrics = {metric_key("val", name): value for name, value in scores.items()}
-        metrics |= {metric_key("val", "bt", name): value for name, value in backtest.items()}
-        metrics |= {
-            "train/rows": float(fitted.fit_rows),
-            "train/early_stopping_rows": float(fitted.early_stopping_rows),
-            "train/best_iteration": float(fitted.best_iteration),
-            "data/usable_rows": float(len(dataset)),
-            "data/positive_rate": dataset.positive_rate,
-        }
-        fingerprint = context.data.fingerprint()
-        tags = _run_tags(context, window.start_ms(dataset), window.end_ms(dataset))
-        started = datetime.fromtimestamp(context.data.start_ms / 1000, UTC)
-        ended = datetime.fromtimestamp(context.data.end_ms / 1000, UTC)
-        run_name = f"{spec.name} {started:%Y-%m-%d}..{ended:%Y-%m-%d}"
-
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
-            run_id = run.info.run_id
-            mlflow.set_tags(tags)
-            mlflow.log_params(
-                spec.flat_params()
-                | {f"fingerprint.{key}": str(value) for key, value in fingerprint.items()}
-                | {"lightgbm_version": lgb.__version__}
-                | {f"costs.{key}": str(value) for key, value in context.costs.to_dict().items()}
-            )
-            mlflow.log_metrics(metrics)
-            client.log_text(run_id, context.spec_text, "model_spec.toml")
-            client.log_text(run_id, spec.features.to_toml(), "feature_spec.toml")
-            log_json(client, run_id, spec.features.to_dict(), "feature_spec.json")
-            log_json(client, run_id, fingerprint, "data_fingerprint.json")
-            client.log_text(run_id, reference.to_json(), QUALITY_REFERENCE_ARTIFACT)
-            example = validation_features.dropna().head(5)
-            if example.empty:
-                example = validation_features.head(5)
-            info = mlflow.lightgbm.log_model(
-                fitted.booster,
-                name=MODEL_NAME_IN_RUN,
-                signature=infer_signature(example, fitted.predict_proba(example)),
-                input_example=example,
-                # Naming the requirement skips MLflow's inference, which re-imports the model
-                # in a subprocess (seconds) and cannot know more than this.
-                pip_requirements=[f"lightgbm=={lgb.__version__}"],
-            )
-            version = registry.register(
-                spec.registered_model,
-                info.model_uri,
-                run_id=run_id,
-                tags=_version_tags(context),
-                # in shadow mode `challenger` is the version the engine shadows: only a
-                # version that passed the gates gets it (research/training/promotion.py)
-                aliases=() if spec.promotion.shadow else (CHALLENGER,),
-            )
-            mlflow.set_tag(f"{TAG_PREFIX}model_version", version.version)
+        earlier = None if force else _earlier_result(context, client, registry, experiment_id)
+        if earlier is not None:
+            return earlier
+        trained = _fit_and_score(context)
+        run_id, version = _log_and_register(context, client, registry, experiment_id, trained)
     return TrainResult(
         model_name=spec.registered_model,
-        version=version.version,
+        version=version,
         run_id=run_id,
         experiment_id=experiment_id,
         train_key=context.train_key,
-        metrics=metrics,
+        metrics=trained.metrics,
         reused=False,
     )
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """The fitted model and what the run logs about it."""
+
+    fitted: FittedModel
+    validation_features: pd.DataFrame
+    reference: QualityReference
+    window: Window
+    metrics: dict[str, float]
+
+
+def _earlier_result(
+    context: StepContext, client: MlflowClient, registry: ModelRegistry, experiment_id: str
+) -> TrainResult | None:
+    """The version an identical earlier run registered, if there is one."""
+    spec = context.spec
+    earlier = find_training_run(client, experiment_id, context.train_key)
+    if earlier is None:
+        return None
+    versions = registry.versions_of_run(spec.registered_model, earlier.info.run_id)
+    if not versions:
+        return None
+    return TrainResult(
+        model_name=spec.registered_model,
+        version=versions[-1].version,
+        run_id=earlier.info.run_id,
+        experiment_id=experiment_id,
+        train_key=context.train_key,
+        metrics=dict(earlier.data.metrics),
+        reused=True,
+    )
+
+
+def _fit_and_score(context: StepContext) -> _Trained:
+    """Fit on the rows before the validation window; score and backtest it on the window."""
+    spec, dataset = context.spec, context.dataset
+    split = validation_split(dataset, spec)
+    fitted = fit_model(dataset, split.train, spec)
+    validation_features = dataset.matrix(split.test)
+    window = Window.of_rows(dataset, split.test)
+    window_scores, probabilities = window_probabilities(
+        dataset, window, split.test, fitted.predict_proba
+    )
+    threshold = spec.strategy.bot.confidence_threshold
+    scores = classification_metrics(dataset.targets(split.test), probabilities, threshold)
+    # What live quality is compared with: the validation figures, the training rows'
+    # feature distributions, and the out-of-sample probabilities' distribution (the
+    # fit rows' own probabilities are optimistic).
+    reference = build_reference(
+        validation_features,
+        dataset.targets(split.test),
+        probabilities,
+        threshold,
+        training_features=dataset.matrix(split.train),
+    )
+    backtest = backtest_window(
+        dataset, window, spec, context.strategy, window_scores, costs=context.costs
+    )
+    metrics = {metric_key("val", name): value for name, value in scores.items()}
+    metrics |= {metric_key("val", "bt", name): value for name, value in backtest.items()}
+    metrics |= {
+        "train/rows": float(fitted.fit_rows),
+        "train/early_stopping_rows": float(fitted.early_stopping_rows),
+        "train/best_iteration": float(fitted.best_iteration),
+        "data/usable_rows": float(len(dataset)),
+        "data/positive_rate": dataset.positive_rate,
+    }
+    return _Trained(fitted, validation_features, reference, window, metrics)
+
+
+def _log_and_register(
+    context: StepContext,
+    client: MlflowClient,
+    registry: ModelRegistry,
+    experiment_id: str,
+    trained: _Trained,
+) -> tuple[str, str]:
+    """Log the run (params, metrics, spec, fingerprint, quality reference, model) and
+    register its model; returns (run id, version)."""
+    spec, dataset, fitted = context.spec, context.dataset, trained.fitted
+    fingerprint = context.data.fingerprint()
+    tags = _run_tags(context, trained.window.start_ms(dataset), trained.window.end_ms(dataset))
+    started = datetime.fromtimestamp(context.data.start_ms / 1000, UTC)
+    ended = datetime.fromtimestamp(context.data.end_ms / 1000, UTC)
+    run_name = f"{spec.name} {started:%Y-%m-%d}..{ended:%Y-%m-%d}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        run_id = run.info.run_id
+        mlflow.set_tags(tags)
+        mlflow.log_params(
+            spec.flat_params()
+            | {f"fingerprint.{key}": str(value) for key, value in fingerprint.items()}
+            | {"lightgbm_version": lgb.__version__}
+            | {f"costs.{key}": str(value) for key, value in context.costs.to_dict().items()}
+        )
+        mlflow.log_metrics(trained.metrics)
+        client.log_text(run_id, context.spec_text, "model_spec.toml")
+        client.log_text(run_id, spec.features.to_toml(), "feature_spec.toml")
+        log_json(client, run_id, spec.features.to_dict(), "feature_spec.json")
+        log_json(client, run_id, fingerprint, "data_fingerprint.json")
+        client.log_text(run_id, trained.reference.to_json(), QUALITY_REFERENCE_ARTIFACT)
+        example = trained.validation_features.dropna().head(5)
+        if example.empty:
+            example = trained.validation_features.head(5)
+        info = mlflow.lightgbm.log_model(
+            fitted.booster,
+            name=MODEL_NAME_IN_RUN,
+            signature=infer_signature(example, fitted.predict_proba(example)),
+            input_example=example,
+            # Naming the requirement skips MLflow's inference, which re-imports the model
+            # in a subprocess (seconds) and cannot know more than this.
+            pip_requirements=[f"lightgbm=={lgb.__version__}"],
+        )
+        version = registry.register(
+            spec.registered_model,
+            info.model_uri,
+            run_id=run_id,
+            tags=_version_tags(context),
+            # in shadow mode `challenger` is the version the engine shadows: only a
+            # version that passed the gates gets it (research/training/promotion.py)
+            aliases=() if spec.promotion.shadow else (CHALLENGER,),
+        )
+        mlflow.set_tag(f"{TAG_PREFIX}model_version", version.version)
+    return run_id, version.version
 
 
 def _run_tags(context: StepContext, window_start_ms: int, window_end_ms: int) -> dict[str, str]:

@@ -24,7 +24,7 @@ from mlflow.entities import Metric
 
 from research.training.context import StepContext
 from research.training.dataset import Dataset
-from research.training.evaluate import Window, backtest_window
+from research.training.evaluate import Window, backtest_window, window_probabilities
 from research.training.model import classification_metrics, fit_model
 from research.training.spec import ModelSpec
 from research.training.splits import walk_forward_splits
@@ -92,15 +92,12 @@ def run_walk_forward(
     results = []
     for fold, split in enumerate(splits, start=1):
         fitted = fit_model(dataset, split.train, spec)
-        scores = classification_metrics(
-            dataset.targets(split.test),
-            fitted.predict_proba(dataset.matrix(split.test)),
-            threshold,
-        )
         window = Window.of_rows(dataset, split.test)
-        backtest = backtest_window(
-            dataset, window, spec, strategy, fitted.predict_proba, costs=costs
+        probabilities, test_probabilities = window_probabilities(
+            dataset, window, split.test, fitted.predict_proba
         )
+        scores = classification_metrics(dataset.targets(split.test), test_probabilities, threshold)
+        backtest = backtest_window(dataset, window, spec, strategy, probabilities, costs=costs)
         results.append(
             FoldResult(
                 fold=fold,

@@ -1,6 +1,7 @@
 """Where the research pipeline keeps its state: MLflow store and artifacts, trading
-database, market data. Built from Settings once, passed explicitly afterwards, so tests and
-DAG tasks can point one process at several stores without touching the environment."""
+database, market data, and the datasets its steps share (`kept_datasets`). Built from
+Settings once, passed explicitly afterwards, so tests and DAG tasks can point one process at
+several stores without touching the environment."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ class Workspace:
     market_data_dir: Path
     # the costs of the venue the specs' bots trade on (paper): the least a gate charges
     venue_costs: TradingCosts = PAPER_COSTS
+    # where a pipeline's steps keep the dataset they share (None: each step builds its own)
+    dataset_dir: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Workspace:
@@ -34,6 +37,7 @@ class Workspace:
             database_url=current.resolved_database_url,
             market_data_dir=current.resolved_market_data_dir,
             venue_costs=paper_costs(current),
+            dataset_dir=current.state_dir / "datasets",
         )
 
     @classmethod
@@ -45,6 +49,7 @@ class Workspace:
             artifact_root=root / "mlflow" / "artifacts",
             database_url=f"sqlite:///{root / 'tradepipe.db'}",
             market_data_dir=root / "market_data",
+            dataset_dir=root / "datasets",
         )
 
     @property

@@ -7,8 +7,10 @@ take, and safe to share between the bots that read one (symbol, timeframe, spec)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import mul
 from typing import Any, Self
 
 from tradepipe.features._shared import (
@@ -21,10 +23,15 @@ from tradepipe.features._shared import (
 )
 from tradepipe.features.spec import FeatureSpec
 
-_TRIM_EVERY = 512  # updates between trims of the histories (memory only, no numeric effect)
+NEVER = 1 << 62  # a row no stream reaches: the next flip of a spec without windowed sums
+_TRIM_EVERY = 512  # rows between trims of the histories (memory only, no numeric effect)
 
 # Windowed sums, per family: (attribute, history it sums, squared?). Each attribute holds,
-# per window w, a list [suffix sums of the previous block (w values), 0.0, prefix sum].
+# per window w, a list of w + 1 floats: the suffix sums of the previous block from its offset
+# w (0.0) down to offset 1, then the prefix sum of the current block. At row t, offset j =
+# t % w of its block, the window is item w - 1 - j (= ~t % w) plus the prefix; the previous
+# block's whole sum is never needed. Indexes are non-negative because CPython 3.11
+# specialises list indexing for those only.
 _FAMILIES = (
     ("_sma_blocks", "_close", False),
     ("_ret_blocks", "_ret", False),
@@ -41,8 +48,9 @@ _HISTORIES = ("_lnc", "_close", "_ret", "_park", "_volume", "_net")
 _STATE = (
     "_rows",
     "_last_start",
-    "_until_trim",
-    "_slots",
+    "_due",
+    "_next_flip",
+    "_next_trim",
     "_close_run",
     "_ret_run",
     "_park_run",
@@ -71,14 +79,19 @@ class StreamState:
         "_ema_params",
         "_family_windows",
         "_first_valid",
+        "_flip_sums",
         "_flips",
         "_history",
         "_horizons",
         "_momentum",
         "_rsi_params",
         "_sma",
+        "_sma_sums",
         "_taker",
+        "_taker_sums",
         "_volatility",
+        "_volatility_sums",
+        "_volume_sums",
         "_volume_windows",
         "_warmup",
         "_windows",
@@ -139,8 +152,13 @@ class StreamState:
             for k, (_, g) in enumerate(windows):
                 flips[g].append((family, k, history, squared))
         self._flips = tuple(tuple(entries) for entries in flips)
-        self._ema_params = tuple(smoothing(ema_center_of_mass(s)) for s in spec.ema_spans)
-        self._rsi_params = tuple(smoothing(wilder_center_of_mass(n)) for n in spec.rsi_periods)
+        # (index into the state list, alpha, 1 - alpha, denominator) per EMA and RSI.
+        self._ema_params = tuple(
+            (k, *smoothing(ema_center_of_mass(s))) for k, s in enumerate(spec.ema_spans)
+        )
+        self._rsi_params = tuple(
+            (k, *smoothing(wilder_center_of_mass(n))) for k, n in enumerate(spec.rsi_periods)
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -148,18 +166,53 @@ class StreamState:
         spec = self.spec
         self._rows = 0
         self._last_start: int | None = None
-        self._until_trim = _TRIM_EVERY
-        # Suffix index per block group: the first update starts a new block.
-        self._slots = list(self._windows)
+        # Blocks of window w start at the rows that are multiples of w (row 0 starts every
+        # group's first block): the next such row per group and of any group, and the next
+        # trim.
+        self._due = [0] * len(self._windows)
+        self._next_flip = 0 if self._windows else NEVER
+        self._next_trim = _TRIM_EVERY
         self._close_run = self._ret_run = self._park_run = self._volume_run = 0
         self._last_missing = NO_MISSING_ROW
         for history in _HISTORIES:
             setattr(self, history, [0.0] * self._history)
         for (family, _, _), windows in zip(_FAMILIES, self._family_windows, strict=True):
-            setattr(self, family, [[0.0] * (w + 2) for w, _ in windows])
+            setattr(self, family, [[0.0] * (w + 1) for w, _ in windows])
         self._emas = [0.0] * len(spec.ema_spans)
         self._gains = [0.0] * len(spec.rsi_periods)
         self._losses = [0.0] * len(spec.rsi_periods)
+        self._bind()
+
+    def _bind(self) -> None:
+        """Hand the hot path direct references to the lists it updates, per window.
+
+        The lists are only ever changed in place (flips assign slices, trims delete a head),
+        so these stay valid until reset() or restore() put new lists in place.
+        """
+        windows = [window for window, _ in self._sma]
+        self._sma_sums = tuple(zip(windows, self._sma_blocks, strict=True))
+        windows = [window for window, _ in self._volatility]
+        self._volatility_sums = tuple(
+            zip(windows, self._ret_blocks, self._ret_square_blocks, self._park_blocks, strict=True)
+        )
+        windows = [window for window, _ in self._volume_windows]
+        self._volume_sums = tuple(
+            zip(windows, self._volume_blocks, self._volume_square_blocks, strict=True)
+        )
+        windows = [window for window, _ in self._taker]
+        self._taker_sums = tuple(
+            zip(windows, self._net_blocks, self._flow_volume_blocks, strict=True)
+        )
+        self._flip_sums = tuple(
+            (
+                window,
+                tuple(
+                    (getattr(self, family)[k], getattr(self, history), squared)
+                    for family, k, history, squared in entries
+                ),
+            )
+            for window, entries in zip(self._windows, self._flips, strict=True)
+        )
 
     @property
     def ready(self) -> bool:
@@ -191,30 +244,35 @@ class StreamState:
             )
         for name, value in zip(_STATE, state.values, strict=True):
             setattr(self, name, _thawed(value))
+        self._bind()
 
     def copy(self) -> Self:
         twin = type(self)(self.spec)
         twin.restore(self.snapshot())
         return twin
 
-    def _flip(self, group: int) -> None:
-        """A block of the group's window length has closed: keep its suffix sums (summed
-        right to left, as batch does) and start the next block's prefix sums at 0.0."""
-        w = self._windows[group]
-        for family, k, history, squared in self._flips[group]:
-            window = getattr(self, history)[-w:]
-            if squared:
-                window = [x * x for x in window]
-            sums = list(accumulate(reversed(window)))
-            sums.reverse()
-            sums += (0.0, 0.0)
-            getattr(self, family)[k] = sums
-
-    def _trim(self) -> None:
-        keep = self._history
-        for history in _HISTORIES:
-            del getattr(self, history)[:-keep]
-        self._until_trim = _TRIM_EVERY
+    def _housekeeping(self, row: int) -> None:
+        """Before `row` is added: close the blocks that end there and trim when due."""
+        if row == self._next_flip:
+            due = self._due
+            for group, (window, sums) in enumerate(self._flip_sums):
+                if due[group] != row:
+                    continue
+                due[group] = row + window
+                # Keep the closed block's suffix sums, summed right to left as batch does.
+                for target, history, squared in sums:
+                    values = history[-window:]
+                    backwards: Iterator[float] = reversed(values)
+                    if squared:
+                        backwards = map(mul, backwards, reversed(values))
+                    target[1:] = accumulate(backwards)  # item `window`: the block's sum...
+                    target[window] = 0.0  # ... is where the next block's prefix starts
+            self._next_flip = min(due, default=NEVER)
+        if row == self._next_trim:
+            keep = self._history
+            for history in _HISTORIES:
+                del getattr(self, history)[:-keep]
+            self._next_trim = row + _TRIM_EVERY
 
 
 def _frozen(value: object) -> object:

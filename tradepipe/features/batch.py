@@ -38,40 +38,58 @@ def compute_features(candles: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     """
     o, h, lo, c, v, tb = _validated_columns(candles)
     n = len(c)
-    columns: list[Array] = []
-
     lnc = _log(c)
     ret = np.zeros(n)
     ret[1:] = lnc[1:] - lnc[:-1]
+    log_range = _log(h / lo)
+    columns = _close_columns(spec, c, lnc)
+    columns += _volatility_columns(spec, ret, log_range)
+    columns += _rsi_and_momentum_columns(spec, c)
+    columns += _volume_and_flow_columns(spec, v, tb)
+    if spec.candle_shape:
+        columns += _shape_columns(o, h, lo, c, log_range)
 
+    names = spec.feature_names
+    assert len(columns) == len(names), "feature columns out of step with spec.feature_names"
+    values = np.column_stack(columns) if n else np.empty((0, len(names)))
+    for position, name in enumerate(names):
+        values[: spec.warmup_by_feature[name], position] = np.nan
+    return pd.DataFrame(values, index=candles.index, columns=list(names))
+
+
+def _close_columns(spec: FeatureSpec, c: Array, lnc: Array) -> list[Array]:
+    """Returns over each horizon, then close over its SMA, then close over its EMA."""
+    n = len(c)
+    columns = []
     for horizon in spec.return_horizons:
         column = np.full(n, np.nan)
         column[horizon:] = lnc[horizon:] - lnc[:-horizon]
         columns.append(column)
-
     close_runs = _run_lengths(c)
     for window in spec.sma_windows:
         mean = np.where(close_runs >= window, c, _rolling_sum(c, window) / window)
         columns.append(c / mean)
-
     for span in spec.ema_spans:
         ema = pd.Series(c).ewm(com=ema_center_of_mass(span), adjust=False).mean()
         columns.append(c / ema.to_numpy(dtype=np.float64))
+    return columns
 
-    log_range = _log(h / lo)
+
+def _volatility_columns(spec: FeatureSpec, ret: Array, log_range: Array) -> list[Array]:
+    """Std of log returns per window, then Parkinson volatility per window."""
     park = log_range * log_range
     ret_runs = _run_lengths(ret)
     park_runs = _run_lengths(park)
-    stds = []
-    for window in spec.volatility_windows:
-        var = _variance(ret, window, ret_runs)
-        stds.append(np.sqrt(var))
-    parkinsons = []
+    columns = [np.sqrt(_variance(ret, window, ret_runs)) for window in spec.volatility_windows]
     for window in spec.volatility_windows:
         mean = np.where(park_runs >= window, park, _rolling_sum(park, window) / window)
-        parkinsons.append(np.sqrt(np.maximum(mean, 0.0) * PARKINSON_SCALE))
-    columns += stds + parkinsons
+        columns.append(np.sqrt(np.maximum(mean, 0.0) * PARKINSON_SCALE))
+    return columns
 
+
+def _rsi_and_momentum_columns(spec: FeatureSpec, c: Array) -> list[Array]:
+    n = len(c)
+    columns = []
     change = np.zeros(n)
     change[1:] = c[1:] - c[:-1]
     gains = np.where(change > 0.0, change, 0.0)
@@ -84,12 +102,16 @@ def compute_features(candles: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
         loss[1:] = pd.Series(losses[1:]).ewm(com=com, adjust=False).mean().to_numpy(np.float64)
         moving = gain + loss
         columns.append(_divide(100.0 * gain, moving, moving > 0.0, RSI_NO_MOVEMENT))
-
     for momentum in spec.momentum_periods:
         column = np.full(n, np.nan)
         column[momentum:] = c[momentum:] / c[:-momentum] - 1.0
         columns.append(column)
+    return columns
 
+
+def _volume_and_flow_columns(spec: FeatureSpec, v: Array, tb: Array) -> list[Array]:
+    """Volume ratio and z-score per window, then the taker flows."""
+    columns = []
     volume_runs = _run_lengths(v)
     for window in spec.volume_windows:
         constant = volume_runs >= window
@@ -97,34 +119,30 @@ def compute_features(candles: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
         std = np.sqrt(_variance(v, window, volume_runs))
         columns.append(_divide(v, mean, mean > 0.0, 1.0))
         columns.append(_divide(v - mean, std, std > 0.0, 0.0))
-
     missing = np.isnan(tb)
     net = np.where(missing, 0.0, 2.0 * tb - v)
     if spec.taker_net_flow:
         columns.append(np.where(missing, np.nan, _divide(net, v, v > 0.0, 0.0)))
-    rows = np.arange(n)
+    rows = np.arange(len(v))
     last_missing = np.maximum.accumulate(np.where(missing, rows, NO_MISSING_ROW))
     for window in spec.taker_flow_windows:
         net_sum = _rolling_sum(net, window)
         volume_sum = _rolling_sum(v, window)
         flow = _divide(net_sum, volume_sum, volume_sum > 0.0, 0.0)
         columns.append(np.where(rows - last_missing < window, np.nan, flow))
+    return columns
 
-    if spec.candle_shape:
-        candle_range = h - lo
-        ranged = candle_range > 0.0
-        columns.append(_divide(c - o, candle_range, ranged, 0.0))
-        columns.append(_divide(h - np.maximum(o, c), candle_range, ranged, 0.0))
-        columns.append(_divide(np.minimum(o, c) - lo, candle_range, ranged, 0.0))
-        columns.append(_divide(c - lo, candle_range, ranged, 0.5))
-        columns.append(log_range)
 
-    names = spec.feature_names
-    assert len(columns) == len(names), "feature columns out of step with spec.feature_names"
-    values = np.column_stack(columns) if n else np.empty((0, len(names)))
-    for position, name in enumerate(names):
-        values[: spec.warmup_by_feature[name], position] = np.nan
-    return pd.DataFrame(values, index=candles.index, columns=list(names))
+def _shape_columns(o: Array, h: Array, lo: Array, c: Array, log_range: Array) -> list[Array]:
+    candle_range = h - lo
+    ranged = candle_range > 0.0
+    return [
+        _divide(c - o, candle_range, ranged, 0.0),
+        _divide(h - np.maximum(o, c), candle_range, ranged, 0.0),
+        _divide(np.minimum(o, c) - lo, candle_range, ranged, 0.0),
+        _divide(c - lo, candle_range, ranged, 0.5),
+        log_range,
+    ]
 
 
 def _rolling_sum(values: Array, window: int) -> Array:

@@ -2,8 +2,11 @@
 
 O(1) amortised per candle: block prefix/suffix sums over short histories (plain lists,
 trimmed now and then), recursive EMAs, run-length counters; no pandas and no per-update
-arrays. Every operation mirrors `batch.py` in order and operands (see `_shared`), so on the
-same rows the two agree bit for bit; the parity tests on real data hold them to 1e-9.
+arrays. `update` checks the candle and hands each family of features to a step that appends
+them in `feature_names` order; the steps read their per-window lists through direct
+references (`StreamState._bind`), the cheapest access CPython has besides locals. Every
+operation mirrors `batch.py` in order and operands (see `_shared`), so on the same rows the
+two agree bit for bit; the parity tests on real data hold them to 1e-9.
 
 The live engine shares one state per (symbol, timeframe, spec) across bots: `update` returns
 an immutable tuple that bots may keep, and `snapshot()`/`restore()` (or `copy.deepcopy`)
@@ -13,6 +16,7 @@ copy the state.
 from __future__ import annotations
 
 import math
+from math import log, sqrt
 
 from tradepipe.domain import Candle
 from tradepipe.features._shared import PARKINSON_SCALE, RSI_NO_MOVEMENT, CandleDataError
@@ -59,22 +63,24 @@ class IncrementalFeatures(StreamState):
         t = self._rows
         self._rows = t + 1
         # Block bookkeeping comes first: a flip sums the block that the previous row closed.
-        slots = self._slots
-        for g, w in enumerate(self._windows):
-            slot = slots[g] + 1
-            if slot > w:
-                self._flip(g)
-                slot = 1
-            slots[g] = slot
-        self._until_trim -= 1
-        if not self._until_trim:
-            self._trim()
+        if t == self._next_flip or t == self._next_trim:
+            self._housekeeping(t)
 
         out: list[float] = []
-        put = out.append
-        log = math.log
-        sqrt = math.sqrt
+        r, ret_run, previous_close = self._closes(out, t, c)
+        log_range = self._volatility_features(out, t, r, ret_run, log(h / lo))
+        self._rsi_and_momentum(out, t, c, previous_close)
+        self._volume_and_flow(out, t, v, candle.taker_buy_volume)
+        if self._with_shape:
+            _shape(out, o, h, lo, c, log_range)
+        if t < self._warmup:
+            for position, first in enumerate(self._first_valid):
+                if t < first:
+                    out[position] = _NAN
+        return tuple(out)
 
+    def _closes(self, out: list[float], t: int, c: float) -> tuple[float, int, float]:
+        """Returns, SMA and EMA ratios; gives the log return, its run and the last close."""
         lnc_history = self._lnc
         close_history = self._close
         ret_history = self._ret
@@ -82,79 +88,70 @@ class IncrementalFeatures(StreamState):
         if t:
             previous_close = close_history[-1]
             r = lnc - lnc_history[-1]
+            close_run = self._close_run + 1 if c == previous_close else 1
+            ret_run = self._ret_run + 1 if r == ret_history[-1] else 1
         else:
             previous_close = c
             r = 0.0
-        if c == previous_close and t:
-            self._close_run = close_run = self._close_run + 1
-        else:
-            self._close_run = close_run = 1
-        if t and r == ret_history[-1]:
-            self._ret_run = ret_run = self._ret_run + 1
-        else:
-            self._ret_run = ret_run = 1
+            close_run = ret_run = 1
+        self._close_run = close_run
+        self._ret_run = ret_run
         lnc_history.append(lnc)
         close_history.append(c)
         ret_history.append(r)
 
         for back in self._horizons:
-            put(lnc - lnc_history[back])
-
-        blocks = self._sma_blocks
-        for k, (w, g) in enumerate(self._sma):
-            acc = blocks[k]
-            prefix = acc[-1] + c
-            acc[-1] = prefix
-            s = acc[slots[g]] + prefix
-            put(c / (c if close_run >= w else s / w))
-
+            out.append(lnc - lnc_history[back])
+        for w, acc in self._sma_sums:
+            prefix = acc[w] + c
+            acc[w] = prefix
+            s = acc[~t % w] + prefix
+            out.append(c / (c if close_run >= w else s / w))
         emas = self._emas
-        for k, (alpha, keep, den) in enumerate(self._ema_params):
+        for k, alpha, keep, den in self._ema_params:
             ema = c if t == 0 else emas[k]
             if ema != c:
                 ema = (keep * ema + alpha * c) / den
             emas[k] = ema
-            put(c / ema)
+            out.append(c / ema)
+        return r, ret_run, previous_close
 
-        log_range = log(h / lo)
+    def _volatility_features(
+        self, out: list[float], t: int, r: float, ret_run: int, log_range: float
+    ) -> float:
+        """Std of log returns, then Parkinson volatility; gives the log range back."""
         park = log_range * log_range
         park_history = self._park
-        if t and park == park_history[-1]:
-            self._park_run = park_run = self._park_run + 1
-        else:
-            self._park_run = park_run = 1
+        park_run = self._park_run + 1 if t and park == park_history[-1] else 1
+        self._park_run = park_run
         park_history.append(park)
-        blocks = self._ret_blocks
-        squares = self._ret_square_blocks
         r2 = r * r
-        for k, (w, g) in enumerate(self._volatility):
-            slot = slots[g]
-            acc = blocks[k]
-            prefix = acc[-1] + r
-            acc[-1] = prefix
-            s1 = acc[slot] + prefix
-            acc = squares[k]
-            prefix = acc[-1] + r2
-            acc[-1] = prefix
-            s2 = acc[slot] + prefix
+        for w, sums, squares, _ in self._volatility_sums:
+            slot = ~t % w
+            prefix = sums[w] + r
+            sums[w] = prefix
+            s1 = sums[slot] + prefix
+            prefix = squares[w] + r2
+            squares[w] = prefix
+            s2 = squares[slot] + prefix
             var = (s2 - s1 * s1 / w) / (w - 1)
-            put(0.0 if ret_run >= w or var < 0.0 else sqrt(var))
-        blocks = self._park_blocks
-        for k, (w, g) in enumerate(self._volatility):
-            acc = blocks[k]
-            prefix = acc[-1] + park
-            acc[-1] = prefix
-            s = acc[slots[g]] + prefix
+            out.append(0.0 if ret_run >= w or var < 0.0 else sqrt(var))
+        for w, _, _, sums in self._volatility_sums:
+            prefix = sums[w] + park
+            sums[w] = prefix
+            s = sums[~t % w] + prefix
             mean = park if park_run >= w else s / w
-            put(sqrt(mean * PARKINSON_SCALE) if mean > 0.0 else 0.0)
+            out.append(sqrt(mean * PARKINSON_SCALE) if mean > 0.0 else 0.0)
+        return log_range
 
+    def _rsi_and_momentum(self, out: list[float], t: int, c: float, previous_close: float) -> None:
         if t:
             change = c - previous_close
             gain = change if change > 0.0 else 0.0
             loss = -change if change < 0.0 else 0.0
             gains = self._gains
             losses = self._losses
-            for k, (alpha, keep, den) in enumerate(self._rsi_params):
+            for k, alpha, keep, den in self._rsi_params:
                 if t == 1:
                     up = gain
                     down = loss
@@ -168,46 +165,41 @@ class IncrementalFeatures(StreamState):
                 gains[k] = up
                 losses[k] = down
                 moving = up + down
-                put(100.0 * up / moving if moving > 0.0 else RSI_NO_MOVEMENT)
+                out.append(100.0 * up / moving if moving > 0.0 else RSI_NO_MOVEMENT)
         else:
             for _ in self._rsi_params:
-                put(_NAN)
-
+                out.append(_NAN)
+        close_history = self._close
         for back in self._momentum:
             then = close_history[back]
             # 0.0 is the warm-up filler (prices are positive): that row's value is masked.
-            put(c / then - 1.0 if then else _NAN)
+            out.append(c / then - 1.0 if then else _NAN)
 
+    def _volume_and_flow(self, out: list[float], t: int, v: float, taker_buy: float | None) -> None:
+        """Volume ratio and z-score, then the taker flows."""
         volume_history = self._volume
-        if t and v == volume_history[-1]:
-            self._volume_run = volume_run = self._volume_run + 1
-        else:
-            self._volume_run = volume_run = 1
+        volume_run = self._volume_run + 1 if t and v == volume_history[-1] else 1
+        self._volume_run = volume_run
         volume_history.append(v)
-        blocks = self._volume_blocks
-        squares = self._volume_square_blocks
         v2 = v * v
-        for k, (w, g) in enumerate(self._volume_windows):
-            slot = slots[g]
-            acc = blocks[k]
-            prefix = acc[-1] + v
-            acc[-1] = prefix
-            s1 = acc[slot] + prefix
-            acc = squares[k]
-            prefix = acc[-1] + v2
-            acc[-1] = prefix
-            s2 = acc[slot] + prefix
+        for w, sums, squares in self._volume_sums:
+            slot = ~t % w
+            prefix = sums[w] + v
+            sums[w] = prefix
+            s1 = sums[slot] + prefix
+            prefix = squares[w] + v2
+            squares[w] = prefix
+            s2 = squares[slot] + prefix
             if volume_run >= w:
-                put(1.0)
-                put(0.0)
+                out.append(1.0)
+                out.append(0.0)
                 continue
             mean = s1 / w
-            put(v / mean if mean > 0.0 else 1.0)
+            out.append(v / mean if mean > 0.0 else 1.0)
             var = (s2 - s1 * s1 / w) / (w - 1)
             std = sqrt(var) if var > 0.0 else 0.0
-            put((v - mean) / std if std > 0.0 else 0.0)
+            out.append((v - mean) / std if std > 0.0 else 0.0)
 
-        taker_buy = candle.taker_buy_volume
         if taker_buy is None or taker_buy != taker_buy:
             net = 0.0
             self._last_missing = last_missing = t
@@ -217,42 +209,32 @@ class IncrementalFeatures(StreamState):
             last_missing = self._last_missing
             flow = net / v if v > 0.0 else 0.0
         if self._with_flow:
-            put(flow)
-        net_history = self._net
-        net_history.append(net)
-        blocks = self._net_blocks
-        volumes = self._flow_volume_blocks
-        for k, (w, g) in enumerate(self._taker):
-            slot = slots[g]
-            acc = blocks[k]
-            prefix = acc[-1] + net
-            acc[-1] = prefix
-            s_net = acc[slot] + prefix
-            acc = volumes[k]
-            prefix = acc[-1] + v
-            acc[-1] = prefix
-            s_volume = acc[slot] + prefix
+            out.append(flow)
+        self._net.append(net)
+        for w, nets, volumes in self._taker_sums:
+            slot = ~t % w
+            prefix = nets[w] + net
+            nets[w] = prefix
+            s_net = nets[slot] + prefix
+            prefix = volumes[w] + v
+            volumes[w] = prefix
+            s_volume = volumes[slot] + prefix
             if t - last_missing < w:
-                put(_NAN)
+                out.append(_NAN)
             else:
-                put(s_net / s_volume if s_volume > 0.0 else 0.0)
+                out.append(s_net / s_volume if s_volume > 0.0 else 0.0)
 
-        if self._with_shape:
-            candle_range = h - lo
-            if candle_range > 0.0:
-                put((c - o) / candle_range)
-                put((h - (o if o > c else c)) / candle_range)
-                put(((c if o > c else o) - lo) / candle_range)
-                put((c - lo) / candle_range)
-            else:
-                put(0.0)
-                put(0.0)
-                put(0.0)
-                put(0.5)
-            put(log_range)
 
-        if t < self._warmup:
-            for position, first in enumerate(self._first_valid):
-                if t < first:
-                    out[position] = _NAN
-        return tuple(out)
+def _shape(out: list[float], o: float, h: float, lo: float, c: float, log_range: float) -> None:
+    candle_range = h - lo
+    if candle_range > 0.0:
+        out.append((c - o) / candle_range)
+        out.append((h - (o if o > c else c)) / candle_range)
+        out.append(((c if o > c else o) - lo) / candle_range)
+        out.append((c - lo) / candle_range)
+    else:
+        out.append(0.0)
+        out.append(0.0)
+        out.append(0.0)
+        out.append(0.5)
+    out.append(log_range)
