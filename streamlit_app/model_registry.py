@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from tradepipe.db.session import mask_url
+
+if TYPE_CHECKING:
+    from tradepipe.registry import ModelRegistry
+    from tradepipe.registry import ModelVersionInfo as RegisteredVersion
 
 __all__ = ["LINEAGE_KEYS", "ModelVersionInfo", "RegisteredModelInfo", "RegistryRead", "read"]
 
@@ -76,54 +80,42 @@ def read(tracking_uri: str) -> RegistryRead:
 
 
 def _read(tracking_uri: str) -> tuple[RegisteredModelInfo, ...]:
-    from mlflow import MlflowClient  # heavy: imported only when the Models page asks
+    from tradepipe.registry import ModelRegistry  # heavy: imported only when the page asks
 
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    registry = ModelRegistry(tracking_uri)
     models = []
-    for model in client.search_registered_models(max_results=200):
-        aliases = {str(alias): str(version) for alias, version in (model.aliases or {}).items()}
-        versions = client.search_model_versions(f"name = '{_quoted(model.name)}'")
-        newest = sorted(versions, key=lambda mv: int(mv.version), reverse=True)[:MAX_VERSIONS]
+    for model in registry.registered_models():
+        newest = list(reversed(registry.versions(model.name)))[:MAX_VERSIONS]
         models.append(
             RegisteredModelInfo(
                 name=model.name,
-                description=model.description or None,
-                aliases=aliases,
-                versions=tuple(_version(client, mv, aliases) for mv in newest),
+                description=model.description,
+                aliases=dict(model.aliases),
+                versions=tuple(_version(registry, found) for found in newest),
             )
         )
-    return tuple(sorted(models, key=lambda model: model.name))
+    return tuple(models)
 
 
-def _version(client: Any, mv: Any, aliases: dict[str, str]) -> ModelVersionInfo:
-    version = str(mv.version)
-    metrics: dict[str, float] = {}
-    lineage = {key: str(mv.tags[key]) for key in LINEAGE_KEYS if key in (mv.tags or {})}
-    for metric in getattr(mv, "metrics", None) or ():  # MLflow 3 logged-model metrics
-        metrics[str(metric.key)] = float(metric.value)
-    if mv.run_id:
-        run = client.get_run(mv.run_id)
-        metrics = {**{str(k): float(v) for k, v in run.data.metrics.items()}, **metrics}
-        for source in (run.data.tags, run.data.params):
+def _version(registry: ModelRegistry, found: RegisteredVersion) -> ModelVersionInfo:
+    metrics = dict(found.metrics)
+    lineage = {key: found.tags[key] for key in LINEAGE_KEYS if key in found.tags}
+    if found.run_id:
+        run = registry.run_record(found.run_id)
+        metrics = {**run.metrics, **metrics}
+        for source in (run.tags, run.params):
             for key in LINEAGE_KEYS:
                 if key in source and key not in lineage:
-                    lineage[key] = str(source[key])
-    created = (
-        datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC) if mv.creation_timestamp else None
-    )
+                    lineage[key] = source[key]
     return ModelVersionInfo(
-        version=version,
-        aliases=tuple(sorted(alias for alias, held in aliases.items() if held == version)),
-        status=str(mv.status or ""),
-        created_at=created,
-        run_id=mv.run_id or None,
+        version=found.version,
+        aliases=tuple(sorted(found.aliases)),
+        status=found.status,
+        created_at=found.created_at,
+        run_id=found.run_id,
         metrics=metrics,
         lineage=lineage,
     )
-
-
-def _quoted(name: str) -> str:
-    return name.replace("'", "\\'")
 
 
 def _missing_store(tracking_uri: str) -> Path | None:
