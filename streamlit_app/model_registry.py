@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
@@ -19,10 +19,10 @@ from urllib.parse import unquote, urlparse
 from tradepipe.db.session import mask_url
 
 if TYPE_CHECKING:
-    from tradepipe.registry import ModelRegistry
     from tradepipe.registry import ModelVersionInfo as RegisteredVersion
+    from tradepipe.registry import RegisteredModel, RunRecord
 
-__all__ = ["LINEAGE_KEYS", "ModelVersionInfo", "RegisteredModelInfo", "RegistryRead", "read"]
+__all__ = ["LINEAGE_KEYS", "RegisteredModelInfo", "RegistryRead", "read"]
 
 # Where training records what a version was built from: version tags, run tags or params.
 LINEAGE_KEYS = ("data_fingerprint", "feature_spec_hash", "strategy_hash")
@@ -32,22 +32,25 @@ _CREDENTIALS = re.compile(r"(://[^/\s:@]+:)[^@\s/]+@")
 
 
 @dataclass(frozen=True, slots=True)
-class ModelVersionInfo:
-    version: str
-    aliases: tuple[str, ...]
-    status: str
-    created_at: datetime | None
-    run_id: str | None
-    metrics: dict[str, float] = field(default_factory=dict)
-    lineage: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
 class RegisteredModelInfo:
-    name: str
-    description: str | None
-    aliases: dict[str, str]  # alias -> version
-    versions: tuple[ModelVersionInfo, ...]  # newest first
+    """A registered model with its newest versions (their runs' metrics merged into each
+    version's own) and what each version was built from."""
+
+    model: RegisteredModel
+    versions: tuple[RegisteredVersion, ...]  # newest first
+    lineage: Mapping[str, Mapping[str, str]]  # version -> the LINEAGE_KEYS found for it
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def description(self) -> str | None:
+        return self.model.description
+
+    @property
+    def aliases(self) -> Mapping[str, str]:  # alias -> version
+        return self.model.aliases
 
     @property
     def champion(self) -> str | None:
@@ -86,36 +89,29 @@ def _read(tracking_uri: str) -> tuple[RegisteredModelInfo, ...]:
     models = []
     for model in registry.registered_models():
         newest = list(reversed(registry.versions(model.name)))[:MAX_VERSIONS]
-        models.append(
-            RegisteredModelInfo(
-                name=model.name,
-                description=model.description,
-                aliases=dict(model.aliases),
-                versions=tuple(_version(registry, found) for found in newest),
-            )
-        )
+        versions, lineage = [], {}
+        for found in newest:
+            run = registry.run_record(found.run_id) if found.run_id else None
+            versions.append(_with_run_metrics(found, run))
+            lineage[found.version] = _lineage(found, run)
+        models.append(RegisteredModelInfo(model, tuple(versions), lineage))
     return tuple(models)
 
 
-def _version(registry: ModelRegistry, found: RegisteredVersion) -> ModelVersionInfo:
-    metrics = dict(found.metrics)
-    lineage = {key: found.tags[key] for key in LINEAGE_KEYS if key in found.tags}
-    if found.run_id:
-        run = registry.run_record(found.run_id)
-        metrics = {**run.metrics, **metrics}
-        for source in (run.tags, run.params):
-            for key in LINEAGE_KEYS:
-                if key in source and key not in lineage:
-                    lineage[key] = source[key]
-    return ModelVersionInfo(
-        version=found.version,
-        aliases=tuple(sorted(found.aliases)),
-        status=found.status,
-        created_at=found.created_at,
-        run_id=found.run_id,
-        metrics=metrics,
-        lineage=lineage,
-    )
+def _with_run_metrics(found: RegisteredVersion, run: RunRecord | None) -> RegisteredVersion:
+    """The version's own (logged-model) metrics over its training run's."""
+    return replace(found, metrics={**(run.metrics if run else {}), **found.metrics})
+
+
+def _lineage(found: RegisteredVersion, run: RunRecord | None) -> dict[str, str]:
+    """LINEAGE_KEYS from the version's tags, else its run's tags, else its run's params."""
+    sources = (found.tags, *((run.tags, run.params) if run else ()))
+    lineage: dict[str, str] = {}
+    for source in sources:
+        for key in LINEAGE_KEYS:
+            if key in source and key not in lineage:
+                lineage[key] = source[key]
+    return lineage
 
 
 def _missing_store(tracking_uri: str) -> Path | None:
