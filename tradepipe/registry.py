@@ -173,7 +173,10 @@ class ModelRegistry:
 
     def run_record(self, run_id: str) -> RunRecord:
         """What the run `run_id` (a version's training run) logged."""
-        data = self._call(self._client.get_run, run_id).data
+        try:
+            data = self._call(self._client.get_run, run_id).data
+        except ModelNotFoundError:  # _call words it as a model's absence
+            raise ModelNotFoundError(f"no run {run_id} in this tracking store") from None
         return RunRecord(
             metrics={str(key): float(value) for key, value in data.metrics.items()},
             tags={str(key): str(value) for key, value in data.tags.items()},

@@ -158,5 +158,5 @@ def test_models_versions_and_their_runs_are_read_through_the_registry(
     run_id = versions[0].run_id
     assert run_id is not None
     assert registry.run_record(run_id).tags.get("mlflow.runName")
-    with pytest.raises(ModelNotFoundError):
+    with pytest.raises(ModelNotFoundError, match=f"no run {'0' * 32} in"):
         registry.run_record("0" * 32)
