@@ -70,6 +70,25 @@ class Aio:
         except TimeoutError:
             pytest.fail(f"timed out after {limit} s waiting for {_described(what)}")
 
+    @classmethod
+    async def eventually_in_thread(
+        cls,
+        condition: Callable[[], T],
+        what: str,
+        log: Path,
+        timeout: float,
+        interval: float = 0.1,
+    ) -> T:
+        """`eventually` for a blocking condition (a database query, a process check), run
+        in a thread off the event loop; a timeout quotes the (engine's) `log`."""
+        found: T = await cls.eventually(
+            lambda: asyncio.to_thread(condition),
+            lambda: f"{what}; engine log:\n{log.read_text(errors='replace')}",
+            timeout,
+            interval,
+        )
+        return found
+
     @staticmethod
     async def within(awaitable: Awaitable[T], timeout: float = 5.0) -> T:
         return await asyncio.wait_for(awaitable, timeout)

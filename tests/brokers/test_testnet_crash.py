@@ -49,13 +49,7 @@ def test_sigkill_of_a_testnet_engine_then_restart_finds_every_order(
     processes: list[subprocess.Popen[bytes]] = []
 
     async def until(condition: Any, what: str, timeout: float = 90.0) -> Any:
-        """`condition` queries the database: polled in a thread, not on the event loop."""
-        return await aio.eventually(
-            lambda: asyncio.to_thread(condition),
-            lambda: f"{what}; engine log:\n{log.read_text()}",
-            timeout,
-            0.1,
-        )
+        return await aio.eventually_in_thread(condition, what, log, timeout)
 
     async def scenario() -> None:
         exchange = ExchangeSimulator(account(usdt=100_000.0), {API_KEY: API_SECRET})
