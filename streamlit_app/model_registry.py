@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from tradepipe.db.session import mask_url
 
-__all__ = ["LINEAGE_KEYS", "ModelVersionInfo", "RegisteredModelInfo", "RegistryRead", "read"]
+if TYPE_CHECKING:
+    from tradepipe.registry import ModelVersionInfo as RegisteredVersion
+    from tradepipe.registry import RegisteredModel, RunRecord
+
+__all__ = ["LINEAGE_KEYS", "RegisteredModelInfo", "RegistryRead", "read"]
 
 # Where training records what a version was built from: version tags, run tags or params.
 LINEAGE_KEYS = ("data_fingerprint", "feature_spec_hash", "strategy_hash")
@@ -28,22 +32,25 @@ _CREDENTIALS = re.compile(r"(://[^/\s:@]+:)[^@\s/]+@")
 
 
 @dataclass(frozen=True, slots=True)
-class ModelVersionInfo:
-    version: str
-    aliases: tuple[str, ...]
-    status: str
-    created_at: datetime | None
-    run_id: str | None
-    metrics: dict[str, float] = field(default_factory=dict)
-    lineage: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
 class RegisteredModelInfo:
-    name: str
-    description: str | None
-    aliases: dict[str, str]  # alias -> version
-    versions: tuple[ModelVersionInfo, ...]  # newest first
+    """A registered model with its newest versions (their runs' metrics merged into each
+    version's own) and what each version was built from."""
+
+    model: RegisteredModel
+    versions: tuple[RegisteredVersion, ...]  # newest first
+    lineage: Mapping[str, Mapping[str, str]]  # version -> the LINEAGE_KEYS found for it
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def description(self) -> str | None:
+        return self.model.description
+
+    @property
+    def aliases(self) -> Mapping[str, str]:  # alias -> version
+        return self.model.aliases
 
     @property
     def champion(self) -> str | None:
@@ -76,54 +83,35 @@ def read(tracking_uri: str) -> RegistryRead:
 
 
 def _read(tracking_uri: str) -> tuple[RegisteredModelInfo, ...]:
-    from mlflow import MlflowClient  # heavy: imported only when the Models page asks
+    from tradepipe.registry import ModelRegistry  # heavy: imported only when the page asks
 
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    registry = ModelRegistry(tracking_uri)
     models = []
-    for model in client.search_registered_models(max_results=200):
-        aliases = {str(alias): str(version) for alias, version in (model.aliases or {}).items()}
-        versions = client.search_model_versions(f"name = '{_quoted(model.name)}'")
-        newest = sorted(versions, key=lambda mv: int(mv.version), reverse=True)[:MAX_VERSIONS]
-        models.append(
-            RegisteredModelInfo(
-                name=model.name,
-                description=model.description or None,
-                aliases=aliases,
-                versions=tuple(_version(client, mv, aliases) for mv in newest),
-            )
-        )
-    return tuple(sorted(models, key=lambda model: model.name))
+    for model in registry.registered_models():
+        newest = list(reversed(registry.versions(model.name)))[:MAX_VERSIONS]
+        versions, lineage = [], {}
+        for found in newest:
+            run = registry.run_record(found.run_id) if found.run_id else None
+            versions.append(_with_run_metrics(found, run))
+            lineage[found.version] = _lineage(found, run)
+        models.append(RegisteredModelInfo(model, tuple(versions), lineage))
+    return tuple(models)
 
 
-def _version(client: Any, mv: Any, aliases: dict[str, str]) -> ModelVersionInfo:
-    version = str(mv.version)
-    metrics: dict[str, float] = {}
-    lineage = {key: str(mv.tags[key]) for key in LINEAGE_KEYS if key in (mv.tags or {})}
-    for metric in getattr(mv, "metrics", None) or ():  # MLflow 3 logged-model metrics
-        metrics[str(metric.key)] = float(metric.value)
-    if mv.run_id:
-        run = client.get_run(mv.run_id)
-        metrics = {**{str(k): float(v) for k, v in run.data.metrics.items()}, **metrics}
-        for source in (run.data.tags, run.data.params):
-            for key in LINEAGE_KEYS:
-                if key in source and key not in lineage:
-                    lineage[key] = str(source[key])
-    created = (
-        datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC) if mv.creation_timestamp else None
-    )
-    return ModelVersionInfo(
-        version=version,
-        aliases=tuple(sorted(alias for alias, held in aliases.items() if held == version)),
-        status=str(mv.status or ""),
-        created_at=created,
-        run_id=mv.run_id or None,
-        metrics=metrics,
-        lineage=lineage,
-    )
+def _with_run_metrics(found: RegisteredVersion, run: RunRecord | None) -> RegisteredVersion:
+    """The version's own (logged-model) metrics over its training run's."""
+    return replace(found, metrics={**(run.metrics if run else {}), **found.metrics})
 
 
-def _quoted(name: str) -> str:
-    return name.replace("'", "\\'")
+def _lineage(found: RegisteredVersion, run: RunRecord | None) -> dict[str, str]:
+    """LINEAGE_KEYS from the version's tags, else its run's tags, else its run's params."""
+    sources = (found.tags, *((run.tags, run.params) if run else ()))
+    lineage: dict[str, str] = {}
+    for source in sources:
+        for key in LINEAGE_KEYS:
+            if key in source and key not in lineage:
+                lineage[key] = source[key]
+    return lineage
 
 
 def _missing_store(tracking_uri: str) -> Path | None:

@@ -16,6 +16,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 STRICT = os.environ.get("TRADEPIPE_STRICT_TESTS") == "1"
+# The database backends (SQLite and one PostgreSQL database per session) of every folder.
+pytest_plugins = ("tests.db_backends",)
 
 
 @pytest.fixture(scope="session")

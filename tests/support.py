@@ -6,10 +6,12 @@ import asyncio
 import concurrent.futures
 import contextlib
 import gzip
+import inspect
 import json
 import math
 import os
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
@@ -45,19 +47,48 @@ class Aio:
 
     @classmethod
     async def eventually(
-        cls, condition: Callable[[], object], what: str, timeout: float | None = None
-    ) -> None:
-        """Poll until `condition()` holds; fail the test naming `what` after `timeout`."""
+        cls,
+        condition: Callable[[], object],
+        what: str | Callable[[], str],
+        timeout: float | None = None,
+        interval: float = 0.005,
+    ) -> Any:
+        """Poll until `condition()` (a value or an awaitable of one) is truthy and return it;
+        fail the test naming `what` (text, or a function giving it then) after `timeout`."""
         limit = timeout or cls.EVENTUALLY_TIMEOUT
 
-        async def poll() -> None:
-            while not condition():
-                await asyncio.sleep(0.005)
+        async def poll() -> object:
+            while True:
+                found = condition()
+                if inspect.isawaitable(found):
+                    found = await found
+                if found:
+                    return found
+                await asyncio.sleep(interval)
 
         try:
-            await asyncio.wait_for(poll(), limit)
+            return await asyncio.wait_for(poll(), limit)
         except TimeoutError:
-            pytest.fail(f"timed out after {limit} s waiting for {what}")
+            pytest.fail(f"timed out after {limit} s waiting for {_described(what)}")
+
+    @classmethod
+    async def eventually_in_thread(
+        cls,
+        condition: Callable[[], T],
+        what: str,
+        log: Path,
+        timeout: float,
+        interval: float = 0.1,
+    ) -> T:
+        """`eventually` for a blocking condition (a database query, a process check), run
+        in a thread off the event loop; a timeout quotes the (engine's) `log`."""
+        found: T = await cls.eventually(
+            lambda: asyncio.to_thread(condition),
+            lambda: f"{what}; engine log:\n{log.read_text(errors='replace')}",
+            timeout,
+            interval,
+        )
+        return found
 
     @staticmethod
     async def within(awaitable: Awaitable[T], timeout: float = 5.0) -> T:
@@ -66,6 +97,28 @@ class Aio:
     @staticmethod
     def feed_config(url: str, **changes: Any) -> BinanceFeedConfig:
         return feed_config(url, **changes)
+
+
+def eventually(
+    condition: Callable[[], T | None],
+    what: str | Callable[[], str],
+    timeout: float = 5.0,
+    interval: float = 0.05,
+) -> T:
+    """Poll `condition()` in this thread until it is truthy and return it; fail the test
+    naming `what` (text, or a function giving it then) after `timeout` seconds. The async
+    twin is `Aio.eventually`."""
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {_described(what)}")
+        time.sleep(interval)
+    assert found is not None  # for mypy: a truthy value is never None
+    return found
+
+
+def _described(what: str | Callable[[], str]) -> str:
+    return what if isinstance(what, str) else what()
 
 
 def feed_config(url: str, **changes: Any) -> BinanceFeedConfig:

@@ -9,9 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 from websockets.asyncio.client import connect
+
+from tests.support import Aio
 
 
 def _free_port() -> int:
@@ -21,16 +22,16 @@ def _free_port() -> int:
 
 
 async def _first_trade(url: str) -> dict[str, object]:
-    deadline = time.monotonic() + 20
-    while True:
+    async def received() -> dict[str, object] | None:
         try:
             async with connect(url, open_timeout=2) as client:
                 raw = await asyncio.wait_for(client.recv(), timeout=10)
                 return json.loads(raw)  # type: ignore[no-any-return]
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+        except OSError:  # the process is not listening yet
+            return None
+
+    found: dict[str, object] = await Aio.eventually(received, "a trade from the replay", 20, 0.2)
+    return found
 
 
 def test_synthetic_replay_serves_binance_trades_and_stops_on_sigterm() -> None:

@@ -8,14 +8,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from app.cli import app
+from tests.support import eventually
 
 # Enters at every candle: the test is about the wiring (CLI, replay, engine, API, database),
 # so it must not wait for a market condition.
@@ -67,32 +67,28 @@ def test_engine_trades_from_the_replay_and_stops_cleanly(tmp_path: Path) -> None
     try:
         # `bots add` asks the venue (here the replay's REST side) whether BTCUSDT exists:
         # retried until the replay is up
-        deadline = time.monotonic() + 60
-        while True:
+        def add_once_the_venue_answers() -> Result | None:
             added = runner.invoke(
                 app, ["bots", "add", "scalper", "--strategy", "always_enter", "--symbol",
                       "BTCUSDT", "--timeframe", "1s", "--capital", "100", "--take-profit-pct",
                       "0.01", "--stop-loss-pct", "0.01", "--max-holding-seconds", "30",
                       "--maker-timeout-seconds", "5"],
             )  # fmt: skip
-            if added.exit_code == 0 or "cannot ask" not in added.stderr:
-                break
-            assert time.monotonic() < deadline, added.stderr
-            time.sleep(0.3)
+            return added if added.exit_code == 0 or "cannot ask" not in added.stderr else None
+
+        added = eventually(add_once_the_venue_answers, "the replay's REST side", 60, 0.3)
         assert added.exit_code == 0, added.stderr
         engine = subprocess.Popen([*tradepipe, "live", "run"], env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True)  # fmt: skip
-        deadline = time.monotonic() + 120
-        orders = 0
-        while time.monotonic() < deadline and orders == 0:
-            time.sleep(1)
+
+        def entered() -> dict[str, object] | None:
             health = _health(api_port)
-            if health is None:
-                continue
-            bots = health.get("bots")
+            bots = health.get("bots") if health is not None else []
             assert isinstance(bots, list)
-            orders = sum(int(bot.get("entries", 0) or 0) for bot in bots)
-        assert health is not None and health["state"] == "running", health
+            return health if sum(int(bot.get("entries", 0) or 0) for bot in bots) else None
+
+        health = eventually(entered, "the bot's first entry", 120, interval=1)
+        assert health["state"] == "running", health
         engine.send_signal(signal.SIGTERM)
         output, _ = engine.communicate(timeout=30)
         assert engine.returncode == 0, output

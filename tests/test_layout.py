@@ -64,11 +64,6 @@ KNOWN_OFFENDERS = {
     "app/services/stack.py:embedded_services",
     "tradepipe/db/leases.py:claim_leases",
     "live/api/history.py:history_router",
-    "research/review/replay.py:_positions",
-    "research/review/positions.py:compare_pair",
-    "research/review/run.py:review_bot",
-    "tests/db/conftest.py:seeded",
-    "tests/dashboard/seed.py:seed",
     "tests/api/test_history_routes.py:"
     "test_orders_positions_fills_pnl_and_events_with_filters_and_pages",
     "tests/api/test_model_routes.py:test_rollback_pin_and_unpin_through_the_api",

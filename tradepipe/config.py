@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, StringConstraints, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +24,7 @@ from pydantic_settings import (
 )
 
 from tradepipe.notifications import NOTIFIER_NAME, NotifierSettings
+from tradepipe.pydantic_errors import describe_validation_error
 
 ENV_PREFIX = "TRADEPIPE_"
 CONFIG_FILE_ENV = "TRADEPIPE_CONFIG"
@@ -217,16 +219,11 @@ class Settings(BaseSettings):
         return (self.decision_log_dir or self.state_dir / "decisions").resolve()
 
 
-def _describe(error: ValidationError) -> str:
-    problems = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "settings"
-        env_name = ENV_PREFIX + str(item["loc"][0] if item["loc"] else field).upper()
-        if item["type"] == "extra_forbidden":
-            problems.append(f"unknown setting {field!r} (check the spelling in the config file)")
-        else:
-            problems.append(f"invalid setting {field} ({env_name}): {item['msg']}")
-    return "; ".join(problems)
+def _describe_setting(item: ErrorDetails, field: str) -> str:
+    env_name = ENV_PREFIX + str(item["loc"][0] if item["loc"] else field).upper()
+    if item["type"] == "extra_forbidden":
+        return f"unknown setting {field!r} (check the spelling in the config file)"
+    return f"invalid setting {field} ({env_name}): {item['msg']}"
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -234,7 +231,7 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
-        raise ConfigError(_describe(error)) from None
+        raise ConfigError(describe_validation_error(error, "settings", _describe_setting)) from None
     except SettingsError as error:  # a structured setting (notifiers) from the env is JSON
         named = re.search(r'field "(\w+)"', str(error))
         field = named.group(1) if named else "settings"

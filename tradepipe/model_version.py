@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,9 @@ __all__ = [
     "ModelNotFoundError",
     "ModelPinnedError",
     "ModelVersionInfo",
+    "RegisteredModel",
     "RegistryError",
+    "RunRecord",
     "parse_model_uri",
 ]
 
@@ -59,6 +62,26 @@ class ModelVersionInfo:
     source: str
     aliases: tuple[str, ...]
     tags: Mapping[str, str]
+    status: str = ""
+    created_at: datetime | None = None
+    # Metrics MLflow 3 keeps on the logged model; the training run's are in RunRecord.
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredModel:
+    name: str
+    description: str | None
+    aliases: Mapping[str, str]  # alias -> version
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """What a version's training run logged: metrics, tags and params."""
+
+    metrics: Mapping[str, float]
+    tags: Mapping[str, str]
+    params: Mapping[str, str]
 
 
 @dataclass(frozen=True)

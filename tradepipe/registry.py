@@ -34,7 +34,9 @@ from tradepipe.model_version import (
     ModelNotFoundError,
     ModelPinnedError,
     ModelVersionInfo,
+    RegisteredModel,
     RegistryError,
+    RunRecord,
     parse_model_uri,
 )
 from tradepipe.quality import QualityError, QualityReference
@@ -54,7 +56,9 @@ __all__ = [
     "ModelPinnedError",
     "ModelRegistry",
     "ModelVersionInfo",
+    "RegisteredModel",
     "RegistryError",
+    "RunRecord",
     "get_champion",
     "load_model",
     "set_champion",
@@ -126,12 +130,27 @@ class ModelRegistry:
         found = self._call(self._client.search_registered_models)
         return sorted(str(model.name) for model in found)
 
+    def registered_models(self, *, at_most: int = 200) -> list[RegisteredModel]:
+        """Registered models (up to `at_most`) with their aliases, by name."""
+        found = self._call(self._client.search_registered_models, None, at_most)
+        return sorted(
+            (
+                RegisteredModel(
+                    name=str(model.name),
+                    description=model.description or None,
+                    aliases={str(a): str(v) for a, v in (model.aliases or {}).items()},
+                )
+                for model in found
+            ),
+            key=lambda model: model.name,
+        )
+
     def versions(self, name: str) -> list[ModelVersionInfo]:
         """Every version of `name`, oldest first; ModelNotFoundError for an unknown model."""
         aliases: dict[str, list[str]] = {}
         for alias, version in self._call(self._client.get_registered_model, name).aliases.items():
             aliases.setdefault(str(version), []).append(str(alias))
-        found = self._call(self._client.search_model_versions, f"name = '{name}'")
+        found = self._call(self._client.search_model_versions, f"name = {_literal(name)}")
         # A search leaves versions' aliases empty (MLflow 3): they come from the model.
         return sorted(
             (
@@ -147,8 +166,22 @@ class ModelRegistry:
 
     def versions_of_run(self, name: str, run_id: str) -> list[ModelVersionInfo]:
         """Versions of `name` registered from `run_id`, oldest first."""
-        found = self._client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+        found = self._client.search_model_versions(
+            f"name = {_literal(name)} and run_id = '{run_id}'"
+        )
         return sorted((self._info(item) for item in found), key=lambda item: int(item.version))
+
+    def run_record(self, run_id: str) -> RunRecord:
+        """What the run `run_id` (a version's training run) logged."""
+        try:
+            data = self._call(self._client.get_run, run_id).data
+        except ModelNotFoundError:  # _call words it as a model's absence
+            raise ModelNotFoundError(f"no run {run_id} in this tracking store") from None
+        return RunRecord(
+            metrics={str(key): float(value) for key, value in data.metrics.items()},
+            tags={str(key): str(value) for key, value in data.tags.items()},
+            params={str(key): str(value) for key, value in data.params.items()},
+        )
 
     def quality_reference(self, name: str, version: str) -> QualityReference | None:
         """What training measured for `version` (None: trained before references were
@@ -414,6 +447,8 @@ class ModelRegistry:
 
     @staticmethod
     def _info(version: Any) -> ModelVersionInfo:
+        created = version.creation_timestamp  # milliseconds since the epoch
+        logged_metrics = getattr(version, "metrics", None) or ()  # MLflow 3 logged model's
         return ModelVersionInfo(
             name=str(version.name),
             version=str(version.version),
@@ -421,7 +456,16 @@ class ModelRegistry:
             source=str(version.source),
             aliases=tuple(version.aliases or ()),
             tags=dict(version.tags or {}),
+            status=str(version.status or ""),
+            created_at=datetime.fromtimestamp(created / 1000, UTC) if created else None,
+            metrics={str(metric.key): float(metric.value) for metric in logged_metrics},
         )
+
+
+def _literal(name: str) -> str:
+    """`name` as a string in a registry search filter (which has no escape for a quote)."""
+    quote = '"' if "'" in name else "'"
+    return f"{quote}{name}{quote}"
 
 
 def _logged_model_id(uri: str) -> str | None:

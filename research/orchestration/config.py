@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from research.orchestration.common import OrchestrationError
 from tradepipe.config import Settings, load_settings
+from tradepipe.pydantic_errors import describe_validation_error
 from tradepipe.timeframes import InvalidTimeframeError, parse_timeframe
 
 __all__ = [
@@ -109,10 +110,7 @@ def load_orchestration_config(path: Path | None = None) -> OrchestrationConfig:
     try:
         return OrchestrationConfig.model_validate(data)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or 'config'}: {item['msg']}"
-            for item in error.errors()
-        )
+        problems = describe_validation_error(error, "config")
         raise OrchestrationError(f"{path}: {problems}") from None
 
 

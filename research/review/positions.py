@@ -148,88 +148,113 @@ def _at_barrier(position: ReviewedPosition) -> bool:
 
 def compare_pair(live: ReviewedPosition, backtest: ReviewedPosition) -> tuple[Divergence, ...]:
     """The differences of one matched pair, each with its cause."""
-    found: list[Divergence] = []
-    if live.entry_price is not None and backtest.entry_price is not None:
-        assert live.entry_time_ms is not None
-        cause = attribute_price(
-            live_price=live.entry_price,
-            live_time_ms=live.entry_time_ms,
-            live_type=live.entry_type,
-            backtest_price=backtest.entry_price,
-            backtest_type=backtest.entry_type,
-            backtest_window=backtest.entry_window,
-        )
-        if cause is not None:
-            found.append(
-                Divergence(
-                    "entry_price",
-                    iso_utc(live.entry_time_ms),
-                    f"live {live.entry_price!r} backtest {backtest.entry_price!r}",
-                    cause,
-                )
-            )
-    elif (live.entry_price is None) != (backtest.entry_price is None):
-        filled, waiting = (live, backtest) if live.entry_price is not None else (backtest, live)
-        side = "live" if filled is live else "backtest"
-        found.append(
-            Divergence(
-                "entry_fill",
-                iso_utc(live.entry_candle_ms),
-                f"the entry filled only in the {side}",
-                "latency: the entry was still waiting for a trade when the range ended"
-                if waiting.exit_reason is None
-                else "fill model: the limit was traded through on one side only",
-            )
-        )
+    found = [_entry_divergence(live, backtest)]
     if live.exit_reason != backtest.exit_reason:
-        when = live.exit_time_ms or backtest.exit_time_ms or live.entry_candle_ms
-        entries_differ = (
-            live.entry_price is not None
-            and backtest.entry_price is not None
-            and not same_price(live.entry_price, backtest.entry_price)
+        found.append(_exit_reason_divergence(live, backtest))
+    else:
+        found.append(_exit_price_divergence(live, backtest))
+    return tuple(divergence for divergence in found if divergence is not None)
+
+
+def _entry_divergence(live: ReviewedPosition, backtest: ReviewedPosition) -> Divergence | None:
+    """Entries at other prices, or filled on one side only."""
+    live_entry, backtest_entry = _entry_fill(live), _entry_fill(backtest)
+    if live_entry is not None and backtest_entry is not None:
+        detail = f"live {live.entry_price!r} backtest {backtest.entry_price!r}"
+        return _price_divergence("entry_price", detail, live_entry, backtest_entry)
+    if (live.entry_price is None) == (backtest.entry_price is None):
+        return None
+    filled, waiting = (live, backtest) if live.entry_price is not None else (backtest, live)
+    side = "live" if filled is live else "backtest"
+    return Divergence(
+        "entry_fill",
+        iso_utc(live.entry_candle_ms),
+        f"the entry filled only in the {side}",
+        "latency: the entry was still waiting for a trade when the range ended"
+        if waiting.exit_reason is None
+        else "fill model: the limit was traded through on one side only",
+    )
+
+
+def _exit_reason_divergence(live: ReviewedPosition, backtest: ReviewedPosition) -> Divergence:
+    """The two sides left the position for different reasons."""
+    when = live.exit_time_ms or backtest.exit_time_ms or live.entry_candle_ms
+    entries_differ = (
+        live.entry_price is not None
+        and backtest.entry_price is not None
+        and not same_price(live.entry_price, backtest.entry_price)
+    )
+    if live.exit_reason is None or backtest.exit_reason is None:
+        cause = "latency: still open at the end of the range on one side"
+    elif entries_differ:
+        cause = (
+            "entry price: the barriers were set from another entry price (see "
+            "entry_price), so the market reached another one first"
         )
-        if live.exit_reason is None or backtest.exit_reason is None:
-            cause = "latency: still open at the end of the range on one side"
-        elif entries_differ:
-            cause = (
-                "entry price: the barriers were set from another entry price (see "
-                "entry_price), so the market reached another one first"
-            )
-        else:
-            cause = (
-                "fill model: live exits on trades in the order they came, the backtest on "
-                "the candle's open, high, low and close (stop-loss first when both touched)"
-            )
-        found.append(
-            Divergence(
-                "exit_reason",
-                iso_utc(when),
-                f"live {live.exit_reason} backtest {backtest.exit_reason}",
-                cause,
-            )
+    else:
+        cause = (
+            "fill model: live exits on trades in the order they came, the backtest on "
+            "the candle's open, high, low and close (stop-loss first when both touched)"
         )
-    elif live.exit_price is not None and backtest.exit_price is not None:
-        assert live.exit_time_ms is not None
-        cause = attribute_price(
-            live_price=live.exit_price,
-            live_time_ms=live.exit_time_ms,
-            live_type=live.exit_type,
-            backtest_price=backtest.exit_price,
-            backtest_type=backtest.exit_type,
-            backtest_window=backtest.exit_window,
-            at_barrier=_at_barrier(live) and _at_barrier(backtest),
-        )
-        if cause is not None:
-            found.append(
-                Divergence(
-                    "exit_price",
-                    iso_utc(live.exit_time_ms),
-                    f"{live.exit_reason}: live {live.exit_price!r} backtest "
-                    f"{backtest.exit_price!r}",
-                    cause,
-                )
-            )
-    return tuple(found)
+    return Divergence(
+        "exit_reason",
+        iso_utc(when),
+        f"live {live.exit_reason} backtest {backtest.exit_reason}",
+        cause,
+    )
+
+
+def _exit_price_divergence(live: ReviewedPosition, backtest: ReviewedPosition) -> Divergence | None:
+    """The same exit at other prices."""
+    live_exit, backtest_exit = _exit_fill(live), _exit_fill(backtest)
+    if live_exit is None or backtest_exit is None:
+        return None
+    detail = f"{live.exit_reason}: live {live.exit_price!r} backtest {backtest.exit_price!r}"
+    at_barrier = _at_barrier(live) and _at_barrier(backtest)
+    return _price_divergence("exit_price", detail, live_exit, backtest_exit, at_barrier)
+
+
+@dataclass(frozen=True)
+class _Fill:
+    """One side's entry or exit: its price, when, by which order type, in which candle."""
+
+    price: float
+    time_ms: int | None
+    order_type: str | None
+    window: tuple[int, int] | None
+
+
+def _entry_fill(position: ReviewedPosition) -> _Fill | None:
+    if position.entry_price is None:
+        return None
+    return _Fill(
+        position.entry_price, position.entry_time_ms, position.entry_type, position.entry_window
+    )
+
+
+def _exit_fill(position: ReviewedPosition) -> _Fill | None:
+    if position.exit_price is None:
+        return None
+    return _Fill(
+        position.exit_price, position.exit_time_ms, position.exit_type, position.exit_window
+    )
+
+
+def _price_divergence(
+    kind: str, detail: str, live: _Fill, backtest: _Fill, at_barrier: bool = False
+) -> Divergence | None:
+    """A divergence of `kind` when the live and backtest prices differ, with its cause."""
+    assert live.time_ms is not None  # a filled live order has its time
+    cause = attribute_price(
+        live_price=live.price,
+        live_time_ms=live.time_ms,
+        live_type=live.order_type,
+        backtest_price=backtest.price,
+        backtest_type=backtest.order_type,
+        backtest_window=backtest.window,
+        at_barrier=at_barrier,
+    )
+    return None if cause is None else Divergence(kind, iso_utc(live.time_ms), detail, cause)
 
 
 def match_positions(

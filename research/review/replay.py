@@ -112,6 +112,10 @@ def replay_segment(
     return SegmentReplay(result, answers, held, positions)
 
 
+# The candle (start, end) in which a fill at (time, role, price) happened, if it did.
+FillWindow = Callable[[int, str, float], tuple[int, int] | None]
+
+
 def _positions(
     result: BacktestResult,
     config: BotConfig,
@@ -122,14 +126,30 @@ def _positions(
 ) -> list[ReviewedPosition]:
     starts = candles["start_ms"].astype("int64").tolist()
     fills = {(f.time_ms, f.role, f.price): f for f in result.fills}
-    market = "market"
-    found: list[ReviewedPosition] = []
-    tp, sl = config.take_profit_pct / 100, config.stop_loss_pct / 100
 
     def window(time_ms: int, role: str, price: float) -> tuple[int, int] | None:
         fill = fills.get((time_ms, role, price))
         return None if fill is None else (starts[fill.row], starts[fill.row] + step)
 
+    found = [
+        *_traded(result, config, answers, entries, window),
+        *_unfilled(result, entries),
+        *_still_open(result, entries, window),
+    ]
+    return sorted(found, key=lambda p: p.entry_candle_ms)
+
+
+def _traded(
+    result: BacktestResult,
+    config: BotConfig,
+    answers: dict[int, DecisionAnswer],
+    entries: list[tuple[int, int]],
+    window: FillWindow,
+) -> list[ReviewedPosition]:
+    """The backtest's closed trades."""
+    market = "market"
+    tp, sl = config.take_profit_pct / 100, config.stop_loss_pct / 100
+    found: list[ReviewedPosition] = []
     for trade in result.trades:
         candle = entry_candle(trade.entry_time_ms, entries)
         if candle is None:
@@ -154,6 +174,12 @@ def _positions(
                 label="backtest",
             )
         )
+    return found
+
+
+def _unfilled(result: BacktestResult, entries: list[tuple[int, int]]) -> list[ReviewedPosition]:
+    """The backtest's limit entries that were cancelled unfilled."""
+    found: list[ReviewedPosition] = []
     for unfilled in result.unfilled_entries:
         candle = entry_candle(unfilled.placed_at_ms, entries)
         if candle is not None:
@@ -169,27 +195,36 @@ def _positions(
                     label="backtest",
                 )
             )
+    return found
+
+
+def _still_open(
+    result: BacktestResult, entries: list[tuple[int, int]], window: FillWindow
+) -> list[ReviewedPosition]:
+    """The backtest's positions still open at the end of the range."""
+    found: list[ReviewedPosition] = []
     for position in result.open_positions:
         candle = entry_candle(position.entry.placed_at_ms, entries)
-        if candle is not None:
-            price = position.entry_price
-            found.append(
-                ReviewedPosition(
-                    entry_candle_ms=candle,
-                    entry_type=position.entry.order_type.value,
-                    entry_price=price,
-                    entry_time_ms=position.opened_at_ms,
-                    exit_reason=None,
-                    exit_price=None,
-                    exit_time_ms=None,
-                    take_profit_price=position.take_profit_price,
-                    stop_loss_price=position.stop_loss_price,
-                    entry_window=(
-                        window(position.opened_at_ms, "entry", price)
-                        if position.opened_at_ms is not None and price is not None
-                        else None
-                    ),
-                    label="backtest",
-                )
+        if candle is None:
+            continue
+        price, opened = position.entry_price, position.opened_at_ms
+        found.append(
+            ReviewedPosition(
+                entry_candle_ms=candle,
+                entry_type=position.entry.order_type.value,
+                entry_price=price,
+                entry_time_ms=opened,
+                exit_reason=None,
+                exit_price=None,
+                exit_time_ms=None,
+                take_profit_price=position.take_profit_price,
+                stop_loss_price=position.stop_loss_price,
+                entry_window=(
+                    window(opened, "entry", price)
+                    if opened is not None and price is not None
+                    else None
+                ),
+                label="backtest",
             )
-    return sorted(found, key=lambda p: p.entry_candle_ms)
+        )
+    return found

@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from research.training.errors import SpecError
 from tradepipe.botconfig import BotConfig
 from tradepipe.costs import TradingCosts
 from tradepipe.features import FeatureSpec, default_spec
 from tradepipe.guard import GuardRails
+from tradepipe.pydantic_errors import describe_validation_error
 from tradepipe.timeframes import InvalidTimeframeError, Timeframe, parse_timeframe
 
 __all__ = ["ModelSpec", "PromotionSection", "load_spec", "parse_spec"]
@@ -358,23 +360,20 @@ def parse_spec(text: str, *, source: str = "<spec>") -> ModelSpec:
     try:
         return ModelSpec.model_validate(data)
     except ValidationError as error:
-        raise SpecError(f"{source}: {_describe(error)}") from None
+        raise SpecError(
+            f"{source}: {describe_validation_error(error, '', _describe_problem)}"
+        ) from None
 
 
-def _describe(error: ValidationError) -> str:
-    problems = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
-        if item["type"] == "extra_forbidden":
-            allowed = _allowed_fields(item["loc"][:-1])
-            hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
-            problems.append(f"unknown field {where!r}{hint}")
-        elif item["type"] == "missing":
-            problems.append(f"missing field {where!r}")
-        else:
-            message = str(item["msg"]).removeprefix("Value error, ")
-            problems.append(f"{where}: {message}" if where else message)
-    return "; ".join(problems)
+def _describe_problem(item: ErrorDetails, where: str) -> str:
+    if item["type"] == "extra_forbidden":
+        allowed = _allowed_fields(item["loc"][:-1])
+        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        return f"unknown field {where!r}{hint}"
+    if item["type"] == "missing":
+        return f"missing field {where!r}"
+    message = str(item["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 def _allowed_fields(location: tuple[int | str, ...]) -> list[str]:

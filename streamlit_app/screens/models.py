@@ -287,9 +287,10 @@ def _lineage_frame(
 ) -> pd.DataFrame:
     """One row per version: what the promotion recorded, filled in from MLflow's tags."""
     rows: dict[str, dict[str, str]] = {}
+    lineage = model.lineage if model else {}
     for version in model.versions if model else ():
         rows[version.version] = {"version": version.version, "run": version.run_id or ""}
-        rows[version.version].update(version.lineage)
+        rows[version.version].update(lineage.get(version.version, {}))
     for promotion in sorted(promotions, key=lambda p: p.decided_at):
         row = rows.setdefault(promotion.version, {"version": promotion.version})
         recorded = {

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -50,13 +49,7 @@ def test_sigkill_of_a_testnet_engine_then_restart_finds_every_order(
     processes: list[subprocess.Popen[bytes]] = []
 
     async def until(condition: Any, what: str, timeout: float = 90.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = await asyncio.to_thread(condition)
-            if found:
-                return found
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; engine log:\n{log.read_text()}")
+        return await aio.eventually_in_thread(condition, what, log, timeout)
 
     async def scenario() -> None:
         exchange = ExchangeSimulator(account(usdt=100_000.0), {API_KEY: API_SECRET})

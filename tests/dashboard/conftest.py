@@ -1,5 +1,5 @@
-"""Fixtures of the dashboard tests: the database backends of tests/db (SQLite and
-PostgreSQL), the seeded history of `seed.py`, candles in a market data store, an MLflow
+"""Fixtures of the dashboard tests: the database backends of tests/db_backends.py (SQLite
+and PostgreSQL), the recent history of tests/seed_data, candles in a market data store, an MLflow
 registry, and the TRADEPIPE_* environment that points the dashboard at all of them."""
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ import pandas as pd
 import pytest
 from sqlalchemy.engine import Engine
 
-from tests.dashboard import seed as seed_module
-from tests.dashboard.seed import DATA_FINGERPRINT, FEATURE_SPEC_HASH, MOMENTUM_HASH, Seeded
-
-# The backends (and their PostgreSQL database per session) are the database tests' own.
-from tests.db.conftest import database_url, engine, pg_session_database  # noqa: F401
+from tests.seed_data import (
+    DATA_FINGERPRINT,
+    FEATURE_SPEC_HASH,
+    MOMENTUM_HASH,
+    RecentHistory,
+    seed_recent,
+)
 from tradepipe.marketdata import MarketDataStore
 
 MODEL_NAME = "btc-lgbm"
@@ -26,8 +28,8 @@ CHAMPION_VERSION = "3"
 
 
 @pytest.fixture
-def seeded(engine: Engine) -> Seeded:  # noqa: F811 - the imported fixture
-    return seed_module.seed(engine, datetime.now(UTC).replace(microsecond=0))
+def seeded(engine: Engine) -> RecentHistory:
+    return seed_recent(engine, datetime.now(UTC).replace(microsecond=0))
 
 
 def write_candles(root: Path, now: datetime) -> int:
@@ -95,14 +97,14 @@ class Dashboard:
     """A seeded database plus what the dashboard process needs to find it."""
 
     database_url: str
-    seeded: Seeded
+    seeded: RecentHistory
     env: dict[str, str]
 
 
 @pytest.fixture
 def dashboard(
-    database_url: str,  # noqa: F811 - the imported fixture
-    seeded: Seeded,
+    database_url: str,
+    seeded: RecentHistory,
     tmp_path: Path,
     mlflow_store: MlflowStore,
     monkeypatch: pytest.MonkeyPatch,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.engine import Engine
 
-from tests.dashboard.seed import MOMENTUM_HASH, Seeded
+from tests.seed_data import MOMENTUM_HASH, RecentHistory
 from tradepipe.db import BotStatus, Position, PositionStatus, QueryError, session_scope
 from tradepipe.db.dashboard_queries import (
     FALLBACK_NOTE,
@@ -24,7 +24,7 @@ from tradepipe.enums import ComponentKind
 
 
 def test_equity_curve_accumulates_net_pnl_per_bot_and_in_total_with_filters(
-    engine: Engine, seeded: Seeded
+    engine: Engine, seeded: RecentHistory
 ) -> None:
     with session_scope(engine) as session:
         points = equity_curve(session)
@@ -55,7 +55,7 @@ def test_equity_curve_accumulates_net_pnl_per_bot_and_in_total_with_filters(
     assert [p.position_id for p in before] == [seeded.timeout_id]
 
 
-def test_closed_positions_bound_the_close_time(engine: Engine, seeded: Seeded) -> None:
+def test_closed_positions_bound_the_close_time(engine: Engine, seeded: RecentHistory) -> None:
     midnight = seeded.now.replace(hour=0, minute=0, second=0)
     with session_scope(engine) as session:
         today = closed_positions(session, since=midnight)
@@ -75,7 +75,7 @@ def test_closed_positions_bound_the_close_time(engine: Engine, seeded: Seeded) -
 
 
 def test_open_positions_are_marked_at_the_last_fill_of_their_symbol_or_say_why_not(
-    engine: Engine, seeded: Seeded
+    engine: Engine, seeded: RecentHistory
 ) -> None:
     with session_scope(engine) as session:
         marks = {mark.position.id: mark for mark in open_position_marks(session)}
@@ -103,7 +103,7 @@ def test_open_positions_are_marked_at_the_last_fill_of_their_symbol_or_say_why_n
 
 
 def test_open_positions_are_marked_at_the_live_price_a_fresh_engine_publishes(
-    engine: Engine, seeded: Seeded
+    engine: Engine, seeded: RecentHistory
 ) -> None:
     now = datetime.now(UTC)
     traded_ms = int((now - timedelta(seconds=3)).timestamp() * 1000)
@@ -131,7 +131,7 @@ def test_open_positions_are_marked_at_the_live_price_a_fresh_engine_publishes(
     assert (stale.mark_price, stale.price_source, stale.note) == (105.0, "last fill", FALLBACK_NOTE)
 
 
-def test_bot_and_engine_health(engine: Engine, seeded: Seeded) -> None:
+def test_bot_and_engine_health(engine: Engine, seeded: RecentHistory) -> None:
     with session_scope(engine) as session:
         health = {item.bot.name: item for item in bot_health(session, now=seeded.now)}
     assert list(health) == ["alpha", "beta", "delta", "gamma"]

@@ -10,7 +10,7 @@ import pytest
 
 from streamlit_app import model_registry
 from tests.dashboard.conftest import CHAMPION_VERSION, MODEL_NAME, MlflowStore
-from tests.dashboard.seed import DATA_FINGERPRINT, FEATURE_SPEC_HASH, MOMENTUM_HASH
+from tests.seed_data import DATA_FINGERPRINT, FEATURE_SPEC_HASH, MOMENTUM_HASH
 
 
 def test_reads_models_versions_metrics_aliases_and_lineage(mlflow_store: MlflowStore) -> None:
@@ -23,7 +23,7 @@ def test_reads_models_versions_metrics_aliases_and_lineage(mlflow_store: MlflowS
     champion = model.versions[1]
     assert champion.aliases == ("champion",)
     assert champion.metrics == pytest.approx({"sharpe": 1.4, "auc": 0.64})
-    assert champion.lineage == {
+    assert model.lineage["3"] == {
         "data_fingerprint": f"{DATA_FINGERPRINT}-v3",  # a version tag
         "feature_spec_hash": FEATURE_SPEC_HASH,  # a run tag
         "strategy_hash": MOMENTUM_HASH,  # a run parameter

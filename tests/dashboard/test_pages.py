@@ -9,7 +9,7 @@ import pytest
 
 from tests.dashboard.apptest import PAGES, new_app, open_page, page_text, served_on
 from tests.dashboard.conftest import Dashboard
-from tests.dashboard.seed import (
+from tests.seed_data import (
     BETA_ERROR,
     DATA_FINGERPRINT,
     ENGINE_VERSION,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from tests.seed_data import T0, ReferenceHistory
 from tradepipe.db import (
     Base,
     Bot,
@@ -37,13 +37,8 @@ from tradepipe.db import (
     session_scope,
 )
 
-if TYPE_CHECKING:  # conftest is pytest's to import; tests only borrow its type
-    from tests.db.conftest import Seeded
 
-T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)  # the seed's reference time (conftest.T0)
-
-
-def test_bots(session: Session, seeded: Seeded) -> None:
+def test_bots(session: Session, seeded: ReferenceHistory) -> None:
     bots = list_bots(session)
     assert [bot.name for bot in bots] == ["alpha", "beta", "gamma"]
     alpha = get_bot(session, "alpha")
@@ -57,7 +52,9 @@ def test_bots(session: Session, seeded: Seeded) -> None:
     assert get_bot(session, "nobody") is None
 
 
-def test_bot_with_unreadable_config_is_still_listed(engine: Engine, seeded: Seeded) -> None:
+def test_bot_with_unreadable_config_is_still_listed(
+    engine: Engine, seeded: ReferenceHistory
+) -> None:
     with engine.begin() as connection:  # a raw write that bypasses the model's validation
         connection.execute(
             sa.update(Bot).where(Bot.name == "gamma").values(config={"capital_per_trade": -1})
@@ -68,7 +65,7 @@ def test_bot_with_unreadable_config_is_still_listed(engine: Engine, seeded: Seed
     assert gamma.config_error is not None and "capital_per_trade" in gamma.config_error
 
 
-def test_strategies(session: Session, seeded: Seeded) -> None:
+def test_strategies(session: Session, seeded: ReferenceHistory) -> None:
     strategies = list_strategies(session)
     assert [strategy.name for strategy in strategies] == ["broken", "momentum"]
     broken = strategies[0]
@@ -82,7 +79,7 @@ def test_strategies(session: Session, seeded: Seeded) -> None:
     assert get_strategy(session, "gone") is None  # gamma names it, but it is not registered
 
 
-def test_orders_filters(session: Session, seeded: Seeded) -> None:
+def test_orders_filters(session: Session, seeded: ReferenceHistory) -> None:
     everything = list_orders(session)
     assert len(everything) == 7
     created = [order.created_at for order in everything]
@@ -101,7 +98,7 @@ def test_orders_filters(session: Session, seeded: Seeded) -> None:
     assert len(list_orders(session, limit=2)) == 2
 
 
-def test_positions(session: Session, seeded: Seeded) -> None:
+def test_positions(session: Session, seeded: ReferenceHistory) -> None:
     assert len(list_positions(session, bot="alpha")) == 4
     open_ = list_positions(session, status=[PositionStatus.PENDING, PositionStatus.ACTIVE])
     assert {(p.bot_name, p.status) for p in open_} == {
@@ -112,7 +109,7 @@ def test_positions(session: Session, seeded: Seeded) -> None:
     assert list_positions(session, symbol="SOLUSDT") == ()
 
 
-def test_position_with_its_orders_and_fills(session: Session, seeded: Seeded) -> None:
+def test_position_with_its_orders_and_fills(session: Session, seeded: ReferenceHistory) -> None:
     detail = get_position(session, seeded.closed_win_id)
     assert detail is not None
     assert detail.position.bot_name == "alpha"
@@ -125,7 +122,7 @@ def test_position_with_its_orders_and_fills(session: Session, seeded: Seeded) ->
     assert get_position(session, 987_654) is None
 
 
-def test_pnl_summary(session: Session, seeded: Seeded) -> None:
+def test_pnl_summary(session: Session, seeded: ReferenceHistory) -> None:
     summary = pnl_summary(session)
     assert [bot.bot_name for bot in summary.bots] == ["alpha", "beta", "gamma"]
     alpha = summary.for_bot("alpha")
@@ -146,7 +143,7 @@ def test_pnl_summary(session: Session, seeded: Seeded) -> None:
     assert summary.win_rate == pytest.approx(0.5)
 
 
-def test_pnl_summary_over_a_window(session: Session, seeded: Seeded) -> None:
+def test_pnl_summary_over_a_window(session: Session, seeded: ReferenceHistory) -> None:
     later = pnl_summary(session, since=T0 + timedelta(minutes=30))
     alpha = later.for_bot("alpha")
     assert alpha is not None
@@ -158,7 +155,7 @@ def test_pnl_summary_over_a_window(session: Session, seeded: Seeded) -> None:
     assert [bot.bot_name for bot in only_beta.bots] == ["beta"]
 
 
-def test_daily_stats(session: Session, seeded: Seeded) -> None:
+def test_daily_stats(session: Session, seeded: ReferenceHistory) -> None:
     rows = daily_stats(session)
     assert [(row.bot_name, row.day) for row in rows] == [
         ("alpha", date(2024, 3, 1)),
@@ -171,7 +168,7 @@ def test_daily_stats(session: Session, seeded: Seeded) -> None:
 
 
 def test_heartbeats_are_judged_stale_against_the_given_clock(
-    session: Session, seeded: Seeded
+    session: Session, seeded: ReferenceHistory
 ) -> None:
     beats = heartbeats(session, now=seeded.now, stale_after=timedelta(minutes=5))
     assert [(beat.kind, beat.name) for beat in beats] == [
@@ -185,7 +182,7 @@ def test_heartbeats_are_judged_stale_against_the_given_clock(
     assert beats[0].beat_at.tzinfo == UTC
 
 
-def test_model_promotions(session: Session, seeded: Seeded) -> None:
+def test_model_promotions(session: Session, seeded: ReferenceHistory) -> None:
     everything = list_model_promotions(session)
     assert (everything[0].model_name, everything[0].version) == ("btc-lgbm", "3")
     btc = list_model_promotions(session, model_name="btc-lgbm")
@@ -196,7 +193,7 @@ def test_model_promotions(session: Session, seeded: Seeded) -> None:
     assert len(list_model_promotions(session, limit=1)) == 1
 
 
-def test_recent_events(session: Session, seeded: Seeded) -> None:
+def test_recent_events(session: Session, seeded: ReferenceHistory) -> None:
     events = recent_events(session)
     assert [event.kind for event in events] == [
         "order_filled",
@@ -211,7 +208,7 @@ def test_recent_events(session: Session, seeded: Seeded) -> None:
     assert len(recent_events(session, limit=1)) == 1
 
 
-def test_views_are_frozen_copies_not_orm_rows(session: Session, seeded: Seeded) -> None:
+def test_views_are_frozen_copies_not_orm_rows(session: Session, seeded: ReferenceHistory) -> None:
     views = [
         *list_bots(session),
         *list_orders(session),

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from live.replay import ReplayServer
-from tests.engine.helpers import query
+from tests.engine.helpers import Aio, query
 
 T = TypeVar("T")
 
@@ -133,13 +132,7 @@ class EngineProcess:
     async def until(self, condition: Callable[[], T], what: str, timeout: float = 90.0) -> T:
         """Poll `condition` (in a thread) until it is truthy; fail naming `what`, with the
         engine's log."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = await asyncio.to_thread(condition)
-            if found:
-                return found
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}; engine log:\n{self.log_text()}")
+        return await Aio.eventually_in_thread(condition, what, self.log, timeout, 0.05)
 
     def cleanup(self) -> None:
         for process in self.processes:
@@ -191,12 +184,6 @@ def log_waiter(log: Path) -> Callable[..., Awaitable[Any]]:
     AssertionError quoting the engine log."""
 
     async def until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = await asyncio.to_thread(condition)
-            if found:
-                return found
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; engine log:\n{log.read_text()}")
+        return await Aio.eventually_in_thread(condition, what, log, timeout)
 
     return until

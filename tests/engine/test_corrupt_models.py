@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -243,19 +242,16 @@ def test_tradepipe_live_run_does_not_abort_on_a_truncated_champion(
     engine: subprocess.Popen[bytes] | None = None
 
     async def until(condition: Any, what: str, timeout: float = 60.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def while_running() -> Any:
             assert engine is not None
             if engine.poll() is not None:
                 raise AssertionError(
                     f"the engine exited ({engine.returncode}) waiting for {what}:\n"
                     + log.read_text()
                 )
-            found = await asyncio.to_thread(condition)
-            if found:
-                return found
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}; engine log:\n{log.read_text()}")
+            return condition()
+
+        return await Aio.eventually_in_thread(while_running, what, log, timeout, 0.2)
 
     def refused_in_bots_table() -> bool:
         row = bot_row(database_url, "m1")

@@ -238,10 +238,7 @@ def test_a_silent_symbol_makes_health_degraded_naming_it(
                         body = (await client.get("/health")).json()
                         return bool(body["state"] == "degraded")
 
-                    for _ in range(200):  # bounded: the replay lasts a few seconds
-                        if await degraded():
-                            break
-                        await asyncio.sleep(0.05)
+                    await aio.eventually(degraded, "the health to say degraded", 10, 0.05)
                     response = await client.get("/health")
                     body = response.json()
                     assert response.status_code == 503 and body["state"] == "degraded"

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from app.services import supervisor
 from app.services.supervisor import ServiceError, ServiceSpec, group_members
+from tests.support import eventually
 
 # A parent that starts a child in its own process group and waits: stop must get both.
 PARENT_AND_CHILD = (
@@ -31,11 +31,11 @@ def test_stop_ends_the_whole_group_and_removes_the_pid_file(tmp_path: Path) -> N
     try:
         assert supervisor.running(tmp_path, "pair") == record
         log = tmp_path / "pair.log"
-        for _ in range(200):
-            if "ready" in log.read_text() and len(group_members(record.pgid)) == 2:
-                break
-            time.sleep(0.05)
-        assert len(group_members(record.pgid)) == 2
+        eventually(
+            lambda: "ready" in log.read_text() and len(group_members(record.pgid)) == 2,
+            "the service and its child to run",
+            timeout=10,
+        )
         signalled = supervisor.stop(tmp_path, "pair", timeout_seconds=10)
         assert record.pid in signalled and len(signalled) == 2
         assert group_members(record.pgid) == []

@@ -12,7 +12,6 @@ import json
 import re
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from tests.platform.stack import (
     kill_groups,
     post_json,
 )
+from tests.support import eventually
 
 DAGS = ["daily_report", "live_review", "market_data", "model_lifecycle", "strategy_sync"]
 MODEL = "btcusdt_1m_triple_barrier"
@@ -114,16 +114,20 @@ def test_mlflow_serves_a_champion(stack: Stack) -> None:
 
 def test_the_engine_runs_the_demo_bots_and_orders_arrive(stack: Stack) -> None:
     url = stack.tradepipe.url("ENGINE_API_PORT", "/health")
-    deadline = time.monotonic() + ORDERS_DEADLINE_SECONDS
-    health: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+    seen: list[dict[str, Any]] = [{}]
+
+    def entered() -> dict[str, Any] | None:
         status, body = get(url)
-        health = json.loads(body)
-        bots = {bot["name"]: bot for bot in health["bots"]}
-        entries = sum(int(bot["entries"]) for bot in bots.values())
-        if status == 200 and entries > 0:
-            break
-        time.sleep(2)
+        seen.append(json.loads(body))
+        entries = sum(int(bot["entries"]) for bot in seen[-1]["bots"])
+        return seen[-1] if status == 200 and entries > 0 else None
+
+    health = eventually(
+        entered,
+        lambda: f"the demo bots' first entries (last health: {seen[-1]})",
+        ORDERS_DEADLINE_SECONDS,
+        interval=2,
+    )
     assert health["state"] == "running", health
     bots = {bot["name"]: bot for bot in health["bots"]}
     assert set(bots) == DEMO_BOTS, health

@@ -142,3 +142,21 @@ def test_an_unreadable_feature_spec_tag_is_a_load_error(
     registry.tag_version("tagged", version, {FEATURE_SPEC_TAG: "{not json"})
     with pytest.raises(ModelLoadError, match="unreadable feature_spec tag"):
         registry.load("tagged", version=version).feature_spec()
+
+
+def test_models_versions_and_their_runs_are_read_through_the_registry(
+    registry: ModelRegistry, register: Register
+) -> None:
+    first, second = register("it's listed"), register("it's listed")
+    registry.set_champion("it's listed", first)
+    listed = {model.name: model for model in registry.registered_models()}
+    assert listed["it's listed"].aliases == {CHAMPION: first, CHALLENGER: second}
+    versions = registry.versions("it's listed")  # a quote in the name is no filter syntax
+    assert [found.version for found in versions] == [first, second]
+    assert versions[0].aliases == (CHAMPION,) and versions[0].status == "READY"
+    assert versions[0].created_at is not None and versions[0].created_at.tzinfo is UTC
+    run_id = versions[0].run_id
+    assert run_id is not None
+    assert registry.run_record(run_id).tags.get("mlflow.runName")
+    with pytest.raises(ModelNotFoundError, match=f"no run {'0' * 32} in"):
+        registry.run_record("0" * 32)
