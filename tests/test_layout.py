@@ -81,7 +81,6 @@ KNOWN_OFFENDERS = {
     "tests/brokers/test_testnet_crash.py:"
     "test_sigkill_of_a_testnet_engine_then_restart_finds_every_order",
     "tests/dags/test_daily_report_dag.py:_seed",
-    "tests/db/test_db_models.py:_one_of_each",
     "tests/engine/test_corrupt_models.py:"
     "test_tradepipe_live_run_does_not_abort_on_a_truncated_champion",
     "tests/engine/test_crash.py:test_sigkill_with_open_positions_then_restart_resumes_everything",
