@@ -72,8 +72,6 @@ KNOWN_OFFENDERS = {
     "research/training/train.py:train_step",
     "tests/db/conftest.py:seeded",
     "tests/dashboard/seed.py:seed",
-    "tests/api/test_history_routes.py:"
-    "test_orders_positions_fills_pnl_and_events_with_filters_and_pages",
     "tests/api/test_model_routes.py:test_rollback_pin_and_unpin_through_the_api",
     "tests/brokers/test_engine_testnet.py:scenario",
     "tests/brokers/test_engine_testnet.py:"
