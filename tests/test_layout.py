@@ -92,7 +92,6 @@ KNOWN_OFFENDERS = {
     "tests/engine/test_models.py:test_wait_load_swap_and_refuse",
     "tests/engine/test_quality.py:test_live_quality_of_the_recorded_evidence",
     "tests/engine/test_strategy_files.py:steps",
-    "tests/notify/test_engine_notifications.py:test_each_bot_hears_what_it_chose_and_nothing_else",
     "tests/secrets/test_secrets_scan.py:"
     "test_no_secret_value_reaches_anything_the_platform_keeps_or_shows",
 }
