@@ -72,7 +72,6 @@ KNOWN_OFFENDERS = {
     "research/training/train.py:train_step",
     "tests/db/conftest.py:seeded",
     "tests/dashboard/seed.py:seed",
-    "tests/api/test_model_routes.py:test_rollback_pin_and_unpin_through_the_api",
     "tests/brokers/test_engine_testnet.py:scenario",
     "tests/brokers/test_engine_testnet.py:"
     "test_a_testnet_bot_trades_survives_a_lost_answer_and_reconciles_after_restart",
