@@ -80,8 +80,6 @@ KNOWN_OFFENDERS = {
     "tests/engine/test_corrupt_models.py:"
     "test_tradepipe_live_run_does_not_abort_on_a_truncated_champion",
     "tests/engine/test_crash.py:test_sigkill_with_open_positions_then_restart_resumes_everything",
-    "tests/engine/test_end_to_end.py:"
-    "test_both_shipped_strategies_trade_and_every_order_is_traceable",
     "tests/engine/test_evidence.py:test_recorded_candles_and_decisions_are_what_the_engine_saw",
     "tests/engine/test_guard_rollback.py:test_a_decaying_champion_is_rolled_back",
     "tests/engine/test_lease_cluster.py:"
