@@ -80,7 +80,6 @@ KNOWN_OFFENDERS = {
     "tests/engine/test_corrupt_models.py:"
     "test_tradepipe_live_run_does_not_abort_on_a_truncated_champion",
     "tests/engine/test_crash.py:test_sigkill_with_open_positions_then_restart_resumes_everything",
-    "tests/engine/test_guard_rollback.py:test_a_decaying_champion_is_rolled_back",
     "tests/engine/test_lease_cluster.py:"
     "test_three_engines_share_30_bots_a_sigkilled_one_s_bots_move_and_none_runs_twice",
     "tests/engine/test_leases.py:"
