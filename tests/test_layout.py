@@ -81,8 +81,6 @@ KNOWN_OFFENDERS = {
     "test_three_engines_share_30_bots_a_sigkilled_one_s_bots_move_and_none_runs_twice",
     "tests/engine/test_leases.py:"
     "test_sigkilled_engine_s_bots_trade_again_on_the_other_within_ttl_and_recovery",
-    "tests/secrets/test_secrets_scan.py:"
-    "test_no_secret_value_reaches_anything_the_platform_keeps_or_shows",
 }
 
 
