@@ -72,9 +72,6 @@ KNOWN_OFFENDERS = {
     "research/training/train.py:train_step",
     "tests/db/conftest.py:seeded",
     "tests/dashboard/seed.py:seed",
-    "tests/brokers/test_engine_testnet.py:scenario",
-    "tests/brokers/test_engine_testnet.py:"
-    "test_a_testnet_bot_trades_survives_a_lost_answer_and_reconciles_after_restart",
     "tests/engine/test_lease_cluster.py:"
     "test_three_engines_share_30_bots_a_sigkilled_one_s_bots_move_and_none_runs_twice",
     "tests/engine/test_leases.py:"
