@@ -72,8 +72,6 @@ KNOWN_OFFENDERS = {
     "research/training/train.py:train_step",
     "tests/db/conftest.py:seeded",
     "tests/dashboard/seed.py:seed",
-    "tests/engine/test_lease_cluster.py:"
-    "test_three_engines_share_30_bots_a_sigkilled_one_s_bots_move_and_none_runs_twice",
     "tests/engine/test_leases.py:"
     "test_sigkilled_engine_s_bots_trade_again_on_the_other_within_ttl_and_recovery",
 }
