@@ -72,8 +72,6 @@ KNOWN_OFFENDERS = {
     "research/training/train.py:train_step",
     "tests/db/conftest.py:seeded",
     "tests/dashboard/seed.py:seed",
-    "tests/engine/test_leases.py:"
-    "test_sigkilled_engine_s_bots_trade_again_on_the_other_within_ttl_and_recovery",
 }
 
 
