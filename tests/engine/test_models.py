@@ -19,20 +19,10 @@ from tests.engine.helpers import (
     walk,
 )
 from tests.engine.model_store import ModelStore
-from tradepipe.features import FeatureSpec
+from tests.engine.test_model_check import SMALL
 
 # A feature spec other than the default one: the second champion is trained on it.
-SMALL_SPEC = FeatureSpec(
-    name="small",
-    return_horizons=(1, 3),
-    sma_windows=(5,),
-    ema_spans=(12,),
-    volatility_windows=(10,),
-    rsi_periods=(14,),
-    momentum_periods=(10,),
-    volume_windows=(20,),
-    taker_flow_windows=(10,),
-)
+SMALL_SPEC = SMALL.model_copy(update={"name": "small"})
 
 
 def version_of(engine: Engine, bot: str = "m1") -> str | None:
