@@ -64,33 +64,6 @@ KNOWN_OFFENDERS = {
     "app/services/stack.py:embedded_services",
     "tradepipe/db/leases.py:claim_leases",
     "live/api/history.py:history_router",
-    "tests/api/test_history_routes.py:"
-    "test_orders_positions_fills_pnl_and_events_with_filters_and_pages",
-    "tests/api/test_model_routes.py:test_rollback_pin_and_unpin_through_the_api",
-    "tests/brokers/test_engine_testnet.py:scenario",
-    "tests/brokers/test_engine_testnet.py:"
-    "test_a_testnet_bot_trades_survives_a_lost_answer_and_reconciles_after_restart",
-    "tests/brokers/test_testnet_crash.py:"
-    "test_sigkill_of_a_testnet_engine_then_restart_finds_every_order",
-    "tests/dags/test_daily_report_dag.py:_seed",
-    "tests/db/test_db_models.py:_one_of_each",
-    "tests/engine/test_corrupt_models.py:"
-    "test_tradepipe_live_run_does_not_abort_on_a_truncated_champion",
-    "tests/engine/test_crash.py:test_sigkill_with_open_positions_then_restart_resumes_everything",
-    "tests/engine/test_end_to_end.py:"
-    "test_both_shipped_strategies_trade_and_every_order_is_traceable",
-    "tests/engine/test_evidence.py:test_recorded_candles_and_decisions_are_what_the_engine_saw",
-    "tests/engine/test_guard_rollback.py:test_a_decaying_champion_is_rolled_back",
-    "tests/engine/test_lease_cluster.py:"
-    "test_three_engines_share_30_bots_a_sigkilled_one_s_bots_move_and_none_runs_twice",
-    "tests/engine/test_leases.py:"
-    "test_sigkilled_engine_s_bots_trade_again_on_the_other_within_ttl_and_recovery",
-    "tests/engine/test_models.py:test_wait_load_swap_and_refuse",
-    "tests/engine/test_quality.py:test_live_quality_of_the_recorded_evidence",
-    "tests/engine/test_strategy_files.py:steps",
-    "tests/notify/test_engine_notifications.py:test_each_bot_hears_what_it_chose_and_nothing_else",
-    "tests/secrets/test_secrets_scan.py:"
-    "test_no_secret_value_reaches_anything_the_platform_keeps_or_shows",
 }
 
 

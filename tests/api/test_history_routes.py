@@ -16,6 +16,17 @@ from tests.engine.helpers import Aio, push, query, walk
 def test_orders_positions_fills_pnl_and_events_with_filters_and_pages(
     aio: Aio, database_url: str, strategies_dir: Path
 ) -> None:
+    answers = _ask_every_route_after_trading(aio, database_url, strategies_dir)
+    _check_orders_filters_and_pages(answers, database_url)
+    closed_rows = _check_positions_and_fills(answers, database_url)
+    _check_pnl_per_bot_and_per_day(answers, closed_rows)
+    _check_events_errors_and_docs(answers)
+
+
+def _ask_every_route_after_trading(
+    aio: Aio, database_url: str, strategies_dir: Path
+) -> dict[str, Any]:
+    """A real engine trades 120 candles behind the API; then every route is asked once."""
     answers: dict[str, Any] = {}
 
     async def scenario() -> None:
@@ -53,7 +64,10 @@ def test_orders_positions_fills_pnl_and_events_with_filters_and_pages(
             answers["docs"] = await get("/docs")
 
     aio.run(scenario())
+    return answers
 
+
+def _check_orders_filters_and_pages(answers: dict[str, Any], database_url: str) -> None:
     orders = query(database_url, "SELECT o.id, b.name FROM orders o JOIN bots b ON b.id = o.bot_id")
     alpha = {row.id for row in orders if row.name == "alpha"}
     assert {item["id"] for item in answers["orders"]["orders"]} == alpha and alpha
@@ -69,6 +83,9 @@ def test_orders_positions_fills_pnl_and_events_with_filters_and_pages(
     assert answers["entries"]["orders"]
     assert {(o["role"], o["status"]) for o in answers["entries"]["orders"]} == {("entry", "filled")}
 
+
+def _check_positions_and_fills(answers: dict[str, Any], database_url: str) -> list[Any]:
+    """The closed positions, one position's detail and the fills; returns the closed rows."""
     closed = answers["closed"]["positions"]
     rows = query(
         database_url,
@@ -90,7 +107,10 @@ def test_orders_positions_fills_pnl_and_events_with_filters_and_pages(
         row.id for row in fill_rows
     }
     assert all(item["bot_name"] in {"alpha", "beta"} for item in answers["fills"]["fills"])
+    return rows
 
+
+def _check_pnl_per_bot_and_per_day(answers: dict[str, Any], rows: list[Any]) -> None:
     traded = [row for row in rows if row.opened_at is not None]
     net = sum(row.realised_pnl - row.fees for row in rows)
     total = answers["pnl"]["total"]
@@ -111,6 +131,8 @@ def test_orders_positions_fills_pnl_and_events_with_filters_and_pages(
     assert len(answers["default_days"]["days"]) == 7  # the last week, up to today
     assert answers["default_days"]["days"][-1]["day"] == datetime.now(UTC).date().isoformat()
 
+
+def _check_events_errors_and_docs(answers: dict[str, Any]) -> None:
     assert len(answers["events"]["events"]) == 5 and answers["events"]["next_offset"] == 5
 
     assert (

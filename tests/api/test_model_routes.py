@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from live.engine import Engine
-from tests.api.harness import engine_api
+from tests.api.harness import Api, engine_api
 from tests.engine.helpers import START_MS, Aio, add_bots, push, query, walk
 from tests.engine.model_store import ModelStore
 
@@ -34,10 +34,6 @@ def test_rollback_pin_and_unpin_through_the_api(
         confidence_threshold=0.01,
     )
 
-    def version_in_use(engine: Engine) -> str | None:
-        status = engine.bot_status("m1")
-        return None if status is None else status.model_version
-
     async def scenario() -> None:
         async with engine_api(
             database_url,
@@ -48,53 +44,10 @@ def test_rollback_pin_and_unpin_through_the_api(
             engine = api.running.engine
             await push(api.running, walk(30, start_ms=START_MS))
             # the first load waits for the model check process to start (seconds)
-            await aio.eventually(lambda: version_in_use(engine) == second, "the champion", 40)
-
-            listed = (await api.client.get("/api/models")).json()["models"]
-            [mine] = [model for model in listed if model["name"] == MODEL]
-            assert mine["champion"] == second and mine["previous_champion"] == first
-
-            refused = await api.client.post(
-                f"/api/models/{MODEL}/rollback", json={"reason": "live hit rate fell"}
-            )
-            assert refused.status_code == 401, refused.text
-            answer = await api.client.post(
-                f"/api/models/{MODEL}/rollback",
-                json={"reason": "live hit rate fell"},
-                headers=api.auth(),
-            )
-            assert answer.status_code == 200, answer.text
-            action = answer.json()["action"]
-            assert (action["champion_before"], action["champion_after"]) == (second, first)
-            assert action["by"] == "api:127.0.0.1" and action["reason"] == "live hit rate fell"
-            assert version_in_use(engine) == first  # swapped before the answer
-
-            pinned = await api.client.post(
-                f"/api/models/{MODEL}/pin", json={"reason": "audit"}, headers=api.auth()
-            )
-            assert pinned.status_code == 200, pinned.text
-            blocked = await api.client.post(
-                f"/api/models/{MODEL}/promote",
-                json={"version": second, "reason": "try"},
-                headers=api.auth(),
-            )
-            assert blocked.status_code == 409 and "pinned" in blocked.json()["error"]
-            shown = (await api.client.get(f"/api/models/{MODEL}")).json()
-            assert shown["summary"]["pin"]["reason"] == "audit"
-            assert shown["summary"]["champion"] == first
-            unpinned = await api.client.post(
-                f"/api/models/{MODEL}/unpin", json={"reason": "audit done"}, headers=api.auth()
-            )
-            assert unpinned.status_code == 200, unpinned.text
-
-            unknown = await api.client.post(
-                "/api/models/no_such_model/pin", json={"reason": "x"}, headers=api.auth()
-            )
-            assert unknown.status_code == 404, unknown.text
-            blank = await api.client.post(
-                f"/api/models/{MODEL}/pin", json={"reason": ""}, headers=api.auth()
-            )
-            assert blank.status_code == 422, blank.text
+            await aio.eventually(lambda: _version_in_use(engine) == second, "the champion", 40)
+            await _list_then_roll_back(api, first, second)
+            await _pin_refuse_a_promotion_and_unpin(api, first, second)
+            await _refuse_an_unknown_model_and_a_blank_reason(api)
 
     aio.run(scenario())
     kinds = [
@@ -104,3 +57,62 @@ def test_rollback_pin_and_unpin_through_the_api(
         )
     ]
     assert {"model_rolled_back", "model_pinned", "model_unpinned"} <= set(kinds)
+
+
+def _version_in_use(engine: Engine) -> str | None:
+    status = engine.bot_status("m1")
+    return None if status is None else status.model_version
+
+
+async def _list_then_roll_back(api: Api, first: str, second: str) -> None:
+    """The list shows both champions; a rollback without a token is refused, with one the
+    bot swaps back to `first` before the answer."""
+    listed = (await api.client.get("/api/models")).json()["models"]
+    [mine] = [model for model in listed if model["name"] == MODEL]
+    assert mine["champion"] == second and mine["previous_champion"] == first
+
+    refused = await api.client.post(
+        f"/api/models/{MODEL}/rollback", json={"reason": "live hit rate fell"}
+    )
+    assert refused.status_code == 401, refused.text
+    answer = await api.client.post(
+        f"/api/models/{MODEL}/rollback",
+        json={"reason": "live hit rate fell"},
+        headers=api.auth(),
+    )
+    assert answer.status_code == 200, answer.text
+    action = answer.json()["action"]
+    assert (action["champion_before"], action["champion_after"]) == (second, first)
+    assert action["by"] == "api:127.0.0.1" and action["reason"] == "live hit rate fell"
+    assert _version_in_use(api.running.engine) == first  # swapped before the answer
+
+
+async def _pin_refuse_a_promotion_and_unpin(api: Api, first: str, second: str) -> None:
+    pinned = await api.client.post(
+        f"/api/models/{MODEL}/pin", json={"reason": "audit"}, headers=api.auth()
+    )
+    assert pinned.status_code == 200, pinned.text
+    blocked = await api.client.post(
+        f"/api/models/{MODEL}/promote",
+        json={"version": second, "reason": "try"},
+        headers=api.auth(),
+    )
+    assert blocked.status_code == 409 and "pinned" in blocked.json()["error"]
+    shown = (await api.client.get(f"/api/models/{MODEL}")).json()
+    assert shown["summary"]["pin"]["reason"] == "audit"
+    assert shown["summary"]["champion"] == first
+    unpinned = await api.client.post(
+        f"/api/models/{MODEL}/unpin", json={"reason": "audit done"}, headers=api.auth()
+    )
+    assert unpinned.status_code == 200, unpinned.text
+
+
+async def _refuse_an_unknown_model_and_a_blank_reason(api: Api) -> None:
+    unknown = await api.client.post(
+        "/api/models/no_such_model/pin", json={"reason": "x"}, headers=api.auth()
+    )
+    assert unknown.status_code == 404, unknown.text
+    blank = await api.client.post(
+        f"/api/models/{MODEL}/pin", json={"reason": ""}, headers=api.auth()
+    )
+    assert blank.status_code == 422, blank.text

@@ -9,8 +9,8 @@ import asyncio
 import signal
 import subprocess
 from collections import Counter
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,7 +19,13 @@ from live.replay.exchange import ExchangeSimulator
 from tests.brokers.helpers import API_KEY, API_SECRET, account
 from tests.brokers.test_engine_testnet import CREDENTIALS, add_testnet_bot
 from tests.engine.helpers import START_MS, Aio, MarketTimes, query
-from tests.engine.test_crash import engine_command, open_positions, reconciled_after, start
+from tests.engine.processes import (
+    engine_command,
+    log_waiter,
+    open_positions,
+    reconciled_after,
+    start,
+)
 
 SPEED = 100
 WORDS = {"FILLED": "filled", "CANCELED": "cancelled", "NEW": "open", "EXPIRED": "expired"}
@@ -48,8 +54,7 @@ def test_sigkill_of_a_testnet_engine_then_restart_finds_every_order(
     log = tmp_path / "engine.log"
     processes: list[subprocess.Popen[bytes]] = []
 
-    async def until(condition: Any, what: str, timeout: float = 90.0) -> Any:
-        return await aio.eventually_in_thread(condition, what, log, timeout)
+    until = log_waiter(log)
 
     async def scenario() -> None:
         exchange = ExchangeSimulator(account(usdt=100_000.0), {API_KEY: API_SECRET})
@@ -64,15 +69,11 @@ def test_sigkill_of_a_testnet_engine_then_restart_finds_every_order(
                 command += ["--set", f"{name}={value}"]
             processes.append(start(command, log))
 
-            def holding() -> bool:
-                positions = open_positions(database_url).values()
-                resting = any(  # and still resting there: not filled before the kill
-                    o.client_order_id.endswith("-tp") and o.is_open
-                    for o in exchange.account.orders.values()
-                )
-                return resting and any(p["status"] == "active" and p["exits"] for p in positions)
-
-            await until(holding, "an open position with its take-profit at the exchange")
+            await until(
+                partial(take_profit_resting_at_the_exchange, database_url, exchange),
+                "an open position with its take-profit at the exchange",
+                timeout=90,
+            )
             processes[0].send_signal(signal.SIGKILL)
             assert await asyncio.to_thread(processes[0].wait, 10) == -signal.SIGKILL
             placed_at_kill = placed_ids(exchange)
@@ -86,32 +87,20 @@ def test_sigkill_of_a_testnet_engine_then_restart_finds_every_order(
             taken_away = await until(filled_while_away, "a fill while the engine is away", 60)
 
             processes.append(start(command, log))
-            event = await until(lambda: reconciled_after(database_url, last_event), "restart")
+            event = await until(
+                lambda: reconciled_after(database_url, last_event), "restart", timeout=90
+            )
             assert event["orphans"] == [] and event["unknown_orders"] == []
             closed_before = count_closed(database_url)
-            await until(lambda: count_closed(database_url) > closed_before + 1, "trading on")
+            await until(
+                lambda: count_closed(database_url) > closed_before + 1, "trading on", timeout=90
+            )
             processes[1].send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(processes[1].wait, 20) == 0
 
-        # nothing placed twice: not across the crash, not ever
-        placed = placed_ids(exchange)
-        assert placed and max(placed.values()) == 1, placed
-        at_exchange = Counter(o.client_order_id for o in exchange.account.orders.values())
-        assert max(at_exchange.values()) == 1
-        assert set(placed_at_kill) <= set(placed)
-        # of every order from before the crash, the database says what the exchange says,
-        # fills taken while the engine was away included (later orders may have filled
-        # after the final stop: the next start's reconciliation would bring those)
-        recorded = {
-            r.client_order_id: r.status
-            for r in query(database_url, "SELECT client_order_id, status FROM orders")
-        }
-        before = [
-            o for o in exchange.account.orders.values() if o.client_order_id in placed_at_kill
-        ]
-        for order in before:
-            assert recorded[order.client_order_id] == WORDS[order.status], order
-        assert {o.order_id for o in before if o.status == "FILLED"} >= taken_away
+        assert_nothing_placed_twice_and_the_database_agrees(
+            database_url, exchange, placed_at_kill, taken_away
+        )
 
     try:
         aio.run(scenario(), timeout=120)
@@ -133,3 +122,36 @@ def placed_ids(exchange: ExchangeSimulator) -> Counter[str]:
     # an OCO refused (the market already past a leg) went out as the take-profit alone
     ids.update(r.params["aboveClientOrderId"] for r in exchange.oco_placements() if r.status == 200)
     return ids
+
+
+def take_profit_resting_at_the_exchange(database_url: str, exchange: ExchangeSimulator) -> bool:
+    positions = open_positions(database_url).values()
+    resting = any(  # and still resting there: not filled before the kill
+        o.client_order_id.endswith("-tp") and o.is_open for o in exchange.account.orders.values()
+    )
+    return resting and any(p["status"] == "active" and p["exits"] for p in positions)
+
+
+def assert_nothing_placed_twice_and_the_database_agrees(
+    database_url: str,
+    exchange: ExchangeSimulator,
+    placed_at_kill: Counter[str],
+    taken_away: set[int],
+) -> None:
+    # nothing placed twice: not across the crash, not ever
+    placed = placed_ids(exchange)
+    assert placed and max(placed.values()) == 1, placed
+    at_exchange = Counter(o.client_order_id for o in exchange.account.orders.values())
+    assert max(at_exchange.values()) == 1
+    assert set(placed_at_kill) <= set(placed)
+    # of every order from before the crash, the database says what the exchange says,
+    # fills taken while the engine was away included (later orders may have filled
+    # after the final stop: the next start's reconciliation would bring those)
+    recorded = {
+        r.client_order_id: r.status
+        for r in query(database_url, "SELECT client_order_id, status FROM orders")
+    }
+    before = [o for o in exchange.account.orders.values() if o.client_order_id in placed_at_kill]
+    for order in before:
+        assert recorded[order.client_order_id] == WORDS[order.status], order
+    assert {o.order_id for o in before if o.status == "FILLED"} >= taken_away

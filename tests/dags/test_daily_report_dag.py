@@ -50,74 +50,83 @@ def _seed(url: str) -> dict[str, int]:
         }
         session.add_all(bots.values())
         session.flush()
-
-        def closed(bot: str, at: datetime, **fields: object) -> Position:
-            values: dict[str, object] = {
-                "bot_id": bots[bot].id,
-                "symbol": "BTCUSDT",
-                "side": Side.BUY,
-                "status": PositionStatus.CLOSED,
-                "quantity": 0.01,
-                "strategy_hash": "a" * 64,
-                "closed_at": at,
-            }
-            values.update(fields)
-            return Position(**values)
-
-        session.add_all(
-            [
-                closed(
-                    "alpha",
-                    DAY + timedelta(hours=1),
-                    opened_at=DAY,
-                    entry_price=100.0,
-                    exit_price=300.0,
-                    realised_pnl=2.0,
-                    fees=0.2,
-                    exit_reason=ExitReason.TAKE_PROFIT,
-                ),
-                closed(
-                    "alpha",
-                    DAY + timedelta(hours=23, minutes=59),
-                    opened_at=DAY + timedelta(hours=2),
-                    entry_price=200.0,
-                    exit_price=100.0,
-                    realised_pnl=-1.0,
-                    fees=0.1,
-                    exit_reason=ExitReason.STOP_LOSS,
-                ),
-                closed(
-                    "alpha",
-                    DAY + timedelta(hours=3),
-                    quantity=0.0,
-                    exit_reason=ExitReason.MAKER_TIMEOUT,
-                ),
-                closed(
-                    "alpha",
-                    DAY + timedelta(days=1, minutes=1),
-                    opened_at=DAY + timedelta(hours=23),
-                    entry_price=100.0,
-                    exit_price=110.0,
-                    realised_pnl=0.1,
-                    fees=0.01,
-                    exit_reason=ExitReason.TIMEOUT,
-                ),
-                Position(
-                    bot_id=bots["beta"].id,
-                    symbol="BTCUSDT",
-                    side=Side.BUY,
-                    status=PositionStatus.ACTIVE,
-                    quantity=0.01,
-                    entry_price=100.0,
-                    opened_at=DAY,
-                    strategy_hash="a" * 64,
-                ),
-                DailyBotStats(bot_id=bots["beta"].id, day=DAY.date(), trades=9, net_pnl=5.0),
-            ]
-        )
+        session.add_all([*_alpha_positions(bots["alpha"].id), *_beta_rows(bots["beta"].id)])
         ids = {name: bot.id for name, bot in bots.items()}
     engine.dispose()
     return ids
+
+
+def _closed(bot_id: int, at: datetime, **fields: object) -> Position:
+    values: dict[str, object] = {
+        "bot_id": bot_id,
+        "symbol": "BTCUSDT",
+        "side": Side.BUY,
+        "status": PositionStatus.CLOSED,
+        "quantity": 0.01,
+        "strategy_hash": "a" * 64,
+        "closed_at": at,
+    }
+    values.update(fields)
+    return Position(**values)
+
+
+def _alpha_positions(alpha_id: int) -> list[Position]:
+    """A win and a loss closed on DAY, a maker timeout on DAY, a trade closed the next day."""
+    return [
+        _closed(
+            alpha_id,
+            DAY + timedelta(hours=1),
+            opened_at=DAY,
+            entry_price=100.0,
+            exit_price=300.0,
+            realised_pnl=2.0,
+            fees=0.2,
+            exit_reason=ExitReason.TAKE_PROFIT,
+        ),
+        _closed(
+            alpha_id,
+            DAY + timedelta(hours=23, minutes=59),
+            opened_at=DAY + timedelta(hours=2),
+            entry_price=200.0,
+            exit_price=100.0,
+            realised_pnl=-1.0,
+            fees=0.1,
+            exit_reason=ExitReason.STOP_LOSS,
+        ),
+        _closed(
+            alpha_id,
+            DAY + timedelta(hours=3),
+            quantity=0.0,
+            exit_reason=ExitReason.MAKER_TIMEOUT,
+        ),
+        _closed(
+            alpha_id,
+            DAY + timedelta(days=1, minutes=1),
+            opened_at=DAY + timedelta(hours=23),
+            entry_price=100.0,
+            exit_price=110.0,
+            realised_pnl=0.1,
+            fees=0.01,
+            exit_reason=ExitReason.TIMEOUT,
+        ),
+    ]
+
+
+def _beta_rows(beta_id: int) -> list[Position | DailyBotStats]:
+    """An open position and a stale stats row for DAY."""
+    return [
+        Position(
+            bot_id=beta_id,
+            symbol="BTCUSDT",
+            side=Side.BUY,
+            status=PositionStatus.ACTIVE,
+            quantity=0.01,
+            entry_price=100.0,
+            opened_at=DAY,
+            strategy_hash="a" * 64,
+        ),
+        DailyBotStats(bot_id=beta_id, day=DAY.date(), trades=9, net_pnl=5.0),
+    ]
 
 
 def _stats(url: str) -> dict[tuple[int, date], DailyBotStats]:

@@ -72,6 +72,31 @@ def _columns(row: Base) -> dict[str, Any]:
 
 def _one_of_each(session: Session) -> list[Base]:
     """One fully populated row of every model (no column left at its default)."""
+    strategy, bot, shadow_run = _strategy_bot_and_shadow_run()
+    session.add_all([strategy, bot, shadow_run])
+    session.flush()
+    position = _closed_position(bot.id)
+    session.add(position)
+    session.flush()
+    order = _partly_filled_entry(bot.id, position.id)
+    session.add(order)
+    session.flush()
+    rows: list[Base] = [
+        strategy,
+        bot,
+        position,
+        order,
+        *_trading_records(bot.id, order.id, position.id),
+        *_state_and_review_records(bot.id),
+        shadow_run,
+        _closed_shadow_position(shadow_run.id),
+    ]
+    session.add_all(rows[4:])
+    session.flush()
+    return rows
+
+
+def _strategy_bot_and_shadow_run() -> tuple[Strategy, Bot, ShadowRun]:
     strategy = Strategy(
         name="momentum",
         file_path="strategies/momentum.py",
@@ -109,10 +134,12 @@ def _one_of_each(session: Session) -> list[Base]:
         decisions=60,
         entries=3,
     )
-    session.add_all([strategy, bot, shadow_run])
-    session.flush()
-    position = Position(
-        bot_id=bot.id,
+    return strategy, bot, shadow_run
+
+
+def _closed_position(bot_id: int) -> Position:
+    return Position(
+        bot_id=bot_id,
         symbol="BTCUSDT",
         side=Side.SELL,
         status=PositionStatus.CLOSED,
@@ -132,13 +159,14 @@ def _one_of_each(session: Session) -> list[Base]:
         created_at=WHEN,
         updated_at=WHEN,
     )
-    session.add(position)
-    session.flush()
-    order = Order(
+
+
+def _partly_filled_entry(bot_id: int, position_id: int) -> Order:
+    return Order(
         client_order_id="alpha-1",
         exchange_order_id="88",
-        bot_id=bot.id,
-        position_id=position.id,
+        bot_id=bot_id,
+        position_id=position_id,
         symbol="BTCUSDT",
         side=Side.SELL,
         order_type=OrderType.LIMIT,
@@ -154,15 +182,13 @@ def _one_of_each(session: Session) -> list[Base]:
         created_at=WHEN,
         updated_at=WHEN,
     )
-    session.add(order)
-    session.flush()
-    rows: list[Base] = [
-        strategy,
-        bot,
-        position,
-        order,
+
+
+def _trading_records(bot_id: int, order_id: int, position_id: int) -> list[Base]:
+    """What trading leaves behind: a fill, daily stats, a heartbeat, a promotion, an event."""
+    return [
         Fill(
-            order_id=order.id,
+            order_id=order_id,
             exchange_fill_id="t-1",
             price=64000.5,
             quantity=0.0625,
@@ -171,7 +197,7 @@ def _one_of_each(session: Session) -> list[Base]:
             filled_at=WHEN,
         ),
         DailyBotStats(
-            bot_id=bot.id,
+            bot_id=bot_id,
             day=date(2024, 5, 6),
             trades=3,
             wins=2,
@@ -207,11 +233,17 @@ def _one_of_each(session: Session) -> list[Base]:
         Event(
             kind="position_closed",
             bot_name="alpha",
-            payload={"position": position.id, "nested": {"pnl": [1, 2.5, None]}},
+            payload={"position": position_id, "nested": {"pnl": [1, 2.5, None]}},
             created_at=WHEN,
         ),
+    ]
+
+
+def _state_and_review_records(bot_id: int) -> list[Base]:
+    """A bot's kept state, an engine control, a lease, a strategy source, a live review."""
+    return [
         BotState(
-            bot_id=bot.id,
+            bot_id=bot_id,
             book={"version": 1, "bot": "alpha", "positions": [], "next_seq": 4},
             strategy_state={"seen": 3},
             strategy_name="dip",
@@ -225,7 +257,7 @@ def _one_of_each(session: Session) -> list[Base]:
             updated_at=WHEN,
         ),
         BotLease(
-            bot_id=bot.id,
+            bot_id=bot_id,
             owner="engine-1",
             epoch=3,
             acquired_at=WHEN,
@@ -249,26 +281,25 @@ def _one_of_each(session: Session) -> list[Base]:
             },
             created_at=WHEN,
         ),
-        shadow_run,
-        ShadowPosition(
-            run_id=shadow_run.id,
-            seq=2,
-            side="sell",
-            status="closed",
-            quantity=0.5,
-            entry_price=100.0,
-            exit_price=99.0,
-            placed_at=WHEN,
-            opened_at=WHEN,
-            closed_at=WHEN + timedelta(minutes=5),
-            exit_reason="take_profit",
-            fees=0.1,
-            realised_pnl=0.5,
-        ),
     ]
-    session.add_all(rows[4:])
-    session.flush()
-    return rows
+
+
+def _closed_shadow_position(run_id: int) -> ShadowPosition:
+    return ShadowPosition(
+        run_id=run_id,
+        seq=2,
+        side="sell",
+        status="closed",
+        quantity=0.5,
+        entry_price=100.0,
+        exit_price=99.0,
+        placed_at=WHEN,
+        opened_at=WHEN,
+        closed_at=WHEN + timedelta(minutes=5),
+        exit_reason="take_profit",
+        fees=0.1,
+        realised_pnl=0.5,
+    )
 
 
 def test_every_model_round_trips(engine: Engine) -> None:

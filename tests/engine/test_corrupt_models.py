@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
-import socket
 import subprocess
 import sys
 from functools import partial
@@ -38,6 +36,7 @@ from tests.engine.helpers import (
     walk,
 )
 from tests.engine.model_store import ModelStore
+from tests.engine.processes import free_port, start
 
 # the first check waits for the model check process to start (it imports mlflow)
 FIRST_CHECK_SECONDS = 40.0
@@ -218,12 +217,6 @@ def test_damaged_versions_promoted_while_trading_are_refused_and_the_old_one_tra
     assert {row.model_version for row in versions} == {first, good}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_tradepipe_live_run_does_not_abort_on_a_truncated_champion(
     aio: Aio, tmp_path: Path, database_url: str, strategies_dir: Path, model_store: ModelStore
 ) -> None:
@@ -241,55 +234,27 @@ def test_tradepipe_live_run_does_not_abort_on_a_truncated_champion(
     source = MarketTimes(SyntheticSource(["BTCUSDT"], start_ms=START_MS + 3_600_000))
     engine: subprocess.Popen[bytes] | None = None
 
-    async def until(condition: Any, what: str, timeout: float = 60.0) -> Any:
-        def while_running() -> Any:
-            assert engine is not None
-            if engine.poll() is not None:
-                raise AssertionError(
-                    f"the engine exited ({engine.returncode}) waiting for {what}:\n"
-                    + log.read_text()
-                )
-            return condition()
-
-        return await Aio.eventually_in_thread(while_running, what, log, timeout, 0.2)
-
-    def refused_in_bots_table() -> bool:
-        row = bot_row(database_url, "m1")
-        return row.status == "error" and "killed by SIGABRT" in (row.last_error or "")
-
-    def plain_entries() -> int:
-        rows = query(
-            database_url,
-            "SELECT COUNT(*) AS n FROM orders o JOIN bots b ON b.id = o.bot_id "
-            "WHERE b.name = 'plain' AND o.role = 'entry'",
-        )
-        return int(rows[0].n)
-
     async def scenario() -> None:
         nonlocal engine
         async with ReplayServer(source, speed=100) as replay:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPIPE_")}
-            env |= {
-                "TRADEPIPE_HOME": str(tmp_path / "var"),
-                "TRADEPIPE_DATABASE_URL": database_url,
-                "TRADEPIPE_STRATEGIES_DIR": str(strategies_dir),
-                "TRADEPIPE_MLFLOW_TRACKING_URI": model_store.tracking_uri,
-                "TRADEPIPE_FEED_URL": replay.url,
-                "TRADEPIPE_FEED_REST_URL": str(replay.rest_url),
-                "TRADEPIPE_ENGINE_API_PORT": str(_free_port()),
-                "TRADEPIPE_ENGINE_MODEL_POLL_SECONDS": "0.5",
-                "TRADEPIPE_ENGINE_HEARTBEAT_SECONDS": "0.5",
-            }
-            with log.open("ab") as output:
-                engine = subprocess.Popen(
-                    [sys.executable, "-m", "app", "live", "run"],
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=tmp_path,
-                )
-            await until(refused_in_bots_table, "the bot of the truncated champion in error")
-            await until(lambda: plain_entries() > 0, "the other bot's entries")
+            engine = start(
+                [sys.executable, "-m", "app", "live", "run"],
+                log,
+                TRADEPIPE_DATABASE_URL=database_url,
+                TRADEPIPE_STRATEGIES_DIR=str(strategies_dir),
+                TRADEPIPE_MLFLOW_TRACKING_URI=model_store.tracking_uri,
+                TRADEPIPE_FEED_URL=replay.url,
+                TRADEPIPE_FEED_REST_URL=str(replay.rest_url),
+                TRADEPIPE_ENGINE_API_PORT=str(free_port()),
+                TRADEPIPE_ENGINE_MODEL_POLL_SECONDS="0.5",
+                TRADEPIPE_ENGINE_HEARTBEAT_SECONDS="0.5",
+            )
+            until = partial(until_unless_it_exits, engine, log)
+            await until(
+                partial(refused_in_bots_table, database_url),
+                "the bot of the truncated champion in error",
+            )
+            await until(lambda: entries_of_plain(database_url) > 0, "the other bot's entries")
             refusals = [
                 json.loads(r.payload) if isinstance(r.payload, str) else r.payload
                 for r in query(
@@ -311,3 +276,33 @@ def test_tradepipe_live_run_does_not_abort_on_a_truncated_champion(
     text = log.read_text()
     assert "model_refused" in text and "killed by SIGABRT" in text  # the log line
     assert "terminate called" in text  # LightGBM's abort happened, in the check process
+
+
+async def until_unless_it_exits(
+    engine: subprocess.Popen[bytes], log: Path, condition: Any, what: str, timeout: float = 60.0
+) -> Any:
+    """Poll `condition` (in a thread) until it is truthy; fail at once if the engine exits,
+    or after `timeout`, with the engine's log."""
+
+    def while_running() -> Any:
+        if engine.poll() is not None:
+            raise AssertionError(
+                f"the engine exited ({engine.returncode}) waiting for {what}:\n" + log.read_text()
+            )
+        return condition()
+
+    return await Aio.eventually_in_thread(while_running, what, log, timeout, 0.2)
+
+
+def refused_in_bots_table(database_url: str) -> bool:
+    row = bot_row(database_url, "m1")
+    return row.status == "error" and "killed by SIGABRT" in (row.last_error or "")
+
+
+def entries_of_plain(database_url: str) -> int:
+    rows = query(
+        database_url,
+        "SELECT COUNT(*) AS n FROM orders o JOIN bots b ON b.id = o.bot_id "
+        "WHERE b.name = 'plain' AND o.role = 'entry'",
+    )
+    return int(rows[0].n)

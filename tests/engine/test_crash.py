@@ -10,6 +10,7 @@ import asyncio
 import json
 import signal
 import subprocess
+from functools import partial
 from pathlib import Path
 
 from live.replay import ReplayServer, SyntheticSource
@@ -49,14 +50,10 @@ def test_sigkill_with_open_positions_then_restart_resumes_everything(
         async with ReplayServer(source, speed=SPEED) as replay:
             command = engine_command(database_url, replay, strategies_dir)
             processes.append(start(command, log))
-
-            def trading() -> bool:
-                positions = open_positions(database_url).values()
-                active = [p for p in positions if p["status"] == "active"]
-                pending = [p for p in positions if p["status"] == "pending"]
-                return bool(active and pending)
-
-            await until(trading, "open positions and pending entries")
+            await until(
+                partial(active_and_pending_positions, database_url),
+                "open positions and pending entries",
+            )
             processes[0].send_signal(signal.SIGKILL)
             assert await asyncio.to_thread(processes[0].wait, 10) == -signal.SIGKILL
 
@@ -79,32 +76,14 @@ def test_sigkill_with_open_positions_then_restart_resumes_everything(
                 # the deadline is the persisted one, measured from the persisted open time
                 assert item["expires_at_ms"] == at_kill[key]["expires_at_ms"]
 
-            def agreed() -> bool:
-                rows = query(database_url, "SELECT detail FROM heartbeats WHERE kind = 'engine'")
-                detail = (
-                    json.loads(rows[0].detail)
-                    if isinstance(rows[0].detail, str)
-                    else (rows[0].detail)
-                )
-                return (
-                    detail["trades"] > 20
-                    and detail["broker_open_orders"] == detail["book_working_orders"]
-                )
-
-            await until(agreed, "the broker and the books to agree after trading on")
+            await until(
+                partial(broker_and_books_agree, database_url),
+                "the broker and the books to agree after trading on",
+            )
             processes[1].send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(processes[1].wait, 20) == 0
 
-            orders = query(database_url, "SELECT client_order_id, status FROM orders")
-            ids = [row.client_order_id for row in orders]
-            assert len(ids) == len(set(ids))  # never duplicated
-            assert set(orders_at_kill) <= set(ids)  # never lost
-            now = {row.client_order_id: row.status for row in orders}
-            assert all(now[order_id] != "new" for order_id in working)  # all were sent
-            beats = query(database_url, "SELECT kind, status FROM heartbeats")
-            assert ("engine", "stopped") in {(b.kind, b.status) for b in beats}
-            statuses = {r.status for r in query(database_url, "SELECT status FROM bots")}
-            assert statuses == {"stopped"}
+            assert_no_order_lost_duplicated_or_unsent(database_url, orders_at_kill, working)
 
     try:
         aio.run(scenario(), timeout=90)
@@ -113,3 +92,33 @@ def test_sigkill_with_open_positions_then_restart_resumes_everything(
             if process.poll() is None:
                 process.kill()
                 process.wait(10)
+
+
+def active_and_pending_positions(database_url: str) -> bool:
+    positions = open_positions(database_url).values()
+    active = [p for p in positions if p["status"] == "active"]
+    pending = [p for p in positions if p["status"] == "pending"]
+    return bool(active and pending)
+
+
+def broker_and_books_agree(database_url: str) -> bool:
+    rows = query(database_url, "SELECT detail FROM heartbeats WHERE kind = 'engine'")
+    detail = json.loads(rows[0].detail) if isinstance(rows[0].detail, str) else rows[0].detail
+    return detail["trades"] > 20 and detail["broker_open_orders"] == detail["book_working_orders"]
+
+
+def assert_no_order_lost_duplicated_or_unsent(
+    database_url: str, orders_at_kill: dict[str, str], working: set[str]
+) -> None:
+    """After the clean stop: every order of the kill still there once, every working one
+    sent; the engine's heartbeat and every bot stopped."""
+    orders = query(database_url, "SELECT client_order_id, status FROM orders")
+    ids = [row.client_order_id for row in orders]
+    assert len(ids) == len(set(ids))  # never duplicated
+    assert set(orders_at_kill) <= set(ids)  # never lost
+    now = {row.client_order_id: row.status for row in orders}
+    assert all(now[order_id] != "new" for order_id in working)  # all were sent
+    beats = query(database_url, "SELECT kind, status FROM heartbeats")
+    assert ("engine", "stopped") in {(b.kind, b.status) for b in beats}
+    statuses = {r.status for r in query(database_url, "SELECT status FROM bots")}
+    assert statuses == {"stopped"}

@@ -41,15 +41,7 @@ def test_both_shipped_strategies_trade_and_every_order_is_traceable(
     aio: Aio, database_url: str, strategies_dir: Path, model_store: ModelStore
 ) -> None:
     version = model_store.register(MODEL)
-    add_bots(database_url, strategies_dir, [("ema", "ema_rsi")])
-    add_bots(database_url, strategies_dir, [("lgbm1", "lgbm_threshold")], confidence_threshold=0.01)
-    add_bots(
-        database_url,
-        strategies_dir,
-        [("lgbm5", "lgbm_threshold")],
-        confidence_threshold=0.01,
-        timeframe="5s",
-    )
+    _add_an_ema_bot_and_two_model_bots(database_url, strategies_dir)
     hashes = {
         name: content_hash((strategies_dir / f"{name}.py").read_bytes())
         for name in ("ema_rsi", "lgbm_threshold")
@@ -97,6 +89,27 @@ def test_both_shipped_strategies_trade_and_every_order_is_traceable(
                 await engine.stop()
 
     aio.run(scenario(), timeout=90)
+    _assert_every_order_is_traceable(database_url, hashes, version)
+
+
+def _add_an_ema_bot_and_two_model_bots(database_url: str, strategies_dir: Path) -> None:
+    """ema_rsi and lgbm_threshold on 1 s candles, lgbm_threshold again on 5 s candles."""
+    add_bots(database_url, strategies_dir, [("ema", "ema_rsi")])
+    add_bots(database_url, strategies_dir, [("lgbm1", "lgbm_threshold")], confidence_threshold=0.01)
+    add_bots(
+        database_url,
+        strategies_dir,
+        [("lgbm5", "lgbm_threshold")],
+        confidence_threshold=0.01,
+        timeframe="5s",
+    )
+
+
+def _assert_every_order_is_traceable(
+    database_url: str, hashes: dict[str, str], version: str
+) -> None:
+    """Every bot ordered; each order carries its strategy's hash and (model bots) the
+    champion's version; paper fills, closed positions with a reason, stats that add up."""
     orders = query(
         database_url,
         "SELECT b.name AS bot, o.client_order_id, o.role, o.status, o.strategy_hash, "

@@ -12,6 +12,7 @@ import fcntl
 import json
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -92,91 +93,134 @@ def test_recorded_candles_and_decisions_are_what_the_engine_saw(
         timeframe="5s",
     )
     add_bots(database_url, strategies_dir, [("always", "always")])
+    seen = aio.run(
+        trade_the_window(aio, tmp_path, database_url, strategies_dir, model_store, version),
+        timeout=90,
+    )
+    assert_the_recorded_candles_are_the_built_ones(tmp_path, seen)
+    hashes = {
+        name: content_hash((strategies_dir / f"{name}.py").read_bytes())
+        for name in ("ema_rsi", "lgbm_threshold", "always")
+    }
+    assert_one_decision_row_per_decision(tmp_path, seen, hashes, model_store, version)
+    kept = sources_of(database_url, *hashes.values())
+    for name, digest in hashes.items():
+        source = kept[digest]
+        assert source == (strategies_dir / f"{name}.py").read_bytes()
+        again = load_strategy_source(source, tmp_path / f"{name}.py")  # re-runnable
+        assert again.content_hash == digest
+
+
+@dataclass
+class WhatTheEngineSaw:
+    """Taken from the running engine, to compare with what it recorded."""
+
+    seconds: list[Candle] = field(default_factory=list)  # the 1 s candles it built
+    built: dict[str, pd.DataFrame] = field(default_factory=dict)  # its 5 s and 15 s history
+    counts: dict[str, int] = field(default_factory=dict)  # decisions and entries per bot
+    configs: dict[str, dict[str, object]] = field(default_factory=dict)
+    streams: dict[str, tuple[float, ...]] = field(default_factory=dict)  # last feature rows
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+async def trade_the_window(
+    aio: Aio,
+    tmp_path: Path,
+    database_url: str,
+    strategies_dir: Path,
+    model_store: ModelStore,
+    version: str,
+) -> WhatTheEngineSaw:
+    """The window replayed once the champion is loaded, with recording on."""
     end_ms = WINDOW_START_MS + WINDOW_MS
     source = MarketTimes(SyntheticSource(["BTCUSDT"], start_ms=WINDOW_START_MS, end_ms=end_ms))
-    seconds: list[Candle] = []
-    built: dict[str, pd.DataFrame] = {}
-    counts: dict[str, int] = {}
-    configs: dict[str, dict[str, object]] = {}
-    streams: dict[str, tuple[float, ...]] = {}
-    metrics: dict[str, float] = {}
-
-    async def scenario() -> None:
-        async with ReplayServer(source, speed=SPEED, wait_for_subscribers=2) as replay:
-            config = config_for(
-                database_url,
-                strategies_dir,
-                rest_url=replay.rest_url,
-                mlflow_tracking_uri=model_store.tracking_uri,
-                **recording(tmp_path),
+    seen = WhatTheEngineSaw()
+    async with ReplayServer(source, speed=SPEED, wait_for_subscribers=2) as replay:
+        config = config_for(
+            database_url,
+            strategies_dir,
+            rest_url=replay.rest_url,
+            mlflow_tracking_uri=model_store.tracking_uri,
+            **recording(tmp_path),
+        )
+        engine = build_engine(config, feed=BinanceFeed(feed_config(replay.url)))
+        engine.add_candle_listener(seen.seconds.append)
+        await engine.start()
+        try:
+            await aio.eventually(
+                lambda: getattr(engine.bot_status("lgbm"), "model_version", None) == version,
+                "the champion to load",
+                40,  # the first check waits for the model check process to start
             )
-            engine = build_engine(config, feed=BinanceFeed(feed_config(replay.url)))
-            engine.add_candle_listener(seconds.append)
-            await engine.start()
-            try:
-                await aio.eventually(
-                    lambda: getattr(engine.bot_status("lgbm"), "model_version", None) == version,
-                    "the champion to load",
-                    40,  # the first check waits for the model check process to start
-                )
-                # the market starts with a second listener, once the champion is loaded
-                listener = f"{replay.url}/stream?streams=btcusdt@trade"
-                async with connect(listener, proxy=None, close_timeout=1) as starter:
-                    reading = asyncio.create_task(drain(starter))
-                    await aio.eventually(replay.finished.is_set, "the replay to finish", 40)
-                    reading.cancel()
-                await aio.eventually(
-                    lambda: bool(seconds) and seconds[-1].end_ms >= end_ms - 1_000, "the last 1 s"
-                )
-                pipeline = engine.core.symbols["BTCUSDT"]
-                for name in ("5s", "15s"):
-                    built[name] = candles_to_frame(pipeline.timeframes[name].history)
-                for name in ("ema", "lgbm", "always"):
-                    bot = engine.core.bots[name]
-                    counts[name], counts[f"{name}_entries"] = bot.decisions, bot.entries
-                    configs[name] = bot.row.config.model_dump(mode="json")
-                    if bot.features is not None and bot.features.last_row is not None:
-                        streams[name] = bot.features.last_row
-            finally:
-                await engine.stop()
-            metrics.update(engine.metrics())
+            # the market starts with a second listener, once the champion is loaded
+            listener = f"{replay.url}/stream?streams=btcusdt@trade"
+            async with connect(listener, proxy=None, close_timeout=1) as starter:
+                reading = asyncio.create_task(drain(starter))
+                await aio.eventually(replay.finished.is_set, "the replay to finish", 40)
+                reading.cancel()
+            await aio.eventually(
+                lambda: bool(seen.seconds) and seen.seconds[-1].end_ms >= end_ms - 1_000,
+                "the last 1 s",
+            )
+            pipeline = engine.core.symbols["BTCUSDT"]
+            for name in ("5s", "15s"):
+                seen.built[name] = candles_to_frame(pipeline.timeframes[name].history)
+            for name in ("ema", "lgbm", "always"):
+                bot = engine.core.bots[name]
+                seen.counts[name], seen.counts[f"{name}_entries"] = bot.decisions, bot.entries
+                seen.configs[name] = bot.row.config.model_dump(mode="json")
+                if bot.features is not None and bot.features.last_row is not None:
+                    seen.streams[name] = bot.features.last_row
+        finally:
+            await engine.stop()
+        seen.metrics.update(engine.metrics())
+    return seen
 
-    aio.run(scenario(), timeout=90)
+
+def assert_the_recorded_candles_are_the_built_ones(tmp_path: Path, seen: WhatTheEngineSaw) -> None:
+    """1 s, 5 s and 15 s candles in the store equal the engine's and a batch aggregation's."""
+    end_ms = WINDOW_START_MS + WINDOW_MS
     store = MarketDataStore(tmp_path / "market_data")
     trades = SyntheticMarket("BTCUSDT").trades(WINDOW_START_MS, end_ms)
     batch_seconds = aggregate_trades(trades, "1s")
 
     recorded = store.read_candles(LIVE, "BTCUSDT", "1s")
-    assert recorded.equals(candles_to_frame(seconds))  # what the engine built, bit for bit
+    assert recorded.equals(candles_to_frame(seen.seconds))  # what the engine built, bit for bit
     assert len(recorded) >= len(batch_seconds) - 1  # at most the last second still open
     assert recorded.equals(batch_seconds.head(len(recorded)))  # and what a batch builds
     for name in ("5s", "15s"):
         frame = store.read_candles(LIVE, "BTCUSDT", name)
         assert len(frame) >= 10 and frame.equals(
-            built[name].tail(len(frame)).reset_index(drop=True)
+            seen.built[name].tail(len(frame)).reset_index(drop=True)
         )
         batch = resample_candles(batch_seconds, name)
         first = batch.index[batch["start_ms"] == frame["start_ms"].iloc[0]][0]
         assert frame.equals(batch.iloc[first : first + len(frame)].reset_index(drop=True))
     assert store.row_count("binance", "BTCUSDT", "1s") == 0  # its own series only
-    assert metrics["evidence_candles_total"] == sum(
+    assert seen.metrics["evidence_candles_total"] == sum(
         store.row_count(LIVE, "BTCUSDT", tf) for tf in ("1s", "5s", "15s")
     )
-    assert metrics["evidence_dropped_total"] == metrics["evidence_lost_total"] == 0
+    assert seen.metrics["evidence_dropped_total"] == seen.metrics["evidence_lost_total"] == 0
 
-    hashes = {
-        name: content_hash((strategies_dir / f"{name}.py").read_bytes())
-        for name in ("ema_rsi", "lgbm_threshold", "always")
-    }
+
+def assert_one_decision_row_per_decision(
+    tmp_path: Path,
+    seen: WhatTheEngineSaw,
+    hashes: dict[str, str],
+    model_store: ModelStore,
+    version: str,
+) -> None:
+    """Each decision logged once with its strategy hash and config; the model bot's rows
+    carry the version, the features the engine computed and the model's probability."""
     decisions = read_decisions(tmp_path / "decisions")
-    assert metrics["evidence_decisions_total"] == len(decisions)
+    assert seen.metrics["evidence_decisions_total"] == len(decisions)
     for bot, strategy in (("ema", "ema_rsi"), ("lgbm", "lgbm_threshold"), ("always", "always")):
         rows = decisions[decisions["bot"] == bot]
-        assert len(rows) == counts[bot] > 0  # one row per decision the bot took
+        assert len(rows) == seen.counts[bot] > 0  # one row per decision the bot took
         assert set(rows["strategy_hash"]) == {hashes[strategy]}
-        assert [json.loads(text) for text in set(rows["bot_config"])] == [configs[bot]]
+        assert [json.loads(text) for text in set(rows["bot_config"])] == [seen.configs[bot]]
         assert rows["candle_start_ms"].is_unique
-        assert (rows["entry"] == "placed").sum() == counts[f"{bot}_entries"]
+        assert (rows["entry"] == "placed").sum() == seen.counts[f"{bot}_entries"]
     assert set(decisions[decisions["bot"] == "ema"]["timeframe"]) == {"15s"}
     assert decisions[decisions["bot"] != "lgbm"]["model_version"].isna().all()
 
@@ -185,17 +229,10 @@ def test_recorded_candles_and_decisions_are_what_the_engine_saw(
     assert set(model_rows["model"]) == {MODEL}
     model = ModelRegistry(model_store.tracking_uri).load(MODEL, version=version)
     features = feature_frame(model_rows)
-    pipeline_stream = streams["lgbm"]
+    pipeline_stream = seen.streams["lgbm"]
     assert features.iloc[-1].tolist() == list(pipeline_stream)  # the engine's last row
     # the probability recorded is the one the model gives on the features recorded
     assert list(model.predict_proba(features)) == list(model_rows["probability"])
-
-    kept = sources_of(database_url, *hashes.values())
-    for name, digest in hashes.items():
-        source = kept[digest]
-        assert source == (strategies_dir / f"{name}.py").read_bytes()
-        again = load_strategy_source(source, tmp_path / f"{name}.py")  # re-runnable
-        assert again.content_hash == digest
 
 
 def test_an_edited_strategy_keeps_every_version_by_hash(

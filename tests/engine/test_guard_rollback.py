@@ -27,6 +27,7 @@ from tests.engine.model_store import ModelStore
 from tests.engine.test_evidence import WINDOW_START_MS, drain, recording
 from tests.engine.test_quality import log_reference
 from tests.notify.harness import hub_for, servers, set_secrets
+from tests.notify.servers import WebhookServer
 from tests.support import feed_config
 from tradepipe import model_ops
 from tradepipe.db import create_engine_for, session_scope
@@ -142,7 +143,15 @@ def test_a_decaying_champion_is_rolled_back(
             return engine
 
     engine = aio.run(scenario(), timeout=180)
+    assert_one_breach_with_its_evidence(engine, webhook, first, second)
+    assert_mlflow_has_the_rollback(model_store, first, second)
+    assert_the_database_has_the_rollback(database_url, first)
 
+
+def assert_one_breach_with_its_evidence(
+    engine: Engine, webhook: WebhookServer, first: str, second: str
+) -> None:
+    """The breach event, once, with the precision rail's evidence; the webhook heard it."""
     assert engine.metrics()["guard_breaches_total"] == 1  # once, not at every refresh
     [breached] = [e for e in engine.bus.recent() if e.kind == "model_guard_breached"]
     evidence = breached.data
@@ -160,7 +169,9 @@ def test_a_decaying_champion_is_rolled_back(
     hook = next(m for m in webhook.received if m["kind"] == "model_guard_breached")
     assert hook["category"] == "model_swaps" and "rolled back to version" in hook["text"]
 
-    # MLflow: the alias is back on version 1, the evidence is on version 2
+
+def assert_mlflow_has_the_rollback(model_store: ModelStore, first: str, second: str) -> None:
+    """MLflow: the alias is back on version 1, the evidence is on version 2."""
     registry = model_store.registry
     champion = registry.champion(MODEL)
     assert champion is not None and champion.version == first
@@ -169,7 +180,9 @@ def test_a_decaying_champion_is_rolled_back(
     assert json.loads(tags["guard_evidence"])["breaches"][0]["rail"] == "precision"
     assert tags["rollback_reason"].startswith("guard: live precision")
 
-    # the database: the promotion record of the rollback and both events
+
+def assert_the_database_has_the_rollback(database_url: str, first: str) -> None:
+    """The database: the promotion record of the rollback and both events."""
     [promotion] = query(
         database_url,
         "SELECT version, reasons FROM model_promotions WHERE model_name = :name",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,56 +79,12 @@ def test_three_engines_share_30_bots_a_sigkilled_one_s_bots_move_and_none_runs_t
             # the first alone takes its capacity; the two others share the rest as they race
             victim = engine("victim", 10)
             with OwnershipSampler(postgres_url, engines) as sampler:
-                victim.start()
-                await until(lambda: len(held_by(postgres_url, "victim")) == 10, "victim's 10", WAIT)
-                survivors = [engine("east", 15), engine("west", 15)]
-                for process in survivors:
-                    sampler.add(process)
-                    process.start()
-                await until(lambda: len(lease_owners(postgres_url)) == BOTS, "all leased", WAIT)
-                victims = {
-                    b for b, (owner, _) in lease_owners(postgres_url).items() if owner == "victim"
-                }
-                assert len(victims) == 10
-
-                def victims_open() -> dict[tuple[str, int], Any]:
-                    found = open_positions(postgres_url)
-                    return {key: p for key, p in found.items() if key[0] in victims}
-
-                await until(victims_open, "open positions in the victim's bots", WAIT)
-                await until(
-                    lambda: {b for b in order_ids(postgres_url).values()} == set(names),
-                    "every bot trading",
-                    WAIT,
+                victims = await _victim_then_two_survivors_lease_every_bot(
+                    postgres_url, engine, victim, sampler, until
                 )
-                assert await victim.kill() == -9
-                killed_at = time.monotonic()
-                at_kill = victims_open()
-                before = set(order_ids(postgres_url))
-
-                def moved() -> bool:
-                    owners = lease_owners(postgres_url)
-                    return all(owners[b][0] in ("east", "west") for b in victims)
-
-                await until(moved, "the victim's bots taken over", WAIT)
-
-                def traded_again() -> bool:
-                    fresh = {b for i, b in order_ids(postgres_url).items() if i not in before}
-                    return victims <= fresh
-
-                await until(traded_again, "the victim's bots trading again", WAIT)
-                print(
-                    f"kill -> every victim bot ordering again: {time.monotonic() - killed_at:.1f} s"
+                owners = await _the_victim_s_bots_move_and_trade_again(
+                    postgres_url, victim, victims, names, until
                 )
-                owners = lease_owners(postgres_url)
-                assert all(owners[b][1] == 2 for b in victims)  # one takeover each
-                assert all(owners[b][1] == 1 for b in set(names) - victims)  # nothing else moved
-                counts = {e: len(held_by(postgres_url, e)) for e in ("east", "west")}
-                assert sum(counts.values()) == BOTS and max(counts.values()) <= 15
-                claimed = _payloads(postgres_url, "bots_claimed")
-                resumed = {(i["bot"], i["seq"]) for p in claimed for i in p["resumed"]}
-                assert set(at_kill) <= resumed  # every open position resumed from the database
-
                 await _fourth_engine_takes_within_capacity(
                     postgres_url, engine, sampler, until, owners
                 )
@@ -144,6 +101,72 @@ def test_three_engines_share_30_bots_a_sigkilled_one_s_bots_move_and_none_runs_t
         for process in engines:
             process.cleanup()
     assert problems(postgres_url) == []  # no order twice, positions agree with orders
+
+
+async def _victim_then_two_survivors_lease_every_bot(
+    url: str,
+    engine: Callable[[str, int], EngineProcess],
+    victim: EngineProcess,
+    sampler: OwnershipSampler,
+    until: Any,
+) -> set[str]:
+    """The victim alone takes its capacity of 10; east and west share the other 20 as they
+    race. Returns the victim's bots."""
+    victim.start()
+    await until(lambda: len(held_by(url, "victim")) == 10, "victim's 10", WAIT)
+    survivors = [engine("east", 15), engine("west", 15)]
+    for process in survivors:
+        sampler.add(process)
+        process.start()
+    await until(lambda: len(lease_owners(url)) == BOTS, "all leased", WAIT)
+    victims = {b for b, (owner, _) in lease_owners(url).items() if owner == "victim"}
+    assert len(victims) == 10
+    return victims
+
+
+async def _the_victim_s_bots_move_and_trade_again(
+    url: str, victim: EngineProcess, victims: set[str], names: list[str], until: Any
+) -> dict[str, tuple[str, int]]:
+    """Once the victim's bots hold open positions and every bot trades, the victim is
+    SIGKILLed: its bots move to east and west (one takeover each, nothing else moves) and
+    resume every open position. Returns the lease owners then."""
+
+    def victims_open() -> dict[tuple[str, int], Any]:
+        found = open_positions(url)
+        return {key: p for key, p in found.items() if key[0] in victims}
+
+    await until(victims_open, "open positions in the victim's bots", WAIT)
+    await until(
+        lambda: {b for b in order_ids(url).values()} == set(names),
+        "every bot trading",
+        WAIT,
+    )
+    assert await victim.kill() == -9
+    killed_at = time.monotonic()
+    at_kill = victims_open()
+    before = set(order_ids(url))
+
+    def moved() -> bool:
+        owners = lease_owners(url)
+        return all(owners[b][0] in ("east", "west") for b in victims)
+
+    await until(moved, "the victim's bots taken over", WAIT)
+
+    def traded_again() -> bool:
+        fresh = {b for i, b in order_ids(url).items() if i not in before}
+        return victims <= fresh
+
+    await until(traded_again, "the victim's bots trading again", WAIT)
+    print(f"kill -> every victim bot ordering again: {time.monotonic() - killed_at:.1f} s")
+    owners = lease_owners(url)
+    assert all(owners[b][1] == 2 for b in victims)  # one takeover each
+    assert all(owners[b][1] == 1 for b in set(names) - victims)  # nothing else moved
+    counts = {e: len(held_by(url, e)) for e in ("east", "west")}
+    assert sum(counts.values()) == BOTS and max(counts.values()) <= 15
+    claimed = _payloads(url, "bots_claimed")
+    resumed = {(i["bot"], i["seq"]) for p in claimed for i in p["resumed"]}
+    assert set(at_kill) <= resumed  # every open position resumed from the database
+    return owners
 
 
 async def _fourth_engine_takes_within_capacity(

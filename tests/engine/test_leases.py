@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from typer.testing import CliRunner
 from app.cli import app
 from live.api.views import health_body
 from live.replay import ReplayServer, SyntheticSource
+from tests.engine.cluster import lease_owners
 from tests.engine.helpers import (
     START_MS,
     Aio,
@@ -282,13 +284,7 @@ def test_sigkilled_engine_s_bots_trade_again_on_the_other_within_ttl_and_recover
             engine_max_bots=max_bots,
         )
 
-    def owners() -> dict[str, tuple[str, int]]:
-        rows = query(
-            postgres_url,
-            "SELECT b.name, l.owner, l.epoch FROM bot_leases l JOIN bots b ON b.id = l.bot_id",
-        )
-        return {row.name: (row.owner, row.epoch) for row in rows}
-
+    owners = partial(lease_owners, postgres_url)
     until = log_waiter(log)
 
     async def scenario() -> None:
@@ -317,29 +313,13 @@ def test_sigkilled_engine_s_bots_trade_again_on_the_other_within_ttl_and_recover
                 return all(now[name] == ("survivor", 2) for name in victims)
 
             await until(taken_over, "the survivor to take the bots over")
-            claimed = await until(
-                lambda: query(
-                    postgres_url,
-                    "SELECT payload FROM events WHERE kind = 'bots_claimed' ORDER BY id",
-                ),
-                "the takeover event",
-            )
-            payloads = [
-                json.loads(p.payload) if isinstance(p.payload, str) else p.payload for p in claimed
-            ]
-            resumed = {(item["bot"], item["seq"]) for p in payloads for item in p["resumed"]}
-            assert set(at_kill) <= resumed  # every open position resumed from the database
-
-            def new_victim_orders() -> bool:
-                rows = query(
-                    postgres_url,
-                    "SELECT o.client_order_id, b.name FROM orders o JOIN bots b ON b.id = o.bot_id",
-                )
-                fresh = {r.name for r in rows if r.client_order_id not in orders_at_kill}
-                return victims <= fresh
+            await every_open_position_resumed(postgres_url, until, at_kill)
 
             # how soon is measured by benchmarks/bench_leases.py (takeover p50/p95), not here
-            await until(new_victim_orders, "the taken-over bots to trade again")
+            await until(
+                partial(traded_again, postgres_url, victims, orders_at_kill),
+                "the taken-over bots to trade again",
+            )
             processes[1].send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(processes[1].wait, 20) == 0
 
@@ -350,11 +330,41 @@ def test_sigkilled_engine_s_bots_trade_again_on_the_other_within_ttl_and_recover
             if process.poll() is None:
                 process.kill()
                 process.wait(10)
-    ids = [r.client_order_id for r in query(postgres_url, "SELECT client_order_id FROM orders")]
+    assert_no_order_twice_and_every_lease_handed_back(postgres_url)
+
+
+async def every_open_position_resumed(
+    url: str, until: Any, at_kill: dict[tuple[str, int], dict[str, Any]]
+) -> None:
+    """The takeover events name every position open at the kill as resumed."""
+    claimed = await until(
+        lambda: query(
+            url,
+            "SELECT payload FROM events WHERE kind = 'bots_claimed' ORDER BY id",
+        ),
+        "the takeover event",
+    )
+    payloads = [json.loads(p.payload) if isinstance(p.payload, str) else p.payload for p in claimed]
+    resumed = {(item["bot"], item["seq"]) for p in payloads for item in p["resumed"]}
+    assert set(at_kill) <= resumed  # every open position resumed from the database
+
+
+def traded_again(url: str, victims: set[str], orders_at_kill: set[str]) -> bool:
+    """Every one of `victims` has an order written since the kill."""
+    rows = query(
+        url,
+        "SELECT o.client_order_id, b.name FROM orders o JOIN bots b ON b.id = o.bot_id",
+    )
+    fresh = {r.name for r in rows if r.client_order_id not in orders_at_kill}
+    return victims <= fresh
+
+
+def assert_no_order_twice_and_every_lease_handed_back(url: str) -> None:
+    ids = [r.client_order_id for r in query(url, "SELECT client_order_id FROM orders")]
     assert len(ids) == len(set(ids))
-    assert_positions_consistent(postgres_url, max_open_positions=2)
+    assert_positions_consistent(url, max_open_positions=2)
     # a graceful stop hands its leases back at once (expired, epoch kept)
-    leases = query(postgres_url, "SELECT owner, expires_at <= now() AS free FROM bot_leases")
+    leases = query(url, "SELECT owner, expires_at <= now() AS free FROM bot_leases")
     assert all(row.free for row in leases)
 
 

@@ -19,7 +19,10 @@ from tests.engine.helpers import (
     walk,
 )
 from tests.engine.model_store import ModelStore
-from tradepipe.features import FeatureSpec
+from tests.engine.test_model_check import SMALL
+
+# A feature spec other than the default one: the second champion is trained on it.
+SMALL_SPEC = SMALL.model_copy(update={"name": "small"})
 
 
 def version_of(engine: Engine, bot: str = "m1") -> str | None:
@@ -30,6 +33,10 @@ def version_of(engine: Engine, bot: str = "m1") -> str | None:
 def state_of(engine: Engine, bot: str) -> BotRunState | None:
     status = engine.bot_status(bot)
     return status.state if status is not None else None
+
+
+def waiting_reason(engine: Engine) -> str:
+    return str(getattr(engine.bot_status("m1"), "last_error", ""))
 
 
 def test_wait_load_swap_and_refuse(
@@ -44,17 +51,6 @@ def test_wait_load_swap_and_refuse(
         confidence_threshold=0.01,
     )
     add_bots(database_url, strategies_dir, [("plain", "always")])
-    small = FeatureSpec(
-        name="small",
-        return_horizons=(1, 3),
-        sma_windows=(5,),
-        ema_spans=(12,),
-        volatility_windows=(10,),
-        rsi_periods=(14,),
-        momentum_periods=(10,),
-        volume_windows=(20,),
-        taker_flow_windows=(10,),
-    )
     events: list[EngineEvent] = []
 
     async def scenario() -> tuple[str, str, str]:
@@ -76,11 +72,8 @@ def test_wait_load_swap_and_refuse(
             await trade(40)
             assert state_of(engine, "m1") is BotRunState.WAITING_FOR_MODEL
 
-            def waiting_reason() -> str:
-                return str(getattr(engine.bot_status("m1"), "last_error", ""))
-
             await aio.eventually(
-                lambda: "no version with alias 'champion'" in waiting_reason(), "the reason"
+                lambda: "no version with alias 'champion'" in waiting_reason(engine), "the reason"
             )
             assert state_of(engine, "plain") is BotRunState.RUNNING
 
@@ -92,11 +85,11 @@ def test_wait_load_swap_and_refuse(
             assert state_of(engine, "m1") is BotRunState.RUNNING
             assert engine.core.bots["m1"].entries > 0
 
-            second = model_store.register(name, spec=small, seed=2)
+            second = model_store.register(name, spec=SMALL_SPEC, seed=2)
             await aio.eventually(lambda: version_of(engine) == second, "the swap")
             # trained on another spec: its features were warmed up from the kept candles
             features = engine.core.bots["m1"].features
-            assert features is not None and features.spec == small and features.ready
+            assert features is not None and features.spec == SMALL_SPEC and features.ready
             entries = engine.core.bots["m1"].entries
             await trade(20)
             assert engine.core.bots["m1"].entries > entries
@@ -115,6 +108,14 @@ def test_wait_load_swap_and_refuse(
             await engine.stop()
 
     first, second, broken = aio.run(scenario(), timeout=90)
+    assert_the_orders_and_events_name_each_version(database_url, events, first, second, broken)
+
+
+def assert_the_orders_and_events_name_each_version(
+    database_url: str, events: list[EngineEvent], first: str, second: str, broken: str
+) -> None:
+    """m1's entries were made by the first and the second champion, never by the broken one;
+    one load, one swap and one refusal, each an event."""
     [refused] = [e for e in events if e.kind == "model_refused"]
     assert refused.data["version"] == broken and refused.data["running_version"] == second
     versions = query(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -33,7 +34,13 @@ from tests.engine.test_evidence import LIVE, MODEL, SPEED, WINDOW_START_MS, drai
 from tests.support import feed_config
 from tradepipe.marketdata import MarketDataStore
 from tradepipe.marketdata.decisions import feature_frame, read_decisions
-from tradepipe.quality import QualityReference, build_reference, live_outcomes, live_quality
+from tradepipe.quality import (
+    LiveQuality,
+    QualityReference,
+    build_reference,
+    live_outcomes,
+    live_quality,
+)
 from tradepipe.quality_report import VersionQuality, evaluation_steps, quality_from_evidence
 from tradepipe.registry import EVALUATION_EXPERIMENT, QUALITY_REFERENCE_ARTIFACT
 
@@ -88,13 +95,7 @@ def test_live_quality_of_the_recorded_evidence(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     version = model_store.register(MODEL)
-    # a training reference far from the replay's features: N(0, 1) rows, as ModelStore trains
-    rng = np.random.default_rng(5)
-    model = model_store.registry.load(MODEL, version=version)
-    names = list(model.feature_names)
-    training = pd.DataFrame(rng.normal(size=(400, len(names))), columns=names)
-    stored = build_reference(training, rng.random(400) > 0.5, model.predict_proba(training), 0.01)
-    log_reference(model_store, version, stored)
+    stored = log_a_training_reference_far_from_the_replay(model_store, version)
     add_bots(
         database_url,
         strategies_dir,
@@ -103,54 +104,103 @@ def test_live_quality_of_the_recorded_evidence(
         timeframe="5s",
         **BARRIERS,
     )
+    scraped = aio.run(
+        trade_with_quality_refreshes(
+            aio, tmp_path, database_url, strategies_dir, model_store, version
+        ),
+        timeout=120,
+    )
+    live = matured_decisions(tmp_path)
+    quality = assert_the_quality_of_the_evidence(tmp_path, model_store, version, stored, live)
+    assert_psi_near_zero_on_the_same_features_and_large_on_shifted_ones(live)
+    assert_the_metrics_show_the_quality(scraped, version, stored)
+    assert_the_cli_logs_one_evaluation_run(
+        monkeypatch, tmp_path, model_store, version, stored, live, quality
+    )
+
+
+def log_a_training_reference_far_from_the_replay(
+    model_store: ModelStore, version: str
+) -> QualityReference:
+    # a training reference far from the replay's features: N(0, 1) rows, as ModelStore trains
+    rng = np.random.default_rng(5)
+    model = model_store.registry.load(MODEL, version=version)
+    names = list(model.feature_names)
+    training = pd.DataFrame(rng.normal(size=(400, len(names))), columns=names)
+    stored = build_reference(training, rng.random(400) > 0.5, model.predict_proba(training), 0.01)
+    log_reference(model_store, version, stored)
+    return stored
+
+
+async def trade_with_quality_refreshes(
+    aio: Aio,
+    tmp_path: Path,
+    database_url: str,
+    strategies_dir: Path,
+    model_store: ModelStore,
+    version: str,
+) -> str:
+    """The window replayed once the champion is loaded; returns the /metrics text scraped
+    once every decision is written and the quality has been refreshed twice more."""
     end_ms = WINDOW_START_MS + WINDOW_MS
     source = MarketTimes(SyntheticSource(["BTCUSDT"], start_ms=WINDOW_START_MS, end_ms=end_ms))
     scraped: list[str] = []
-
-    async def scenario() -> None:
-        async with ReplayServer(source, speed=SPEED, wait_for_subscribers=2) as replay:
-            config = config_for(
-                database_url,
-                strategies_dir,
-                rest_url=replay.rest_url,
-                mlflow_tracking_uri=model_store.tracking_uri,
-                quality_seconds=0.2,
-                **recording(tmp_path),
+    async with ReplayServer(source, speed=SPEED, wait_for_subscribers=2) as replay:
+        config = config_for(
+            database_url,
+            strategies_dir,
+            rest_url=replay.rest_url,
+            mlflow_tracking_uri=model_store.tracking_uri,
+            quality_seconds=0.2,
+            **recording(tmp_path),
+        )
+        engine = build_engine(config, feed=BinanceFeed(feed_config(replay.url)))
+        await engine.start()
+        server = ApiServer(create_app(engine, token=None), "127.0.0.1", 0)
+        serving = asyncio.create_task(server.serve())
+        try:
+            port = await server.wait_started()
+            await aio.eventually(
+                lambda: getattr(engine.bot_status("lgbm"), "model_version", None) == version,
+                "the champion to load",
+                40,  # the first check waits for the model check process to start
             )
-            engine = build_engine(config, feed=BinanceFeed(feed_config(replay.url)))
-            await engine.start()
-            server = ApiServer(create_app(engine, token=None), "127.0.0.1", 0)
-            serving = asyncio.create_task(server.serve())
-            try:
-                port = await server.wait_started()
-                await aio.eventually(
-                    lambda: getattr(engine.bot_status("lgbm"), "model_version", None) == version,
-                    "the champion to load",
-                    40,  # the first check waits for the model check process to start
-                )
-                listener = f"{replay.url}/stream?streams=btcusdt@trade"
-                async with connect(listener, proxy=None, close_timeout=1) as starter:
-                    reading = asyncio.create_task(drain(starter))
-                    await aio.eventually(replay.finished.is_set, "the replay to finish", 60)
-                    reading.cancel()
-                await aio.eventually(lambda: engine.evidence.metrics().queued == 0, "writes")
-                await aio.eventually(
-                    lambda: engine.evidence.metrics().decisions > 100, "decisions written"
-                )
-                refreshed = engine.quality.refreshes
-                await aio.eventually(
-                    lambda: engine.quality.refreshes > refreshed + 1, "two more refreshes"
-                )
-                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                    scraped.append((await client.get("/metrics")).text)
-            finally:
-                serving.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await serving
-                await engine.stop()
+            listener = f"{replay.url}/stream?streams=btcusdt@trade"
+            async with connect(listener, proxy=None, close_timeout=1) as starter:
+                reading = asyncio.create_task(drain(starter))
+                await aio.eventually(replay.finished.is_set, "the replay to finish", 60)
+                reading.cancel()
+            await aio.eventually(lambda: engine.evidence.metrics().queued == 0, "writes")
+            await aio.eventually(
+                lambda: engine.evidence.metrics().decisions > 100, "decisions written"
+            )
+            refreshed = engine.quality.refreshes
+            await aio.eventually(
+                lambda: engine.quality.refreshes > refreshed + 1, "two more refreshes"
+            )
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                scraped.append((await client.get("/metrics")).text)
+        finally:
+            serving.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await serving
+            await engine.stop()
+    return scraped[0]
 
-    aio.run(scenario(), timeout=120)
 
+@dataclass(frozen=True)
+class MaturedDecisions:
+    """The recorded decisions, the recorded 5 s candles, and the outcomes worked out by
+    hand of the decisions that have matured."""
+
+    decisions: pd.DataFrame
+    candles: pd.DataFrame
+    matured: list[tuple[int, float]]
+    labels: np.ndarray
+    probabilities: np.ndarray
+
+
+def matured_decisions(tmp_path: Path) -> MaturedDecisions:
     decisions = read_decisions(tmp_path / "decisions", bots=["lgbm"])
     candles = MarketDataStore(tmp_path / "market_data").read_candles(LIVE, "BTCUSDT", "5s")
     expected = [outcome_by_hand(candles, int(start)) for start in decisions["candle_start_ms"]]
@@ -159,6 +209,20 @@ def test_live_quality_of_the_recorded_evidence(
     labels = np.array([label for label, _ in matured])
     probabilities = np.array([p for _, p in matured])
     assert len(matured) > 100 and 0 < labels.mean() < 1  # both outcomes happened
+    return MaturedDecisions(decisions, candles, matured, labels, probabilities)
+
+
+def assert_the_quality_of_the_evidence(
+    tmp_path: Path,
+    model_store: ModelStore,
+    version: str,
+    stored: QualityReference,
+    live: MaturedDecisions,
+) -> LiveQuality:
+    """quality_from_evidence finds the version and its reference, and its figures are the
+    ones computed here from the outcomes by hand."""
+    decisions, matured = live.decisions, live.matured
+    labels, probabilities = live.labels, live.probabilities
 
     def reference_of(name: str, number: str) -> QualityReference | None:
         return model_store.registry.quality_reference(name, number)
@@ -178,7 +242,14 @@ def test_live_quality_of_the_recorded_evidence(
     entered = probabilities > 0.01
     assert quality.figures["hit_rate"] == pytest.approx(np.mean(entered == (labels == 1)))
     assert quality.max_feature_psi > 1 and quality.prediction_psi >= 0  # N(0,1) is far away
+    return quality
 
+
+def assert_psi_near_zero_on_the_same_features_and_large_on_shifted_ones(
+    live: MaturedDecisions,
+) -> None:
+    decisions, candles = live.decisions, live.candles
+    labels, probabilities = live.labels, live.probabilities
     # PSI: ~0 against the distribution of the same features, large against a shifted one
     features = feature_frame(decisions)
     same = build_reference(features, labels[:1], probabilities[:1], 0.01)
@@ -191,7 +262,11 @@ def test_live_quality_of_the_recorded_evidence(
     # large (above the usual 0.25) for every feature, and very large where values spread
     assert min(far) > 0.25 and float(np.median(far)) > 5
 
-    samples, types = parse(scraped[0])
+
+def assert_the_metrics_show_the_quality(
+    scraped: str, version: str, stored: QualityReference
+) -> None:
+    samples, types = parse(scraped)
     labels_of = {"model": MODEL, "version": version}
     assert types["tradepipe_model_live_auc"] == "gauge"
     live_auc = value(samples, "tradepipe_model_live_auc", **labels_of)
@@ -205,6 +280,17 @@ def test_live_quality_of_the_recorded_evidence(
         assert not math.isnan(value(samples, f"tradepipe_model_{name}", **labels_of)), name
     assert value(samples, "tradepipe_engine_quality_refreshes_total") >= 2
 
+
+def assert_the_cli_logs_one_evaluation_run(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    model_store: ModelStore,
+    version: str,
+    stored: QualityReference,
+    live: MaturedDecisions,
+    quality: LiveQuality,
+) -> None:
+    matured = live.matured
     # MLflow: the CLI computes and logs one evaluation run with the figures per hour step
     monkeypatch.setenv("TRADEPIPE_MLFLOW_TRACKING_URI", model_store.tracking_uri)
     monkeypatch.setenv("TRADEPIPE_DECISION_LOG_DIR", str(tmp_path / "decisions"))

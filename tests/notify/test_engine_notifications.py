@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.engine.helpers import START_MS, Aio, add_bots, config_for, push, start_engine, walk
 from tests.engine.model_store import ModelStore
 from tests.notify.harness import TELEGRAM_CHAT, hub_for, servers, set_secrets
+from tests.notify.servers import TelegramServer, WebhookServer
 
 MODEL = "notify_swap_model"
 
@@ -25,18 +27,7 @@ def test_each_bot_hears_what_it_chose_and_nothing_else(
 ) -> None:
     set_secrets(monkeypatch)
     first = model_store.register(MODEL, seed=1)
-    add_bots(database_url, strategies_dir, [("ent", "always")], notifiers=["tg", "hook"],
-             notify_events=["entries"])  # fmt: skip
-    add_bots(database_url, strategies_dir, [("ext", "always")], notifiers=["hook"],
-             notify_events=["exits"])  # fmt: skip
-    add_bots(database_url, strategies_dir, [("boom", "explode")], notifiers=["tg"],
-             notify_events=["errors"])  # fmt: skip
-    add_bots(database_url, strategies_dir, [("strat", "counting")], notifiers=["tg"],
-             notify_events=["strategy_changes"])  # fmt: skip
-    add_bots(database_url, strategies_dir, [("mdl", "lgbm_threshold")], notifiers=["hook"],
-             notify_events=["model_swaps"], model_name=MODEL,
-             confidence_threshold=0.01)  # fmt: skip
-    add_bots(database_url, strategies_dir, [("quiet", "always")])  # no notifiers at all
+    _add_bots_each_choosing_one_category(database_url, strategies_dir)
     telegram, webhook = servers()
 
     async def scenario() -> str:
@@ -74,6 +65,31 @@ def test_each_bot_hears_what_it_chose_and_nothing_else(
             return second
 
     second = Aio.run(scenario(), timeout=90)
+    tg = _check_telegram_heard_only_the_chosen(telegram)
+    by_category = _check_webhook_heard_only_the_chosen(webhook, second)
+    # one copy per event: ent routes entries to both notifiers, each gets each entry once
+    tg_entries = [t for t in tg if t.startswith("ent: entry")]
+    assert len(tg_entries) == len(by_category["entries"])
+    assert len({m["id"] for m in webhook.received}) == len(webhook.received)
+
+
+def _add_bots_each_choosing_one_category(database_url: str, strategies_dir: Path) -> None:
+    """Five bots, each with one category on one or both notifiers, and one with none."""
+    add_bots(database_url, strategies_dir, [("ent", "always")], notifiers=["tg", "hook"],
+             notify_events=["entries"])  # fmt: skip
+    add_bots(database_url, strategies_dir, [("ext", "always")], notifiers=["hook"],
+             notify_events=["exits"])  # fmt: skip
+    add_bots(database_url, strategies_dir, [("boom", "explode")], notifiers=["tg"],
+             notify_events=["errors"])  # fmt: skip
+    add_bots(database_url, strategies_dir, [("strat", "counting")], notifiers=["tg"],
+             notify_events=["strategy_changes"])  # fmt: skip
+    add_bots(database_url, strategies_dir, [("mdl", "lgbm_threshold")], notifiers=["hook"],
+             notify_events=["model_swaps"], model_name=MODEL,
+             confidence_threshold=0.01)  # fmt: skip
+    add_bots(database_url, strategies_dir, [("quiet", "always")])  # no notifiers at all
+
+
+def _check_telegram_heard_only_the_chosen(telegram: TelegramServer) -> list[str]:
     tg = telegram.texts()
     # Telegram: ent's entries, boom's error, strat's strategy change (the file's edit and the
     # bot's reload); nothing else
@@ -85,6 +101,12 @@ def test_each_bot_hears_what_it_chose_and_nothing_else(
     )
     assert all(t.startswith(told) for t in tg)
     assert {m["chat_id"] for m in telegram.received} == {TELEGRAM_CHAT}
+    return tg
+
+
+def _check_webhook_heard_only_the_chosen(
+    webhook: WebhookServer, second: str
+) -> dict[str, list[dict[str, Any]]]:
     hook = webhook.received
     by_category = {c: [m for m in hook if m["category"] == c] for c in webhook.categories()}
     assert set(by_category) == {"entries", "exits", "model_swaps"}
@@ -97,10 +119,7 @@ def test_each_bot_hears_what_it_chose_and_nothing_else(
     [swap] = by_category["model_swaps"]
     assert swap["kind"] == "model_swapped" and swap["bot"] is None
     assert swap["data"]["version"] == second and swap["data"]["bots"] == ["mdl"]
-    # one copy per event: ent routes entries to both notifiers, each gets each entry once
-    tg_entries = [t for t in tg if t.startswith("ent: entry")]
-    assert len(tg_entries) == len(by_category["entries"])
-    assert len({m["id"] for m in hook}) == len(hook)
+    return by_category
 
 
 def test_failing_and_hanging_receivers_never_hold_trading(

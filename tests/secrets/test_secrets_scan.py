@@ -40,6 +40,7 @@ from tests.engine.helpers import (
     write_strategies,
 )
 from tests.notify.harness import SECRETS, TELEGRAM_TOKEN, notifier_settings, servers
+from tests.notify.servers import TelegramServer, WebhookServer
 from tradepipe.botconfig import parse_bot_config
 from tradepipe.bots import NewBot, add_bot
 from tradepipe.db import create_engine_for, session_scope, upgrade_database
@@ -97,14 +98,7 @@ def test_no_secret_value_reaches_anything_the_platform_keeps_or_shows(
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    private = tmp_path / "private"
-    private.mkdir()
-    secrets_file = private / "secrets.env"
-    secrets_file.write_text(f"SCAN_API_KEY={EXCHANGE_KEY}\nSCAN_API_SECRET='{EXCHANGE_SECRET}'\n")
-    secrets_file.chmod(0o600)
-    monkeypatch.setenv("TRADEPIPE_SECRETS_FILE", str(secrets_file))
-    for name, value in SECRETS.items():
-        monkeypatch.setenv(name, value)
+    secrets_file = secrets_in_a_private_file(tmp_path, monkeypatch)
     run = tmp_path / "run"
     run.mkdir()
     database_url = f"sqlite:///{run / 'trading.db'}"
@@ -123,79 +117,17 @@ def test_no_secret_value_reaches_anything_the_platform_keeps_or_shows(
     telegram, webhook = servers()
     answers: list[str] = []
     events: list[str] = []
-
-    async def scenario() -> None:
-        exchange_account = account(usdt=10_000.0)
-        async with (
-            telegram,
-            webhook,
-            ExchangeSimulator(exchange_account, {EXCHANGE_KEY: EXCHANGE_SECRET}) as exchange,
-        ):
-            telegram.faults.fail_next = 2  # retried: delivery logs name the notifier only
-            config = config_for(
-                database_url,
-                strategies,
-                exchange_testnet_url=exchange.url,
-                exchange_timeout_seconds=0.5,
-                exchange_poll_seconds=0.05,
-                reconcile_seconds=0.2,
-            )
-            hub = build_hub(notifier_settings(telegram, webhook))
-            running = await start_engine(config, notifications=hub)
-            engine = running.engine
-            server = ApiServer(create_app(engine, token=API_TOKEN), "127.0.0.1", 0)
-            serving = asyncio.create_task(server.serve())
-            try:
-                port = await server.wait_started()
-                outbox = engine.core.outbox
-                for trade in walk(120, start_ms=START_MS):
-                    exchange.on_trade(trade)
-                    running.feed.push(trade)
-                    await Aio.within(outbox.idle(5.0) if outbox.pending else asyncio.sleep(0))
-
-                def done() -> bool:
-                    hooked = {(m["bot"], m["category"]) for m in webhook.received}
-                    return {("tn", "entries"), ("tn", "exits"), ("boom", "errors")} <= hooked and (
-                        len(telegram.received) >= 3
-                    )
-
-                await Aio.eventually(done, "notifications of the testnet bot", 20)
-                headers = {"Authorization": f"Bearer {API_TOKEN}"}
-                base = f"http://127.0.0.1:{port}"
-                async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-                    for path in ("/health", "/metrics", "/api/bots", "/api/bots/tn",
-                                 "/api/bots/pp", "/api/bots/boom", "/api/bots/nobody"):  # fmt: skip
-                        response = await client.get(path, headers=headers)
-                        answers.append(f"{path} {response.status_code} {response.text}")
-                    wrong = await client.post("/api/kill-switch", json={"reason": "x"})
-                    answers.append(f"unauthorised {wrong.status_code} {wrong.text}")
-                assert exchange.placements(), "the testnet bot traded through the simulator"
-            finally:
-                serving.cancel()
-                await engine.stop()
-            events.extend(
-                json.dumps({"kind": e.kind, "bot": e.bot, **e.payload()}, default=str)
-                for e in engine.bus.recent()
-            )
-
     try:
-        Aio.run(scenario(), timeout=90)
+        Aio.run(
+            trade_notify_and_ask_the_api(
+                database_url, strategies, telegram, webhook, answers, events
+            ),
+            timeout=90,
+        )
     finally:
         root.removeHandler(file_handler)
         file_handler.close()
-
-    # the dashboard, on this run's database (and an MLflow store it may create)
-    monkeypatch.setenv("TRADEPIPE_HOME", str(run / "var"))
-    monkeypatch.setenv("TRADEPIPE_DATABASE_URL", database_url)
-    monkeypatch.setenv("TRADEPIPE_MLFLOW_TRACKING_URI", f"sqlite:///{run / 'mlflow.db'}")
-    pages: dict[str, str] = {}
-    with served_on("127.0.0.1"):
-        at = new_app()
-        for page in PAGES:
-            open_page(at, page)
-            assert not at.exception, [item.value for item in at.exception]
-            pages[page] = page_text(at)
-    assert "tn" in pages["bots"] and "testnet" in pages["bots"]
+    pages = dashboard_pages(monkeypatch, run, database_url)
 
     formatter = KeyValueFormatter("%(levelname)s %(name)s %(message)s")
     logs = "\n".join(formatter.format(record) for record in caplog.records)
@@ -227,6 +159,101 @@ def test_no_secret_value_reaches_anything_the_platform_keeps_or_shows(
     # the scan itself can find what it looks for
     assert set(found(secrets_file.read_text())) == {"exchange key", "exchange secret"}
     assert len(places) > 12 and all(places[p] for p in ("database", "log file", "engine events"))
+
+
+def secrets_in_a_private_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The exchange credentials in a 0600 secrets file, the notifiers' in the environment."""
+    private = tmp_path / "private"
+    private.mkdir()
+    secrets_file = private / "secrets.env"
+    secrets_file.write_text(f"SCAN_API_KEY={EXCHANGE_KEY}\nSCAN_API_SECRET='{EXCHANGE_SECRET}'\n")
+    secrets_file.chmod(0o600)
+    monkeypatch.setenv("TRADEPIPE_SECRETS_FILE", str(secrets_file))
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    return secrets_file
+
+
+async def trade_notify_and_ask_the_api(
+    database_url: str,
+    strategies: Path,
+    telegram: TelegramServer,
+    webhook: WebhookServer,
+    answers: list[str],
+    events: list[str],
+) -> None:
+    """The bots trade (tn on the exchange simulator) and notify; every API route a secret
+    could show is asked; `answers` and `events` get what the API and the bus gave."""
+    exchange_account = account(usdt=10_000.0)
+    async with (
+        telegram,
+        webhook,
+        ExchangeSimulator(exchange_account, {EXCHANGE_KEY: EXCHANGE_SECRET}) as exchange,
+    ):
+        telegram.faults.fail_next = 2  # retried: delivery logs name the notifier only
+        config = config_for(
+            database_url,
+            strategies,
+            exchange_testnet_url=exchange.url,
+            exchange_timeout_seconds=0.5,
+            exchange_poll_seconds=0.05,
+            reconcile_seconds=0.2,
+        )
+        hub = build_hub(notifier_settings(telegram, webhook))
+        running = await start_engine(config, notifications=hub)
+        engine = running.engine
+        server = ApiServer(create_app(engine, token=API_TOKEN), "127.0.0.1", 0)
+        serving = asyncio.create_task(server.serve())
+        try:
+            port = await server.wait_started()
+            outbox = engine.core.outbox
+            for trade in walk(120, start_ms=START_MS):
+                exchange.on_trade(trade)
+                running.feed.push(trade)
+                await Aio.within(outbox.idle(5.0) if outbox.pending else asyncio.sleep(0))
+
+            def done() -> bool:
+                hooked = {(m["bot"], m["category"]) for m in webhook.received}
+                return {("tn", "entries"), ("tn", "exits"), ("boom", "errors")} <= hooked and (
+                    len(telegram.received) >= 3
+                )
+
+            await Aio.eventually(done, "notifications of the testnet bot", 20)
+            headers = {"Authorization": f"Bearer {API_TOKEN}"}
+            base = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+                for path in ("/health", "/metrics", "/api/bots", "/api/bots/tn",
+                             "/api/bots/pp", "/api/bots/boom", "/api/bots/nobody"):  # fmt: skip
+                    response = await client.get(path, headers=headers)
+                    answers.append(f"{path} {response.status_code} {response.text}")
+                wrong = await client.post("/api/kill-switch", json={"reason": "x"})
+                answers.append(f"unauthorised {wrong.status_code} {wrong.text}")
+            assert exchange.placements(), "the testnet bot traded through the simulator"
+        finally:
+            serving.cancel()
+            await engine.stop()
+        events.extend(
+            json.dumps({"kind": e.kind, "bot": e.bot, **e.payload()}, default=str)
+            for e in engine.bus.recent()
+        )
+
+
+def dashboard_pages(
+    monkeypatch: pytest.MonkeyPatch, run: Path, database_url: str
+) -> dict[str, str]:
+    # the dashboard, on this run's database (and an MLflow store it may create)
+    monkeypatch.setenv("TRADEPIPE_HOME", str(run / "var"))
+    monkeypatch.setenv("TRADEPIPE_DATABASE_URL", database_url)
+    monkeypatch.setenv("TRADEPIPE_MLFLOW_TRACKING_URI", f"sqlite:///{run / 'mlflow.db'}")
+    pages: dict[str, str] = {}
+    with served_on("127.0.0.1"):
+        at = new_app()
+        for page in PAGES:
+            open_page(at, page)
+            assert not at.exception, [item.value for item in at.exception]
+            pages[page] = page_text(at)
+    assert "tn" in pages["bots"] and "testnet" in pages["bots"]
+    return pages
 
 
 LEAKY = """
