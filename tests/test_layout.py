@@ -62,7 +62,6 @@ KNOWN_OFFENDERS = {
     "app/cli/bots.py:bots_add",
     "app/services/stack.py:embedded_services",
     "tradepipe/db/leases.py:claim_leases",
-    "live/api/history.py:history_router",
     "research/review/replay.py:_positions",
     "research/review/positions.py:compare_pair",
     "research/review/run.py:review_bot",
