@@ -61,7 +61,6 @@ KNOWN_OFFENDERS = {
     "tradepipe/features/incremental.py:update",
     "app/cli/bots.py:bots_add",
     "app/services/stack.py:embedded_services",
-    "tradepipe/db/leases.py:claim_leases",
     "research/review/replay.py:_positions",
     "research/review/positions.py:compare_pair",
     "research/review/run.py:review_bot",
