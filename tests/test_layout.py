@@ -59,7 +59,6 @@ MAX_FUNCTION_LINES = 80
 KNOWN_OFFENDERS = {
     "tradepipe/features/batch.py:compute_features",
     "tradepipe/features/incremental.py:update",
-    "app/services/stack.py:embedded_services",
     "research/review/replay.py:_positions",
     "research/review/positions.py:compare_pair",
     "research/review/run.py:review_bot",

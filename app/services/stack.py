@@ -136,49 +136,8 @@ def embedded_services(
     """Every service of the stack, in start order, for `settings` run from `project`."""
     host = _reachable_host(settings)
     base = service_env(settings)
-    python = sys.executable
-    tradepipe = [python, "-m", "app"]
-    bin_dir = Path(python).parent
+    tradepipe = [sys.executable, "-m", "app"]
     airflow_password(settings)  # the passwords file must exist before Airflow reads it
-    store = settings.resolved_mlflow_tracking_uri
-    # MLflow 3's server starts a pool of job consumers (GenAI evaluation jobs) by default:
-    # a dozen processes the pipeline never uses, on a 2-core machine.
-    mlflow_env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **base}
-    mlflow = ServiceSpec(
-        name="mlflow",
-        argv=[
-            str(bin_dir / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            store,
-            "--registry-store-uri",
-            store,
-            "--serve-artifacts",
-            "--artifacts-destination",
-            settings.resolved_mlflow_artifact_root.as_uri(),
-            "--host",
-            settings.host,
-            "--port",
-            str(settings.mlflow_port),
-            "--workers",
-            "1",
-            "--allowed-hosts",
-            f"{host}:{settings.mlflow_port},localhost:{settings.mlflow_port}",
-        ],
-        health_url=f"http://{host}:{settings.mlflow_port}/health",
-        url=f"http://{host}:{settings.mlflow_port}",
-        env=mlflow_env,
-        cwd=project,
-    )
-    airflow = ServiceSpec(
-        name="airflow",
-        argv=[str(bin_dir / "airflow"), "standalone"],
-        health_url=f"http://{host}:{settings.airflow_port}/api/v2/monitor/health",
-        url=f"http://{host}:{settings.airflow_port}",
-        env=airflow_env(settings, project, base),
-        cwd=project,
-        health_check=airflow_healthy,
-    )
     replay = ServiceSpec(
         name="replay",
         argv=[
@@ -211,7 +170,62 @@ def embedded_services(
         env=base,
         cwd=project,
     )
-    return [mlflow, airflow, replay, engine, dashboard]
+    return [
+        _mlflow_service(settings, project, base),
+        _airflow_service(settings, project, base),
+        replay,
+        engine,
+        dashboard,
+    ]
+
+
+def _mlflow_service(settings: Settings, project: Path, base: dict[str, str]) -> ServiceSpec:
+    """`mlflow server` on the configured store, its artifacts proxied, one worker."""
+    host = _reachable_host(settings)
+    store = settings.resolved_mlflow_tracking_uri
+    # MLflow 3's server starts a pool of job consumers (GenAI evaluation jobs) by default:
+    # a dozen processes the pipeline never uses, on a 2-core machine.
+    mlflow_env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **base}
+    return ServiceSpec(
+        name="mlflow",
+        argv=[
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            store,
+            "--registry-store-uri",
+            store,
+            "--serve-artifacts",
+            "--artifacts-destination",
+            settings.resolved_mlflow_artifact_root.as_uri(),
+            "--host",
+            settings.host,
+            "--port",
+            str(settings.mlflow_port),
+            "--workers",
+            "1",
+            "--allowed-hosts",
+            f"{host}:{settings.mlflow_port},localhost:{settings.mlflow_port}",
+        ],
+        health_url=f"http://{host}:{settings.mlflow_port}/health",
+        url=f"http://{host}:{settings.mlflow_port}",
+        env=mlflow_env,
+        cwd=project,
+    )
+
+
+def _airflow_service(settings: Settings, project: Path, base: dict[str, str]) -> ServiceSpec:
+    """`airflow standalone` in its environment (`airflow_env`), healthy by `airflow_healthy`."""
+    host = _reachable_host(settings)
+    return ServiceSpec(
+        name="airflow",
+        argv=[str(Path(sys.executable).parent / "airflow"), "standalone"],
+        health_url=f"http://{host}:{settings.airflow_port}/api/v2/monitor/health",
+        url=f"http://{host}:{settings.airflow_port}",
+        env=airflow_env(settings, project, base),
+        cwd=project,
+        health_check=airflow_healthy,
+    )
 
 
 def airflow_healthy(body: bytes) -> bool:
