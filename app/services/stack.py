@@ -136,47 +136,45 @@ def embedded_services(
     """Every service of the stack, in start order, for `settings` run from `project`."""
     host = _reachable_host(settings)
     base = service_env(settings)
-    tradepipe = [sys.executable, "-m", "app"]
     airflow_password(settings)  # the passwords file must exist before Airflow reads it
-    replay = ServiceSpec(
-        name="replay",
-        argv=[
-            *tradepipe,
-            "feed",
-            "replay",
-            "--source",
-            "synthetic",
-            "--speed",
-            f"{replay_speed:g}",
-        ],
-        health_url=f"http://{host}:{settings.replay_rest_port}/api/v3/ping",
-        url=f"ws://{host}:{settings.replay_port}",
-        env=base,
-        cwd=project,
-    )
-    engine = ServiceSpec(
-        name="engine",
-        argv=[*tradepipe, "live", "run"],
-        health_url=f"http://{host}:{settings.engine_api_port}/health",
-        url=f"http://{host}:{settings.engine_api_port}",
-        env=base,
-        cwd=project,
-    )
-    dashboard = ServiceSpec(
-        name="dashboard",
-        argv=[*tradepipe, "dashboard"],
-        health_url=f"http://{host}:{settings.dashboard_port}/_stcore/health",
-        url=f"http://{host}:{settings.dashboard_port}",
-        env=base,
-        cwd=project,
-    )
+    http = f"http://{host}"
+    replay = ["feed", "replay", "--source", "synthetic", "--speed", f"{replay_speed:g}"]
     return [
         _mlflow_service(settings, project, base),
         _airflow_service(settings, project, base),
-        replay,
-        engine,
-        dashboard,
+        _app_service(
+            "replay",
+            replay,
+            health_url=f"{http}:{settings.replay_rest_port}/api/v3/ping",
+            url=f"ws://{host}:{settings.replay_port}",
+            env=base,
+            cwd=project,
+        ),
+        _app_service(
+            "engine",
+            ["live", "run"],
+            health_url=f"{http}:{settings.engine_api_port}/health",
+            url=f"{http}:{settings.engine_api_port}",
+            env=base,
+            cwd=project,
+        ),
+        _app_service(
+            "dashboard",
+            ["dashboard"],
+            health_url=f"{http}:{settings.dashboard_port}/_stcore/health",
+            url=f"{http}:{settings.dashboard_port}",
+            env=base,
+            cwd=project,
+        ),
     ]
+
+
+def _app_service(
+    name: str, args: list[str], *, health_url: str, url: str, env: dict[str, str], cwd: Path
+) -> ServiceSpec:
+    """A `tradepipe` command (`python -m app ARGS`) of this interpreter."""
+    argv = [sys.executable, "-m", "app", *args]
+    return ServiceSpec(name=name, argv=argv, health_url=health_url, url=url, env=env, cwd=cwd)
 
 
 def _mlflow_service(settings: Settings, project: Path, base: dict[str, str]) -> ServiceSpec:

@@ -73,6 +73,26 @@ async def _query(engine: Engine, function: Callable[[Session], T]) -> T:
         raise ApiError(400, str(error)) from None
 
 
+async def _paged(
+    engine: Engine,
+    name: str,
+    list_rows: Callable[..., Sequence[Any]],
+    filters: dict[str, Any],
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    """One page of `list_rows(session, **filters, since, until, limit, offset)`."""
+    found = await _query(
+        engine,
+        lambda session: list_rows(
+            session, **filters, since=since, until=until, limit=limit, offset=offset
+        ),
+    )
+    return _page(name, found, limit, offset)
+
+
 def _add_list_routes(router: APIRouter, engine: Engine, read: Sequence[Depends]) -> None:
     """Orders, fills and events: one page of rows each."""
 
@@ -87,21 +107,8 @@ def _add_list_routes(router: APIRouter, engine: Engine, read: Sequence[Depends])
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> dict[str, Any]:
-        found = await _query(
-            engine,
-            lambda session: list_orders(
-                session,
-                bot=bot,
-                symbol=symbol,
-                status=status,
-                role=role,
-                since=since,
-                until=until,
-                limit=limit,
-                offset=offset,
-            ),
-        )
-        return _page("orders", found, limit, offset)
+        chosen = {"bot": bot, "symbol": symbol, "status": status, "role": role}
+        return await _paged(engine, "orders", list_orders, chosen, since, until, limit, offset)
 
     @router.get("/api/fills", dependencies=read)
     async def fills(
@@ -111,13 +118,7 @@ def _add_list_routes(router: APIRouter, engine: Engine, read: Sequence[Depends])
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> dict[str, Any]:
-        found = await _query(
-            engine,
-            lambda session: list_fills(
-                session, bot=bot, since=since, until=until, limit=limit, offset=offset
-            ),
-        )
-        return _page("fills", found, limit, offset)
+        return await _paged(engine, "fills", list_fills, {"bot": bot}, since, until, limit, offset)
 
     @router.get("/api/events", dependencies=read)
     async def events(
