@@ -53,18 +53,6 @@ def test_top_level_folders_exist() -> None:
 # The house check (issue 17): no module over 500 lines, no function over 80, migrations aside.
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
-# Offenders that other parts of the renovation are splitting at this moment (the engine core,
-# the features, the composition root's move to app/, the merged seed data, the long tests);
-# known here so the check holds now and fails on any new one. Empty at the merge.
-KNOWN_OFFENDERS = {
-    "live/engine/engine.py",
-    "live/engine/engine.py:__init__",
-    "live/engine/recovery.py:reconcile_orders",
-    "app/cli/bots.py:bots_add",
-    "app/services/stack.py:embedded_services",
-    "tradepipe/db/leases.py:claim_leases",
-    "live/api/history.py:history_router",
-}
 
 
 def house_offenders(root: Path) -> set[str]:
@@ -87,8 +75,10 @@ def house_offenders(root: Path) -> set[str]:
 
 
 def test_no_module_over_500_lines_and_no_function_over_80_outside_migrations() -> None:
-    new = sorted(house_offenders(REPO_ROOT) - KNOWN_OFFENDERS)
-    assert new == [], f"split these (house rule: modules <= 500 lines, functions <= 80): {new}"
+    offenders = sorted(house_offenders(REPO_ROOT))
+    assert offenders == [], (
+        f"split these (house rule: modules <= 500 lines, functions <= 80): {offenders}"
+    )
 
 
 def test_the_house_check_finds_a_long_module_and_a_long_function(tmp_path: Path) -> None:

@@ -20,7 +20,10 @@ from app.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from tradepipe.bots import NewBot
+    from tradepipe.config import Settings
     from tradepipe.db import BotView
+    from tradepipe.enums import BotMode
 
 bots_app = typer.Typer(
     help="Bots: add, set, list, show, enable, disable, remove.", no_args_is_help=True
@@ -104,8 +107,7 @@ def bots_add(
     """Add a bot; every setting is validated before anything is written. Testnet and live
     need --credentials and --confirm-mode; live also the allow_live_trading setting."""
     from tradepipe.botconfig import BotConfigError, parse_bot_config
-    from tradepipe.bots import NewBot, add_bot, check_listed
-    from tradepipe.enums import BotMode
+    from tradepipe.bots import NewBot
 
     current = settings()
     with user_errors((*_bot_errors(), BotConfigError)):
@@ -118,30 +120,46 @@ def bots_add(
             max_drawdown_pct=max_drawdown_pct, max_symbol_exposure=max_symbol_exposure,
         )  # fmt: skip
         config = parse_bot_config(options, bot=name)
-        modes = {m.value for m in BotMode}
-        for given in (mode, confirm_mode):
-            if given is not None and given not in modes:
-                raise UserError(f"unknown mode {given!r}: choose paper, testnet or live")
         new = NewBot(
-            name, strategy, symbol, timeframe, config, exchange, BotMode(mode), enabled,
-            confirmed_mode=None if confirm_mode is None else BotMode(confirm_mode),
+            name, strategy, symbol, timeframe, config, exchange, _bot_mode(mode), enabled,
+            confirmed_mode=None if confirm_mode is None else _bot_mode(confirm_mode),
         )  # fmt: skip
-        with database_session() as session:
-            bot = add_bot(
-                session,
-                new,
-                current.strategies_dir,
-                allow_live_trading=current.allow_live_trading,
-                known_notifiers=current.notifiers.keys(),
-                listed=None
-                if skip_symbol_check
-                else functools.partial(
-                    check_listed,
-                    rest_url=current.resolved_feed_rest_url,
-                    timeout_seconds=current.ccxt_timeout_seconds,
-                ),
-            )
+        bot = _add_bot(new, current, check_symbol=not skip_symbol_check)
     console.print(f"added bot {bot.name}: {bot.strategy_name} on {bot.symbol} {bot.timeframe}")
+
+
+def _bot_mode(given: str) -> BotMode:
+    from tradepipe.enums import BotMode
+
+    try:
+        return BotMode(given)
+    except ValueError:
+        raise UserError(f"unknown mode {given!r}: choose paper, testnet or live") from None
+
+
+def _add_bot(new: NewBot, current: Settings, *, check_symbol: bool) -> BotView:
+    """`new` written, checked against the settings (strategies, live trading allowed,
+    notifiers) and, with `check_symbol`, the venue's listing of its symbol."""
+    from tradepipe.bots import add_bot, check_listed
+
+    listed = (
+        functools.partial(
+            check_listed,
+            rest_url=current.resolved_feed_rest_url,
+            timeout_seconds=current.ccxt_timeout_seconds,
+        )
+        if check_symbol
+        else None
+    )
+    with database_session() as session:
+        return add_bot(
+            session,
+            new,
+            current.strategies_dir,
+            allow_live_trading=current.allow_live_trading,
+            known_notifiers=current.notifiers.keys(),
+            listed=listed,
+        )
 
 
 def _config_options(

@@ -136,18 +136,58 @@ def embedded_services(
     """Every service of the stack, in start order, for `settings` run from `project`."""
     host = _reachable_host(settings)
     base = service_env(settings)
-    python = sys.executable
-    tradepipe = [python, "-m", "app"]
-    bin_dir = Path(python).parent
     airflow_password(settings)  # the passwords file must exist before Airflow reads it
+    http = f"http://{host}"
+    replay = ["feed", "replay", "--source", "synthetic", "--speed", f"{replay_speed:g}"]
+    return [
+        _mlflow_service(settings, project, base),
+        _airflow_service(settings, project, base),
+        _app_service(
+            "replay",
+            replay,
+            health_url=f"{http}:{settings.replay_rest_port}/api/v3/ping",
+            url=f"ws://{host}:{settings.replay_port}",
+            env=base,
+            cwd=project,
+        ),
+        _app_service(
+            "engine",
+            ["live", "run"],
+            health_url=f"{http}:{settings.engine_api_port}/health",
+            url=f"{http}:{settings.engine_api_port}",
+            env=base,
+            cwd=project,
+        ),
+        _app_service(
+            "dashboard",
+            ["dashboard"],
+            health_url=f"{http}:{settings.dashboard_port}/_stcore/health",
+            url=f"{http}:{settings.dashboard_port}",
+            env=base,
+            cwd=project,
+        ),
+    ]
+
+
+def _app_service(
+    name: str, args: list[str], *, health_url: str, url: str, env: dict[str, str], cwd: Path
+) -> ServiceSpec:
+    """A `tradepipe` command (`python -m app ARGS`) of this interpreter."""
+    argv = [sys.executable, "-m", "app", *args]
+    return ServiceSpec(name=name, argv=argv, health_url=health_url, url=url, env=env, cwd=cwd)
+
+
+def _mlflow_service(settings: Settings, project: Path, base: dict[str, str]) -> ServiceSpec:
+    """`mlflow server` on the configured store, its artifacts proxied, one worker."""
+    host = _reachable_host(settings)
     store = settings.resolved_mlflow_tracking_uri
     # MLflow 3's server starts a pool of job consumers (GenAI evaluation jobs) by default:
     # a dozen processes the pipeline never uses, on a 2-core machine.
     mlflow_env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **base}
-    mlflow = ServiceSpec(
+    return ServiceSpec(
         name="mlflow",
         argv=[
-            str(bin_dir / "mlflow"),
+            str(Path(sys.executable).parent / "mlflow"),
             "server",
             "--backend-store-uri",
             store,
@@ -170,48 +210,20 @@ def embedded_services(
         env=mlflow_env,
         cwd=project,
     )
-    airflow = ServiceSpec(
+
+
+def _airflow_service(settings: Settings, project: Path, base: dict[str, str]) -> ServiceSpec:
+    """`airflow standalone` in its environment (`airflow_env`), healthy by `airflow_healthy`."""
+    host = _reachable_host(settings)
+    return ServiceSpec(
         name="airflow",
-        argv=[str(bin_dir / "airflow"), "standalone"],
+        argv=[str(Path(sys.executable).parent / "airflow"), "standalone"],
         health_url=f"http://{host}:{settings.airflow_port}/api/v2/monitor/health",
         url=f"http://{host}:{settings.airflow_port}",
         env=airflow_env(settings, project, base),
         cwd=project,
         health_check=airflow_healthy,
     )
-    replay = ServiceSpec(
-        name="replay",
-        argv=[
-            *tradepipe,
-            "feed",
-            "replay",
-            "--source",
-            "synthetic",
-            "--speed",
-            f"{replay_speed:g}",
-        ],
-        health_url=f"http://{host}:{settings.replay_rest_port}/api/v3/ping",
-        url=f"ws://{host}:{settings.replay_port}",
-        env=base,
-        cwd=project,
-    )
-    engine = ServiceSpec(
-        name="engine",
-        argv=[*tradepipe, "live", "run"],
-        health_url=f"http://{host}:{settings.engine_api_port}/health",
-        url=f"http://{host}:{settings.engine_api_port}",
-        env=base,
-        cwd=project,
-    )
-    dashboard = ServiceSpec(
-        name="dashboard",
-        argv=[*tradepipe, "dashboard"],
-        health_url=f"http://{host}:{settings.dashboard_port}/_stcore/health",
-        url=f"http://{host}:{settings.dashboard_port}",
-        env=base,
-        cwd=project,
-    )
-    return [mlflow, airflow, replay, engine, dashboard]
 
 
 def airflow_healthy(body: bytes) -> bool:

@@ -59,12 +59,42 @@ Many = Annotated[list[str] | None, Query()]
 
 def history_router(engine: Engine, *, read: Sequence[Depends]) -> APIRouter:
     router = APIRouter()
+    _add_list_routes(router, engine, read)
+    _add_position_routes(router, engine, read)
+    _add_pnl_routes(router, engine, read)
+    return router
 
-    async def query(function: Callable[[Session], T]) -> T:
-        try:
-            return await engine.recorder.read(function)
-        except QueryError as error:
-            raise ApiError(400, str(error)) from None
+
+async def _query(engine: Engine, function: Callable[[Session], T]) -> T:
+    """`function` on a database session in a worker thread; a bad filter is a 400."""
+    try:
+        return await engine.recorder.read(function)
+    except QueryError as error:
+        raise ApiError(400, str(error)) from None
+
+
+async def _paged(
+    engine: Engine,
+    name: str,
+    list_rows: Callable[..., Sequence[Any]],
+    filters: dict[str, Any],
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    """One page of `list_rows(session, **filters, since, until, limit, offset)`."""
+    found = await _query(
+        engine,
+        lambda session: list_rows(
+            session, **filters, since=since, until=until, limit=limit, offset=offset
+        ),
+    )
+    return _page(name, found, limit, offset)
+
+
+def _add_list_routes(router: APIRouter, engine: Engine, read: Sequence[Depends]) -> None:
+    """Orders, fills and events: one page of rows each."""
 
     @router.get("/api/orders", dependencies=read)
     async def orders(
@@ -77,20 +107,32 @@ def history_router(engine: Engine, *, read: Sequence[Depends]) -> APIRouter:
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> dict[str, Any]:
-        found = await query(
-            lambda session: list_orders(
-                session,
-                bot=bot,
-                symbol=symbol,
-                status=status,
-                role=role,
-                since=since,
-                until=until,
-                limit=limit,
-                offset=offset,
-            )
+        chosen = {"bot": bot, "symbol": symbol, "status": status, "role": role}
+        return await _paged(engine, "orders", list_orders, chosen, since, until, limit, offset)
+
+    @router.get("/api/fills", dependencies=read)
+    async def fills(
+        bot: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        return await _paged(engine, "fills", list_fills, {"bot": bot}, since, until, limit, offset)
+
+    @router.get("/api/events", dependencies=read)
+    async def events(
+        kind: str | None = None, bot: str | None = None, limit: Limit = 100, offset: Offset = 0
+    ) -> dict[str, Any]:
+        found = await _query(
+            engine,
+            lambda session: recent_events(session, kind=kind, bot=bot, limit=limit, offset=offset),
         )
-        return _page("orders", found, limit, offset)
+        return _page("events", found, limit, offset)
+
+
+def _add_position_routes(router: APIRouter, engine: Engine, read: Sequence[Depends]) -> None:
+    """A page of positions (each open one marked at the live price), and one position."""
 
     @router.get("/api/positions", dependencies=read)
     async def positions(
@@ -110,7 +152,7 @@ def history_router(engine: Engine, *, read: Sequence[Depends]) -> APIRouter:
             marks = {m.position.id: mark_body(m) for m in engine_marks(engine, session, bot=bot)}
             return found, marks
 
-        found, marks = await query(run)
+        found, marks = await _query(engine, run)
         page = _page("positions", found, limit, offset)
         for item in page["positions"]:
             item["mark"] = marks.get(item["id"])  # open ones: at the live price
@@ -118,26 +160,15 @@ def history_router(engine: Engine, *, read: Sequence[Depends]) -> APIRouter:
 
     @router.get("/api/positions/{position_id}", dependencies=read)
     async def position(position_id: int) -> dict[str, Any]:
-        found = await query(lambda session: get_position(session, position_id))
+        found = await _query(engine, lambda session: get_position(session, position_id))
         if found is None:
             raise ApiError(404, f"no position {position_id}: see GET /api/positions")
         body: dict[str, Any] = jsonable_encoder(found)
         return body
 
-    @router.get("/api/fills", dependencies=read)
-    async def fills(
-        bot: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: Limit = 100,
-        offset: Offset = 0,
-    ) -> dict[str, Any]:
-        found = await query(
-            lambda session: list_fills(
-                session, bot=bot, since=since, until=until, limit=limit, offset=offset
-            )
-        )
-        return _page("fills", found, limit, offset)
+
+def _add_pnl_routes(router: APIRouter, engine: Engine, read: Sequence[Depends]) -> None:
+    """PnL over a range (with the open positions' unrealised PnL now), and per UTC day."""
 
     @router.get("/api/pnl", dependencies=read)
     async def pnl(
@@ -147,7 +178,7 @@ def history_router(engine: Engine, *, read: Sequence[Depends]) -> APIRouter:
             summary = pnl_summary(session, bot=bot, since=since, until=until)
             return summary, unrealised_body(engine_marks(engine, session, bot=bot))
 
-        summary, unrealised = await query(run)
+        summary, unrealised = await _query(engine, run)
         return {**_pnl_body(summary), "unrealised": unrealised}
 
     @router.get("/api/pnl/daily", dependencies=read)
@@ -156,23 +187,14 @@ def history_router(engine: Engine, *, read: Sequence[Depends]) -> APIRouter:
     ) -> dict[str, Any]:
         last = until or datetime.now(UTC).date() + timedelta(days=1)
         first = since or last - timedelta(days=7)
-        days = await query(lambda session: daily_pnl(session, since=first, until=last, bot=bot))
+        days = await _query(
+            engine, lambda session: daily_pnl(session, since=first, until=last, bot=bot)
+        )
         return {
             "since": first.isoformat(),
             "until": last.isoformat(),
             "days": [{"day": item.day.isoformat(), **_pnl_body(item.pnl)} for item in days],
         }
-
-    @router.get("/api/events", dependencies=read)
-    async def events(
-        kind: str | None = None, bot: str | None = None, limit: Limit = 100, offset: Offset = 0
-    ) -> dict[str, Any]:
-        found = await query(
-            lambda session: recent_events(session, kind=kind, bot=bot, limit=limit, offset=offset)
-        )
-        return _page("events", found, limit, offset)
-
-    return router
 
 
 def _page(name: str, items: Sequence[Any], limit: int, offset: int) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """The live engine: every enabled bot of the database in one asyncio process.
 
-Modules, one purpose each: `engine` (the `Engine`: wiring, lifecycle, status and control),
+Modules, one purpose each: `engine` (the `Engine`: wiring, lifecycle and control), `startup`,
+`loops`, `health` (state, status snapshots, heartbeats) and `shutdown` (its lifecycle's steps),
+`event_sink` (where an engine event goes),
 `core` (steps: trades, ticks and broker reports applied to the books), `decisions` (batched
 predictions and guarded strategy calls), `features` (per-symbol candles and shared feature
 states), `bot` (one bot's runtime), `bot_manager` (bots following the bots table),

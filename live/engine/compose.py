@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from live.brokers import Broker
 from live.engine.clock import Clock, MarketClock
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from live.notify import NotificationHub
     from tradepipe.config import Settings
 
-__all__ = ["EngineParts", "build_engine", "choose_parts", "make_feed"]
+__all__ = ["EngineParts", "GivenParts", "build_engine", "choose_parts", "make_feed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,62 +72,50 @@ def registry_source(tracking_uri: str) -> Callable[[], ModelSource]:
     return open_registry
 
 
-def choose_parts(
-    config: EngineConfig,
-    *,
-    feed: Feed | None = None,
-    broker: Broker | None = None,
-    backfill: CandleBackfill | None = None,
-    models: Callable[[], ModelSource] | None = None,
-    notifications: NotificationHub | None = None,
-    clock: Clock | None = None,
-    settings: Settings | None = None,
-) -> EngineParts:
-    """The parts given, the configured ones for the rest. `settings` with notifiers
-    configured adds them (their secrets resolved now: NotifierConfigError if missing)."""
+class GivenParts(TypedDict, total=False):
+    """The parts a caller may give (absent or None: the configured one); `settings` with
+    notifiers configured adds them when `notifications` is not given."""
+
+    feed: Feed | None
+    broker: Broker | None
+    backfill: CandleBackfill | None
+    models: Callable[[], ModelSource] | None
+    notifications: NotificationHub | None
+    clock: Clock | None
+    settings: Settings | None
+
+
+def choose_parts(config: EngineConfig, **given: Unpack[GivenParts]) -> EngineParts:
+    """The parts given, the configured ones for the rest. Notifiers from `settings` have
+    their secrets resolved now (NotifierConfigError if one is missing)."""
+    notifications = given.get("notifications")
+    settings = given.get("settings")
     if notifications is None and settings is not None and settings.notifiers:
         from live.notify import build_hub
 
         notifications = build_hub(settings)
     checker = None
+    models = given.get("models")
     if models is None:
         models = registry_source(config.mlflow_tracking_uri)
         checker = ModelChecker(
             config.mlflow_tracking_uri, timeout_seconds=config.model_check_timeout_seconds
         )
+    backfill = given.get("backfill")
     if backfill is None:
         backfill = BinanceRestBackfill(config.rest_url) if config.rest_url else NoBackfill()
+    feed, clock = given.get("feed"), given.get("clock")
     return EngineParts(
         feed=feed if feed is not None else make_feed(config),
         clock=clock if clock is not None else MarketClock(),
         backfill=backfill,
         models=models,
         checker=checker,
-        broker=broker,
+        broker=given.get("broker"),
         notifications=notifications,
     )
 
 
-def build_engine(
-    config: EngineConfig,
-    *,
-    feed: Feed | None = None,
-    broker: Broker | None = None,
-    backfill: CandleBackfill | None = None,
-    models: Callable[[], ModelSource] | None = None,
-    notifications: NotificationHub | None = None,
-    clock: Clock | None = None,
-    settings: Settings | None = None,
-) -> Engine:
+def build_engine(config: EngineConfig, **given: Unpack[GivenParts]) -> Engine:
     """An engine on the parts given and the configured ones for the rest (`choose_parts`)."""
-    parts = choose_parts(
-        config,
-        feed=feed,
-        broker=broker,
-        backfill=backfill,
-        models=models,
-        notifications=notifications,
-        clock=clock,
-        settings=settings,
-    )
-    return Engine(config, parts)
+    return Engine(config, choose_parts(config, **given))

@@ -32,12 +32,13 @@ from live.engine.bot import BotRuntime, StrategyFailure
 from live.engine.clock import Clock, MarketClock
 from live.engine.config import EngineConfig
 from live.engine.decisions import decide
-from live.engine.events import EngineEvent, EventBus, publish_order_events
+from live.engine.event_sink import emit_event
+from live.engine.events import EventBus, publish_order_events
 from live.engine.evidence import EvidenceRecorder
 from live.engine.features import SymbolPipeline
 from live.engine.guard import CallGuard
 from live.engine.outbox import BrokerCommand, Outbox
-from live.engine.persistence import BotBatch, BotStatusWrite, EventWrite, FillRecord
+from live.engine.persistence import BotBatch, BotStatusWrite, FillRecord
 from live.engine.recorder import Recorder
 from live.engine.risk_gate import book_step, count_report, halt_reason, on_events, on_venue_answer
 from live.engine.shadow import ShadowRunner
@@ -489,9 +490,4 @@ class TradingCore:
         bot: str | None = None,
         data: Mapping[str, object] | None = None,
     ) -> None:
-        # a secret inside an error text (an exchange echoing a request) stops here
-        event = EngineEvent(kind, redact(message), bot, dict(data or {}))
-        level = logging.ERROR if kind.endswith(("error", "refused")) else logging.INFO
-        log.log(level, "%s: %s", kind, message, extra={"event": kind, "bot": bot})
-        self.recorder.submit(EventWrite(event))
-        self.bus.publish(event)
+        emit_event(self.recorder, self.bus, kind, message, bot, data)

@@ -2,10 +2,14 @@
 
 `Engine` wires the parts (feed, trading core, recorder, outbox, broker, model watcher, bot
 manager) and owns their lifecycle; it holds no global state, so several engines can run in
-one process (tests do). `start` always reconciles first, whether the last stop was clean or
-a crash: database up and migrated, bots and their saved books loaded, working orders agreed
-with the broker; only then does it subscribe to market data and trade. `stop` takes no new
-entries, stops the feed, flushes every write and marks bots and engine stopped.
+one process (tests do). Its steps live beside it: `startup` (database ready, reconciliation
+announced), `loops` (the periodic tasks), `health` (state, status and heartbeats),
+`shutdown` (trading brought to rest, writes flushed before the leases go).
+
+`start` always reconciles first, whether the last stop was clean or a crash: database up and
+migrated, bots and their saved books loaded, working orders agreed with the broker; only
+then does it subscribe to market data and trade. `stop` takes no new entries, stops the
+feed, flushes every write and marks bots and engine stopped.
 
 On PostgreSQL the engine runs only the bots it leases (live/engine/leases.py): leases are
 claimed and renewed with the bot poll and the heartbeat, a bot gained later starts through
@@ -29,9 +33,9 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from live.brokers import Broker
 from live.engine.bot import BotRow
@@ -39,53 +43,34 @@ from live.engine.bot_manager import BotManager, FeedSubscriptions
 from live.engine.config import EngineConfig, default_engine_id
 from live.engine.control import KillSwitch
 from live.engine.core import TradingCore
+from live.engine.event_sink import emit_event
 from live.engine.events import EventBus
 from live.engine.evidence import EvidenceRecorder
 from live.engine.features import NoBackfill
-from live.engine.heartbeats import (
-    bot_status_view,
-    engine_metrics,
-    heartbeat_rows,
-    published_prices,
-)
-from live.engine.journal import WriteJournal, journal_path, replay
+from live.engine.health import EngineHealth
+from live.engine.heartbeats import engine_metrics
+from live.engine.journal import WriteJournal, journal_path
 from live.engine.leases import LeaseKeeper
 from live.engine.listing import SymbolListing
+from live.engine.loops import Loops
 from live.engine.model_guard import ModelGuard
 from live.engine.model_watcher import ActiveModel, ModelSlot, ModelWatcher
 from live.engine.operator import OperatorActions
 from live.engine.persistence import BotWrite
 from live.engine.quality import QualityMonitor
-from live.engine.recorder import EngineDatabase, Recorder, describe, is_unavailable
-from live.engine.recovery import (
-    BotsSnapshot,
-    ReconcileReport,
-    SavedState,
-    read_saved,
-    read_snapshot,
-)
+from live.engine.recorder import EngineDatabase, Recorder, describe
+from live.engine.recovery import ReconcileReport, SavedState, read_saved, read_snapshot
+from live.engine.shutdown import bring_trading_to_rest, flush_and_release
 from live.engine.single_engine import EngineAlreadyRunningError, SingleEngineLock
-from live.engine.status import (
-    BotRunState,
-    BotStatusView,
-    DatabaseHealth,
-    EngineState,
-    EngineStatus,
-)
+from live.engine.startup import announce_reconciled, wait_for_database
+from live.engine.status import BotStatusView, EngineState, EngineStatus
 from live.engine.strategies import StrategyLibrary
 from live.engine.strategy_watch import StrategyAssignError, StrategyReloads
-from live.engine.takeovers import Takeovers, bot_ids
+from live.engine.takeovers import Takeovers
 from live.engine.venue_check import VenueReconciler
 from live.engine.venues import build_broker
-from live.feeds import (
-    CallbackConsumer,
-    FeedState,
-    FeedStatus,
-    SecondCandles,
-)
+from live.feeds import CallbackConsumer, FeedStatus, SecondCandles
 from live.latency import LatencyHistograms
-from tradepipe.db import DatabaseUrlError, upgrade_database
-from tradepipe.db.live_prices import LIVE_PRICES
 from tradepipe.domain import Candle
 from tradepipe.position_controls import pending_requests
 
@@ -104,12 +89,10 @@ class Engine:
         self.engine_id = (config.engine_id or default_engine_id())[:64]
         self.feed = parts.feed
         self.bus = EventBus()
-        self.state = EngineState.STOPPED
-        self.degraded_reasons: tuple[str, ...] = ()  # why the state is degraded, if it is
-        self._silent: tuple[str, ...] = ()
-        self.started_at: datetime | None = None
         self._build_storage(config)
         self._build_core(config, parts)
+        # the state, why it is degraded, the status and the heartbeats
+        self.health = EngineHealth(self.engine_id, self.core, self.feed, self.recorder, self.leases)
         self._build_models(config, parts)
         self._build_bots(config, parts)
         # Telegram, webhooks: fed synchronously, delivered by its own tasks (live/notify)
@@ -117,13 +100,11 @@ class Engine:
         if parts.notifications is not None:
             self.bus.subscribe(parts.notifications.on_engine_event)
             self.core.order_listeners.append(parts.notifications.on_order_events)
-        self._tasks: list[asyncio.Task[None]] = []
+        self.loops = Loops(self.engine_id)
         self._recorder_task: asyncio.Task[None] | None = None
         self._poll_lock = asyncio.Lock()
-        self._broker_open_orders = 0
         self._stopped = asyncio.Event()
         self._stopping = False
-        self._trading_started = False
         self._refused = False
 
     def _build_storage(self, config: EngineConfig) -> None:
@@ -152,9 +133,11 @@ class Engine:
 
     def _build_core(self, config: EngineConfig, parts: EngineParts) -> None:
         clock = parts.clock
+        # the core's own event sink, for the parts the core is built on
+        emit = functools.partial(emit_event, self.recorder, self.bus)
         # paper, or each bot's exchange venue (its mode and credentials): live/engine/venues.py
         broker = parts.broker or build_broker(
-            config, clock=clock.now, rows=self._bot_rows, on_event=self._emit
+            config, clock=clock.now, rows=self._bot_rows, on_event=emit
         )
         self.evidence = EvidenceRecorder(
             store_root=config.market_data_dir if config.record_candles else None,
@@ -163,7 +146,7 @@ class Engine:
             retention_days=config.decision_retention_days,
             queue_size=config.evidence_queue_size,
             flush_seconds=config.evidence_flush_seconds,
-            on_event=self._emit,
+            on_event=emit,
         )
         recording = config.record_candles and config.record_decisions
         self.quality = QualityMonitor(
@@ -245,7 +228,7 @@ class Engine:
             self.recorder,
             self.bots,
             self.venues,
-            update_state=self._update_state,
+            update_state=self.health.update,
         )
 
     # The parts built first hear of the ones built after them through these methods (the
@@ -258,14 +241,8 @@ class Engine:
     def _bot_rows(self) -> list[BotRow]:
         return [bot.row for bot in self.core.bots.values()]
 
-    def _emit(
-        self,
-        kind: str,
-        message: str,
-        bot: str | None = None,
-        data: Mapping[str, object] | None = None,
-    ) -> None:
-        self.core.emit(kind, message, bot, data)
+    def _on_database_health(self, available: bool, error: str | None) -> None:
+        self.health.on_database(available, error)
 
     def _on_model_refused(self, slot: ModelSlot, version: str, reason: str) -> None:
         self.bots.on_refused(slot, version, reason)
@@ -277,12 +254,16 @@ class Engine:
     def broker(self) -> Broker:
         return self.core.broker
 
+    @property
+    def state(self) -> EngineState:
+        return self.health.state
+
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Reconcile, then trade. Waits (retrying) for a database that is not there yet."""
-        self.state = EngineState.STARTING
-        self.started_at = datetime.now(UTC)
+        self.health.state = EngineState.STARTING
+        self.health.started_at = datetime.now(UTC)
         self._stopped.clear()
         try:
             self.database_lock.acquire()
@@ -294,48 +275,27 @@ class Engine:
         # the strategy validation process starts while the database is migrated and the
         # journal replayed: a restart is seconds shorter
         warming = asyncio.create_task(asyncio.to_thread(self.strategies.warm_validator))
-        snapshot = await self._wait_for_database()
+        snapshot = await wait_for_database(
+            self.config, self.database, self.journal, self.recorder, self.leases
+        )
         with contextlib.suppress(Exception):  # a failure shows at the first scan, with its cause
             await warming
         if self.notifications is not None:
             self.notifications.update_bots(snapshot.bots)
         self._recorder_task = asyncio.create_task(self.recorder.run(), name="recorder")
-        self.state = EngineState.RECONCILING
+        self.health.state = EngineState.RECONCILING
         await self.strategies.first_scan()
         await self.bots.apply(self.leases.mine(snapshot), first=True)
         report = await self.venues.reconcile(act=True)
         # engaged while this engine was away: cancel the pending entries just re-registered
         self.kill_switch.follow(snapshot.kill_switch, read_after_seq=0)
-        self.core.emit(
-            "engine_reconciled",
-            f"engine {self.engine_id}: {len(report.resumed)} positions resumed, "
-            f"{len(report.resent)} orders sent again, {len(report.orphans)} unknown cancelled",
-            data={
-                "engine_id": self.engine_id,
-                "resumed": list(report.resumed),
-                "resent": list(report.resent),
-                "cancels": list(report.cancels),
-                "orphans": list(report.orphans),
-                "unknown_orders": list(report.unknown_orders),
-                "unknown_fills": list(report.unknown_fills),
-                "bots": sorted(self.core.bots),
-            },
-        )
+        announce_reconciled(self.core, self.engine_id, report)
         self.venues.report_unknown(report)
         self.evidence.start()
         await self.feed.start()
-        self._spawn(self._every(self.config.tick_seconds, self._tick), "ticker")
-        self._spawn(self._every(self.config.heartbeat_seconds, self._beat), "heartbeats")
-        if self.leases.enabled:  # renewed with the heartbeat, claimed bots started at once
-            self._spawn(self._every(self.config.heartbeat_seconds, self.poll_bots), "leases")
-        self._spawn(self._every(self.config.bot_reload_seconds, self.poll_bots), "bot-poll")
-        self._spawn(self._every(self.config.model_poll_seconds, self.watcher.poll), "models")
-        self._spawn(self.strategies.run(), "strategies")
-        self._spawn(self._every(self.config.reconcile_seconds, self.reconcile), "reconcile")
-        if self.quality.enabled and self.config.quality_seconds > 0:
-            self._spawn(self._every(self.config.quality_seconds, self._judge_quality), "quality")
-        self._trading_started = True
-        self._update_state()
+        self._spawn_loops()
+        self.health.following = True
+        self.health.update()
         await self._beat()
         log.info(
             "engine %s running %d bots",
@@ -350,7 +310,8 @@ class Engine:
             await self._stopped.wait()
             return
         self._stopping = True
-        self.state = EngineState.STOPPING
+        self.health.following = False
+        self.health.state = EngineState.STOPPING
         self.core.set_trading(False)
         try:
             if self._refused:  # another engine's database: write nothing to it
@@ -359,44 +320,23 @@ class Engine:
                 await self._shut_down()
         finally:
             self.database_lock.release()
-            self.state = EngineState.STOPPED
+            self.health.state = EngineState.STOPPED
             self._stopped.set()
 
     async def _shut_down(self) -> None:
         deadline = self.config.stop_timeout_seconds
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.feed.stop(), deadline / 3)
-        await self.bots.close()
-        if self.core.warmup is not None:
-            self.core.warmup.cancel()
-        await self.core.outbox.idle(min(2.0, deadline / 3))
-        await self.core.outbox.close()
-        for bot in list(self.core.bots.values()):
-            self.recorder.submit(self.core.batch(bot, []))
-            if bot.state is not BotRunState.ERROR:
-                self.core.set_state(bot, BotRunState.STOPPED)
+        await self.loops.cancel()
+        await bring_trading_to_rest(
+            self.core, self.feed, self.bots, self.recorder, deadline=deadline
+        )
         if not await self.evidence.close(deadline / 3):
             log.error("evidence writer still busy at stop: what it had queued is lost")
         self.core.emit(
             "engine_stopped", f"engine {self.engine_id} stopped", data={"engine_id": self.engine_id}
         )
-        self.state = EngineState.STOPPED  # what the last heartbeat says
-        self._set_heartbeats()
-        flushed = await self.recorder.close(deadline)
-        if flushed:  # every write is in: the others may take the bots over at once
-            with contextlib.suppress(Exception):
-                await self.leases.release(self.recorder.read)
-        if self._recorder_task is not None:
-            if not flushed:
-                self._recorder_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._recorder_task, 1.0)
+        self.health.state = EngineState.STOPPED  # what the last heartbeat says
+        self.health.publish_heartbeats()
+        await flush_and_release(self.recorder, self._recorder_task, self.leases, deadline=deadline)
         if self.notifications is not None:  # what is queued gets a short chance to go out
             await self.notifications.close(min(5.0, deadline / 3))
         await self._close_resources()
@@ -412,58 +352,20 @@ class Engine:
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
 
-    async def _wait_for_database(self) -> BotsSnapshot:
-        """Migrate (idempotent), replay the write journal of the last run (before anything
-        reads a book: a position closed during an outage must be read closed), watch the
-        SQLite file, and read the bots; retrying with backoff while the database is
-        unreachable; a URL that can never work is an error at once."""
-        attempt = 0
-        while True:
-            try:
-                await asyncio.to_thread(upgrade_database, self.config.database_url)
-                await asyncio.to_thread(
-                    replay,
-                    self.journal,
-                    self.database.session,
-                    is_unavailable=is_unavailable,
-                    owner=self.recorder.owner,
-                )
-                await asyncio.to_thread(self.database.watch_file)
-                snapshot = await self.recorder.read(read_snapshot)
-                if self.leases.enabled:
-                    await self.leases.renew(self.recorder.read, bot_ids(snapshot))
-                return snapshot
-            except DatabaseUrlError:
-                raise
-            except Exception as error:
-                attempt += 1
-                delay = self.config.db_retry_delay(attempt)
-                log.error(
-                    "database not ready (%s); retrying in %.1f s",
-                    error,
-                    delay,
-                    extra={"attempt": attempt},
-                )
-                await asyncio.sleep(delay)
-
     # -- loops -----------------------------------------------------------------------------
 
-    def _spawn(self, loop: Coroutine[Any, Any, None], name: str) -> None:
-        self._tasks.append(asyncio.create_task(loop, name=f"{name}-{self.engine_id}"))
-
-    async def _every(self, seconds: float, action: Callable[[], object]) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                result = action()
-                if asyncio.iscoroutine(result):
-                    await result
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception(
-                    "engine loop %s failed; it goes on", getattr(action, "__name__", action)
-                )
+    def _spawn_loops(self) -> None:
+        config, every = self.config, self.loops.every
+        every("ticker", config.tick_seconds, self._tick)
+        every("heartbeats", config.heartbeat_seconds, self._beat)
+        if self.leases.enabled:  # renewed with the heartbeat, claimed bots started at once
+            every("leases", config.heartbeat_seconds, self.poll_bots)
+        every("bot-poll", config.bot_reload_seconds, self.poll_bots)
+        every("models", config.model_poll_seconds, self.watcher.poll)
+        self.loops.spawn(self.strategies.run(), "strategies")
+        every("reconcile", config.reconcile_seconds, self.reconcile)
+        if self.quality.enabled and config.quality_seconds > 0:
+            every("quality", config.quality_seconds, self._judge_quality)
 
     async def reconcile(self) -> ReconcileReport:
         """The periodic pass: the venues' open orders and recent fills against the books
@@ -472,7 +374,7 @@ class Engine:
 
     def _tick(self) -> None:
         self.core.tick()
-        self._update_state()  # a symbol's silence shows only as time passes
+        self.health.update()  # a symbol's silence shows only as time passes
 
     async def poll_bots(self) -> None:
         """Read the bots table (and the kill switch) and apply what changed."""
@@ -503,53 +405,18 @@ class Engine:
         self.operator.follow(requests)
 
     async def _beat(self) -> None:
-        with contextlib.suppress(Exception):
-            self._broker_open_orders = len(await self.broker.open_orders())
+        await self.health.count_broker_orders()
         for bot in list(self.core.bots.values()):
             before = bot.saved_strategy_state
             batch = self.core.batch(bot, [])  # takes the strategy's state (on_save)
             if batch.strategy_state is not None and batch.strategy_state != before:
                 self.recorder.submit(batch)
-        self._set_heartbeats()
-
-    def _set_heartbeats(self) -> None:
-        metrics = self.core.metrics
-        extra: dict[str, object] = {
-            "trades": metrics.trades,
-            "decisions": metrics.decisions,
-            "entries": metrics.entries,
-            "predict_calls": metrics.predict_calls,
-        }
-        extra[LIVE_PRICES] = published_prices(self.core)
-        status = self.status()
-        if status.leases is not None and status.leases.enabled:  # the dashboard's view
-            extra["lease_epochs"] = status.leases.epochs
-            extra["leases_fresh"] = status.leases.fresh
-        started = self.started_at or datetime.now(UTC)
-        stopped, self.core.stopped_bots = self.core.stopped_bots, []
-        rows = heartbeat_rows(status, started, datetime.now(UTC), extra, stopped)
-        self.recorder.set_heartbeats(rows)
+        self.health.publish_heartbeats()
 
     # -- status ----------------------------------------------------------------------------
 
     def status(self) -> EngineStatus:
-        recorder = self.recorder
-        return EngineStatus(
-            engine_id=self.engine_id,
-            state=self.state,
-            started_at=self.started_at,
-            market_time_ms=self.core.clock.now(),
-            feed=self.feed.status(),
-            degraded_reasons=self.degraded_reasons,
-            database=DatabaseHealth(
-                recorder.available, recorder.pending, recorder.last_error, recorder.failing_since
-            ),
-            kill_switch=self.core.kill_switch,
-            broker=self.broker.name,
-            broker_open_orders=self._broker_open_orders,
-            bots=tuple(bot_status_view(self.core, bot) for bot in self.core.bots.values()),
-            leases=self.leases.status({b.row.id: b.name for b in self.core.bots.values()}),
-        )
+        return self.health.status()
 
     def metrics(self) -> dict[str, float]:
         """Counters and gauges for /metrics (names without a prefix; totals end in _total)."""
@@ -563,59 +430,15 @@ class Engine:
         return metrics
 
     def bot_status(self, name: str) -> BotStatusView | None:
-        bot = self.core.bots.get(name)
-        return None if bot is None else bot_status_view(self.core, bot)
+        return self.health.bot_status(name)
 
     def add_candle_listener(self, listener: Callable[[Candle], None]) -> None:
         """Every 1 s candle the engine builds, as it builds it (taps for tests, metrics)."""
         self.core.candle_listeners.append(listener)
 
-    def _update_state(self) -> None:
-        if self._stopping or not self._trading_started:
-            return
-        feed = self.feed.status()
-        blocking = []  # no entry may be opened while these last
-        if not self.recorder.available:
-            blocking.append(f"database: {self.recorder.last_error}")
-        if not self.leases.fresh:
-            blocking.append(
-                f"bot leases not renewed for over {self.leases.ttl_seconds / 2:g} s (half the TTL)"
-            )
-        if feed.state is not FeedState.CONNECTED:
-            blocking.append(f"feed {feed.state.value}: {feed.last_error or 'not connected'}")
-        # A silent symbol (nothing believable for feed_silence_seconds while connected)
-        # degrades health by name; the bots of other symbols trade on.
-        silent = [f"feed: {symbol} silent (no trades while connected)" for symbol in feed.silent]
-        reasons = blocking + silent
-        state = EngineState.DEGRADED if reasons else EngineState.RUNNING
-        self.core.set_trading(not blocking)
-        previous, self.state = self.state, state
-        silence_changed = feed.silent != self._silent
-        self._silent = feed.silent
-        self.degraded_reasons = tuple(reasons)
-        if previous in (EngineState.RUNNING, EngineState.DEGRADED) and (
-            state is not previous or silence_changed
-        ):
-            # only changes while trading are events (the feed still connecting at start is not)
-            message = "; ".join(reasons) or "database and feed available"
-            self.core.emit(f"engine_{state.value}", message, data={"reasons": reasons})
-
-    def _on_database_health(self, available: bool, error: str | None) -> None:
-        self._update_state()
-        kind = "database_recovered" if available else "database_unavailable"
-        log.log(logging.INFO if available else logging.ERROR, "%s: %s", kind, error or "ok")
-        self.core.emit(
-            kind,
-            error or "database writes succeed again",
-            data={"pending_writes": self.recorder.pending},
-        )
-
     def _on_feed_status(self, status: FeedStatus) -> None:
         self.core.on_status(status)
-        self._update_state()
-
-    def _market_now(self) -> int | None:
-        return self.core.clock.now()
+        self.health.update()
 
     # -- control ---------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from live.brokers import Broker, BrokerOrder
+from live.brokers import Broker, BrokerOrder, VenueFill
 from live.engine.bot import BotRow
 from live.engine.outbox import BrokerCommand, Outbox
 from live.engine.status import KillSwitchState
@@ -37,6 +37,8 @@ from tradepipe.db import KILL_SWITCH, Bot, BotState, EngineControl, Fill, Order
 from tradepipe.enums import BotMode, OrderRole
 from tradepipe.orders import (
     FeeSchedule,
+    OrderState,
+    Position,
     PositionBook,
     StateError,
     parse_client_order_id,
@@ -233,6 +235,17 @@ class ReconcileReport:
         return len(self.unknown_orders) + len(self.unknown_fills)
 
 
+@dataclass(slots=True)
+class _BooksPass:
+    """What the books say, gathered in one pass over them (and, with `act`, sent again)."""
+
+    resumed: list[dict[str, Any]] = field(default_factory=list)
+    resent: list[str] = field(default_factory=list)
+    cancels: list[str] = field(default_factory=list)
+    in_books: set[str] = field(default_factory=set)  # every order id a book holds
+    working: set[str] = field(default_factory=set)  # the working ones, with their stop legs
+
+
 async def reconcile_orders(
     books: Iterable[PositionBook],
     broker: Broker,
@@ -249,46 +262,8 @@ async def reconcile_orders(
     that neither the books nor the database (`known`) know are reported in the result."""
     books = list(books)
     venue = {order.client_order_id: order for order in await broker.open_orders()}
-    resumed: list[dict[str, Any]] = []
-    resent: list[str] = []
-    cancels: list[str] = []
-    in_books: set[str] = set()
-    working: set[str] = set()
-    for book in books:
-        for position in book.positions:
-            resumed.append(
-                {
-                    "bot": book.bot,
-                    "seq": position.seq,
-                    "status": position.status.value,
-                    "expires_at_ms": position.expires_at_ms,
-                }
-            )
-            for order in (position.entry, *position.exits):
-                in_books.add(order.client_order_id)
-                if not order.is_working:
-                    continue
-                order_id = order.client_order_id
-                working.add(order_id)
-                if order.role is OrderRole.TAKE_PROFIT:  # its stop leg at the venue, if any
-                    working.add(venue_stop_order_id(order_id))
-                if not act:
-                    continue
-                # Sent again whether or not the venue holds it: a venue's broker looks the
-                # id up first and, if it is there, tracks it from now on (its fills come);
-                # only the ones the venue lacks count as resent.
-                entry = order.role is OrderRole.ENTRY
-                # a take-profit whose cancel was asked for needs no protection re-placed
-                protect = None if order.cancel_requested else position
-                command = BrokerOrder.from_state(book.symbol, order, protect)
-                outbox.push(BrokerCommand(book.bot, book.symbol, order_id, command, 0, entry))
-                if order_id not in venue:
-                    resent.append(order_id)
-                if order.cancel_requested:
-                    outbox.push(BrokerCommand(book.bot, book.symbol, order_id, None))
-                    cancels.append(order_id)
-    ours = {book.bot for book in books}
-    strangers = sorted(set(venue) - working)
+    seen = _walk_books(books, venue, outbox, act=act)
+    strangers = sorted(set(venue) - seen.working)
     fills = (
         await broker.recent_fills({book.symbol for book in books}, fills_since_ms)
         if fills_since_ms is not None
@@ -298,6 +273,80 @@ async def reconcile_orders(
     recorded = (
         await known(asked) if known is not None and asked else KnownOrders(frozenset(), frozenset())
     )
+    ours = {book.bot for book in books}
+    orphans, unknown_orders = _settle_strangers(strangers, venue, ours, recorded, outbox, act=act)
+    return ReconcileReport(
+        tuple(seen.resumed),
+        tuple(seen.resent),
+        tuple(seen.cancels),
+        tuple(orphans),
+        len(venue),
+        unknown_orders=tuple(unknown_orders),
+        unknown_fills=tuple(_unknown_fills(fills, seen, recorded)),
+    )
+
+
+def _walk_books(
+    books: list[PositionBook], venue: dict[str, BrokerOrder], outbox: Outbox, *, act: bool
+) -> _BooksPass:
+    seen = _BooksPass()
+    for book in books:
+        for position in book.positions:
+            seen.resumed.append(
+                {
+                    "bot": book.bot,
+                    "seq": position.seq,
+                    "status": position.status.value,
+                    "expires_at_ms": position.expires_at_ms,
+                }
+            )
+            for order in (position.entry, *position.exits):
+                seen.in_books.add(order.client_order_id)
+                if not order.is_working:
+                    continue
+                seen.working.add(order.client_order_id)
+                if order.role is OrderRole.TAKE_PROFIT:  # its stop leg at the venue, if any
+                    seen.working.add(venue_stop_order_id(order.client_order_id))
+                if act:
+                    _send_again(book, position, order, venue, outbox, seen)
+    return seen
+
+
+def _send_again(
+    book: PositionBook,
+    position: Position,
+    order: OrderState,
+    venue: dict[str, BrokerOrder],
+    outbox: Outbox,
+    seen: _BooksPass,
+) -> None:
+    """Sent again whether or not the venue holds it: a venue's broker looks the id up first
+    and, if it is there, tracks it from now on (its fills come); only the ones the venue
+    lacks count as resent. A cancel that was asked for is asked again."""
+    order_id = order.client_order_id
+    entry = order.role is OrderRole.ENTRY
+    # a take-profit whose cancel was asked for needs no protection re-placed
+    protect = None if order.cancel_requested else position
+    command = BrokerOrder.from_state(book.symbol, order, protect)
+    outbox.push(BrokerCommand(book.bot, book.symbol, order_id, command, 0, entry))
+    if order_id not in venue:
+        seen.resent.append(order_id)
+    if order.cancel_requested:
+        outbox.push(BrokerCommand(book.bot, book.symbol, order_id, None))
+        seen.cancels.append(order_id)
+
+
+def _settle_strangers(
+    strangers: list[str],
+    venue: dict[str, BrokerOrder],
+    ours: set[str],
+    recorded: KnownOrders,
+    outbox: Outbox,
+    *,
+    act: bool,
+) -> tuple[list[str], list[str]]:
+    """The venue's working orders no book holds: (orphans of this engine's bots, cancelled
+    with `act`; orders unknown to the database too, only reported)."""
     orphans: list[str] = []
     unknown_orders: list[str] = []
     for order_id in strangers:
@@ -307,20 +356,18 @@ async def reconcile_orders(
             orphans.append(order_id)
         elif order_id not in recorded.orders:
             unknown_orders.append(order_id)  # someone else's (or lost) order: reported only
-    unknown_fills: list[str] = []
+    return orphans, unknown_orders
+
+
+def _unknown_fills(fills: list[VenueFill], seen: _BooksPass, recorded: KnownOrders) -> list[str]:
+    """Fills of orders neither the books nor the database know, or of orders no book is
+    still working whose fill the database never recorded."""
+    unknown: list[str] = []
     for fill in fills:
         owner = fill.client_order_id
         where = f"{fill.symbol} fill {fill.fill_id} (exchange order {fill.exchange_order_id})"
-        if owner is None or (owner not in in_books and owner not in recorded.orders):
-            unknown_fills.append(f"{where} of unknown order {owner or '?'}")
-        elif owner not in working and (owner, fill.fill_id) not in recorded.fills:
-            unknown_fills.append(f"{where} of {owner} never recorded")
-    return ReconcileReport(
-        tuple(resumed),
-        tuple(resent),
-        tuple(cancels),
-        tuple(orphans),
-        len(venue),
-        unknown_orders=tuple(unknown_orders),
-        unknown_fills=tuple(unknown_fills),
-    )
+        if owner is None or (owner not in seen.in_books and owner not in recorded.orders):
+            unknown.append(f"{where} of unknown order {owner or '?'}")
+        elif owner not in seen.working and (owner, fill.fill_id) not in recorded.fills:
+            unknown.append(f"{where} of {owner} never recorded")
+    return unknown

@@ -82,26 +82,8 @@ def claim_leases(
 ) -> dict[int, int]:
     """Renew `owner`'s leases, give up those over `max_bots`, then take free or expired
     ones among `bot_ids` up to `max_bots`; the bots `owner` holds now -> their epochs."""
-    now = sa.func.clock_timestamp()
-    expiry = now + sa.literal(timedelta(seconds=ttl_seconds))
-    session.execute(  # FOR NO KEY UPDATE in bot id order: see the module's docstring
-        sa.select(BotLease.bot_id)
-        .where(BotLease.owner == owner)
-        .order_by(BotLease.bot_id)
-        .with_for_update(key_share=True)
-    )
-    renewed = session.execute(
-        sa.update(BotLease)
-        .where(BotLease.owner == owner)
-        .values(renewed_at=now, expires_at=expiry)
-        .returning(BotLease.bot_id, BotLease.epoch)
-    )
-    owned = {bot_id: epoch for bot_id, epoch in renewed}
-    excess = sorted(owned)[max_bots:]
-    if excess:  # capacity lowered: the excess goes to the other engines
-        _expire(session, owner, excess)
-        for bot_id in excess:
-            del owned[bot_id]
+    term = _Term(owner, ttl_seconds)
+    owned = _renew(session, term, max_bots)
     wanted = sorted(set(bot_ids) - set(owned))
     room = max_bots - len(owned)
     if room <= 0 or not wanted:
@@ -110,56 +92,104 @@ def claim_leases(
     # checking its fence, a rival claiming): skip it. Waiting is how claims deadlock.
     leased = dict(
         session.execute(
-            sa.select(BotLease.bot_id, BotLease.expires_at < now).where(BotLease.bot_id.in_(wanted))
+            sa.select(BotLease.bot_id, BotLease.expires_at < term.now).where(
+                BotLease.bot_id.in_(wanted)
+            )
         ).all()
     )
+    owned.update(_take_over(session, term, [i for i, gone in leased.items() if gone], room))
+    for bot_id in (i for i in wanted if i not in leased):  # never leased: epoch 1
+        if len(owned) >= max_bots:
+            break
+        epoch = _claim_new(session, term, bot_id)
+        if epoch is not None:
+            owned[bot_id] = epoch
+    return owned
+
+
+class _Term:
+    """Who claims, and the database clock's now and expiry (evaluated in each statement)."""
+
+    def __init__(self, owner: str, ttl_seconds: float) -> None:
+        self.owner = owner
+        self.now = sa.func.clock_timestamp()
+        self.expiry = self.now + sa.literal(timedelta(seconds=ttl_seconds))
+
+
+def _renew(session: Session, term: _Term, max_bots: int) -> dict[int, int]:
+    """The owner's leases renewed, those over `max_bots` given up: bot id -> epoch."""
+    session.execute(  # FOR NO KEY UPDATE in bot id order: see the module's docstring
+        sa.select(BotLease.bot_id)
+        .where(BotLease.owner == term.owner)
+        .order_by(BotLease.bot_id)
+        .with_for_update(key_share=True)
+    )
+    renewed = session.execute(
+        sa.update(BotLease)
+        .where(BotLease.owner == term.owner)
+        .values(renewed_at=term.now, expires_at=term.expiry)
+        .returning(BotLease.bot_id, BotLease.epoch)
+    )
+    owned = {bot_id: epoch for bot_id, epoch in renewed}
+    excess = sorted(owned)[max_bots:]
+    if excess:  # capacity lowered: the excess goes to the other engines
+        _expire(session, term.owner, excess)
+        for bot_id in excess:
+            del owned[bot_id]
+    return owned
+
+
+def _take_over(session: Session, term: _Term, candidates: list[int], room: int) -> dict[int, int]:
+    """Up to `room` of the `candidates` whose lease is still expired once locked (rows
+    another transaction holds are skipped), each under the next epoch."""
     expired = session.scalars(
         sa.select(BotLease.bot_id)
-        .where(BotLease.bot_id.in_([i for i, gone in leased.items() if gone]))
-        .where(BotLease.expires_at < now)
+        .where(BotLease.bot_id.in_(candidates))
+        .where(BotLease.expires_at < term.now)
         .order_by(BotLease.bot_id)
         .limit(room)
         .with_for_update(skip_locked=True)
     ).all()
-    for bot_id in expired:  # a takeover: the next epoch
+    taken: dict[int, int] = {}
+    for bot_id in expired:
         epoch = session.scalar(
             sa.update(BotLease)
             .where(BotLease.bot_id == bot_id)
             .values(
-                owner=owner,
+                owner=term.owner,
                 epoch=BotLease.epoch + 1,
-                acquired_at=now,
-                renewed_at=now,
-                expires_at=expiry,
+                acquired_at=term.now,
+                renewed_at=term.now,
+                expires_at=term.expiry,
             )
             .returning(BotLease.epoch)
         )
         if epoch is not None:
-            owned[bot_id] = epoch
-    for bot_id in (i for i in wanted if i not in leased):  # never leased: epoch 1
-        if len(owned) >= max_bots:
-            break
-        claim = (
-            pg_insert(BotLease)
-            .values(
-                bot_id=bot_id,
-                owner=owner,
-                epoch=1,
-                acquired_at=now,
-                renewed_at=now,
-                expires_at=expiry,
-            )
-            .on_conflict_do_nothing(index_elements=[BotLease.bot_id])
-            .returning(BotLease.epoch)
+            taken[bot_id] = epoch
+    return taken
+
+
+def _claim_new(session: Session, term: _Term, bot_id: int) -> int | None:
+    """The first lease of `bot_id` (epoch 1), or None: a rival inserted it first, or the
+    bot was deleted meanwhile (which fails only this claim)."""
+    claim = (
+        pg_insert(BotLease)
+        .values(
+            bot_id=bot_id,
+            owner=term.owner,
+            epoch=1,
+            acquired_at=term.now,
+            renewed_at=term.now,
+            expires_at=term.expiry,
         )
-        with session.begin_nested():  # a bot deleted meanwhile fails only its own claim
-            try:
-                epoch = session.scalar(claim)
-            except sa.exc.IntegrityError:
-                epoch = None
-        if epoch is not None:
-            owned[bot_id] = epoch
-    return owned
+        .on_conflict_do_nothing(index_elements=[BotLease.bot_id])
+        .returning(BotLease.epoch)
+    )
+    with session.begin_nested():
+        try:
+            return session.scalar(claim)
+        except sa.exc.IntegrityError:
+            return None
 
 
 def release_leases(session: Session, owner: str, bot_ids: Iterable[int] | None = None) -> None:
