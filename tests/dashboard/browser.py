@@ -17,7 +17,6 @@ import re
 import shutil
 import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from streamlit_app.launch import command
 from tests.dashboard.conftest import Dashboard
+from tests.support import eventually
 from tradepipe.config import load_settings
 
 INSTALL_HINT = "install it with `apt-get update && apt-get install -y chromium` (Debian)"
@@ -99,17 +99,21 @@ class Server:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def wait_healthy(self) -> None:
-        deadline = time.monotonic() + SERVER_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"streamlit exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)  # the server is not listening yet
-        pytest.fail(f"streamlit not healthy in {SERVER_TIMEOUT_SECONDS} s:\n{self.log_tail()}")
+        eventually(
+            self._healthy,
+            lambda: f"streamlit healthy at {self.url}:\n{self.log_tail()}",
+            SERVER_TIMEOUT_SECONDS,
+            0.1,
+        )
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            pytest.fail(f"streamlit exited with {self.process.returncode}:\n{self.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False  # the server is not listening yet
 
 
 @contextmanager

@@ -9,10 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 from live.brokers.ccxt_broker import CcxtBroker
 from tests.brokers.helpers import API_KEY, API_SECRET, exchange_config
+from tests.support import Aio
 
 
 def _free_port() -> int:
@@ -23,15 +23,18 @@ def _free_port() -> int:
 
 async def _balance(url: str) -> dict[str, object]:
     broker = CcxtBroker(exchange_config(url), api_key=API_KEY, secret=API_SECRET)
-    deadline = time.monotonic() + 30
+
+    async def fetched() -> dict[str, object] | None:
+        try:
+            return dict(await broker.client.fetch_balance())
+        except Exception:
+            return None  # the replay process is still starting
+
     try:
-        while True:
-            try:
-                return dict(await broker.client.fetch_balance())
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
+        found: dict[str, object] = await Aio.eventually(
+            fetched, f"a balance from the exchange simulator at {url}", 30, 0.2
+        )
+        return found
     finally:
         await broker.close()
 
