@@ -36,6 +36,7 @@ from live.engine.events import EngineEvent, EventBus, publish_order_events
 from live.engine.evidence import EvidenceRecorder
 from live.engine.features import SymbolPipeline
 from live.engine.guard import CallGuard
+from live.engine.holdings import Holdings
 from live.engine.outbox import BrokerCommand, Outbox
 from live.engine.persistence import BotBatch, BotStatusWrite, EventWrite, FillRecord
 from live.engine.recorder import Recorder
@@ -102,6 +103,7 @@ class TradingCore:
         # the state the core owns: read through the properties, changed only by its methods
         self._symbols: dict[str, SymbolPipeline] = {}
         self._bots: dict[str, BotRuntime] = {}
+        self.holdings = Holdings()  # the bots with open positions: what trades and ticks visit
         self._kill_switch = KillSwitchState(False)
         self._trading = False  # False while starting, reconciling, degraded or stopping
         self.feed_status: FeedStatus | None = None
@@ -151,6 +153,7 @@ class TradingCore:
     def add_bot(self, bot: BotRuntime) -> None:
         """Run `bot` from the next step on (replacing a bot of the same name)."""
         self._bots[bot.name] = bot
+        self.holdings.note(bot)  # a saved book may hold positions already
 
     def remove_bot(self, name: str) -> BotRuntime | None:
         """Stop stepping bot `name`: no decision and no order from here on; the bot removed."""
@@ -214,11 +217,10 @@ class TradingCore:
         self.metrics.trades += 1
         with self.step(trade.time_ms) as step:
             self.broker.on_trade(trade)
-            for name in pipeline.bots:
-                bot = self.bots.get(name)
-                if bot is not None:
+            for bot in self.holdings.of_symbol(trade.symbol, self._bots):  # flat: nothing to do
+                if bot.name in pipeline.bots:
                     with self.isolated(bot, "managing its positions"):
-                        step.add(name, bot.book.on_tick(trade.time_ms, trade.price))
+                        step.add(bot.name, bot.book.on_tick(trade.time_ms, trade.price))
             self.shadows.on_trade(trade, pipeline.bots)
             self.seconds.on_trade(trade)
 
@@ -257,7 +259,7 @@ class TradingCore:
         if now is None:
             return
         with self.step(now) as step:
-            for bot in self.bots.values():
+            for bot in self.holdings.every(self._bots):  # a flat book has no timeout to run
                 with self.isolated(bot, "managing its positions"):
                     step.add(bot.name, bot.book.on_tick(now))
             self.shadows.tick(now)

@@ -85,7 +85,7 @@ def entry_refusal(core: TradingCore, bot: BotRuntime, capital: float, time_ms: i
     if bot.breaker.is_open:
         return f"{VENUE_ERRORS}: {bot.breaker.errors} in a row, cooling down"
     symbol = total = 0.0
-    for other in core.bots.values():
+    for other in core.holdings.every(core.bots):  # a flat bot commits nothing
         committed = exposure(other.book.positions)
         total += committed
         if other.symbol == bot.symbol:

@@ -104,6 +104,11 @@ class PositionBook:
     def position(self, seq: int) -> Position | None:
         return self._open.get(seq)
 
+    @property
+    def open_count(self) -> int:
+        """How many positions are open (`positions` without building them)."""
+        return len(self._open)
+
     # -- decisions -------------------------------------------------------------------
 
     def submit_entry(self, request: EntryRequest, time_ms: int) -> tuple[Event, ...]:
