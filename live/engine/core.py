@@ -43,7 +43,7 @@ from live.engine.recorder import Recorder
 from live.engine.risk_gate import book_step, count_report, halt_reason, on_events, on_venue_answer
 from live.engine.shadow import ShadowRunner
 from live.engine.status import BotRunState, BotStatusView, KillSwitchState
-from live.engine.step import CoreMetrics, Step
+from live.engine.step import CoreMetrics, Isolated, Step
 from live.engine.warmup import FeatureWarmup
 from live.feeds import CandleBackfill, FeedStatus, Gap, SecondCandles
 from tradepipe.domain import Candle, Trade
@@ -103,6 +103,8 @@ class TradingCore:
         # the state the core owns: read through the properties, changed only by its methods
         self._symbols: dict[str, SymbolPipeline] = {}
         self._bots: dict[str, BotRuntime] = {}
+        self._bots_view = MappingProxyType(self._bots)  # one read-only view each, kept
+        self._symbols_view = MappingProxyType(self._symbols)
         self.holdings = Holdings()  # the bots with open positions: what trades and ticks visit
         self._kill_switch = KillSwitchState(False)
         self._trading = False  # False while starting, reconciling, degraded or stopping
@@ -131,12 +133,12 @@ class TradingCore:
     @property
     def bots(self) -> Mapping[str, BotRuntime]:
         """The running bots by name (read-only: `add_bot`, `remove_bot` change it)."""
-        return MappingProxyType(self._bots)
+        return self._bots_view
 
     @property
     def symbols(self) -> Mapping[str, SymbolPipeline]:
         """The candle pipeline of each symbol a bot runs on (`join_pipeline`, `leave_pipeline`)."""
-        return MappingProxyType(self._symbols)
+        return self._symbols_view
 
     @property
     def trading(self) -> bool:
@@ -466,17 +468,16 @@ class TradingCore:
         if target is not bot.state or (error is not None and error != bot.last_error):
             self.set_state(bot, target, error)
 
-    @contextlib.contextmanager
-    def isolated(self, bot: BotRuntime, doing: str) -> Iterator[None]:
+    def isolated(self, bot: BotRuntime, doing: str) -> Isolated[BotRuntime]:
         """Run one bot's part of a step: an exception is this bot's error (reported once
         per distinct message), never the step's, so the other bots go on."""
-        try:
-            yield
-        except Exception as error:
-            message = f"bot {bot.name} failed while {doing}: {type(error).__name__}: {error}"
-            if bot.state is not BotRunState.ERROR or bot.last_error != redact(message):
-                log.exception("%s", message, extra={"bot": bot.name})
-                self.fail_bot(bot, message)
+        return Isolated(self._failed_while, bot, doing)
+
+    def _failed_while(self, bot: BotRuntime, doing: str, error: Exception) -> None:
+        message = f"bot {bot.name} failed while {doing}: {type(error).__name__}: {error}"
+        if bot.state is not BotRunState.ERROR or bot.last_error != redact(message):
+            log.error("%s", message, exc_info=error, extra={"bot": bot.name})
+            self.fail_bot(bot, message)
 
     def fail_bot(self, bot: BotRuntime, message: str) -> None:
         """Isolate a bot whose strategy failed: no more decisions; open positions are still

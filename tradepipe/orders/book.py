@@ -99,6 +99,8 @@ class PositionBook:
     @property
     def positions(self) -> tuple[Position, ...]:
         """Open (pending and active) positions, oldest first."""
+        if len(self._open) < 2:  # the usual case (one position at most): nothing to order
+            return tuple(self._open.values())
         return tuple(self._open[seq] for seq in sorted(self._open))
 
     def position(self, seq: int) -> Position | None:

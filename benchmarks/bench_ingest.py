@@ -1,0 +1,148 @@
+"""The engine fed by a replay server in a separate process, over a loopback WebSocket.
+
+The replay runs in its own process (multiprocessing, spawned), serving the real Binance
+BTCUSDT capture's trade messages `LOOPS` times over (each pass moved one span later with
+trade ids continued, as the replay's own `loop` does), prepared in memory before it
+serves, as fast as the engine takes them (the server's queue per client is bounded: a
+slow client slows the replay). The engine is a real one (`build_engine`, SQLite, paper
+broker, `BOTS` bots on BTCUSDT's 1 s candles, the shipped `ema_rsi` and an always-enter
+strategy), its feed the native Binance adapter pointed at the replay. The market starts
+once the engine has started (a second subscriber, this benchmark's, releases the replay's
+timeline), and the figure is the engine's ingest: trades the trading core took per second
+of wall time until the last one was in.
+
+Reference, in the same run: the feed's pipeline in-process without sockets (router -> 1 s
+-> 1 m -> features, the `bench_feed` pipeline) on the same messages. Target (issue 17):
+>= 50,000 messages a second into the engine. Nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import tempfile
+import time
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+
+from benchmarks.bench_engine import BOT_CONFIG, QUIET, bot_names, prepare_folder
+from benchmarks.bench_feed import CAPTURE_FILE, Pipeline, _through_router
+from benchmarks.harness import Measurement, best_of, report
+from live.engine import EngineConfig, build_engine
+from live.replay import CaptureSource, ReplayMessage, ReplayServer
+from tradepipe.db import upgrade_database
+
+TARGET_PER_SECOND = 50_000
+LOOPS = 12  # passes over the capture's 9,757 trades: a few seconds of play at the target
+BOTS = 10
+
+
+class PreparedTrades:
+    """The trade messages of `loops` passes over a capture, held in memory: the replay
+    process then spends its time sending, not reading and re-encoding the file."""
+
+    def __init__(self, path: Path, loops: int) -> None:
+        source = CaptureSource(path, loop=True)
+        self.symbols = source.symbols
+        self.description = f"{source.description}, trades x{loops}"
+        per_pass = sum(1 for m in CaptureSource(path).messages(0, 0) if m.trade is not None)
+        wanted = per_pass * loops
+        self.prepared: list[ReplayMessage] = []
+        for message in source.messages(0, 0):
+            if message.trade is not None:
+                self.prepared.append(message)
+                if len(self.prepared) >= wanted:
+                    break
+
+    def messages(self, wall_start_ns: int, speed: float) -> Iterator[ReplayMessage]:
+        return iter(self.prepared)
+
+
+def serve_in_process(answers: Connection, loops: int) -> None:
+    """The replay process: prepare, serve on a free port (told through `answers`) once two
+    clients subscribed, until told to stop."""
+
+    async def main() -> None:
+        source = PreparedTrades(CAPTURE_FILE, loops)
+        async with ReplayServer(
+            source, speed=0.0, rest_port=None, wait_for_subscribers=2
+        ) as server:
+            answers.send((server.url, len(source.prepared)))
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, answers.recv)  # "stop"
+
+    asyncio.run(main())
+
+
+async def engine_ingest(url: str, trades: int, folder: Path) -> tuple[float, int]:
+    """(seconds from the market's release to the last trade in the core, trades in)."""
+    database = f"sqlite:///{folder / 'trading.db'}"
+    upgrade_database(database)
+    bots = ((*named, "1s") for named in bot_names(["BTCUSDT"], BOTS))
+    strategies = prepare_folder(folder, database, bots, BOT_CONFIG)
+    config = EngineConfig(
+        database_url=database, strategies_dir=strategies, **{**QUIET, "feed_url": url}
+    )
+    engine = build_engine(config)
+    await engine.start()
+    metrics = engine.core.metrics
+    try:
+        while len(engine.core.bots) < BOTS:
+            await asyncio.sleep(0.05)
+        # the second subscriber: the replay's timeline starts now
+        async with connect(f"{url}/stream?streams=btcusdt@bookTicker", compression=None):
+            began = time.perf_counter()
+            deadline = began + 120.0
+            while metrics.trades < trades and time.perf_counter() < deadline:
+                await asyncio.sleep(0.002)
+            elapsed = time.perf_counter() - began
+    finally:
+        await engine.stop()
+    return elapsed, metrics.trades
+
+
+def run() -> None:
+    if not CAPTURE_FILE.is_file():
+        print(f"  skipped: {CAPTURE_FILE} not found (the shared exchange data)")
+        return
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    replay = context.Process(target=serve_in_process, args=(theirs, LOOPS), daemon=True)
+    replay.start()
+    try:
+        if not ours.poll(120):
+            print("  the replay process did not start within 120 s; nothing measured")
+            return
+        url, trades = ours.recv()
+        with tempfile.TemporaryDirectory(prefix="bench_ingest_") as folder:
+            elapsed, taken = asyncio.run(engine_ingest(url, trades, Path(folder)))
+    finally:
+        ours.send("stop")
+        replay.join(10)
+        if replay.is_alive():
+            replay.terminate()
+    measured = Measurement("replay process -> socket -> engine", elapsed, taken, "msgs")
+    raw = [m.raw for m in PreparedTrades(CAPTURE_FILE, 1).prepared]
+    reference = Measurement(
+        "pipeline in-process, no socket",
+        best_of(5, lambda: _through_router(raw, Pipeline())),
+        len(raw),
+        "msgs",
+    )
+    report(
+        f"{taken:,} of {trades:,} trade messages from a separate replay process into the engine "
+        f"({BOTS} bots)",
+        measured,
+        reference,
+    )
+    verdict = "MET" if measured.rate >= TARGET_PER_SECOND and taken >= trades else "MISSED"
+    print(
+        f"  engine ingest {measured.rate:,.0f} msgs/s; target >= {TARGET_PER_SECOND:,}/s: {verdict}"
+    )
+
+
+if __name__ == "__main__":
+    run()
