@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -67,18 +68,23 @@ def serve_in_process(answers: Connection, loops: int) -> None:
 
     async def main() -> None:
         source = PreparedTrades(CAPTURE_FILE, loops)
+        began = time.process_time()
         async with ReplayServer(
             source, speed=0.0, rest_port=None, wait_for_subscribers=2
         ) as server:
             answers.send((server.url, len(source.prepared)))
+            await server.finished.wait()
+            # the CPU the replay spent: the whole timeline (the wait before it costs none)
+            answers.send(time.process_time() - began)
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, answers.recv)  # "stop"
 
     asyncio.run(main())
 
 
-async def engine_ingest(url: str, trades: int, folder: Path) -> tuple[float, int]:
-    """(seconds from the market's release to the last trade in the core, trades in)."""
+async def engine_ingest(url: str, trades: int, folder: Path) -> tuple[float, float, int]:
+    """(seconds from the market's release to the last trade in the core, CPU seconds the
+    engine's process spent meanwhile, trades in)."""
     database = f"sqlite:///{folder / 'trading.db'}"
     upgrade_database(database)
     bots = ((*named, "1s") for named in bot_names(["BTCUSDT"], BOTS))
@@ -94,14 +100,14 @@ async def engine_ingest(url: str, trades: int, folder: Path) -> tuple[float, int
             await asyncio.sleep(0.05)
         # the second subscriber: the replay's timeline starts now
         async with connect(f"{url}/stream?streams=btcusdt@bookTicker", compression=None):
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             deadline = began + 120.0
             while metrics.trades < trades and time.perf_counter() < deadline:
                 await asyncio.sleep(0.002)
-            elapsed = time.perf_counter() - began
+            elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
     finally:
         await engine.stop()
-    return elapsed, metrics.trades
+    return elapsed, cpu, metrics.trades
 
 
 def run() -> None:
@@ -118,7 +124,8 @@ def run() -> None:
             return
         url, trades = ours.recv()
         with tempfile.TemporaryDirectory(prefix="bench_ingest_") as folder:
-            elapsed, taken = asyncio.run(engine_ingest(url, trades, Path(folder)))
+            elapsed, engine_cpu, taken = asyncio.run(engine_ingest(url, trades, Path(folder)))
+        replay_cpu = ours.recv() if ours.poll(30) else float("nan")
     finally:
         ours.send("stop")
         replay.join(10)
@@ -141,6 +148,14 @@ def run() -> None:
     verdict = "MET" if measured.rate >= TARGET_PER_SECOND and taken >= trades else "MISSED"
     print(
         f"  engine ingest {measured.rate:,.0f} msgs/s; target >= {TARGET_PER_SECOND:,}/s: {verdict}"
+    )
+    # wall time on a shared machine is also everyone else's load: the CPU each process
+    # spent says what the code costs, and what rate a core each would give
+    engine_us, replay_us = engine_cpu / taken * 1e6, replay_cpu / trades * 1e6
+    print(
+        f"  CPU per message: engine process {engine_us:.1f} us, replay process {replay_us:.1f} us;"
+        f" with a core each: {1e6 / max(engine_us, replay_us):,.0f} msgs/s (load average now "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
 
 

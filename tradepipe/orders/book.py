@@ -54,6 +54,7 @@ from tradepipe.orders.types import (
     parse_client_order_id,
     venue_stop_order_id,
 )
+from tradepipe.orders.watch import TickWatch
 
 __all__ = ["PositionBook"]
 
@@ -89,6 +90,7 @@ class PositionBook:
         self.next_seq = next_seq
         self.last_candle_start_ms: int | None = None
         self._open: dict[int, Position] = {}
+        self._watch: TickWatch | None = None  # what a tick can trigger; None: to be rebuilt
 
     @classmethod
     def for_bot(
@@ -124,6 +126,7 @@ class PositionBook:
             self.bot, seq, self.symbol, request, time_ms, simulated=self.simulated
         )
         self._open[seq] = position
+        self._watch = None
         return (
             PositionPending(bot=self.bot, time_ms=time_ms, position=position),
             OrderPlaced(bot=self.bot, time_ms=time_ms, order=position.entry, position_seq=seq),
@@ -178,6 +181,11 @@ class PositionBook:
         """Time (and optionally a last traded price) passed: trigger maker timeouts,
         stops and holding timeouts. Take-profits are resting orders the venue fills."""
         self._require(not self.simulated, "on_tick drives a live book")
+        watch = self._watch
+        if watch is None:
+            watch = self._watch = TickWatch.of(self._open.values())
+        if watch.quiet(time_ms, price):  # most trades: no deadline passed, no stop near
+            return ()
         events: list[Event] = []
         for position in self.positions:
             if position.status is PositionStatus.PENDING:
@@ -212,6 +220,7 @@ class PositionBook:
                 ratcheted = ratchet(position, candle)
                 if ratcheted is not position:
                     self._open[position.seq] = ratcheted
+                    self._watch = None
                     moved = True
         return moved
 
@@ -358,6 +367,7 @@ class PositionBook:
             self._open[position.seq] = position
         else:
             self._open.pop(position.seq, None)
+        self._watch = None
         return tuple(events)
 
     def _report(
