@@ -103,8 +103,7 @@ class TradingCore:
         # the state the core owns: read through the properties, changed only by its methods
         self._symbols: dict[str, SymbolPipeline] = {}
         self._bots: dict[str, BotRuntime] = {}
-        self._bots_view = MappingProxyType(self._bots)  # one read-only view each, kept
-        self._symbols_view = MappingProxyType(self._symbols)
+        self._bots_view = MappingProxyType(self._bots)  # read on every decision: made once
         self.holdings = Holdings()  # the bots with open positions: what trades and ticks visit
         self._kill_switch = KillSwitchState(False)
         self._trading = False  # False while starting, reconciling, degraded or stopping
@@ -138,7 +137,7 @@ class TradingCore:
     @property
     def symbols(self) -> Mapping[str, SymbolPipeline]:
         """The candle pipeline of each symbol a bot runs on (`join_pipeline`, `leave_pipeline`)."""
-        return self._symbols_view
+        return MappingProxyType(self._symbols)
 
     @property
     def trading(self) -> bool:
@@ -210,7 +209,7 @@ class TradingCore:
     # -- inputs: the feed -----------------------------------------------------------------
 
     def on_trade(self, trade: Trade) -> None:
-        pipeline = self.symbols.get(trade.symbol)
+        pipeline = self._symbols.get(trade.symbol)
         if pipeline is None:
             return
         self.clock.observe(trade.time_ms)
@@ -220,7 +219,8 @@ class TradingCore:
         with self.step(trade.time_ms) as step:
             self.broker.on_trade(trade)
             for bot in self.holdings.of_symbol(trade.symbol, self._bots):  # flat: nothing to do
-                if bot.name in pipeline.bots:
+                quiet = bot.book.tick_is_quiet(trade.time_ms, trade.price)  # most trades
+                if bot.name in pipeline.bots and not quiet:
                     with self.isolated(bot, "managing its positions"):
                         step.add(bot.name, bot.book.on_tick(trade.time_ms, trade.price))
             self.shadows.on_trade(trade, pipeline.bots)

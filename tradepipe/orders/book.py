@@ -181,10 +181,7 @@ class PositionBook:
         """Time (and optionally a last traded price) passed: trigger maker timeouts,
         stops and holding timeouts. Take-profits are resting orders the venue fills."""
         self._require(not self.simulated, "on_tick drives a live book")
-        watch = self._watch
-        if watch is None:
-            watch = self._watch = TickWatch.of(self._open.values())
-        if watch.quiet(time_ms, price):  # most trades: no deadline passed, no stop near
+        if self.tick_is_quiet(time_ms, price):  # most trades: no deadline passed, no stop near
             return ()
         events: list[Event] = []
         for position in self.positions:
@@ -209,6 +206,16 @@ class PositionBook:
                 continue
             events += self._keep(transitions.begin_exit(position, reason, time_ms, simulated=False))
         return tuple(events)
+
+    def tick_is_quiet(self, time_ms: int, price: float | None = None) -> bool:
+        """True if `on_tick(time_ms, price)` certainly changes nothing and says nothing
+        (never for a simulated book: its `on_tick` refuses to run)."""
+        if self.simulated:
+            return False
+        watch = self._watch
+        if watch is None:
+            watch = self._watch = TickWatch.of(self._open.values())
+        return watch.quiet(time_ms, price)
 
     def on_closed_candle(self, candle: Bar) -> bool:
         """A candle of the bot's timeframe closed: ratchet trailing stops by it, by the
