@@ -61,7 +61,7 @@ BOT_CONFIG = {
     "maker_order_timeout_seconds": 30.0,
     "max_open_positions": 1,
 }
-QUIET = {  # background loops slow enough not to compete with the measured pushes
+QUIET: dict[str, Any] = {  # background loops slow enough not to compete with the measured pushes
     "heartbeat_seconds": 5.0,
     "bot_reload_seconds": 30.0,
     "model_poll_seconds": 60.0,

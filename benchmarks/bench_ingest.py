@@ -19,13 +19,16 @@ Reference, in the same run: the feed's pipeline in-process without sockets (rout
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from websockets.asyncio.client import connect
 
@@ -33,6 +36,7 @@ from benchmarks.bench_engine import BOT_CONFIG, QUIET, bot_names, prepare_folder
 from benchmarks.bench_feed import CAPTURE_FILE, Pipeline, _through_router
 from benchmarks.harness import Measurement, best_of, report
 from live.engine import EngineConfig, build_engine
+from live.feeds import BinanceFeed, BinanceFeedConfig, FeedState
 from live.replay import CaptureSource, ReplayMessage, ReplayServer
 from tradepipe.db import upgrade_database
 
@@ -82,9 +86,42 @@ def serve_in_process(answers: Connection, loops: int) -> None:
     asyncio.run(main())
 
 
-async def engine_ingest(url: str, trades: int, folder: Path) -> tuple[float, float, int]:
-    """(seconds from the market's release to the last trade in the core, CPU seconds the
-    engine's process spent meanwhile, trades in)."""
+@dataclass
+class Ingest:
+    label: str
+    seconds: float = float("nan")  # from the market's release to the last trade in
+    cpu_seconds: float = float("nan")  # what this process spent meanwhile
+    taken: int = 0
+    offered: int = 0
+    replay_cpu_seconds: float = float("nan")
+
+
+async def _until_in(url: str, count: Callable[[], int], wanted: int, run: Ingest) -> None:
+    """Release the replay's timeline (as its second subscriber) and wait for `wanted`."""
+    async with connect(f"{url}/stream?streams=btcusdt@bookTicker", compression=None):
+        began, cpu = time.perf_counter(), time.process_time()
+        deadline = began + 120.0
+        while count() < wanted and time.perf_counter() < deadline:
+            await asyncio.sleep(0.002)
+        run.seconds, run.cpu_seconds = time.perf_counter() - began, time.process_time() - cpu
+    run.taken = count()
+
+
+async def feed_ingest(url: str, run: Ingest) -> None:
+    """The native feed and the per-symbol pipeline of bench_feed, no engine around them."""
+    feed = BinanceFeed(BinanceFeedConfig(base_url=url, control_interval_seconds=0))
+    await feed.subscribe(["BTCUSDT"], Pipeline())
+    await feed.start()
+    try:
+        while feed.status().state is not FeedState.CONNECTED:  # subscribed: the replay waits
+            await asyncio.sleep(0.01)
+        await _until_in(url, lambda: feed.metrics().trades, run.offered, run)
+    finally:
+        await feed.stop()
+
+
+async def engine_ingest(url: str, run: Ingest, folder: Path) -> None:
+    """A real engine whose feed is pointed at the replay: trades into its trading core."""
     database = f"sqlite:///{folder / 'trading.db'}"
     upgrade_database(database)
     bots = ((*named, "1s") for named in bot_names(["BTCUSDT"], BOTS))
@@ -94,26 +131,20 @@ async def engine_ingest(url: str, trades: int, folder: Path) -> tuple[float, flo
     )
     engine = build_engine(config)
     await engine.start()
-    metrics = engine.core.metrics
     try:
         while len(engine.core.bots) < BOTS:
             await asyncio.sleep(0.05)
-        # the second subscriber: the replay's timeline starts now
-        async with connect(f"{url}/stream?streams=btcusdt@bookTicker", compression=None):
-            began, cpu = time.perf_counter(), time.process_time()
-            deadline = began + 120.0
-            while metrics.trades < trades and time.perf_counter() < deadline:
-                await asyncio.sleep(0.002)
-            elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+        metrics = engine.core.metrics
+        await _until_in(url, lambda: metrics.trades, run.offered, run)
     finally:
         await engine.stop()
-    return elapsed, cpu, metrics.trades
 
 
-def run() -> None:
-    if not CAPTURE_FILE.is_file():
-        print(f"  skipped: {CAPTURE_FILE} not found (the shared exchange data)")
-        return
+def with_replay_process(
+    run: Ingest, consume: Callable[[str, Ingest], Coroutine[Any, Any, None]]
+) -> bool:
+    """Start a replay process, let `consume(url, run)` take its market, stop it; False if
+    the replay did not start."""
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
     replay = context.Process(target=serve_in_process, args=(theirs, LOOPS), daemon=True)
@@ -121,17 +152,45 @@ def run() -> None:
     try:
         if not ours.poll(120):
             print("  the replay process did not start within 120 s; nothing measured")
-            return
-        url, trades = ours.recv()
-        with tempfile.TemporaryDirectory(prefix="bench_ingest_") as folder:
-            elapsed, engine_cpu, taken = asyncio.run(engine_ingest(url, trades, Path(folder)))
-        replay_cpu = ours.recv() if ours.poll(30) else float("nan")
+            return False
+        url, run.offered = ours.recv()
+        asyncio.run(consume(url, run))
+        run.replay_cpu_seconds = ours.recv() if ours.poll(30) else float("nan")
+        return True
     finally:
         ours.send("stop")
         replay.join(10)
         if replay.is_alive():
             replay.terminate()
-    measured = Measurement("replay process -> socket -> engine", elapsed, taken, "msgs")
+
+
+def report_ingest(run: Ingest, reference: Measurement) -> None:
+    measured = Measurement(run.label, run.seconds, run.taken, "msgs")
+    report(
+        f"{run.taken:,} of {run.offered:,} trade messages from a separate replay process",
+        measured,
+        reference,
+    )
+    met = measured.rate >= TARGET_PER_SECOND and run.taken >= run.offered
+    print(
+        f"  ingest {measured.rate:,.0f} msgs/s; target >= {TARGET_PER_SECOND:,}/s: "
+        f"{'MET' if met else 'MISSED'}"
+    )
+    # wall time on a shared machine is also everyone else's load: the CPU each process
+    # spent says what the code costs, and what rate a core each would give
+    ours = run.cpu_seconds / max(run.taken, 1) * 1e6
+    theirs = run.replay_cpu_seconds / max(run.offered, 1) * 1e6
+    print(
+        f"  CPU per message: this process {ours:.1f} us, the replay process {theirs:.1f} us; "
+        f"with a core each: {1e6 / max(ours, theirs):,.0f} msgs/s (load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
+
+
+def run() -> None:
+    if not CAPTURE_FILE.is_file():
+        print(f"  skipped: {CAPTURE_FILE} not found (the shared exchange data)")
+        return
     raw = [m.raw for m in PreparedTrades(CAPTURE_FILE, 1).prepared]
     reference = Measurement(
         "pipeline in-process, no socket",
@@ -139,24 +198,14 @@ def run() -> None:
         len(raw),
         "msgs",
     )
-    report(
-        f"{taken:,} of {trades:,} trade messages from a separate replay process into the engine "
-        f"({BOTS} bots)",
-        measured,
-        reference,
-    )
-    verdict = "MET" if measured.rate >= TARGET_PER_SECOND and taken >= trades else "MISSED"
-    print(
-        f"  engine ingest {measured.rate:,.0f} msgs/s; target >= {TARGET_PER_SECOND:,}/s: {verdict}"
-    )
-    # wall time on a shared machine is also everyone else's load: the CPU each process
-    # spent says what the code costs, and what rate a core each would give
-    engine_us, replay_us = engine_cpu / taken * 1e6, replay_cpu / trades * 1e6
-    print(
-        f"  CPU per message: engine process {engine_us:.1f} us, replay process {replay_us:.1f} us;"
-        f" with a core each: {1e6 / max(engine_us, replay_us):,.0f} msgs/s (load average now "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
-    )
+    feed = Ingest("replay process -> socket -> feed -> pipeline")
+    if with_replay_process(feed, feed_ingest):
+        report_ingest(feed, reference)
+    engine = Ingest(f"replay process -> socket -> engine, {BOTS} bots")
+    with tempfile.TemporaryDirectory(prefix="bench_ingest_") as folder:
+        consume = functools.partial(engine_ingest, folder=Path(folder))
+        if with_replay_process(engine, consume):
+            report_ingest(engine, reference)
 
 
 if __name__ == "__main__":

@@ -171,7 +171,7 @@ async def play(config: EngineConfig, trades: list[Trade], speed: float) -> Scale
         run.rss_samples.append(rss_mb())
         run.trades, run.decisions, run.entries = len(trades), metrics.decisions, metrics.entries
         run.transactions, run.writes = recorder.transactions, recorder.last_submitted
-        samples = engine.latency.decision.collect()[0].samples
+        samples = next(iter(engine.latency.decision.collect())).samples
         run.histogram_count = sum(s.value for s in samples if s.name.endswith("_count"))
     finally:
         await engine.stop()
