@@ -141,17 +141,13 @@ def prepare_folder(
     return strategies
 
 
+# what a copied bot shares with the checked bot it copies (name and symbol are its own)
+COPIED_COLUMNS = ("strategy_name", "exchange", "timeframe", "mode", "config", "enabled")
+
+
 def copied_bot(template: Bot, name: str, symbol: str) -> Bot:
-    return Bot(
-        name=name,
-        strategy_name=template.strategy_name,
-        symbol=symbol,
-        exchange=template.exchange,
-        timeframe=template.timeframe,
-        mode=template.mode,
-        config=template.config,
-        enabled=template.enabled,
-    )
+    shared = {column: getattr(template, column) for column in COPIED_COLUMNS}
+    return Bot(name=name, symbol=symbol, **shared)
 
 
 def prepare(

@@ -66,12 +66,15 @@ SCALE_BOT_CONFIG = {
 
 @dataclass(frozen=True)
 class Scale:
-    bots: int
-    symbols: int
-    timeframes: tuple[str, ...]
-    seconds: float
-    speed: float
-    database: str
+    """The size of the run, from the environment (`from_environment`)."""
+
+    bots: int  # TRADEPIPE_BENCH_BOTS
+    symbols: int  # TRADEPIPE_BENCH_SYMBOLS: copies of the capture's market, named C000USDT...
+    timeframes: tuple[str, ...]  # TRADEPIPE_BENCH_TIMEFRAMES, comma-separated, bots cycle them
+    seconds: float  # TRADEPIPE_BENCH_SECONDS: of market, from the capture's start
+
+    speed: float  # TRADEPIPE_BENCH_SPEED: times the capture's own pace
+    database: str  # TRADEPIPE_BENCH_DATABASE: sqlite (a file) or postgresql (the local server)
 
     @classmethod
     def from_environment(cls) -> Scale:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Generic, TypeVar
 
 from live.engine.features import ClosedRow
@@ -71,12 +70,8 @@ class Isolated(Generic[BotT]):
     def __enter__(self) -> None:
         return None
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool:
+    def __exit__(self, *raised: object) -> bool:
+        error = raised[1]  # (type, exception, traceback), or three Nones
         if not isinstance(error, Exception):
             return False  # none, or one that must go on (KeyboardInterrupt, cancellation)
         self.report(self.bot, self.doing, error)
