@@ -29,15 +29,15 @@ import statistics
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from live.engine import EngineConfig, build_engine
 from live.feeds import InMemoryFeed
 from tradepipe.botconfig import parse_bot_config
-from tradepipe.bots import NewBot, add_bot, bot_row
-from tradepipe.db import Bot, create_engine_for, session_scope, upgrade_database
+from tradepipe.bots import NewBot, add_bot
+from tradepipe.db import create_engine_for, session_scope, upgrade_database
 from tradepipe.domain import Side, Trade
 from tradepipe.synthetic import SyntheticMarket
 
@@ -61,7 +61,7 @@ BOT_CONFIG = {
     "maker_order_timeout_seconds": 30.0,
     "max_open_positions": 1,
 }
-QUIET: dict[str, Any] = {  # background loops slow enough not to compete with the measured pushes
+QUIET = {  # background loops slow enough not to compete with the measured pushes
     "heartbeat_seconds": 5.0,
     "bot_reload_seconds": 30.0,
     "model_poll_seconds": 60.0,
@@ -107,56 +107,23 @@ def bot_names(symbols: list[str], per_symbol: int) -> Iterator[tuple[str, str, s
             yield f"{symbol.lower()}_{index}", symbol, "ema_rsi" if index % 2 else "always"
 
 
-def prepare_folder(
-    folder: Path,
-    url: str,
-    bots: Iterable[tuple[str, str, str, str]],
-    bot_config: dict[str, Any],
-) -> Path:
-    """The strategies folder under `folder` and `bots` (name, symbol, strategy, timeframe)
-    in the migrated database at `url`; the strategies folder. The first bot of each
-    (strategy, timeframe) goes through every check of `add_bot`; the others copy its row
-    under their own name and symbol (the checks that differ per bot, name and symbol, are
-    the benchmark's own choice; ten thousand checked one by one would take minutes)."""
+def prepare(
+    folder: Path, symbols: list[str], per_symbol: int, timeframe: str, **changes: Any
+) -> EngineConfig:
     strategies = folder / "strategies"
     strategies.mkdir()
     shutil.copy(REPO / "strategies" / "ema_rsi.py", strategies / "ema_rsi.py")
     (strategies / "always.py").write_text(textwrap.dedent(ALWAYS))
+    url = f"sqlite:///{folder / 'trading.db'}"
+    upgrade_database(url)
     database = create_engine_for(url)
     try:
         with session_scope(database) as session:
-            config = parse_bot_config(bot_config)
-            checked: dict[tuple[str, str], Bot] = {}
-            for count, (name, symbol, strategy, timeframe) in enumerate(bots, 1):
-                template = checked.get((strategy, timeframe))
-                if template is None:
-                    add_bot(session, NewBot(name, strategy, symbol, timeframe, config), strategies)
-                    checked[strategy, timeframe] = bot_row(session, name)
-                    continue
-                session.add(copied_bot(template, name, symbol))
-                if count % 1000 == 0:
-                    session.flush()
+            config = parse_bot_config(BOT_CONFIG)
+            for name, symbol, strategy in bot_names(symbols, per_symbol):
+                add_bot(session, NewBot(name, strategy, symbol, timeframe, config), strategies)
     finally:
         database.dispose()
-    return strategies
-
-
-# what a copied bot shares with the checked bot it copies (name and symbol are its own)
-COPIED_COLUMNS = ("strategy_name", "exchange", "timeframe", "mode", "config", "enabled")
-
-
-def copied_bot(template: Bot, name: str, symbol: str) -> Bot:
-    shared = {column: getattr(template, column) for column in COPIED_COLUMNS}
-    return Bot(name=name, symbol=symbol, **shared)
-
-
-def prepare(
-    folder: Path, symbols: list[str], per_symbol: int, timeframe: str, **changes: Any
-) -> EngineConfig:
-    url = f"sqlite:///{folder / 'trading.db'}"
-    upgrade_database(url)
-    bots = ((*named, timeframe) for named in bot_names(symbols, per_symbol))
-    strategies = prepare_folder(folder, url, bots, BOT_CONFIG)
     values: dict[str, Any] = {**QUIET, **changes}
     return EngineConfig(database_url=url, strategies_dir=strategies, **values)
 

@@ -37,14 +37,13 @@ from live.engine.events import EventBus, publish_order_events
 from live.engine.evidence import EvidenceRecorder
 from live.engine.features import SymbolPipeline
 from live.engine.guard import CallGuard
-from live.engine.holdings import Holdings
 from live.engine.outbox import BrokerCommand, Outbox
 from live.engine.persistence import BotBatch, BotStatusWrite, FillRecord
 from live.engine.recorder import Recorder
 from live.engine.risk_gate import book_step, count_report, halt_reason, on_events, on_venue_answer
 from live.engine.shadow import ShadowRunner
 from live.engine.status import BotRunState, BotStatusView, KillSwitchState
-from live.engine.step import CoreMetrics, Isolated, Step
+from live.engine.step import CoreMetrics, Step
 from live.engine.warmup import FeatureWarmup
 from live.feeds import CandleBackfill, FeedStatus, Gap, SecondCandles
 from tradepipe.domain import Candle, Trade
@@ -104,8 +103,6 @@ class TradingCore:
         # the state the core owns: read through the properties, changed only by its methods
         self._symbols: dict[str, SymbolPipeline] = {}
         self._bots: dict[str, BotRuntime] = {}
-        self._bots_view = MappingProxyType(self._bots)  # read on every decision: made once
-        self.holdings = Holdings()  # the bots with open positions: what trades and ticks visit
         self._kill_switch = KillSwitchState(False)
         self._trading = False  # False while starting, reconciling, degraded or stopping
         self.feed_status: FeedStatus | None = None
@@ -133,7 +130,7 @@ class TradingCore:
     @property
     def bots(self) -> Mapping[str, BotRuntime]:
         """The running bots by name (read-only: `add_bot`, `remove_bot` change it)."""
-        return self._bots_view
+        return MappingProxyType(self._bots)
 
     @property
     def symbols(self) -> Mapping[str, SymbolPipeline]:
@@ -155,7 +152,6 @@ class TradingCore:
     def add_bot(self, bot: BotRuntime) -> None:
         """Run `bot` from the next step on (replacing a bot of the same name)."""
         self._bots[bot.name] = bot
-        self.holdings.note(bot)  # a saved book may hold positions already
 
     def remove_bot(self, name: str) -> BotRuntime | None:
         """Stop stepping bot `name`: no decision and no order from here on; the bot removed."""
@@ -210,7 +206,7 @@ class TradingCore:
     # -- inputs: the feed -----------------------------------------------------------------
 
     def on_trade(self, trade: Trade) -> None:
-        pipeline = self._symbols.get(trade.symbol)
+        pipeline = self.symbols.get(trade.symbol)
         if pipeline is None:
             return
         self.clock.observe(trade.time_ms)
@@ -219,11 +215,11 @@ class TradingCore:
         self.metrics.trades += 1
         with self.step(trade.time_ms) as step:
             self.broker.on_trade(trade)
-            for bot in self.holdings.of_symbol(trade.symbol, self._bots):  # flat: nothing to do
-                quiet = bot.book.tick_is_quiet(trade.time_ms, trade.price)  # most trades
-                if bot.name in pipeline.bots and not quiet:
+            for name in pipeline.bots:
+                bot = self.bots.get(name)
+                if bot is not None:
                     with self.isolated(bot, "managing its positions"):
-                        step.add(bot.name, bot.book.on_tick(trade.time_ms, trade.price))
+                        step.add(name, bot.book.on_tick(trade.time_ms, trade.price))
             self.shadows.on_trade(trade, pipeline.bots)
             self.seconds.on_trade(trade)
 
@@ -262,7 +258,7 @@ class TradingCore:
         if now is None:
             return
         with self.step(now) as step:
-            for bot in self.holdings.every(self._bots):  # a flat book has no timeout to run
+            for bot in self.bots.values():
                 with self.isolated(bot, "managing its positions"):
                     step.add(bot.name, bot.book.on_tick(now))
             self.shadows.tick(now)
@@ -469,16 +465,17 @@ class TradingCore:
         if target is not bot.state or (error is not None and error != bot.last_error):
             self.set_state(bot, target, error)
 
-    def isolated(self, bot: BotRuntime, doing: str) -> Isolated[BotRuntime]:
+    @contextlib.contextmanager
+    def isolated(self, bot: BotRuntime, doing: str) -> Iterator[None]:
         """Run one bot's part of a step: an exception is this bot's error (reported once
         per distinct message), never the step's, so the other bots go on."""
-        return Isolated(self._failed_while, bot, doing)
-
-    def _failed_while(self, bot: BotRuntime, doing: str, error: Exception) -> None:
-        message = f"bot {bot.name} failed while {doing}: {type(error).__name__}: {error}"
-        if bot.state is not BotRunState.ERROR or bot.last_error != redact(message):
-            log.error("%s", message, exc_info=error, extra={"bot": bot.name})
-            self.fail_bot(bot, message)
+        try:
+            yield
+        except Exception as error:
+            message = f"bot {bot.name} failed while {doing}: {type(error).__name__}: {error}"
+            if bot.state is not BotRunState.ERROR or bot.last_error != redact(message):
+                log.exception("%s", message, extra={"bot": bot.name})
+                self.fail_bot(bot, message)
 
     def fail_bot(self, bot: BotRuntime, message: str) -> None:
         """Isolate a bot whose strategy failed: no more decisions; open positions are still

@@ -260,7 +260,6 @@ def _enter(
         core.metrics.entries_refused_risk += 1
         return "refused"
     events = bot.book.submit_entry(request, time_ms)
-    core.holdings.note(bot)  # the one way a position opens: trades and ticks visit it now
     placed = any(isinstance(event, OrderPlaced) for event in events)
     if placed:
         bot.entries += 1

@@ -55,9 +55,6 @@ class CallGuard:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._current: _Call | None = None
-        # when the watcher wakes up next (None: not until notified). A call that ends before
-        # then needs no notify: ten thousand decisions a second must not each wake a thread.
-        self._waking_at: float | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
         self.interrupted = 0  # calls stopped by the watcher (metrics, tests)
@@ -70,8 +67,7 @@ class CallGuard:
         with self._lock:
             self._ensure_watcher()
             self._current = this
-            if self._waking_at is None or this.deadline < self._waking_at:
-                self._wake.notify()
+            self._wake.notify()
         try:
             result = function()
         finally:
@@ -102,12 +98,10 @@ class CallGuard:
             while not self._closed:
                 current = self._current
                 if current is None:
-                    self._waking_at = None
                     self._wake.wait()
                     continue
                 late = current.deadline - time.monotonic()
                 if late > 0:
-                    self._waking_at = current.deadline
                     self._wake.wait(late)
                     continue
                 if self._current is current:

@@ -84,10 +84,14 @@ def entry_refusal(core: TradingCore, bot: BotRuntime, capital: float, time_ms: i
         _closed(core, bot, "cool-down over")
     if bot.breaker.is_open:
         return f"{VENUE_ERRORS}: {bot.breaker.errors} in a row, cooling down"
-    limits = RiskLimits.from_config(bot.config)
-    symbol, total = _exposures(core, bot, limits)
+    symbol = total = 0.0
+    for other in core.bots.values():
+        committed = exposure(other.book.positions)
+        total += committed
+        if other.symbol == bot.symbol:
+            symbol += committed
     breach, refusal = bot.risk.admit(
-        limits,
+        RiskLimits.from_config(bot.config),
         time_ms,
         capital,
         symbol_exposure=symbol,
@@ -97,23 +101,6 @@ def entry_refusal(core: TradingCore, bot: BotRuntime, capital: float, time_ms: i
     if breach is not None:
         _hit(core, bot, breach)
     return refusal
-
-
-def _exposures(core: TradingCore, bot: BotRuntime, limits: RiskLimits) -> tuple[float, float]:
-    """(exposure of `bot`'s symbol, of every bot): summed only where a cap reads them, over
-    the bots holding positions (a flat bot commits nothing). Ten thousand bots summed for
-    each entry of each, with no cap set, was the engine's costliest line at scale."""
-    symbol = total = 0.0
-    if core.config.max_total_exposure is not None:
-        for other in core.holdings.every(core.bots):
-            committed = exposure(other.book.positions)
-            total += committed
-            if other.symbol == bot.symbol:
-                symbol += committed
-    elif limits.max_symbol_exposure is not None:
-        for other in core.holdings.of_symbol(bot.symbol, core.bots):
-            symbol += exposure(other.book.positions)
-    return symbol, total
 
 
 def on_events(core: TradingCore, bot: BotRuntime, events: list[Event]) -> None:

@@ -5,17 +5,14 @@ ledger share (live/engine/core.py)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
 from live.engine.features import ClosedRow
 from live.engine.persistence import FillRecord
 from tradepipe.orders import Event
 
-__all__ = ["CoreMetrics", "Isolated", "Step"]
-
-BotT = TypeVar("BotT")
+__all__ = ["CoreMetrics", "Step"]
 
 
 @dataclass(slots=True)
@@ -53,26 +50,3 @@ class CoreMetrics:
     predicted_rows: int = 0
     reports: int = 0
     unknown_reports: int = 0
-
-
-class Isolated(Generic[BotT]):
-    """One bot's part of a step (`TradingCore.isolated`): an exception raised inside is
-    handed to `report(bot, doing, error)` and goes no further. A class rather than a
-    generator context manager: a trade enters one per bot holding positions."""
-
-    __slots__ = ("bot", "doing", "report")
-
-    def __init__(
-        self, report: Callable[[BotT, str, Exception], None], bot: BotT, doing: str
-    ) -> None:
-        self.report, self.bot, self.doing = report, bot, doing
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *raised: object) -> bool:
-        error = raised[1]  # (type, exception, traceback), or three Nones
-        if not isinstance(error, Exception):
-            return False  # none, or one that must go on (KeyboardInterrupt, cancellation)
-        self.report(self.bot, self.doing, error)
-        return True

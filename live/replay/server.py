@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 STREAM_NAME = re.compile(r"^[a-z0-9]+@[A-Za-z0-9_@]+$")
 QUEUE_LIMIT = 10_000
-WRITE_BATCH = 256  # messages a client's writer joins into one socket write at most
 YIELD_EVERY = 256  # messages between yields to the loop when playing as fast as possible
 
 
@@ -236,13 +235,10 @@ class ReplayServer:
 
     async def _write(self, session: _Session) -> None:
         queue = session.queue
-        connection = session.connection
+        send: Callable[[str], Awaitable[None]] = session.connection.send
         with contextlib.suppress(ConnectionClosed):
             while True:
-                batch = [await queue.get()]
-                while len(batch) < WRITE_BATCH and not queue.empty():
-                    batch.append(queue.get_nowait())
-                await _send_all(connection, batch)
+                await send(await queue.get())
 
     def _end(self, session: _Session) -> None:
         if session.closed:
@@ -297,26 +293,6 @@ class ReplayServer:
         else:
             self._unsubscribe(session, set(params))
         return {"result": None, "id": request_id}
-
-
-async def _send_all(connection: ServerConnection, messages: list[str]) -> None:
-    """Send `messages` as one socket write where the connection allows it: a write per
-    message costs a system call each, which capped the replay near ten thousand messages
-    a second. The frames are websockets' own (its sans-I/O protocol builds them, in order,
-    as `send` would); only their trip to the socket is joined."""
-    protocol, transport = connection.protocol, connection.transport
-    async with connection.send_context():  # checks the state, then drains (flow control)
-        for raw in messages:
-            protocol.send_text(raw.encode())
-        chunks = protocol.data_to_send()
-        if all(chunks):
-            transport.write(b"".join(chunks))
-        else:  # a half-close is due (b""): leave every chunk to websockets' own writer
-            for chunk in chunks:
-                if chunk:
-                    transport.write(chunk)
-                elif transport.can_write_eof():
-                    transport.write_eof()
 
 
 def _error(code: int, text: str, request_id: int | None) -> dict[str, Any]:

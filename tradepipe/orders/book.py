@@ -54,7 +54,6 @@ from tradepipe.orders.types import (
     parse_client_order_id,
     venue_stop_order_id,
 )
-from tradepipe.orders.watch import TickWatch
 
 __all__ = ["PositionBook"]
 
@@ -90,7 +89,6 @@ class PositionBook:
         self.next_seq = next_seq
         self.last_candle_start_ms: int | None = None
         self._open: dict[int, Position] = {}
-        self._watch: TickWatch | None = None  # what a tick can trigger; None: to be rebuilt
 
     @classmethod
     def for_bot(
@@ -101,17 +99,10 @@ class PositionBook:
     @property
     def positions(self) -> tuple[Position, ...]:
         """Open (pending and active) positions, oldest first."""
-        if len(self._open) < 2:  # the usual case (one position at most): nothing to order
-            return tuple(self._open.values())
         return tuple(self._open[seq] for seq in sorted(self._open))
 
     def position(self, seq: int) -> Position | None:
         return self._open.get(seq)
-
-    @property
-    def open_count(self) -> int:
-        """How many positions are open (`positions` without building them)."""
-        return len(self._open)
 
     # -- decisions -------------------------------------------------------------------
 
@@ -126,7 +117,6 @@ class PositionBook:
             self.bot, seq, self.symbol, request, time_ms, simulated=self.simulated
         )
         self._open[seq] = position
-        self._watch = None
         return (
             PositionPending(bot=self.bot, time_ms=time_ms, position=position),
             OrderPlaced(bot=self.bot, time_ms=time_ms, order=position.entry, position_seq=seq),
@@ -181,8 +171,6 @@ class PositionBook:
         """Time (and optionally a last traded price) passed: trigger maker timeouts,
         stops and holding timeouts. Take-profits are resting orders the venue fills."""
         self._require(not self.simulated, "on_tick drives a live book")
-        if self.tick_is_quiet(time_ms, price):  # most trades: no deadline passed, no stop near
-            return ()
         events: list[Event] = []
         for position in self.positions:
             if position.status is PositionStatus.PENDING:
@@ -207,16 +195,6 @@ class PositionBook:
             events += self._keep(transitions.begin_exit(position, reason, time_ms, simulated=False))
         return tuple(events)
 
-    def tick_is_quiet(self, time_ms: int, price: float | None = None) -> bool:
-        """True if `on_tick(time_ms, price)` certainly changes nothing and says nothing
-        (never for a simulated book: its `on_tick` refuses to run)."""
-        if self.simulated:
-            return False
-        watch = self._watch
-        if watch is None:
-            watch = self._watch = TickWatch.of(self._open.values())
-        return watch.quiet(time_ms, price)
-
     def on_closed_candle(self, candle: Bar) -> bool:
         """A candle of the bot's timeframe closed: ratchet trailing stops by it, by the
         rule backtests follow (`tradepipe.orders.trailing`). True if a stop moved."""
@@ -227,7 +205,6 @@ class PositionBook:
                 ratcheted = ratchet(position, candle)
                 if ratcheted is not position:
                     self._open[position.seq] = ratcheted
-                    self._watch = None
                     moved = True
         return moved
 
@@ -374,7 +351,6 @@ class PositionBook:
             self._open[position.seq] = position
         else:
             self._open.pop(position.seq, None)
-        self._watch = None
         return tuple(events)
 
     def _report(
