@@ -7,16 +7,18 @@ from __future__ import annotations
 import asyncio
 import shutil
 import textwrap
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from websockets.asyncio.client import ClientConnection, connect
 
 from live.engine import Engine, EngineConfig, build_engine
 from live.feeds import InMemoryFeed
-from live.replay import ReplayMessage, ReplaySource
+from live.replay import ReplayMessage, ReplayServer, ReplaySource
 from tests import support
 from tradepipe.botconfig import parse_bot_config
 from tradepipe.bots import NewBot, add_bot
@@ -225,3 +227,46 @@ class MarketTimes:
 
     def messages(self, wall_start_ns: int, speed: float) -> Iterator[ReplayMessage]:
         return self.inner.messages(wall_start_ns, 0.0)
+
+
+async def champion_loaded(
+    aio: Aio, engine: Engine, version: str, *bots: str, timeout: float = 40
+) -> None:
+    """Until each of `bots` trades on model `version` (the first model check waits for the
+    check process to start: hence the long default)."""
+    await aio.eventually(
+        lambda: all(
+            getattr(engine.bot_status(name), "model_version", None) == version for name in bots
+        ),
+        "the champion to load",
+        timeout,
+    )
+
+
+@asynccontextmanager
+async def market_started(
+    replay: ReplayServer, stream: str = "btcusdt@trade"
+) -> AsyncIterator[None]:
+    """The market of a replay that waits for two subscribers (`wait_for_subscribers=2`),
+    started by a second listener once the engine is ready, so how long the engine took to
+    load its models does not decide which trades its bots see; the listener's copy is
+    read and dropped until the body ends."""
+    async with connect(
+        f"{replay.url}/stream?streams={stream}", proxy=None, close_timeout=1
+    ) as starter:
+        reading = asyncio.create_task(_drain(starter))
+        try:
+            yield
+        finally:
+            reading.cancel()
+
+
+async def replay_to_the_end(aio: Aio, replay: ReplayServer, timeout: float = 40) -> None:
+    """Start the replay's market (`market_started`) and wait until it has sent everything."""
+    async with market_started(replay):
+        await aio.eventually(replay.finished.is_set, "the replay to finish", timeout)
+
+
+async def _drain(connection: ClientConnection) -> None:
+    async for _ in connection:
+        pass

@@ -4,10 +4,7 @@ mode, every order in the database with its strategy hash and model version."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-
-from websockets.asyncio.client import ClientConnection, connect
 
 from live.engine import build_engine
 from live.feeds import BinanceFeed
@@ -17,8 +14,10 @@ from tests.engine.helpers import (
     Aio,
     MarketTimes,
     add_bots,
+    champion_loaded,
     config_for,
     query,
+    replay_to_the_end,
 )
 from tests.engine.model_store import ModelStore
 from tests.support import feed_config
@@ -30,11 +29,6 @@ MODEL = "btcusdt_1m_triple_barrier"  # the model lgbm_threshold declares
 WINDOW_START_MS = START_MS + 3_600_000
 WINDOW_MS = 600_000
 SPEED = 200
-
-
-async def drain(connection: ClientConnection) -> None:
-    async for _ in connection:
-        pass
 
 
 def test_both_shipped_strategies_trade_and_every_order_is_traceable(
@@ -63,19 +57,8 @@ def test_both_shipped_strategies_trade_and_every_order_is_traceable(
             engine = build_engine(config, feed=BinanceFeed(feed_config(replay.url)))
             await engine.start()
             try:
-                await aio.eventually(
-                    lambda: all(
-                        getattr(engine.bot_status(name), "model_version", None) == version
-                        for name in ("lgbm1", "lgbm5")
-                    ),
-                    "the champion to load",
-                    40,  # the first check waits for the model check process to start
-                )
-                listener = f"{replay.url}/stream?streams=btcusdt@trade"
-                async with connect(listener, proxy=None, close_timeout=1) as starter:
-                    reading = asyncio.create_task(drain(starter))
-                    await aio.eventually(replay.finished.is_set, "the replay to finish", 40)
-                    reading.cancel()
+                await champion_loaded(aio, engine, version, "lgbm1", "lgbm5")
+                await replay_to_the_end(aio, replay)
 
                 def traded() -> bool:
                     bots = [engine.bot_status(n) for n in ("ema", "lgbm1", "lgbm5")]

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
 
 from live.engine import EngineConfig, EngineEvent, build_engine
 from live.engine.evidence import EvidenceRecorder
@@ -28,9 +27,11 @@ from tests.engine.helpers import (
     Aio,
     MarketTimes,
     add_bots,
+    champion_loaded,
     config_for,
     push,
     query,
+    replay_to_the_end,
     start_engine,
     walk,
 )
@@ -52,11 +53,6 @@ WINDOW_START_MS = START_MS + 3_600_000
 WINDOW_MS = 600_000
 SPEED = 200
 LIVE = "binance-live"
-
-
-async def drain(connection: ClientConnection) -> None:
-    async for _ in connection:
-        pass
 
 
 def recording(tmp_path: Path, **changes: object) -> dict[str, object]:
@@ -147,17 +143,8 @@ async def trade_the_window(
         engine.add_candle_listener(seen.seconds.append)
         await engine.start()
         try:
-            await aio.eventually(
-                lambda: getattr(engine.bot_status("lgbm"), "model_version", None) == version,
-                "the champion to load",
-                40,  # the first check waits for the model check process to start
-            )
-            # the market starts with a second listener, once the champion is loaded
-            listener = f"{replay.url}/stream?streams=btcusdt@trade"
-            async with connect(listener, proxy=None, close_timeout=1) as starter:
-                reading = asyncio.create_task(drain(starter))
-                await aio.eventually(replay.finished.is_set, "the replay to finish", 40)
-                reading.cancel()
+            await champion_loaded(aio, engine, version, "lgbm")
+            await replay_to_the_end(aio, replay)
             await aio.eventually(
                 lambda: bool(seen.seconds) and seen.seconds[-1].end_ms >= end_ms - 1_000,
                 "the last 1 s",

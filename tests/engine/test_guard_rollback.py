@@ -7,7 +7,6 @@ a webhook receiver hears the breach, and the evidence is in MLflow and the datab
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,16 +14,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from websockets.asyncio.client import connect
 
 from live.engine import Engine, build_engine
 from live.engine.status import BotRunState, BotStatusView
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer
 from live.replay.sources import ReplayMessage, trade_message
-from tests.engine.helpers import Aio, add_bots, config_for, push, query, start_engine, walk
+from tests.engine.helpers import (
+    Aio,
+    add_bots,
+    champion_loaded,
+    config_for,
+    market_started,
+    push,
+    query,
+    start_engine,
+    walk,
+)
 from tests.engine.model_store import ModelStore
-from tests.engine.test_evidence import WINDOW_START_MS, drain, recording
+from tests.engine.test_evidence import WINDOW_START_MS, recording
 from tests.engine.test_quality import log_reference
 from tests.notify.harness import hub_for, servers, set_secrets
 from tests.notify.servers import WebhookServer
@@ -117,20 +125,13 @@ def test_a_decaying_champion_is_rolled_back(
             engine = build_engine(config, feed=feed, notifications=hub_for(telegram, webhook))
             await engine.start()
             try:
-                await aio.eventually(
-                    lambda: getattr(engine.bot_status("lgbm"), "model_version", None) == second,
-                    "the champion to load",
-                    60,  # the first check waits for the model check process to start
-                )
-                listener = f"{replay.url}/stream?streams=btcusdt@trade"
-                async with connect(listener, proxy=None, close_timeout=1) as starter:
-                    reading = asyncio.create_task(drain(starter))
+                await champion_loaded(aio, engine, second, "lgbm", timeout=60)
+                async with market_started(replay):
                     await aio.eventually(
                         lambda: getattr(engine.bot_status("lgbm"), "model_version", None) == first,
                         "the guard to roll the champion back and the bot to swap",
                         60,
                     )
-                    reading.cancel()
                 await aio.eventually(
                     lambda: (
                         {"model_guard_breached", "model_swapped"}

@@ -20,7 +20,6 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
-from websockets.asyncio.client import connect
 
 from app.cli import app
 from live.api import ApiServer, create_app
@@ -28,9 +27,16 @@ from live.engine import build_engine
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
 from tests.api.promtext import parse, value
-from tests.engine.helpers import Aio, MarketTimes, add_bots, config_for
+from tests.engine.helpers import (
+    Aio,
+    MarketTimes,
+    add_bots,
+    champion_loaded,
+    config_for,
+    replay_to_the_end,
+)
 from tests.engine.model_store import ModelStore
-from tests.engine.test_evidence import LIVE, MODEL, SPEED, WINDOW_START_MS, drain, recording
+from tests.engine.test_evidence import LIVE, MODEL, SPEED, WINDOW_START_MS, recording
 from tests.support import feed_config
 from tradepipe.marketdata import MarketDataStore
 from tradepipe.marketdata.decisions import feature_frame, read_decisions
@@ -160,16 +166,8 @@ async def trade_with_quality_refreshes(
         serving = asyncio.create_task(server.serve())
         try:
             port = await server.wait_started()
-            await aio.eventually(
-                lambda: getattr(engine.bot_status("lgbm"), "model_version", None) == version,
-                "the champion to load",
-                40,  # the first check waits for the model check process to start
-            )
-            listener = f"{replay.url}/stream?streams=btcusdt@trade"
-            async with connect(listener, proxy=None, close_timeout=1) as starter:
-                reading = asyncio.create_task(drain(starter))
-                await aio.eventually(replay.finished.is_set, "the replay to finish", 60)
-                reading.cancel()
+            await champion_loaded(aio, engine, version, "lgbm")
+            await replay_to_the_end(aio, replay, 60)
             await aio.eventually(lambda: engine.evidence.metrics().queued == 0, "writes")
             await aio.eventually(
                 lambda: engine.evidence.metrics().decisions > 100, "decisions written"

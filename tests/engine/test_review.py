@@ -15,7 +15,6 @@ from textwrap import dedent
 import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
-from websockets.asyncio.client import connect
 
 from app.cli import app
 from live.engine import build_engine
@@ -23,9 +22,18 @@ from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
 from research.orchestration.common import DataInterval
 from research.orchestration.live_review import plan_reviews, review_one_bot
-from tests.engine.helpers import START_MS, Aio, MarketTimes, add_bots, config_for, query
+from tests.engine.helpers import (
+    START_MS,
+    Aio,
+    MarketTimes,
+    add_bots,
+    champion_loaded,
+    config_for,
+    query,
+    replay_to_the_end,
+)
 from tests.engine.model_store import ModelStore
-from tests.engine.test_evidence import MODEL, drain, recording
+from tests.engine.test_evidence import MODEL, recording
 from tests.support import feed_config
 from tradepipe.config import load_settings
 
@@ -83,19 +91,8 @@ def run_engine(
             await engine.start()
             try:
                 if waiting_for is not None:
-                    await aio.eventually(
-                        lambda: (
-                            getattr(engine.bot_status(waiting_for), "model_version", None)
-                            == version
-                        ),
-                        "the champion to load",
-                        40,  # the first check waits for the model check process to start
-                    )
-                listener = f"{replay.url}/stream?streams=btcusdt@trade"
-                async with connect(listener, proxy=None, close_timeout=1) as starter:
-                    reading = asyncio.create_task(drain(starter))
-                    await aio.eventually(replay.finished.is_set, "the replay to finish", 40)
-                    reading.cancel()
+                    await champion_loaded(aio, engine, version, waiting_for)
+                await replay_to_the_end(aio, replay)
                 await asyncio.sleep(1.0)  # past the close grace: the last candles close
             finally:
                 await engine.stop()

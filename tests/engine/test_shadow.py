@@ -5,11 +5,8 @@ the orders and the positions tables only ever see the champion's."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
-
-from websockets.asyncio.client import connect
 
 from live.brokers import BrokerOrder, PaperBroker
 from live.engine import build_engine
@@ -18,9 +15,9 @@ from live.engine.model_watcher import ModelWatcher
 from live.engine.persistence import ShadowWrite
 from live.feeds import BinanceFeed
 from live.replay import ReplayServer, SyntheticSource
-from tests.engine.helpers import Aio, MarketTimes, add_bots, config_for, query
+from tests.engine.helpers import Aio, MarketTimes, add_bots, config_for, query, replay_to_the_end
 from tests.engine.model_store import ModelStore
-from tests.engine.test_evidence import SPEED, WINDOW_START_MS, drain
+from tests.engine.test_evidence import SPEED, WINDOW_START_MS
 from tests.support import feed_config
 from tradepipe.db import create_engine_for, list_shadow_runs, session_scope
 from tradepipe.db.shadow import ShadowPositionRecord, ShadowRecord
@@ -86,11 +83,7 @@ def test_a_challenger_runs_in_shadow_and_never_reaches_the_broker(
                     60,  # the first check waits for the model check process to start
                 )
                 assert slot.active is not None and slot.active.version == challenger
-                listener = f"{replay.url}/stream?streams=btcusdt@trade"
-                async with connect(listener, proxy=None, close_timeout=1) as starter:
-                    reading = asyncio.create_task(drain(starter))
-                    await aio.eventually(replay.finished.is_set, "the replay to finish", 60)
-                    reading.cancel()
+                await replay_to_the_end(aio, replay, 60)
                 await aio.eventually(lambda: engine.recorder.pending == 0, "writes")
                 [run] = engine.core.shadows.bots["lgbm"]
                 assert run.orders_sent > 0 and run.version == challenger
